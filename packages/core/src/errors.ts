@@ -1,0 +1,88 @@
+/**
+ * Errors thrown by `@tern/core`. Every error is a {@link TernError} with a stable `code`, so
+ * callers can branch on the kind of failure without parsing messages, and every wrapped failure
+ * keeps its `cause`.
+ */
+
+/** Base class of every error tern throws on purpose. */
+export class TernError extends Error {
+  /** A stable, machine-readable identifier of the kind of failure. */
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/**
+ * A flow or task definition is invalid: a cycle, a reference used in the wrong flow, a duplicate
+ * parameter, a bad task option. Thrown when the definition is made, never at run time.
+ */
+export class FlowDefinitionError extends TernError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("FLOW_DEFINITION", message, options);
+  }
+}
+
+/** A cycle in a flow's graph; `path` lists the task slugs around the cycle, first one repeated. */
+export class FlowCycleError extends FlowDefinitionError {
+  readonly path: readonly string[];
+
+  constructor(flowName: string, path: readonly string[]) {
+    super(
+      `Flow "${flowName}": adding this dependency would create a cycle: ${path.join(" -> ")}. ` +
+        "A flow must be a DAG; remove one of these dependencies.",
+    );
+    this.path = path;
+  }
+}
+
+/** The parameters given to a run do not match the flow's declared parameters. */
+export class ParameterError extends TernError {
+  /** Names given to the run that the flow does not declare. */
+  readonly unknown: readonly string[];
+  /** Required parameters the run did not receive. */
+  readonly missing: readonly string[];
+
+  constructor(flowName: string, unknown: readonly string[], missing: readonly string[], declared: readonly string[]) {
+    const parts: string[] = [];
+    if (unknown.length > 0) {
+      parts.push(`unknown parameter${unknown.length > 1 ? "s" : ""} ${list(unknown)}`);
+    }
+    if (missing.length > 0) {
+      parts.push(`missing required parameter${missing.length > 1 ? "s" : ""} ${list(missing)}`);
+    }
+    const known = declared.length > 0 ? `It declares ${list(declared)}.` : "It declares no parameters.";
+    super("PARAMETERS", `Flow "${flowName}": ${parts.join("; ")}. ${known} Nothing was run.`);
+    this.unknown = unknown;
+    this.missing = missing;
+  }
+}
+
+/** Thrown by a task (through {@link skip}) to end its run in the `Skipped` state. */
+export class SkipSignal extends TernError {
+  constructor(message = "skipped by the task") {
+    super("SKIP", message);
+  }
+}
+
+/** Ends the calling task run in the `Skipped` state, with `message` as the reason. */
+export function skip(message?: string): never {
+  throw new SkipSignal(message);
+}
+
+/** The error a task's signal is aborted with, and its run's error, when `timeoutMs` passes. */
+export class TaskTimeoutError extends TernError {
+  readonly timeoutMs: number;
+
+  constructor(slug: string, timeoutMs: number) {
+    super("TASK_TIMEOUT", `Task "${slug}" timed out after ${timeoutMs} ms (its timeoutMs).`);
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+function list(names: readonly string[]): string {
+  return names.map((n) => `"${n}"`).join(", ");
+}

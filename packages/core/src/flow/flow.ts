@@ -1,0 +1,233 @@
+import { FlowDefinitionError } from "../errors.js";
+import { GraphRunner, type GraphRunResult, type RunOptions } from "../runner/engine.js";
+import type { Executor } from "../runner/executor.js";
+import { FlowGraph, type GraphNode, withGraph } from "./graph.js";
+import { type Input, isRef, type ParameterDeclaration, type Ref, refTarget } from "./ref.js";
+import { type AnyTask, describe, type ResolvedTaskOptions, type Task } from "./task.js";
+
+/** Options of {@link Flow}. */
+export interface FlowOptions {
+  /**
+   * How the flow's task runs are scheduled.
+   * @default a LocalExecutor (one task at a time, deterministic order)
+   */
+  readonly executor?: Executor;
+  /** Where registered runs of the flow execute. Kept with the flow for registration. */
+  readonly environment?: object;
+  /** Where the flow's code is stored when it is registered. Kept with the flow for registration. */
+  readonly storage?: object;
+  /** A sentence about what the flow does. */
+  readonly description?: string;
+}
+
+/** What a build function may return: named references that become the run's outputs. */
+export type FlowOutputs = Record<string, Ref<unknown>>;
+
+/** The values of a flow's outputs after a run; an output whose task did not succeed is undefined. */
+export type OutputValues<O extends FlowOutputs> = { [K in keyof O]: O[K] extends Ref<infer T> ? T | undefined : never };
+
+/** What `flow.run(...)` resolves to. */
+export interface FlowRunResult<O extends FlowOutputs = FlowOutputs>
+  extends Omit<GraphRunResult, "nodeResults" | "nodeStates"> {
+  readonly outputs: OutputValues<O>;
+}
+
+/** A task use in a flow, as {@link Flow.tasks} describes it. */
+export interface FlowTaskInfo {
+  readonly slug: string;
+  readonly task: string;
+  readonly mapped: boolean;
+  readonly options: ResolvedTaskOptions;
+}
+
+/** A dependency between two task uses: `from` must finish before `to` starts. */
+export interface FlowEdgeInfo {
+  readonly from: string;
+  readonly to: string;
+  /** `data` when `to` receives `from`'s result, `state` for a `setUpstream` edge. */
+  readonly kind: "data" | "state";
+}
+
+/** An argument of `flow.bind(...)`: a value, a reference, or (imperatively) a task in this flow. */
+// biome-ignore lint/suspicious/noExplicitAny: any task whose result has the right type.
+export type BindInput<T> = Input<T> | Task<any[], T>;
+
+/**
+ * A flow: a DAG of typed tasks. `build` is called once, at construction; the task calls made in
+ * it define the graph, and the object of references it returns names the run's outputs.
+ *
+ * @example
+ * const flow = new Flow("etl", {}, () => {
+ *   const data = extract();
+ *   const transformed = transform(data);
+ *   load(transformed);
+ *   return { transformed };
+ * });
+ * const run = await flow.run();
+ * run.outputs.transformed; // number[] | undefined
+ */
+export class Flow<O extends FlowOutputs = FlowOutputs> {
+  readonly name: string;
+  readonly executor: Executor | undefined;
+  readonly environment: object | undefined;
+  readonly storage: object | undefined;
+  readonly description: string | undefined;
+  /** The references the build function returned. */
+  readonly outputRefs: O;
+  readonly #graph: FlowGraph;
+  #referenceNodes: number[] | undefined;
+
+  // biome-ignore lint/suspicious/noConfusingVoidType: a build function may return nothing at all.
+  constructor(name: string, options: FlowOptions = {}, build?: () => O | undefined | void) {
+    if (typeof name !== "string" || name.trim() === "") {
+      throw new FlowDefinitionError(`new Flow(name): name must be a non-empty string, got ${describe(name)}.`);
+    }
+    if (typeof options !== "object" || options === null) {
+      throw new FlowDefinitionError(
+        `new Flow("${name}", options): options must be an object, got ${describe(options)}.`,
+      );
+    }
+    const known = new Set(["executor", "environment", "storage", "description"]);
+    for (const key of Object.keys(options)) {
+      if (!known.has(key)) {
+        throw new FlowDefinitionError(
+          `new Flow("${name}", options): unknown option "${key}". Valid options: ${[...known].join(", ")}.`,
+        );
+      }
+    }
+    if (build !== undefined && typeof build !== "function") {
+      throw new FlowDefinitionError(
+        `new Flow("${name}", options, build): build must be a function, got ${describe(build)}.`,
+      );
+    }
+    this.name = name;
+    this.executor = options.executor;
+    this.environment = options.environment;
+    this.storage = options.storage;
+    this.description = options.description;
+    this.#graph = new FlowGraph(name);
+    const returned = build === undefined ? undefined : withGraph(this.#graph, build);
+    this.outputRefs = this.#checkOutputs(returned ?? undefined);
+  }
+
+  /** The flow's task uses, in definition order. */
+  get tasks(): readonly FlowTaskInfo[] {
+    return this.#graph.nodes.map((n) => ({
+      slug: n.slug,
+      task: n.task.taskName,
+      mapped: n.mapped,
+      options: n.task.options,
+    }));
+  }
+
+  /** The flow's dependencies. */
+  get edges(): readonly FlowEdgeInfo[] {
+    const edges: FlowEdgeInfo[] = [];
+    for (const node of this.#graph.nodes) {
+      const data = new Set(node.args.flatMap((a) => (a.kind === "task" ? [a.node] : [])));
+      for (const u of node.upstream) {
+        edges.push({ from: this.#slug(u), to: node.slug, kind: data.has(u) ? "data" : "state" });
+      }
+    }
+    return edges;
+  }
+
+  /** The flow's declared parameters. */
+  get parameters(): readonly ParameterDeclaration[] {
+    return [...this.#graph.parameters.values()];
+  }
+
+  /** The slugs of the tasks whose states decide the flow run's state. */
+  get referenceTasks(): readonly string[] {
+    return this.#referenceIndexes().map((i) => this.#slug(i));
+  }
+
+  /**
+   * Adds a task to the flow (imperative form) and returns a reference to its result. A task
+   * already used once in the flow is returned as that use.
+   */
+  addTask<R>(target: Task<never[], R> | Task<[], R>): Ref<Awaited<R>> {
+    return this.#graph.refOf(this.#graph.resolveTarget(target, "flow.addTask(task)")) as Ref<Awaited<R>>;
+  }
+
+  /**
+   * Gives a task its arguments (imperative form), adding the task to the flow if needed. A task
+   * passed as an argument stands for its result in this flow.
+   *
+   * @example
+   * flow.bind(outputValue, getValue);
+   */
+  bind<A extends unknown[], R>(target: Task<A, R>, ...args: { [K in keyof A]: BindInput<A[K]> }): Ref<Awaited<R>> {
+    const node = this.#graph.resolveTarget(target, "flow.bind(task, ...)");
+    this.#graph.setArgs(node, args, false, true);
+    return this.#graph.refOf(node) as Ref<Awaited<R>>;
+  }
+
+  /**
+   * Makes `target` wait for `upstream` to finish (imperative form). Both may be tasks (their
+   * single use in this flow, added if needed) or references. A dependency that would close a
+   * cycle is refused with the cycle's path.
+   */
+  setUpstream(target: AnyTask | Ref<unknown>, upstream: AnyTask | Ref<unknown>): void {
+    const to = this.#graph.resolveTarget(target, "flow.setUpstream(task, upstream): task");
+    const from = this.#graph.resolveTarget(upstream, "flow.setUpstream(task, upstream): upstream");
+    this.#graph.addEdge(from, to);
+  }
+
+  /**
+   * Sets the tasks whose states decide the flow run's state.
+   * @default the terminal tasks (those no other task depends on)
+   */
+  setReferenceTasks(...targets: Array<AnyTask | Ref<unknown>>): void {
+    const nodes = targets.map((t, i) => this.#graph.resolveTarget(t, `flow.setReferenceTasks(...): argument ${i + 1}`));
+    this.#referenceNodes = [...new Set(nodes.map((n) => n.index))];
+  }
+
+  /**
+   * Runs the flow in this process. Rejects with a `ParameterError` before running anything
+   * when the parameters do not match the declared ones; otherwise resolves with the final
+   * state, the outputs and every task run.
+   */
+  async run(options: RunOptions = {}): Promise<FlowRunResult<O>> {
+    const runner = new GraphRunner(this.#graph, this.#referenceIndexes(), this.executor, options);
+    const { nodeResults, nodeStates, ...result } = await runner.run();
+    const outputs: Record<string, unknown> = {};
+    for (const [key, ref] of Object.entries(this.outputRefs)) {
+      const target = refTarget(ref);
+      if (target.kind === "parameter") outputs[key] = result.parameters[target.name];
+      else outputs[key] = nodeStates[target.node] === "Success" ? nodeResults[target.node] : undefined;
+    }
+    return { ...result, outputs: outputs as OutputValues<O> };
+  }
+
+  #referenceIndexes(): number[] {
+    return this.#referenceNodes ?? this.#graph.terminalNodes().map((n: GraphNode) => n.index);
+  }
+
+  #slug(index: number): string {
+    return (this.#graph.nodes[index] as GraphNode).slug;
+  }
+
+  #checkOutputs(returned: unknown): O {
+    if (returned === undefined) return {} as O;
+    if (typeof returned !== "object" || returned === null || Array.isArray(returned)) {
+      throw new FlowDefinitionError(
+        `Flow "${this.name}": the build function must return an object of references (or nothing), got ${describe(returned)}.`,
+      );
+    }
+    for (const [key, value] of Object.entries(returned)) {
+      if (!isRef(value)) {
+        throw new FlowDefinitionError(
+          `Flow "${this.name}": output "${key}" is ${describe(value)}, not a reference. Return the result of a task call or a parameter.`,
+        );
+      }
+      const target = refTarget(value);
+      if (target.kind === "task" && target.graph !== this.#graph) {
+        throw new FlowDefinitionError(
+          `Flow "${this.name}": output "${key}" refers to a task of flow "${target.graph.flowName}". Return references made in this flow's build function.`,
+        );
+      }
+    }
+    return returned as O;
+  }
+}
