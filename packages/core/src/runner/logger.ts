@@ -77,8 +77,9 @@ export function acquireConsoleCapture(): () => void {
   if (originals === undefined) {
     const saved = {} as Record<ConsoleMethod, (...args: unknown[]) => void>;
     for (const method of Object.keys(CONSOLE_METHODS) as ConsoleMethod[]) {
-      const original = console[method].bind(console) as (...args: unknown[]) => void;
-      saved[method] = original;
+      const unbound = console[method] as (...args: unknown[]) => void;
+      saved[method] = unbound;
+      const original = (...args: unknown[]) => unbound.apply(console, args);
       const level = CONSOLE_METHODS[method];
       console[method] = (...args: unknown[]) => {
         const sink = taskScope.getStore();

@@ -106,6 +106,7 @@ describe("task()", () => {
 
   it("rejects a call outside a build function, naming the task and the fix", () => {
     const lonely = task("lonely", () => 1);
+    expect(() => lonely()).toThrow(FlowDefinitionError);
     expect(() => lonely()).toThrow(/Task "lonely" was called outside a flow's build function.*flow\.bind\(lonely/);
   });
 });
