@@ -86,3 +86,40 @@ export class TaskTimeoutError extends TernError {
 function list(names: readonly string[]): string {
   return names.map((n) => `"${n}"`).join(", ");
 }
+
+/** The state store failed or could not be opened; the message names it and what to do. */
+export class BackendError extends TernError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("BACKEND", message, options);
+  }
+}
+
+/** A run changed between read and write (compare-and-swap lost). Re-read the run and decide again. */
+export class RunConflictError extends TernError {
+  readonly runId: string;
+  readonly expectedRevision: number;
+  readonly actualRevision: number | undefined;
+
+  constructor(runId: string, expectedRevision: number, actualRevision: number | undefined) {
+    super(
+      "RUN_CONFLICT",
+      `Run ${runId} changed while it was being updated (expected revision ${expectedRevision}, found ${actualRevision ?? "none"}). ` +
+        "Another agent or runner wrote it first; read it again before retrying.",
+    );
+    this.runId = runId;
+    this.expectedRevision = expectedRevision;
+    this.actualRevision = actualRevision;
+  }
+}
+
+/** A run, flow or flow version that does not exist. */
+export class NotFoundError extends TernError {
+  readonly kind: "run" | "flow" | "flowVersion" | "blob";
+  readonly id: string;
+
+  constructor(kind: "run" | "flow" | "flowVersion" | "blob", id: string, message: string, options?: { cause?: unknown }) {
+    super("NOT_FOUND", message, options);
+    this.kind = kind;
+    this.id = id;
+  }
+}

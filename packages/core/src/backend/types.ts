@@ -1,0 +1,199 @@
+import type { JsonValue, SerializedTaskRun, SerializedValue } from "../runner/serialize.js";
+import type { LogRecord } from "../runner/logger.js";
+
+/** States of a flow run in the backend. */
+export type RunState = "Scheduled" | "Submitted" | "Running" | "Success" | "Failed" | "Cancelling" | "Cancelled";
+
+/** States a run never leaves. */
+export const TERMINAL_RUN_STATES: readonly RunState[] = ["Success", "Failed", "Cancelled"];
+
+/** Whether a run in `state` is over. */
+export function isTerminalRunState(state: RunState): boolean {
+  return state === "Success" || state === "Failed" || state === "Cancelled";
+}
+
+/** A storage or environment as JSON: its registered type name and JSON-only options. */
+export interface TypedConfig {
+  readonly type: string;
+  readonly options: Readonly<Record<string, JsonValue>>;
+}
+
+/** One registered version of a flow. */
+export interface FlowVersionRecord {
+  readonly project: string;
+  readonly flow: string;
+  /** 1, 2, 3... per (project, flow). */
+  readonly version: number;
+  readonly labels: readonly string[];
+  /** The storage holding the flow's manifest and bundle. */
+  readonly storage: TypedConfig;
+  /** Key of the manifest in that storage. */
+  readonly location: string;
+  /** sha256 (hex) of the manifest's bytes. */
+  readonly manifestHash: string;
+  /** The environment's type name, for listings (the manifest holds its options). */
+  readonly environmentType: string;
+  readonly createdAtMs: number;
+}
+
+/** What `registerFlowVersion` needs. */
+export type FlowVersionInput = Omit<FlowVersionRecord, "version" | "createdAtMs">;
+
+/** A flow with its newest version, as `listFlows` returns it. */
+export interface FlowSummary {
+  readonly project: string;
+  readonly flow: string;
+  readonly latestVersion: number;
+  readonly labels: readonly string[];
+  readonly environmentType: string;
+  readonly updatedAtMs: number;
+}
+
+/** An agent's claim on a run. */
+export interface Lease {
+  readonly owner: string;
+  readonly expiresAtMs: number;
+}
+
+/** One entry of a run's state history. */
+export interface RunStateChange {
+  readonly state: RunState;
+  readonly atMs: number;
+  readonly reason?: string;
+}
+
+/** A flow run. */
+export interface RunRecord {
+  readonly id: string;
+  readonly project: string;
+  readonly flow: string;
+  readonly version: number;
+  readonly state: RunState;
+  /** Human-readable reason of the current state; set on every terminal state. */
+  readonly reason?: string;
+  /** Increases by one on every write; writes compare-and-swap on it. */
+  readonly revision: number;
+  /** Fixed at creation: from the flow version unless overridden. */
+  readonly labels: readonly string[];
+  readonly parameters: Readonly<Record<string, JsonValue>>;
+  readonly idempotencyKey?: string;
+  /** The run may be claimed from this time on. */
+  readonly scheduledAtMs: number;
+  readonly createdAtMs: number;
+  readonly updatedAtMs: number;
+  /** How many times an agent claimed it. */
+  readonly attempts: number;
+  readonly lease?: Lease;
+  /** Where the run was deployed (process id, ECS task ARN...), set by the environment. */
+  readonly deployment?: Readonly<Record<string, JsonValue>>;
+  /** The flow's outputs, set by the runner when it finishes. */
+  readonly outputs?: Readonly<Record<string, SerializedValue>>;
+}
+
+/** What `createRun` needs. */
+export interface CreateRunInput {
+  readonly project: string;
+  readonly flow: string;
+  /** @default the newest version */
+  readonly version?: number;
+  readonly parameters?: Readonly<Record<string, JsonValue>>;
+  /** @default the flow version's labels */
+  readonly labels?: readonly string[];
+  /** A second create with the same key (per project) returns the first run. */
+  readonly idempotencyKey?: string;
+  /** @default now */
+  readonly scheduledAtMs?: number;
+}
+
+/** A compare-and-swap state change. */
+export interface TransitionInput {
+  readonly runId: string;
+  /** The revision the caller read; the write fails with `RunConflictError` if it moved. */
+  readonly expectedRevision: number;
+  readonly to: RunState;
+  readonly reason?: string;
+  /** Set these fields with the change. `lease: null` clears the lease. */
+  readonly deployment?: Readonly<Record<string, JsonValue>>;
+  readonly outputs?: Readonly<Record<string, SerializedValue>>;
+  readonly lease?: Lease | null;
+}
+
+/** What `claimRuns` needs. */
+export interface ClaimInput {
+  readonly agentId: string;
+  /** The agent's labels: it takes runs whose labels are a subset (none only if it has none). */
+  readonly labels: readonly string[];
+  readonly limit: number;
+  readonly leaseMs: number;
+  readonly nowMs?: number;
+}
+
+/** An agent as last seen by the backend. */
+export interface AgentRecord {
+  readonly id: string;
+  readonly labels: readonly string[];
+  readonly lastSeenAtMs: number;
+}
+
+/** A log record with the task run it belongs to. */
+export interface RunLogRecord extends LogRecord {
+  readonly taskRunId: string;
+}
+
+/** Filters of `listRuns`. */
+export interface ListRunsInput {
+  readonly project?: string;
+  readonly flow?: string;
+  readonly state?: RunState;
+  /** @default 100 */
+  readonly limit?: number;
+}
+
+/**
+ * The state store: projects, flows and versions, runs with their history, task runs, logs,
+ * idempotency keys, leases and agents. Every run write is a compare-and-swap on its revision,
+ * so two agents can never both launch one run. Implementations: SQLite (embedded), DynamoDB.
+ */
+export interface Backend {
+  /** A URL naming this backend, for messages (`sqlite:///path`, `dynamodb://table`). */
+  readonly url: string;
+
+  /** Records a version unless the newest one has the same manifest hash. */
+  registerFlowVersion(input: FlowVersionInput): Promise<{ version: FlowVersionRecord; status: "new" | "unchanged" }>;
+  /** A version, or the newest one when `version` is omitted; `undefined` when none. */
+  getFlowVersion(project: string, flow: string, version?: number): Promise<FlowVersionRecord | undefined>;
+  listFlows(project?: string): Promise<FlowSummary[]>;
+
+  /** Creates a `Scheduled` run, or returns the run its idempotency key already names. */
+  createRun(input: CreateRunInput): Promise<{ run: RunRecord; created: boolean }>;
+  getRun(runId: string): Promise<RunRecord | undefined>;
+  /** Newest first. */
+  listRuns(input?: ListRunsInput): Promise<RunRecord[]>;
+  getRunHistory(runId: string): Promise<RunStateChange[]>;
+  /**
+   * Leases up to `limit` runs that are `Scheduled`, due, whose labels the agent satisfies, and
+   * that have no live lease (an expired lease can be taken over). Raises each run's `attempts`.
+   */
+  claimRuns(input: ClaimInput): Promise<RunRecord[]>;
+  /** Compare-and-swap state change; throws `RunConflictError` when the revision moved. */
+  transitionRun(input: TransitionInput): Promise<RunRecord>;
+
+  /** Inserts or replaces task runs by id. */
+  saveTaskRuns(runId: string, taskRuns: readonly SerializedTaskRun[]): Promise<void>;
+  getTaskRuns(runId: string): Promise<SerializedTaskRun[]>;
+  appendLogs(runId: string, records: readonly RunLogRecord[]): Promise<void>;
+  /** In the order they were appended. */
+  getLogs(runId: string): Promise<RunLogRecord[]>;
+
+  /** Records that an agent polled. */
+  recordAgent(agent: AgentRecord): Promise<void>;
+  listAgents(): Promise<AgentRecord[]>;
+
+  close(): Promise<void>;
+}
+
+/** Whether an agent with `agentLabels` may take a run with `runLabels` (the seeds' rule). */
+export function labelsMatch(agentLabels: readonly string[], runLabels: readonly string[]): boolean {
+  if (runLabels.length === 0) return agentLabels.length === 0;
+  return runLabels.every((label) => agentLabels.includes(label));
+}
