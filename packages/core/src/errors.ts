@@ -117,7 +117,12 @@ export class NotFoundError extends TernError {
   readonly kind: "run" | "flow" | "flowVersion" | "blob";
   readonly id: string;
 
-  constructor(kind: "run" | "flow" | "flowVersion" | "blob", id: string, message: string, options?: { cause?: unknown }) {
+  constructor(
+    kind: "run" | "flow" | "flowVersion" | "blob",
+    id: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
     super("NOT_FOUND", message, options);
     this.kind = kind;
     this.id = id;

@@ -10,10 +10,59 @@
  * const run = await flow.run();
  * console.log(run.state, run.outputs.doubled); // Success [ 2, 4, 6 ]
  */
+
+export { LocalAgent, type LocalAgentOptions, type PollResult } from "./agent/agent.js";
+export { deployFromBundle, type ResolvedRun, resolveRun } from "./agent/deploy.js";
+export { AGENT_SEEN_WINDOW_MS, explainRun, type RunExplanation } from "./agent/explain.js";
+export { type ExecuteRunOptions, type ExecuteRunResult, executeRun } from "./agent/runner.js";
+export { type ScheduleRunInput, scheduleRun } from "./agent/schedule.js";
+export { type BackendOpener, backendUrl, openBackend, registerBackendScheme } from "./backend/open.js";
+export { SqliteBackend, type SqliteBackendOptions } from "./backend/sqlite.js";
 export {
+  type AgentRecord,
+  type Backend,
+  type ClaimInput,
+  type CreateRunInput,
+  type FlowSummary,
+  type FlowVersionInput,
+  type FlowVersionRecord,
+  isTerminalRunState,
+  type Lease,
+  type ListRunsInput,
+  labelsMatch,
+  type RunLogRecord,
+  type RunRecord,
+  type RunState,
+  type RunStateChange,
+  TERMINAL_RUN_STATES,
+  type TransitionInput,
+  type TypedConfig,
+} from "./backend/types.js";
+export {
+  BUILT_IN_ENVIRONMENT_TYPES,
+  checkLabels,
+  type Deployment,
+  Environment,
+  EnvironmentError,
+  type EnvironmentExitContext,
+  type EnvironmentHookContext,
+  type EnvironmentOptions,
+  type ExecuteContext,
+} from "./environment/environment.js";
+export { LocalEnvironment, type LocalEnvironmentOptions } from "./environment/local.js";
+export {
+  type EnvironmentFactory,
+  environmentFromJSON,
+  hasEnvironmentType,
+  registerEnvironmentType,
+} from "./environment/registry.js";
+export {
+  BackendError,
   FlowCycleError,
   FlowDefinitionError,
+  NotFoundError,
   ParameterError,
+  RunConflictError,
   SkipSignal,
   skip,
   TaskTimeoutError,
@@ -54,6 +103,14 @@ export {
   type TriggerName,
   task,
 } from "./flow/task.js";
+export { ternHome } from "./home.js";
+export {
+  defaultStorage,
+  type RegisterOptions,
+  type RegisterResult,
+  registerFlow,
+  setDefaultStorageType,
+} from "./register.js";
 export type { RunOptions, TaskRun, TaskRunError } from "./runner/engine.js";
 export {
   ConcurrentExecutor,
@@ -63,7 +120,7 @@ export {
   executorFromJSON,
   LocalExecutor,
 } from "./runner/executor.js";
-export type { LogLevel, LogRecord, TaskLogger } from "./runner/logger.js";
+export { formatLogLine, type LogLevel, type LogRecord, type TaskLogger } from "./runner/logger.js";
 export {
   deserializeValue,
   type JsonValue,
@@ -76,3 +133,35 @@ export {
   toSerializedValue,
 } from "./runner/serialize.js";
 export { type FlowRunState, isFailed, isFinished, isSuccessful, type TaskRunState } from "./runner/states.js";
+export {
+  BlobConflictError,
+  type BlobHead,
+  type BlobStore,
+  checkKey,
+  type PutOptions,
+  sha256Hex,
+} from "./storage/blob-store.js";
+export { BundleError, bundleFlowModule, isLoadingBundle } from "./storage/bundle.js";
+export {
+  LocalStorage,
+  type LocalStorageOptions,
+  MemoryStorage,
+  type MemoryStorageOptions,
+} from "./storage/local.js";
+export { LocalBlobStore } from "./storage/local-blob-store.js";
+export { decodeManifest, MANIFEST_FORMAT, type Manifest, ManifestError, parseManifest } from "./storage/manifest.js";
+export { MemoryBlobStore } from "./storage/memory-blob-store.js";
+export { registerStorageType, type StorageFactory, storageFromJSON } from "./storage/registry.js";
+export {
+  type BuiltFlow,
+  BundleIntegrityError,
+  flowExports,
+  isFlow,
+  type LoadedFlow,
+  type LoadOptions,
+  Storage,
+  type StorageOptions,
+  type StoredManifest,
+  slugify,
+} from "./storage/storage.js";
+export { TERN_VERSION } from "./version.js";

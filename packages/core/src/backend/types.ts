@@ -1,5 +1,5 @@
-import type { JsonValue, SerializedTaskRun, SerializedValue } from "../runner/serialize.js";
 import type { LogRecord } from "../runner/logger.js";
+import type { JsonValue, SerializedTaskRun, SerializedValue } from "../runner/serialize.js";
 
 /** States of a flow run in the backend. */
 export type RunState = "Scheduled" | "Submitted" | "Running" | "Success" | "Failed" | "Cancelling" | "Cancelled";

@@ -1,4 +1,7 @@
+import { dirname } from "node:path";
+import { fileURLToPath } from "node:url";
 import { FlowDefinitionError } from "../errors.js";
+import type { RegisterOptions, RegisterResult } from "../register.js";
 import { GraphRunner, type GraphRunResult, type RunOptions } from "../runner/engine.js";
 import type { Executor } from "../runner/executor.js";
 import { FlowGraph, type GraphNode, withGraph } from "./graph.js";
@@ -18,6 +21,11 @@ export interface FlowOptions {
   readonly storage?: object;
   /** A sentence about what the flow does. */
   readonly description?: string;
+  /**
+   * The module that defines the flow, bundled at registration (`import.meta.url` or a path).
+   * @default the file that called `new Flow`, read from the call stack
+   */
+  readonly module?: string | URL;
 }
 
 /** What a build function may return: named references that become the run's outputs. */
@@ -30,6 +38,26 @@ export type OutputValues<O extends FlowOutputs> = { [K in keyof O]: O[K] extends
 export interface FlowRunResult<O extends FlowOutputs = FlowOutputs>
   extends Omit<GraphRunResult, "nodeResults" | "nodeStates"> {
   readonly outputs: OutputValues<O>;
+}
+
+const FLOW_BRAND = Symbol.for("tern.flow");
+const CORE_DIR = dirname(dirname(fileURLToPath(import.meta.url)));
+
+/** The first file on the call stack outside tern's own sources. */
+function callerFile(): string | undefined {
+  const lines = new Error().stack?.split("\n").slice(1) ?? [];
+  for (const line of lines) {
+    const match = /(file:\/\/\/[^\s)]+?|\/[^\s():]+?):\d+:\d+\)?\s*$/.exec(line);
+    if (match === null) continue;
+    const file = toPath(match[1] as string);
+    if (!file.startsWith(`${CORE_DIR}/`)) return file;
+  }
+  return undefined;
+}
+
+function toPath(module: string | URL): string {
+  const text = String(module);
+  return text.startsWith("file:") ? fileURLToPath(text) : text;
 }
 
 /** A task use in a flow, as {@link Flow.tasks} describes it. */
@@ -74,6 +102,8 @@ export class Flow<O extends FlowOutputs = FlowOutputs> {
   readonly description: string | undefined;
   /** The references the build function returned. */
   readonly outputRefs: O;
+  /** The file that defines the flow (bundled at registration), when known. */
+  readonly sourceFile: string | undefined;
   readonly #graph: FlowGraph;
   #referenceNodes: number[] | undefined;
 
@@ -87,7 +117,7 @@ export class Flow<O extends FlowOutputs = FlowOutputs> {
         `new Flow("${name}", options): options must be an object, got ${describe(options)}.`,
       );
     }
-    const known = new Set(["executor", "environment", "storage", "description"]);
+    const known = new Set(["executor", "environment", "storage", "description", "module"]);
     for (const key of Object.keys(options)) {
       if (!known.has(key)) {
         throw new FlowDefinitionError(
@@ -105,6 +135,8 @@ export class Flow<O extends FlowOutputs = FlowOutputs> {
     this.environment = options.environment;
     this.storage = options.storage;
     this.description = options.description;
+    this.sourceFile = options.module === undefined ? callerFile() : toPath(options.module);
+    Object.defineProperty(this, FLOW_BRAND, { value: true });
     this.#graph = new FlowGraph(name);
     const returned = build === undefined ? undefined : withGraph(this.#graph, build);
     this.outputRefs = this.#checkOutputs(returned ?? undefined);
@@ -181,6 +213,19 @@ export class Flow<O extends FlowOutputs = FlowOutputs> {
   setReferenceTasks(...targets: Array<AnyTask | Ref<unknown>>): void {
     const nodes = targets.map((t, i) => this.#graph.resolveTarget(t, `flow.setReferenceTasks(...): argument ${i + 1}`));
     this.#referenceNodes = [...new Set(nodes.map((n) => n.index))];
+  }
+
+  /**
+   * Registers the flow: builds it into its storage (the default storage, given `options`' extra
+   * keys, when it has none), stores its manifest and records a version in the backend. An
+   * unchanged flow records no version (`status: "unchanged"`).
+   *
+   * @example
+   * await flow.register("My First Project", { labels: ["dev"] });
+   */
+  async register(project: string, options: RegisterOptions = {}): Promise<RegisterResult> {
+    const { registerFlow } = await import("../register.js");
+    return registerFlow(this, project, options);
   }
 
   /**

@@ -1,0 +1,57 @@
+import { deployFromBundle, executeRun } from "@tern/core";
+import type { Command } from "../cli.js";
+
+export const executeCommand: Command = {
+  name: "execute",
+  summary: "run a flow run in this process (what agents start; exit 0 only on Success)",
+  help: `
+Usage: tern execute <runId>
+
+Loads the run and its flow version, verifies and imports the bundle, calls onStart, runs the
+flow with the run's parameters, reports task runs, logs and outputs, calls onExit and records
+the final state.`,
+  options: {},
+  positionals: [1, 1],
+  async run(args, { io, backend }) {
+    const result = await executeRun(args.positionals[0] as string, {
+      backend: await backend(),
+      log: (line) => io.err(`runner: ${line}\n`),
+    });
+    io.err(`runner: run ${result.runId} ${result.state}: ${result.reason}\n`);
+    return result.state === "Success" ? 0 : 1;
+  },
+};
+
+export const deployCommand: Command = {
+  name: "deploy",
+  summary: "run a custom environment's setup and execute from the flow's bundle (used by agents)",
+  hidden: true,
+  help: `
+Usage: tern deploy <runId>
+
+Used by agents for environments they cannot rebuild themselves: loads the flow's verified
+bundle and runs its environment's setup and execute here. Prints the deployment as JSON.`,
+  options: {},
+  positionals: [1, 1],
+  async run(args, { io, backend }) {
+    const runnerCommand = JSON.parse(process.env.TERN_RUNNER_COMMAND ?? "[]") as string[];
+    const env: Record<string, string> = {};
+    for (const name of ["TERN_HOME", "TERN_BACKEND", "TERN_DEFAULT_STORAGE"]) {
+      const value = process.env[name];
+      if (value !== undefined) env[name] = value;
+    }
+    const deployment = await deployFromBundle(await backend(), args.positionals[0] as string, {
+      runnerCommand,
+      runnerEnv: env,
+    });
+    // The first line is the deployment; the agent reads it at once. Then stay until a local
+    // child the environment started exits, so the agent can tell a crash from a report.
+    io.out(`${JSON.stringify(deployment.details)}\n`);
+    if (deployment.exited !== undefined) {
+      const { code, signal, stderrTail } = await deployment.exited;
+      if (code !== 0) io.err(stderrTail);
+      return code ?? (signal === null ? 1 : 128);
+    }
+    return 0;
+  },
+};

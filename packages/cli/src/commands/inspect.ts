@@ -1,0 +1,226 @@
+import { explainRun, formatLogLine, isTerminalRunState, RunConflictError, type RunState } from "@tern/core";
+import { type Command, formatTime, type Io, intOption, printJson, table, UsageError } from "../cli.js";
+
+const RUN_STATES: readonly RunState[] = [
+  "Scheduled",
+  "Submitted",
+  "Running",
+  "Success",
+  "Failed",
+  "Cancelling",
+  "Cancelled",
+];
+
+export const flowsCommand: Command = {
+  name: "flows",
+  summary: "list registered flows with their newest version",
+  help: `
+Usage: tern flows [--project P] [--json]`,
+  options: { project: { type: "string" }, json: { type: "boolean" } },
+  positionals: [0, 0],
+  async run(args, { io, backend }) {
+    const flows = await (await backend()).listFlows(args.values.project as string | undefined);
+    if (args.values.json === true) {
+      printJson(io, flows);
+      return 0;
+    }
+    if (flows.length === 0) {
+      io.out("No flows registered yet. Register one: tern register <file>\n");
+      return 0;
+    }
+    const rows = [["PROJECT", "FLOW", "VERSION", "ENVIRONMENT", "LABELS", "UPDATED"]];
+    for (const f of flows) {
+      rows.push([
+        f.project,
+        f.flow,
+        String(f.latestVersion),
+        f.environmentType,
+        f.labels.join(",") || "-",
+        formatTime(f.updatedAtMs),
+      ]);
+    }
+    io.out(`${table(rows)}\n`);
+    return 0;
+  },
+};
+
+export const runsCommand: Command = {
+  name: "runs",
+  summary: "list runs, or show one: tern runs show <id>",
+  help: `
+Usage: tern runs [--project P] [--flow F] [--state S] [--limit N] [--json]
+       tern runs show <id> [--json]
+
+States: ${RUN_STATES.join(", ")}.
+"runs show" prints id, flow, version, state, reason, labels, parameters, outputs, the state
+history and the task runs (slug, state, attempts).`,
+  options: {
+    project: { type: "string" },
+    flow: { type: "string" },
+    state: { type: "string" },
+    limit: { type: "string" },
+    json: { type: "boolean" },
+  },
+  positionals: [0, 2],
+  async run(args, { io, backend }) {
+    const [sub, id] = args.positionals;
+    if (sub !== undefined && sub !== "show")
+      throw new UsageError("runs", `unknown subcommand "${sub}"; did you mean "tern runs show ${sub}"?`);
+    if (sub === "show") {
+      if (id === undefined) throw new UsageError("runs", "runs show needs a run id");
+      return showRun(id, args.values.json === true, io, await backend());
+    }
+    const state = args.values.state as string | undefined;
+    if (state !== undefined && !RUN_STATES.includes(state as RunState)) {
+      throw new UsageError(
+        "runs",
+        `--state ${JSON.stringify(state)} is not a run state; use one of ${RUN_STATES.join(", ")}`,
+      );
+    }
+    const runs = await (await backend()).listRuns({
+      ...(args.values.project === undefined ? {} : { project: args.values.project as string }),
+      ...(args.values.flow === undefined ? {} : { flow: args.values.flow as string }),
+      ...(state === undefined ? {} : { state: state as RunState }),
+      limit: intOption("runs", "limit", args.values.limit, 100),
+    });
+    if (args.values.json === true) {
+      printJson(io, runs);
+      return 0;
+    }
+    if (runs.length === 0) {
+      io.out("No runs.\n");
+      return 0;
+    }
+    const rows = [["ID", "FLOW", "VERSION", "STATE", "CREATED", "REASON"]];
+    for (const r of runs) {
+      rows.push([r.id, r.flow, String(r.version), r.state, formatTime(r.createdAtMs), r.reason ?? ""]);
+    }
+    io.out(`${table(rows)}\n`);
+    return 0;
+  },
+};
+
+async function showRun(
+  id: string,
+  json: boolean,
+  io: Io,
+  backend: Awaited<ReturnType<Parameters<Command["run"]>[1]["backend"]>>,
+): Promise<number> {
+  const run = await backend.getRun(id);
+  if (run === undefined) throw new UsageError("runs", `run ${id} does not exist; list runs with "tern runs"`);
+  const taskRuns = await backend.getTaskRuns(id);
+  const history = await backend.getRunHistory(id);
+  if (json) {
+    printJson(io, {
+      ...run,
+      taskRuns: taskRuns.map(({ logs: _logs, ...t }) => t),
+      history,
+    });
+    return 0;
+  }
+  const lines = [
+    `Run ${run.id}`,
+    `  flow        ${run.flow} v${run.version} (project ${run.project})`,
+    `  state       ${run.state}${run.reason ? ` (${run.reason})` : ""}`,
+    `  labels      ${run.labels.join(", ") || "-"}`,
+    `  parameters  ${JSON.stringify(run.parameters)}`,
+    `  created     ${formatTime(run.createdAtMs)}   attempts ${run.attempts}`,
+  ];
+  if (run.outputs !== undefined) {
+    for (const [key, value] of Object.entries(run.outputs)) {
+      lines.push(
+        `  output      ${key} = ${value.kind === "json" ? JSON.stringify(value.value) : value.kind === "undefined" ? "undefined" : `(not serializable: ${value.reason})`}`,
+      );
+    }
+  }
+  lines.push("History");
+  for (const h of history) lines.push(`  ${formatTime(h.atMs)}  ${h.state}${h.reason ? `  ${h.reason}` : ""}`);
+  lines.push("Task runs");
+  const rows = taskRuns.map((t) => [
+    `  ${t.mapIndex === undefined ? t.slug : `${t.slug}[${t.mapIndex}]`}`,
+    t.state,
+    `attempts=${t.attempts}`,
+    t.message ?? "",
+  ]);
+  if (rows.length > 0) lines.push(table(rows));
+  io.out(`${lines.join("\n")}\n`);
+  return 0;
+}
+
+export const logsCommand: Command = {
+  name: "logs",
+  summary: "print what a run's tasks logged (console output included)",
+  help: `
+Usage: tern logs <runId> [--json]`,
+  options: { json: { type: "boolean" } },
+  positionals: [1, 1],
+  async run(args, { io, backend }) {
+    const id = args.positionals[0] as string;
+    const db = await backend();
+    if ((await db.getRun(id)) === undefined)
+      throw new UsageError("logs", `run ${id} does not exist; list runs with "tern runs"`);
+    const logs = await db.getLogs(id);
+    if (args.values.json === true) {
+      printJson(io, logs);
+      return 0;
+    }
+    for (const record of logs) io.out(`${formatLogLine(record.taskRunId.slice(id.length + 1), record)}\n`);
+    return 0;
+  },
+};
+
+export const cancelCommand: Command = {
+  name: "cancel",
+  summary: "cancel a run (Scheduled: at once; Submitted or Running: through its runner)",
+  help: `
+Usage: tern cancel <runId>`,
+  options: {},
+  positionals: [1, 1],
+  async run(args, { io, backend }) {
+    const id = args.positionals[0] as string;
+    const db = await backend();
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const run = await db.getRun(id);
+      if (run === undefined) throw new UsageError("cancel", `run ${id} does not exist; list runs with "tern runs"`);
+      if (isTerminalRunState(run.state) || run.state === "Cancelling") {
+        io.out(`run ${id} is already ${run.state}\n`);
+        return run.state === "Cancelled" || run.state === "Cancelling" ? 0 : 1;
+      }
+      const to = run.state === "Scheduled" ? "Cancelled" : "Cancelling";
+      try {
+        await db.transitionRun({
+          runId: id,
+          expectedRevision: run.revision,
+          to,
+          reason: "cancelled by request",
+          lease: null,
+        });
+        io.out(`run ${id}: ${to}\n`);
+        return 0;
+      } catch (error) {
+        if (!(error instanceof RunConflictError)) throw error;
+      }
+    }
+    io.err(`run ${id} kept changing; try again\n`);
+    return 1;
+  },
+};
+
+export const whyCommand: Command = {
+  name: "why",
+  summary: "explain why a run is or is not being picked up (labels, agents, lease)",
+  help: `
+Usage: tern why <runId> [--json]`,
+  options: { json: { type: "boolean" } },
+  positionals: [1, 1],
+  async run(args, { io, backend }) {
+    const explanation = await explainRun(await backend(), args.positionals[0] as string);
+    if (args.values.json === true) {
+      printJson(io, explanation);
+      return 0;
+    }
+    io.out(`Run ${explanation.runId} is ${explanation.state}.\n`);
+    for (const finding of explanation.findings) io.out(`- ${finding}\n`);
+    return 0;
+  },
+};

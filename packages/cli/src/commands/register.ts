@@ -1,0 +1,105 @@
+import { access } from "node:fs/promises";
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import {
+  BundleError,
+  checkLabels,
+  defaultStorage,
+  type Flow,
+  flowExports,
+  type RegisterResult,
+  type Storage,
+} from "@tern/core";
+import { type Command, printJson, projectOption, splitLabels, UsageError } from "../cli.js";
+
+export const registerCommand: Command = {
+  name: "register",
+  summary: "bundle the flows exported by files into storage and record their versions",
+  help: `
+Usage: tern register <files...> [--project P] [--labels a,b] [--no-build] [--json]
+
+Bundles every flow exported by each file, uploads bundle and manifest to the flow's storage
+(LocalStorage under TERN_HOME by default) and records a flow version. A flow whose manifest is
+unchanged records no version (status "unchanged") and uploads nothing.
+
+Options:
+  --project P   project to register into (default: TERN_PROJECT, else "default")
+  --labels a,b  labels added to each flow's environment labels
+  --no-build    use storage the file built itself (storage.build() at its top level)
+  --json        print [{ "name", "project", "version", "status", "hash" }]`,
+  options: {
+    project: { type: "string" },
+    labels: { type: "string" },
+    build: { type: "boolean", default: true },
+    json: { type: "boolean" },
+  },
+  positionals: [1, Number.POSITIVE_INFINITY],
+  async run(args, { io, backend }) {
+    const project = projectOption(args.values.project);
+    const labels = splitLabels(args.values.labels as string | undefined);
+    if (labels !== undefined) checkLabels(labels, "--labels");
+    const build = args.values.build !== false;
+    const files = args.positionals.map((f) => resolve(f));
+    for (const file of files) {
+      try {
+        await access(file);
+      } catch {
+        throw new UsageError("register", `file ${file} does not exist`);
+      }
+    }
+    // Load every file and check its flows before registering anything, so that a bad file
+    // leaves storage and backend as they were.
+    const flows: Array<{ file: string; flow: Flow }> = [];
+    for (const file of files) {
+      let exports: Record<string, unknown>;
+      try {
+        exports = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+      } catch (error) {
+        throw new BundleError(`Could not load ${file}: ${(error as Error).message}`, { cause: error });
+      }
+      for (const { flow } of flowExports(exports, file)) {
+        const clash = flows.find((f) => f.flow.name === flow.name);
+        if (clash !== undefined) {
+          throw new BundleError(
+            `Flow "${flow.name}" is exported by both ${clash.file} and ${file}; flow names must be unique.`,
+          );
+        }
+        flows.push({ file, flow });
+      }
+    }
+    // Open the backend first: an unusable TERN_HOME fails before anything is written.
+    const db = await backend();
+    // Build everything first (bundling, dependency checks, uploads), then record the versions.
+    const shared = defaultStorage();
+    if (build) {
+      for (const { flow } of flows) {
+        if (args.values.json !== true) io.err(`building flow "${flow.name}"...\n`);
+        const storage = (flow.storage as Storage | undefined) ?? shared;
+        storage.add(flow);
+        await storage.build({ only: [flow.name] });
+      }
+    }
+    const results: RegisterResult[] = [];
+    for (const { flow } of flows) {
+      const result = await flow.register(project, {
+        build: false,
+        backend: db,
+        storage: shared,
+        ...(labels === undefined ? {} : { labels }),
+      });
+      results.push(result);
+      if (args.values.json !== true) {
+        io.out(
+          `${result.status === "new" ? "registered" : "unchanged "} ${result.name} v${result.version}  ${result.hash.slice(0, 12)}  ${result.bytesUploaded} bytes uploaded\n`,
+        );
+      }
+    }
+    if (args.values.json === true) {
+      printJson(
+        io,
+        results.map((r) => ({ name: r.name, project: r.project, version: r.version, status: r.status, hash: r.hash })),
+      );
+    }
+    return 0;
+  },
+};

@@ -1,0 +1,87 @@
+import { realpathSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { type Command, type Io, isTernError, runCommand, UsageError } from "./cli.js";
+import { agentCommand } from "./commands/agent.js";
+import { deployCommand, executeCommand } from "./commands/execute.js";
+import { cancelCommand, flowsCommand, logsCommand, runsCommand, whyCommand } from "./commands/inspect.js";
+import { registerCommand } from "./commands/register.js";
+import { runCommand as runFlowCommand } from "./commands/run.js";
+
+const commands: readonly Command[] = [
+  registerCommand,
+  runFlowCommand,
+  agentCommand,
+  flowsCommand,
+  runsCommand,
+  logsCommand,
+  cancelCommand,
+  whyCommand,
+  executeCommand,
+  deployCommand,
+];
+
+function usage(): string {
+  const rows = commands.filter((c) => !c.hidden).map((c) => `  ${c.name.padEnd(10)}${c.summary}`);
+  return `Usage: tern <command> [options]
+
+Commands:
+${rows.join("\n")}
+
+Run "tern <command> --help" for a command's options.
+Environment: TERN_HOME (embedded home, default ./.tern), TERN_BACKEND (sqlite://<path>),
+TERN_PROJECT (default project).
+`;
+}
+
+const stdio: Io = {
+  out: (text) => process.stdout.write(text),
+  err: (text) => process.stderr.write(text),
+};
+
+/**
+ * Runs `tern` with `argv` (without node and script). Resolves to the exit code: 0 on success,
+ * 1 when something failed, 2 for a usage error.
+ */
+export async function main(argv: readonly string[], io: Io = stdio): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    (name === undefined ? io.err : io.out)(usage());
+    return name === undefined ? 2 : 0;
+  }
+  const command = commands.find((c) => c.name === name);
+  if (command === undefined) {
+    io.err(`tern: unknown command "${name}"\n\n${usage()}`);
+    return 2;
+  }
+  // Agents start runners with the same node, flags and entry point as this process.
+  process.env.TERN_RUNNER_COMMAND ??= JSON.stringify([process.execPath, ...process.execArgv, process.argv[1] ?? ""]);
+  try {
+    return await runCommand(command, rest, io);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      io.err(`tern ${error.command}: ${error.message}\nRun "tern ${error.command} --help" for usage.\n`);
+      return 2;
+    }
+    if (isTernError(error)) {
+      io.err(`tern ${command.name}: ${error.message}\n`);
+      if (process.env.TERN_DEBUG) io.err(`${error.stack}\n`);
+      return 1;
+    }
+    io.err(`tern ${command.name}: unexpected error: ${(error as Error)?.stack ?? String(error)}\n`);
+    return 1;
+  }
+}
+
+function isEntryPoint(): boolean {
+  const entry = process.argv[1];
+  if (entry === undefined) return false;
+  try {
+    return realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
+  process.exitCode = await main(process.argv.slice(2));
+}

@@ -1,0 +1,337 @@
+import { spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
+import { openBackend } from "../backend/open.js";
+import { type Backend, isTerminalRunState, type RunRecord } from "../backend/types.js";
+import { checkLabels, type Deployment } from "../environment/environment.js";
+import { RunConflictError, TernError } from "../errors.js";
+import { describe } from "../flow/task.js";
+import type { JsonValue } from "../runner/serialize.js";
+import { deployRoute, resolveRun } from "./deploy.js";
+
+/** Options of {@link LocalAgent}. */
+export interface LocalAgentOptions {
+  /** The agent takes runs whose labels are a subset of these (a run without labels only if this is empty). @default [] */
+  readonly labels?: readonly string[];
+  /** @default the backend of `TERN_BACKEND`, else SQLite under `TERN_HOME` */
+  readonly backend?: Backend;
+  /** Most runs this agent has running at once. @default 4 */
+  readonly concurrency?: number;
+  /** Wait between polls in `start()`. @default 2000 */
+  readonly pollIntervalMs?: number;
+  /** How long a claim holds before another agent may take the run over. @default 60000 */
+  readonly leaseMs?: number;
+  /** @default `<hostname>-<random>` */
+  readonly agentId?: string;
+  /**
+   * The command that starts a runner; `execute <runId>` is appended.
+   * @default the JSON array in `TERN_RUNNER_COMMAND`
+   */
+  readonly runnerCommand?: readonly string[];
+  /** Progress lines (one per claimed, submitted or failed run). @default none */
+  readonly log?: (line: string) => void;
+}
+
+/** What one poll did. */
+export interface PollResult {
+  readonly claimed: number;
+  readonly submitted: readonly string[];
+  readonly failed: ReadonlyArray<{ readonly runId: string; readonly reason: string }>;
+}
+
+/**
+ * Polls the backend for runs its labels satisfy, claims them with a lease, rebuilds each flow's
+ * environment from the manifest (no user code) and deploys the run: `setup`, then `execute`.
+ * Runs whose local runner exits without reporting a final state are failed with the exit code.
+ *
+ * @example
+ * const agent = new LocalAgent({ labels: ["dev"] });
+ * await agent.start(); // until agent.stop()
+ */
+export class LocalAgent {
+  readonly labels: readonly string[];
+  readonly agentId: string;
+  private readonly concurrency: number;
+  private readonly pollIntervalMs: number;
+  private readonly leaseMs: number;
+  private readonly runnerCommand: readonly string[];
+  private readonly log: (line: string) => void;
+  private backend: Backend | undefined;
+  private readonly ownsBackend: boolean;
+  private readonly active = new Map<string, Promise<void>>();
+  private stopping = false;
+  private wake: (() => void) | undefined;
+  private loop: Promise<void> | undefined;
+
+  constructor(options: LocalAgentOptions = {}) {
+    this.labels = Object.freeze(checkLabels(options.labels ?? [], "LocalAgent labels"));
+    const concurrency = options.concurrency ?? 4;
+    if (!Number.isSafeInteger(concurrency) || concurrency < 1) {
+      throw new TernError(
+        "AGENT_OPTIONS",
+        `LocalAgent: concurrency must be an integer >= 1, got ${describe(concurrency)}.`,
+      );
+    }
+    this.concurrency = concurrency;
+    this.pollIntervalMs = positive("pollIntervalMs", options.pollIntervalMs ?? 2_000);
+    this.leaseMs = positive("leaseMs", options.leaseMs ?? 60_000);
+    this.agentId = options.agentId ?? `${hostname()}-${randomUUID().slice(0, 8)}`;
+    this.runnerCommand = options.runnerCommand ?? runnerCommandFromEnv();
+    this.log = options.log ?? (() => {});
+    this.backend = options.backend;
+    this.ownsBackend = options.backend === undefined;
+  }
+
+  /** Runs started by this agent whose runner has not exited yet. */
+  get activeRuns(): number {
+    return this.active.size;
+  }
+
+  /** Claims what is ready (up to the free concurrency) and deploys it. */
+  async pollOnce(): Promise<PollResult> {
+    const backend = await this.openedBackend();
+    await backend.recordAgent({ id: this.agentId, labels: this.labels, lastSeenAtMs: Date.now() });
+    const free = this.concurrency - this.active.size;
+    if (free <= 0) return { claimed: 0, submitted: [], failed: [] };
+    const runs = await backend.claimRuns({
+      agentId: this.agentId,
+      labels: this.labels,
+      limit: free,
+      leaseMs: this.leaseMs,
+    });
+    const submitted: string[] = [];
+    const failed: Array<{ runId: string; reason: string }> = [];
+    for (const run of runs) {
+      this.log(`claimed run ${run.id} (${run.flow} v${run.version})`);
+      try {
+        await this.deploy(backend, run);
+        submitted.push(run.id);
+        this.log(`submitted run ${run.id}`);
+      } catch (error) {
+        const reason = `deploy failed: ${(error as Error).message}`;
+        await this.fail(backend, run.id, reason);
+        failed.push({ runId: run.id, reason });
+        this.log(`failed run ${run.id}: ${reason}`);
+      }
+    }
+    return { claimed: runs.length, submitted, failed };
+  }
+
+  /** Polls until {@link stop}. */
+  start(): Promise<void> {
+    this.stopping = false;
+    this.loop ??= (async () => {
+      while (!this.stopping) {
+        try {
+          await this.pollOnce();
+        } catch (error) {
+          this.log(`poll failed: ${(error as Error).message}`);
+        }
+        if (this.stopping) break;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, this.pollIntervalMs);
+          this.wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
+    })();
+    return this.loop;
+  }
+
+  /** Stops polling and waits for the runs this agent started to finish; closes the backend it opened. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.wake?.();
+    await this.loop;
+    this.loop = undefined;
+    await this.idle();
+    if (this.ownsBackend && this.backend !== undefined) {
+      await this.backend.close();
+      this.backend = undefined;
+    }
+  }
+
+  /** Waits until every runner this agent started has exited and been accounted for. */
+  async idle(): Promise<void> {
+    while (this.active.size > 0) await Promise.all(this.active.values());
+  }
+
+  private async openedBackend(): Promise<Backend> {
+    this.backend ??= await openBackend();
+    return this.backend;
+  }
+
+  private async deploy(backend: Backend, claimed: RunRecord): Promise<void> {
+    const resolved = await resolveRun(backend, claimed.id);
+    const route = deployRoute(resolved.manifest, resolved.label);
+    const runnerEnv = runnerEnvironment();
+    const context = { runnerCommand: this.runnerCommand, runnerEnv };
+    if (route.kind === "builtin") await route.environment.setup(resolved.storage);
+    // Submitted before the runner starts, so the runner always finds its run past Scheduled.
+    let run = await backend.transitionRun({
+      runId: claimed.id,
+      expectedRevision: resolved.run.revision,
+      to: "Submitted",
+      reason: `claimed by agent ${this.agentId}`,
+      lease: null,
+    });
+    const deployment =
+      route.kind === "builtin"
+        ? await route.environment.execute(resolved.storage, resolved.flowVersion.location, {
+            ...context,
+            run,
+            flowVersion: resolved.flowVersion,
+            manifest: resolved.manifest,
+          })
+        : await this.deployCustom(run.id, runnerEnv);
+    run = await this.recordDeployment(backend, run, deployment.details);
+    if (deployment.exited !== undefined) this.watch(backend, run.id, deployment.exited);
+  }
+
+  /**
+   * A custom environment's setup/execute, run from the flow's bundle in a child process
+   * (`deploy <runId>`). Its first stdout line is the deployment; the process then stays until the
+   * runner it started exits, which the agent watches like a local runner.
+   */
+  private async deployCustom(runId: string, runnerEnv: Record<string, string>): Promise<Deployment> {
+    const [command, ...args] = this.runnerCommand;
+    if (command === undefined) throw new TernError("AGENT_OPTIONS", "LocalAgent: no runner command.");
+    const child = spawn(command, [...args, "deploy", runId], {
+      env: { ...process.env, ...runnerEnv },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stderr.setEncoding("utf8").on("data", (c: string) => {
+      stderr = (stderr + c).slice(-4096);
+    });
+    const exited = new Promise<{ code: number | null; signal: string | null; stderrTail: string }>((resolve) => {
+      child.once("close", (code, signal) => resolve({ code, signal, stderrTail: stderr }));
+    });
+    const firstLine = await new Promise<string | undefined>((resolve, reject) => {
+      child.once("error", reject);
+      child.stdout.setEncoding("utf8").on("data", (c: string) => {
+        stdout += c;
+        const newline = stdout.indexOf("\n");
+        if (newline >= 0) resolve(stdout.slice(0, newline));
+      });
+      void exited.then(() => resolve(undefined));
+    });
+    if (firstLine === undefined) {
+      const { code } = await exited;
+      throw new TernError(
+        "DEPLOY",
+        `the custom environment's deploy process exited with code ${code}: ${lastLine(stderr)}`,
+      );
+    }
+    let details: Record<string, JsonValue>;
+    try {
+      details = JSON.parse(firstLine) as Record<string, JsonValue>;
+    } catch {
+      details = { output: firstLine };
+    }
+    return { details, exited };
+  }
+
+  private async recordDeployment(
+    backend: Backend,
+    run: RunRecord,
+    details: Readonly<Record<string, JsonValue>>,
+  ): Promise<RunRecord> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      try {
+        return await backend.transitionRun({
+          runId: run.id,
+          expectedRevision: run.revision,
+          to: run.state,
+          deployment: details,
+        });
+      } catch (error) {
+        if (!(error instanceof RunConflictError)) throw error;
+        // The runner moved the run on (Running, or already finished): write the details beside its state.
+        const latest = await backend.getRun(run.id);
+        if (latest === undefined || isTerminalRunState(latest.state)) return latest ?? run;
+        run = latest;
+      }
+    }
+    return run;
+  }
+
+  private watch(backend: Backend, runId: string, exited: NonNullable<Deployment["exited"]>): void {
+    const done = exited
+      .then(async ({ code, signal, stderrTail }) => {
+        const run = await backend.getRun(runId);
+        if (run === undefined || isTerminalRunState(run.state)) return;
+        const how = signal !== null ? `was killed by ${signal}` : `exited with code ${code}`;
+        const tail = lastLine(stderrTail);
+        await this.fail(
+          backend,
+          runId,
+          `the runner ${how} without reporting a final state${tail === "" ? "" : `; its last error output: ${tail}`}`,
+        );
+        this.log(`failed run ${runId}: runner ${how}`);
+      })
+      .catch((error: unknown) => this.log(`watching run ${runId} failed: ${(error as Error).message}`))
+      .finally(() => this.active.delete(runId));
+    this.active.set(runId, done);
+  }
+
+  /** Fails a run unless it already ended; retries when another writer moved it meanwhile. */
+  private async fail(backend: Backend, runId: string, reason: string): Promise<void> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const run = await backend.getRun(runId);
+      if (run === undefined || isTerminalRunState(run.state)) return;
+      try {
+        await backend.transitionRun({ runId, expectedRevision: run.revision, to: "Failed", reason, lease: null });
+        return;
+      } catch (error) {
+        if (!(error instanceof RunConflictError)) throw error;
+      }
+    }
+  }
+}
+
+/** The variables a runner needs to reach this process's backend and storage. */
+function runnerEnvironment(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const name of ["TERN_HOME", "TERN_BACKEND", "TERN_DEFAULT_STORAGE"]) {
+    const value = process.env[name];
+    if (value !== undefined) env[name] = value;
+  }
+  return env;
+}
+
+function runnerCommandFromEnv(): readonly string[] {
+  const raw = process.env.TERN_RUNNER_COMMAND;
+  if (raw === undefined || raw.trim() === "") return [];
+  try {
+    const parsed = JSON.parse(raw) as unknown;
+    if (Array.isArray(parsed) && parsed.length > 0 && parsed.every((p) => typeof p === "string")) return parsed;
+  } catch {
+    // reported below
+  }
+  throw new TernError(
+    "AGENT_OPTIONS",
+    `TERN_RUNNER_COMMAND must be a JSON array of strings (e.g. ["tern"]), got ${JSON.stringify(raw)}.`,
+  );
+}
+
+function positive(name: string, value: number): number {
+  if (typeof value !== "number" || !(value > 0) || !Number.isFinite(value)) {
+    throw new TernError(
+      "AGENT_OPTIONS",
+      `LocalAgent: ${name} must be a positive number of milliseconds, got ${describe(value)}.`,
+    );
+  }
+  return value;
+}
+
+function lastLine(text: string): string {
+  const lines = text
+    .trim()
+    .split("\n")
+    .filter((l) => l.trim() !== "");
+  return (lines.at(-1) ?? "").trim().slice(0, 500);
+}

@@ -1,0 +1,99 @@
+import type { Backend, FlowVersionRecord, RunRecord } from "../backend/types.js";
+import type { Deployment, Environment, ExecuteContext } from "../environment/environment.js";
+import { environmentFromJSON, hasEnvironmentType } from "../environment/registry.js";
+import { NotFoundError, TernError } from "../errors.js";
+import type { Manifest } from "../storage/manifest.js";
+import { storageFromJSON } from "../storage/registry.js";
+import type { Storage } from "../storage/storage.js";
+
+/** A run with everything needed to deploy or execute it. */
+export interface ResolvedRun {
+  readonly run: RunRecord;
+  readonly flowVersion: FlowVersionRecord;
+  readonly storage: Storage;
+  readonly manifest: Manifest;
+  /** `"etl" version 3 (project "demo")`, for messages. */
+  readonly label: string;
+}
+
+/** Reads a run, its flow version, storage and manifest (no user code). */
+export async function resolveRun(backend: Backend, runId: string): Promise<ResolvedRun> {
+  const run = await backend.getRun(runId);
+  if (run === undefined) {
+    throw new NotFoundError(
+      "run",
+      runId,
+      `Run ${runId} does not exist in ${backend.url}. Check the id with \`tern runs\`.`,
+    );
+  }
+  const flowVersion = await backend.getFlowVersion(run.project, run.flow, run.version);
+  if (flowVersion === undefined) {
+    throw new NotFoundError(
+      "flowVersion",
+      `${run.project}/${run.flow}@${run.version}`,
+      `Run ${runId}: flow "${run.flow}" version ${run.version} (project "${run.project}") is not in ${backend.url}.`,
+    );
+  }
+  const label = `"${run.flow}" version ${run.version} (project "${run.project}")`;
+  const storage = storageFromJSON(flowVersion.storage);
+  const manifest = await storage.readManifest(flowVersion.location, { expectedHash: flowVersion.manifestHash, label });
+  return { run, flowVersion, storage, manifest, label };
+}
+
+/** How the agent will deploy a run's environment. */
+export type DeployRoute = { readonly kind: "builtin"; readonly environment: Environment } | { readonly kind: "custom" };
+
+/**
+ * Picks how to deploy: a type this process knows is rebuilt from JSON; a custom type (one the
+ * manifest says is not built in) runs from the flow's bundle in a child process; anything else
+ * is an unknown type.
+ */
+export function deployRoute(manifest: Manifest, label: string): DeployRoute {
+  const { type, options, builtin } = manifest.environment;
+  if (hasEnvironmentType(type)) return { kind: "builtin", environment: environmentFromJSON({ type, options }) };
+  if (!builtin) return { kind: "custom" };
+  throw new TernError(
+    "ENVIRONMENT_TYPE",
+    `Flow ${label}: environment type "${type}" is not available to this agent. Install the package that provides it where the agent runs (for FargateTaskEnvironment, @tern/env-fargate).`,
+  );
+}
+
+/** Runs `setup` then `execute` of an environment. */
+export async function setupAndExecute(
+  environment: Environment,
+  resolved: ResolvedRun,
+  context: Omit<ExecuteContext, "run" | "flowVersion" | "manifest">,
+): Promise<Deployment> {
+  await environment.setup(resolved.storage);
+  return environment.execute(resolved.storage, resolved.flowVersion.location, {
+    ...context,
+    run: resolved.run,
+    flowVersion: resolved.flowVersion,
+    manifest: resolved.manifest,
+  });
+}
+
+/**
+ * The child-process side of a custom environment (`tern deploy <runId>`): loads the flow's
+ * verified bundle, takes the environment object the flow was defined with, and runs its
+ * `setup` and `execute` here, so the agent never imports user code.
+ */
+export async function deployFromBundle(
+  backend: Backend,
+  runId: string,
+  context: Omit<ExecuteContext, "run" | "flowVersion" | "manifest">,
+): Promise<Deployment> {
+  const resolved = await resolveRun(backend, runId);
+  const { flow } = await resolved.storage.load(resolved.flowVersion.location, {
+    expectedHash: resolved.flowVersion.manifestHash,
+    label: resolved.label,
+  });
+  const environment = flow.environment as Environment | undefined;
+  if (environment === undefined || environment.type !== resolved.manifest.environment.type) {
+    throw new TernError(
+      "ENVIRONMENT_TYPE",
+      `Flow ${resolved.label}: unknown environment type "${resolved.manifest.environment.type}": the flow's bundle defines ${environment === undefined ? "no environment" : `"${environment.type}"`}. Register the flow again.`,
+    );
+  }
+  return setupAndExecute(environment, resolved, context);
+}

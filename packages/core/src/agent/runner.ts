@@ -1,0 +1,228 @@
+import type { Backend, RunLogRecord, RunRecord } from "../backend/types.js";
+import { isTerminalRunState } from "../backend/types.js";
+import type { Environment, EnvironmentExitContext, EnvironmentHookContext } from "../environment/environment.js";
+import { RunConflictError, TernError } from "../errors.js";
+import type { FlowRunResult } from "../flow/flow.js";
+import type { TaskRun } from "../runner/engine.js";
+import { type Executor, type ExecutorConfig, executorFromJSON } from "../runner/executor.js";
+import type { LogRecord } from "../runner/logger.js";
+import { serializeRun, serializeTaskRun } from "../runner/serialize.js";
+import { resolveRun } from "./deploy.js";
+
+/** Options of {@link executeRun}. */
+export interface ExecuteRunOptions {
+  readonly backend: Backend;
+  /** How often the runner flushes task states and logs, and checks for cancellation. @default 500 */
+  readonly flushIntervalMs?: number;
+  /** Progress lines. @default none */
+  readonly log?: (line: string) => void;
+}
+
+/** How a run ended. */
+export interface ExecuteRunResult {
+  readonly runId: string;
+  readonly state: "Success" | "Failed" | "Cancelled";
+  readonly reason: string;
+}
+
+/**
+ * The runner (`tern execute <runId>`): loads the run and its flow version, fetches and verifies
+ * the bundle, imports it, calls `onStart`, runs the DAG with the run's parameters, reports task
+ * runs, logs and outputs as it goes, calls `onExit`, and records the final state with a reason.
+ */
+export async function executeRun(runId: string, options: ExecuteRunOptions): Promise<ExecuteRunResult> {
+  const { backend } = options;
+  const log = options.log ?? (() => {});
+  let run: RunRecord | undefined;
+  try {
+    const resolved = await resolveRun(backend, runId);
+    run = resolved.run;
+    if (isTerminalRunState(run.state)) {
+      throw new TernError(
+        "RUN_FINISHED",
+        `Run ${runId} already ended ${run.state}${run.reason ? `: ${run.reason}` : ""}; nothing to execute.`,
+      );
+    }
+    if (run.state === "Cancelling") return await finish(backend, runId, "Cancelled", "cancelled before it started");
+    const { flow } = await resolved.storage.load(resolved.flowVersion.location, {
+      expectedHash: resolved.flowVersion.manifestHash,
+      label: resolved.label,
+    });
+    run = await backend.transitionRun({
+      runId,
+      expectedRevision: run.revision,
+      to: "Running",
+      reason: `runner pid ${process.pid}`,
+      lease: null,
+    });
+    log(`running ${resolved.label}`);
+
+    const environment = flow.environment as Environment | undefined;
+    const hookContext: EnvironmentHookContext = {
+      runId,
+      flow: run.flow,
+      version: run.version,
+      parameters: run.parameters,
+    };
+    const exit = async (state: ExecuteRunResult["state"], reason: string): Promise<ExecuteRunResult> => {
+      let finalState = state;
+      let finalReason = reason;
+      if (environment?.onExit !== undefined) {
+        try {
+          const exitContext: EnvironmentExitContext = { ...hookContext, state, reason };
+          await environment.onExit(exitContext);
+        } catch (error) {
+          if (finalState === "Success") finalState = "Failed";
+          finalReason = `${finalReason}; onExit failed: ${(error as Error).message}`;
+        }
+      }
+      return finish(backend, runId, finalState, finalReason);
+    };
+
+    if (environment?.onStart !== undefined) {
+      try {
+        await environment.onStart(hookContext);
+      } catch (error) {
+        return await exit("Failed", `onStart failed: ${(error as Error).message}`);
+      }
+    }
+
+    const reporter = new Reporter(backend, runId, options.flushIntervalMs ?? 500);
+    const executorConfig = resolved.manifest.environment.options.executor as ExecutorConfig | undefined;
+    const executor: Executor | undefined = executorConfig === undefined ? undefined : executorFromJSON(executorConfig);
+    let result: FlowRunResult;
+    try {
+      result = await flow.run({
+        runId,
+        parameters: run.parameters,
+        ...(executor === undefined ? {} : { executor }),
+        signal: reporter.signal,
+        echo: false,
+        onTaskRunState: (taskRun) => reporter.taskRunChanged(taskRun),
+        onLog: (taskRun, record) => reporter.logged(taskRun, record),
+      });
+    } catch (error) {
+      await reporter.close();
+      return await exit("Failed", (error as Error).message);
+    }
+    await reporter.close(result);
+    const reason =
+      result.state === "Success"
+        ? `${result.taskRuns.length} task run${result.taskRuns.length === 1 ? "" : "s"} finished; all reference tasks succeeded`
+        : result.state === "Cancelled"
+          ? "cancelled while running"
+          : (result.message ?? "the flow run failed");
+    return await exit(result.state, reason);
+  } catch (error) {
+    if (run === undefined || (error as TernError).code === "RUN_FINISHED") throw error;
+    return finish(backend, runId, "Failed", (error as Error).message);
+  }
+}
+
+/** Records the final state, turning a run that is being cancelled into `Cancelled`. */
+async function finish(
+  backend: Backend,
+  runId: string,
+  state: ExecuteRunResult["state"],
+  reason: string,
+): Promise<ExecuteRunResult> {
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const run = await backend.getRun(runId);
+    if (run === undefined) throw new TernError("RUN_GONE", `Run ${runId} disappeared from the backend while it ran.`);
+    if (isTerminalRunState(run.state)) {
+      return { runId, state: run.state as ExecuteRunResult["state"], reason: run.reason ?? "" };
+    }
+    const finalState = run.state === "Cancelling" && state !== "Success" ? "Cancelled" : state;
+    try {
+      await backend.transitionRun({ runId, expectedRevision: run.revision, to: finalState, reason, lease: null });
+      return { runId, state: finalState, reason };
+    } catch (error) {
+      if (!(error instanceof RunConflictError)) throw error;
+    }
+  }
+  throw new TernError("RUN_CONFLICT", `Run ${runId}: could not record its final state ${state} after 10 attempts.`);
+}
+
+/** Batches task-run states and logs to the backend, and watches for cancellation. */
+class Reporter {
+  private readonly controller = new AbortController();
+  private readonly dirty = new Map<string, TaskRun>();
+  private logs: RunLogRecord[] = [];
+  private readonly timer: NodeJS.Timeout;
+  private flushing: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly backend: Backend,
+    private readonly runId: string,
+    intervalMs: number,
+  ) {
+    this.timer = setInterval(() => void this.tick(), intervalMs);
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  taskRunChanged(taskRun: TaskRun): void {
+    this.dirty.set(taskRun.id, taskRun);
+  }
+
+  logged(taskRun: TaskRun, record: LogRecord): void {
+    this.logs.push({ ...record, taskRunId: taskRun.id });
+  }
+
+  async close(result?: FlowRunResult): Promise<void> {
+    clearInterval(this.timer);
+    await this.flushing;
+    await this.flush();
+    if (result !== undefined) {
+      const serialized = serializeRun(result);
+      await this.backend.saveTaskRuns(
+        this.runId,
+        serialized.taskRuns.map((t) => ({ ...t, logs: [] })),
+      );
+      const run = await this.backend.getRun(this.runId);
+      if (run !== undefined && !isTerminalRunState(run.state)) {
+        try {
+          await this.backend.transitionRun({
+            runId: this.runId,
+            expectedRevision: run.revision,
+            to: run.state,
+            outputs: serialized.outputs,
+          });
+        } catch (error) {
+          if (!(error instanceof RunConflictError)) throw error;
+        }
+      }
+    }
+  }
+
+  private async tick(): Promise<void> {
+    this.flushing = this.flushing.then(async () => {
+      try {
+        await this.flush();
+        const run = await this.backend.getRun(this.runId);
+        if (run?.state === "Cancelling" && !this.controller.signal.aborted) {
+          this.controller.abort(new Error("cancelled by request"));
+        }
+      } catch {
+        // A failed flush is retried at the next tick; the final flush reports errors.
+      }
+    });
+    await this.flushing;
+  }
+
+  private async flush(): Promise<void> {
+    if (this.dirty.size > 0) {
+      // Logs go to their own table; task runs are stored without them.
+      const taskRuns = [...this.dirty.values()].map((t) => ({ ...serializeTaskRun(t), logs: [] }));
+      this.dirty.clear();
+      await this.backend.saveTaskRuns(this.runId, taskRuns);
+    }
+    if (this.logs.length > 0) {
+      const logs = this.logs;
+      this.logs = [];
+      await this.backend.appendLogs(this.runId, logs);
+    }
+  }
+}

@@ -1,0 +1,69 @@
+import type { Backend, RunRecord } from "../backend/types.js";
+import { checkLabels } from "../environment/environment.js";
+import { NotFoundError, ParameterError, TernError } from "../errors.js";
+import type { JsonValue } from "../runner/serialize.js";
+import { storageFromJSON } from "../storage/registry.js";
+
+/** What {@link scheduleRun} needs. */
+export interface ScheduleRunInput {
+  readonly project: string;
+  readonly flow: string;
+  /** @default the newest version */
+  readonly version?: number;
+  readonly parameters?: Readonly<Record<string, JsonValue>>;
+  /** @default the flow version's labels */
+  readonly labels?: readonly string[];
+  readonly idempotencyKey?: string;
+  readonly scheduledAtMs?: number;
+}
+
+/**
+ * Creates a `Scheduled` run after checking its parameters against the flow's manifest
+ * (unknown or missing ones are refused, and nothing is written) and its labels.
+ */
+export async function scheduleRun(
+  backend: Backend,
+  input: ScheduleRunInput,
+): Promise<{ run: RunRecord; created: boolean }> {
+  const version = await backend.getFlowVersion(input.project, input.flow, input.version);
+  if (version === undefined) {
+    const which = input.version === undefined ? "" : ` version ${input.version}`;
+    throw new NotFoundError(
+      "flowVersion",
+      `${input.project}/${input.flow}`,
+      `Flow "${input.flow}"${which} is not registered in project "${input.project}" (${backend.url}). Register it with \`tern register <file> --project "${input.project}"\`, or check \`tern flows\`.`,
+    );
+  }
+  const storage = storageFromJSON(version.storage);
+  const manifest = await storage.readManifest(version.location, {
+    expectedHash: version.manifestHash,
+    label: `"${input.flow}" version ${version.version}`,
+  });
+  const given = input.parameters ?? {};
+  const declared = manifest.flow.parameters;
+  const unknown = Object.keys(given).filter((name) => !declared.some((p) => p.name === name));
+  const missing = declared
+    .filter((p) => p.required && given[p.name] === undefined && p.default === undefined)
+    .map((p) => p.name);
+  if (unknown.length > 0 || missing.length > 0) {
+    throw new ParameterError(
+      input.flow,
+      unknown,
+      missing,
+      declared.map((p) => p.name),
+    );
+  }
+  const labels = input.labels === undefined ? undefined : checkLabels([...input.labels], "run labels");
+  if (input.idempotencyKey !== undefined && input.idempotencyKey.trim() === "") {
+    throw new TernError("RUN_INPUT", "The idempotency key is empty; give a non-empty key (for example the event id).");
+  }
+  return backend.createRun({
+    project: input.project,
+    flow: input.flow,
+    version: version.version,
+    parameters: given,
+    ...(labels === undefined ? {} : { labels }),
+    ...(input.idempotencyKey === undefined ? {} : { idempotencyKey: input.idempotencyKey }),
+    ...(input.scheduledAtMs === undefined ? {} : { scheduledAtMs: input.scheduledAtMs }),
+  });
+}

@@ -1,0 +1,164 @@
+import type { FlowVersionRecord, RunRecord } from "../backend/types.js";
+import { TernError } from "../errors.js";
+import { describe } from "../flow/task.js";
+import type { JsonValue } from "../runner/serialize.js";
+import type { Manifest } from "../storage/manifest.js";
+import type { Storage } from "../storage/storage.js";
+
+/** Type names of the environments tern ships; a custom environment may not take them. */
+export const BUILT_IN_ENVIRONMENT_TYPES: readonly string[] = ["LocalEnvironment", "FargateTaskEnvironment"];
+
+/** What `onStart` and `onExit` receive, in the process that runs the flow. */
+export interface EnvironmentHookContext {
+  readonly runId: string;
+  readonly flow: string;
+  readonly version: number;
+  readonly parameters: Readonly<Record<string, unknown>>;
+}
+
+/** What `onExit` additionally receives: how the run ended. */
+export interface EnvironmentExitContext extends EnvironmentHookContext {
+  readonly state: "Success" | "Failed" | "Cancelled";
+  readonly reason?: string;
+}
+
+/** What an agent hands to `execute`. */
+export interface ExecuteContext {
+  readonly run: RunRecord;
+  readonly flowVersion: FlowVersionRecord;
+  readonly manifest: Manifest;
+  /** The command that starts a runner; append `execute <runId>`. */
+  readonly runnerCommand: readonly string[];
+  /** Environment variables a runner needs to reach the same backend (TERN_HOME, TERN_BACKEND). */
+  readonly runnerEnv: Readonly<Record<string, string>>;
+}
+
+/** Where an environment put a run. */
+export interface Deployment {
+  /** JSON details stored on the run (process id, task ARN...). */
+  readonly details: Readonly<Record<string, JsonValue>>;
+  /** For a local process: settles when it exits, so the agent can tell a crash from a report. */
+  readonly exited?: Promise<{
+    readonly code: number | null;
+    readonly signal: string | null;
+    readonly stderrTail: string;
+  }>;
+}
+
+/** Options every environment takes. */
+export interface EnvironmentOptions {
+  /** Agents must have all of these labels to take the flow's runs. @default [] */
+  readonly labels?: readonly string[];
+  /** Runs before the flow starts, in the process that runs it; a throw fails the run. */
+  readonly onStart?: (context: EnvironmentHookContext) => void | Promise<void>;
+  /** Runs after the flow ends, also when it failed, in the process that ran it. */
+  readonly onExit?: (context: EnvironmentExitContext) => void | Promise<void>;
+  /** Packages the flow needs where it runs; each must resolve at registration. @default [] */
+  readonly dependencies?: readonly string[];
+}
+
+/** A bad environment definition or option. */
+export class EnvironmentError extends TernError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("ENVIRONMENT", message, options);
+  }
+}
+
+/**
+ * Where and how a flow's runs execute. An agent rebuilds the environment from its JSON
+ * (`{ type, options }`), calls `setup(storage)` and then `execute(storage, location, context)`.
+ * Subclasses declare their own `static readonly type`, which must not be a built-in name.
+ */
+export abstract class Environment {
+  /** The type name the agent finds the class by. Every subclass declares its own. */
+  static readonly type: string = "Environment";
+
+  readonly labels: readonly string[];
+  readonly onStart: EnvironmentOptions["onStart"];
+  readonly onExit: EnvironmentOptions["onExit"];
+  readonly dependencies: readonly string[];
+
+  constructor(options: EnvironmentOptions = {}) {
+    const cls = new.target as unknown as typeof Environment & { readonly builtIn?: boolean };
+    const className = cls.name || "(anonymous class)";
+    if (!Object.hasOwn(cls, "type") || typeof cls.type !== "string" || cls.type.trim() === "") {
+      throw new EnvironmentError(
+        `${className} must declare its own type name: add \`static readonly type = "${className}"\` to the class. ` +
+          "The agent finds environments by that name; an inherited one would load the wrong class.",
+      );
+    }
+    if (BUILT_IN_ENVIRONMENT_TYPES.includes(cls.type) && !Object.hasOwn(cls, "builtIn")) {
+      throw new EnvironmentError(
+        `${className} declares type "${cls.type}", which is a built-in environment. Give it a name of its own ` +
+          `(for example "${className === cls.type ? `Custom${className}` : className}").`,
+      );
+    }
+    if (typeof options !== "object" || options === null) {
+      throw new EnvironmentError(`${className}: options must be an object, got ${describe(options)}.`);
+    }
+    this.labels = Object.freeze(checkLabels(options.labels ?? [], className));
+    for (const hook of ["onStart", "onExit"] as const) {
+      if (options[hook] !== undefined && typeof options[hook] !== "function") {
+        throw new EnvironmentError(`${className}: ${hook} must be a function, got ${describe(options[hook])}.`);
+      }
+    }
+    this.onStart = options.onStart;
+    this.onExit = options.onExit;
+    const dependencies = options.dependencies ?? [];
+    if (!Array.isArray(dependencies) || dependencies.some((d) => typeof d !== "string" || d.trim() === "")) {
+      throw new EnvironmentError(
+        `${className}: dependencies must be a list of package names, got ${describe(dependencies)}.`,
+      );
+    }
+    this.dependencies = Object.freeze([...dependencies]);
+  }
+
+  /** The class's type name. */
+  get type(): string {
+    return (this.constructor as typeof Environment).type;
+  }
+
+  /** Whether tern ships this environment (agents rebuild it without user code). */
+  get builtIn(): boolean {
+    return Object.hasOwn(this.constructor, "builtIn");
+  }
+
+  /** Prepares what runs need (a task definition, a directory). Called before every `execute`. */
+  async setup(_storage: Storage): Promise<void> {}
+
+  /** Starts the run described by `context` and says where it went. */
+  abstract execute(storage: Storage, location: string, context: ExecuteContext): Promise<Deployment>;
+
+  /** Subclass options as JSON (no credentials, no functions). */
+  protected jsonOptions(): Record<string, JsonValue> {
+    return {};
+  }
+
+  /** The environment as JSON: what a manifest records. */
+  toJSON(): { type: string; options: Record<string, JsonValue> } {
+    return {
+      type: this.type,
+      options: { labels: [...this.labels], dependencies: [...this.dependencies], ...this.jsonOptions() },
+    };
+  }
+}
+
+/** Validates labels: strings, not empty or whitespace, no surrounding spaces; duplicates dropped. */
+export function checkLabels(labels: unknown, where: string): string[] {
+  if (!Array.isArray(labels)) {
+    throw new EnvironmentError(`${where}: labels must be a list of strings, got ${describe(labels)}.`);
+  }
+  for (const label of labels) {
+    if (typeof label !== "string" || label.trim() === "") {
+      throw new EnvironmentError(
+        `${where}: label ${describe(label)} is empty or whitespace. Labels are non-empty names such as "dev" or "gpu".`,
+      );
+    }
+    if (label.trim() !== label) {
+      throw new EnvironmentError(
+        `${where}: label ${describe(label)} has surrounding spaces; use ${describe(label.trim())}.`,
+      );
+    }
+  }
+  return [...new Set(labels as string[])];
+}

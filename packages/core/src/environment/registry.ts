@@ -1,0 +1,39 @@
+import { TernError } from "../errors.js";
+import type { JsonValue } from "../runner/serialize.js";
+import type { Environment } from "./environment.js";
+import { LocalEnvironment, localEnvironmentFromJSON } from "./local.js";
+
+/** Rebuilds an environment from its JSON options. */
+export type EnvironmentFactory = (options: Record<string, JsonValue>) => Environment;
+
+const factories = new Map<string, EnvironmentFactory>([[LocalEnvironment.type, localEnvironmentFromJSON]]);
+
+/**
+ * Makes an environment type rebuildable from JSON in this process (agents do this for the
+ * types they ship). Registering a taken name with another factory is an error.
+ */
+export function registerEnvironmentType(type: string, factory: EnvironmentFactory): void {
+  const existing = factories.get(type);
+  if (existing !== undefined && existing !== factory) {
+    throw new TernError("ENVIRONMENT_TYPE", `Environment type "${type}" is already registered; choose another name.`);
+  }
+  factories.set(type, factory);
+}
+
+/** Whether this process can rebuild `type` without user code. */
+export function hasEnvironmentType(type: string): boolean {
+  return factories.has(type);
+}
+
+/** Rebuilds an environment from `{ type, options }`. */
+export function environmentFromJSON(config: { type: string; options: Record<string, JsonValue> }): Environment {
+  const factory = factories.get(config.type);
+  if (factory === undefined) {
+    throw new TernError(
+      "ENVIRONMENT_TYPE",
+      `Unknown environment type "${config.type}". This process knows: ${[...factories.keys()].join(", ")}. ` +
+        "Install and import the package that provides it, or register the flow with a known environment.",
+    );
+  }
+  return factory(config.options);
+}

@@ -1,0 +1,119 @@
+import { access, mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { TernError } from "../errors.js";
+import { sha256Hex } from "./blob-store.js";
+
+/** A flow module could not be bundled: missing file, syntax error, unresolved import. */
+export class BundleError extends TernError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("BUNDLE", message, options);
+  }
+}
+
+/** Options of {@link bundleFlowModule}. */
+export interface BundleOptions {
+  /** Packages left out of the bundle, to be provided where the flow runs. */
+  readonly external?: readonly string[];
+}
+
+/** tern's own native or build-time dependencies: never inlined (and tree-shaken away when unused). */
+const ALWAYS_EXTERNAL = ["better-sqlite3", "esbuild"];
+
+/**
+ * Bundles a flow module into one ESM file for Node 20 with its dependencies inlined (tern
+ * included, so a registered flow runs with the tern it was registered with).
+ */
+export async function bundleFlowModule(
+  file: string,
+  options: BundleOptions = {},
+): Promise<{ bytes: Uint8Array; sha256: string }> {
+  try {
+    await access(file);
+  } catch (error) {
+    throw new BundleError(`Flow file ${file} does not exist or cannot be read. Check the path.`, { cause: error });
+  }
+  const esbuild = await import("esbuild");
+  let result: Awaited<ReturnType<typeof esbuild.build>>;
+  try {
+    result = await esbuild.build({
+      entryPoints: [file],
+      bundle: true,
+      write: false,
+      platform: "node",
+      format: "esm",
+      target: "node20",
+      conditions: ["@tern/source"],
+      external: [...ALWAYS_EXTERNAL, ...(options.external ?? [])],
+      // Lets inlined CommonJS dependencies call require() for Node built-ins.
+      banner: {
+        js: "import { createRequire as __ternCreateRequire } from 'node:module'; const require = __ternCreateRequire(import.meta.url);",
+      },
+      legalComments: "none",
+      logLevel: "silent",
+      absWorkingDir: process.cwd(),
+    });
+  } catch (error) {
+    const errors = (
+      error as {
+        errors?: Array<{
+          text: string;
+          location?: { file: string; line: number; column: number; lineText: string } | null;
+        }>;
+      }
+    ).errors;
+    if (errors !== undefined && errors.length > 0) {
+      const lines = errors.slice(0, 5).map((e) => {
+        const at = e.location ? `${e.location.file}:${e.location.line}:${e.location.column + 1}: ` : "";
+        const source = e.location ? `\n    ${e.location.lineText}` : "";
+        return `${at}${e.text}${source}`;
+      });
+      throw new BundleError(`Could not bundle ${file}:\n  ${lines.join("\n  ")}`, { cause: error });
+    }
+    throw new BundleError(`Could not bundle ${file}: ${(error as Error).message}`, { cause: error });
+  }
+  const output = result.outputFiles?.[0];
+  if (output === undefined) throw new BundleError(`Bundling ${file} produced no output.`);
+  const bytes = output.contents;
+  return { bytes, sha256: sha256Hex(bytes) };
+}
+
+const LOADING = Symbol.for("tern.loadingBundle");
+
+/** Whether a bundle is being imported (by registration or a runner) in this process. */
+export function isLoadingBundle(): boolean {
+  return ((globalThis as Record<symbol, number | undefined>)[LOADING] ?? 0) > 0;
+}
+
+/**
+ * Imports verified bundle bytes. They are written to `<cacheDir>/<sha256>.mjs` (once, atomically)
+ * and imported from there, so stack traces name a real file.
+ */
+export async function importBundle(
+  bytes: Uint8Array,
+  sha256: string,
+  cacheDir: string,
+): Promise<Record<string, unknown>> {
+  const file = join(cacheDir, `${sha256}.mjs`);
+  let cached: Uint8Array | undefined;
+  try {
+    cached = await readFile(file);
+  } catch {
+    cached = undefined;
+  }
+  if (cached === undefined || sha256Hex(cached) !== sha256) {
+    await mkdir(cacheDir, { recursive: true });
+    const temp = `${file}.${process.pid}.tmp`;
+    await writeFile(temp, bytes);
+    await rename(temp, file);
+  }
+  const global = globalThis as Record<symbol, number | undefined>;
+  global[LOADING] = (global[LOADING] ?? 0) + 1;
+  try {
+    return (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+  } catch (error) {
+    throw new BundleError(`Importing the flow bundle ${file} failed: ${(error as Error).message}`, { cause: error });
+  } finally {
+    global[LOADING] = (global[LOADING] ?? 1) - 1;
+  }
+}

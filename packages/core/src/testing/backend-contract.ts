@@ -1,0 +1,75 @@
+import { randomUUID } from "node:crypto";
+import { afterEach, beforeEach, describe } from "vitest";
+import type { Backend, FlowVersionInput } from "../backend/types.js";
+import { claimAndTransitionContract } from "./backend-contract-claims.js";
+import { flowAndRunContract } from "./backend-contract-runs.js";
+
+/** Options of {@link backendContract}. */
+export interface BackendContractOptions {
+  /**
+   * Per-test timeout in milliseconds, for backends behind a network.
+   * @default vitest's configured `testTimeout`
+   */
+  readonly timeoutMs?: number;
+}
+
+/** What every contract test gets: a fresh backend and a project name no other test uses. */
+export interface ContractContext {
+  readonly backend: Backend;
+  readonly project: string;
+  /** A flow version input in this test's project, with `overrides` applied. */
+  version(flow: string, overrides?: Partial<FlowVersionInput>): FlowVersionInput;
+}
+
+/**
+ * Declares the conformance suite every {@link Backend} implementation must pass, as a vitest
+ * `describe` block. `open` is called before each test and must return a ready backend; the suite
+ * closes it after the test. Each test works in its own random project, so a backend shared
+ * between tests (one DynamoDB table) still gives each test a clean slate.
+ *
+ * @example
+ * import { backendContract } from "@tern/core/testing";
+ *
+ * backendContract("SqliteBackend", () => SqliteBackend.open({ path: join(tmp, `${randomUUID()}.db`) }));
+ */
+export function backendContract(
+  name: string,
+  open: () => Promise<Backend>,
+  options: BackendContractOptions = {},
+): void {
+  describe(`Backend contract: ${name}`, { timeout: options.timeoutMs }, () => {
+    let backend: Backend | undefined;
+    let project = "";
+
+    beforeEach(async () => {
+      backend = await open();
+      project = `contract-${randomUUID().slice(0, 8)}`;
+    });
+
+    afterEach(async () => {
+      await backend?.close();
+      backend = undefined;
+    });
+
+    const context: () => ContractContext = () => {
+      if (backend === undefined) throw new Error("the contract's backend is not open (beforeEach failed)");
+      return {
+        backend,
+        project,
+        version: (flow, overrides = {}) => ({
+          project,
+          flow,
+          labels: [],
+          storage: { type: "local", options: { directory: "/tmp/tern-contract" } },
+          location: `flows/${flow}/manifest.json`,
+          manifestHash: "a".repeat(64),
+          environmentType: "local",
+          ...overrides,
+        }),
+      };
+    };
+
+    flowAndRunContract(context);
+    claimAndTransitionContract(context);
+  });
+}

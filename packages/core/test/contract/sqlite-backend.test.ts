@@ -1,0 +1,176 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { BackendError, NotFoundError, SqliteBackend } from "@tern/core";
+import { backendContract } from "@tern/core/testing";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+
+let root = "";
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), "tern-sqlite-"));
+});
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+let counter = 0;
+backendContract("SqliteBackend", async () => {
+  counter += 1;
+  return SqliteBackend.open({ path: join(root, `contract-${counter}`, "tern.db") });
+});
+
+describe("SqliteBackend", () => {
+  let dir = "";
+  beforeEach(async () => {
+    dir = await mkdtemp(join(root, "case-"));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("creates missing parent directories and names the file in its url", async () => {
+    const path = join(dir, "a", "b", "tern.db");
+    const backend = await SqliteBackend.open({ path });
+    await backend.close();
+    expect(existsSync(path)).toBe(true);
+    expect(backend.url).toBe(`sqlite://${path}`);
+  });
+
+  it("fails with a BackendError naming the path when its directory cannot be created", async () => {
+    // Tests run as root, whom file modes do not stop; a path through a regular file fails for anyone.
+    const file = join(dir, "not-a-directory");
+    await writeFile(file, "");
+    const path = join(file, "sub", "tern.db");
+    const attempt = SqliteBackend.open({ path });
+    await expect(attempt).rejects.toThrow(BackendError);
+    await expect(attempt).rejects.toThrow(path);
+    await expect(attempt).rejects.toThrow(/TERN_HOME/);
+    await expect(attempt).rejects.toMatchObject({ cause: { code: "ENOTDIR" } });
+  });
+
+  it("keeps the data when the file is opened again", async () => {
+    const path = join(dir, "tern.db");
+    const first = await SqliteBackend.open({ path });
+    await first.registerFlowVersion({
+      project: "p",
+      flow: "etl",
+      labels: [],
+      storage: { type: "local", options: {} },
+      location: "m.json",
+      manifestHash: "h",
+      environmentType: "local",
+    });
+    const { run } = await first.createRun({ project: "p", flow: "etl" });
+    await first.close();
+    const second = await SqliteBackend.open({ path });
+    try {
+      expect(await second.getRun(run.id)).toEqual(run);
+    } finally {
+      await second.close();
+    }
+  });
+
+  it("rejects task runs and logs of an unknown run with NotFoundError", async () => {
+    const backend = await SqliteBackend.open({ path: join(dir, "tern.db") });
+    try {
+      await expect(backend.saveTaskRuns("no-such-run", [])).rejects.toThrow(NotFoundError);
+      await expect(
+        backend.appendLogs("no-such-run", [
+          { taskRunId: "t", timeMs: 1, level: "info", message: "m", source: "logger" },
+        ]),
+      ).rejects.toMatchObject({ code: "NOT_FOUND", kind: "run", id: "no-such-run" });
+    } finally {
+      await backend.close();
+    }
+  });
+
+  it("rejects calls after close with a BackendError", async () => {
+    const backend = await SqliteBackend.open({ path: join(dir, "tern.db") });
+    await backend.close();
+    await expect(backend.getRun("x")).rejects.toThrow(/closed/);
+    await expect(backend.listRuns()).rejects.toThrow(BackendError);
+  });
+
+  it("gives each of 200 runs to exactly one of 4 claiming processes", async () => {
+    const path = join(dir, "shared.db");
+    const backend = await SqliteBackend.open({ path });
+    const ids = new Set<string>();
+    try {
+      await backend.registerFlowVersion({
+        project: "p",
+        flow: "etl",
+        labels: [],
+        storage: { type: "local", options: {} },
+        location: "m.json",
+        manifestHash: "h",
+        environmentType: "local",
+      });
+      const now = Date.now();
+      for (let i = 0; i < 200; i += 1) {
+        ids.add((await backend.createRun({ project: "p", flow: "etl", scheduledAtMs: now - 1_000 + i })).run.id);
+      }
+    } finally {
+      await backend.close();
+    }
+
+    const fixture = join(import.meta.dirname, "fixtures", "claimer.ts");
+    const children = [1, 2, 3, 4].map((n) =>
+      spawn(process.execPath, ["--conditions=@tern/source", "--import", "tsx", fixture, path, `agent-${n}`], {
+        stdio: ["pipe", "pipe", "pipe"],
+      }),
+    );
+    try {
+      const outputs = children.map(collect);
+      await Promise.all(outputs.map((o) => o.ready));
+      for (const child of children) child.stdin?.write("go\n");
+      const results = await Promise.all(outputs.map((o) => o.done));
+
+      const claimed = results.flatMap((r) => r.claimed);
+      // Otherwise one process did all the work and the test proved nothing about contention.
+      expect(results.filter((r) => r.claimed.length > 0).length).toBeGreaterThanOrEqual(2);
+      expect(claimed).toHaveLength(200);
+      expect(new Set(claimed)).toEqual(ids);
+      const check = await SqliteBackend.open({ path });
+      try {
+        const runs = await check.listRuns({ project: "p", limit: 500 });
+        expect(runs.every((run) => run.attempts === 1 && run.lease !== undefined)).toBe(true);
+      } finally {
+        await check.close();
+      }
+    } finally {
+      for (const child of children) if (child.exitCode === null) child.kill();
+    }
+  }, 15_000);
+});
+
+/** Reads a claimer's stdout: "ready" once open, then one JSON line with what it claimed. */
+function collect(child: ChildProcess): { ready: Promise<void>; done: Promise<{ claimed: string[] }> } {
+  let stdout = "";
+  let stderr = "";
+  let onReady: () => void = () => {};
+  const ready = new Promise<void>((resolve) => {
+    onReady = resolve;
+  });
+  child.stderr?.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  child.stdout?.on("data", (chunk: Buffer) => {
+    stdout += chunk.toString();
+    if (stdout.startsWith("ready\n")) onReady();
+  });
+  const done = new Promise<{ claimed: string[] }>((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", (code) => {
+      const last = stdout.trim().split("\n").at(-1) ?? "";
+      if (code !== 0 || !last.startsWith("{")) {
+        reject(new Error(`claimer exited with ${code}:\n${stdout}\n${stderr}`));
+        return;
+      }
+      resolve(JSON.parse(last) as { claimed: string[] });
+    });
+  });
+  // A child that dies before "ready" must fail the test, not hang it.
+  return { ready: Promise.race([ready, done.then(() => undefined)]), done };
+}
