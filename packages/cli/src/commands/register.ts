@@ -71,12 +71,14 @@ Options:
     const db = await backend();
     // Build everything first (bundling, dependency checks, uploads), then record the versions.
     const shared = defaultStorage();
+    const bundleBytes = new Map<string, number>();
     if (build) {
       for (const { flow } of flows) {
         if (args.values.json !== true) io.err(`building flow "${flow.name}"...\n`);
         const storage = (flow.storage as Storage | undefined) ?? shared;
         storage.add(flow);
         await storage.build({ only: [flow.name] });
+        bundleBytes.set(flow.name, storage.built(flow.name)?.bytesUploaded ?? 0);
       }
     }
     const results: RegisterResult[] = [];
@@ -90,7 +92,7 @@ Options:
       results.push(result);
       if (args.values.json !== true) {
         io.out(
-          `${result.status === "new" ? "registered" : "unchanged "} ${result.name} v${result.version}  ${result.hash.slice(0, 12)}  ${result.bytesUploaded} bytes uploaded\n`,
+          `${result.status === "new" ? "registered" : "unchanged "} ${result.name} v${result.version}  ${result.hash.slice(0, 12)}  ${result.bytesUploaded + (bundleBytes.get(result.name) ?? 0)} bytes uploaded\n`,
         );
       }
     }

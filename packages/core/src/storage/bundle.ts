@@ -17,6 +17,28 @@ export interface BundleOptions {
   readonly external?: readonly string[];
 }
 
+/**
+ * Registration (bundling, backends, storage uploads) never runs inside a flow bundle, so the
+ * dynamic import behind `flow.register()` is replaced by a stub: bundles carry the flow, its
+ * dependencies and tern's runner, not tern's registration machinery.
+ */
+const withoutRegistration = {
+  name: "tern-without-registration",
+  setup(build: {
+    onResolve(o: { filter: RegExp }, cb: (a: { path: string; importer: string }) => { path: string; namespace: string } | undefined): void;
+    onLoad(o: { filter: RegExp; namespace: string }, cb: () => { contents: string; loader: "js" }): void;
+  }) {
+    build.onResolve({ filter: /^\.\.\/register\.js$/ }, (args) =>
+      /[\\/]flow[\\/]flow\.[jt]s$/.test(args.importer) ? { path: "register", namespace: "tern-stub" } : undefined,
+    );
+    build.onLoad({ filter: /.*/, namespace: "tern-stub" }, () => ({
+      contents:
+        "export async function registerFlow(flow) { throw new Error(`flow.register() cannot run inside a flow bundle (flow \"${flow.name}\"): register from CI or a script, and guard the call so that loading the file does not run it.`); }",
+      loader: "js",
+    }));
+  },
+};
+
 /** tern's own native or build-time dependencies: never inlined (and tree-shaken away when unused). */
 const ALWAYS_EXTERNAL = ["better-sqlite3", "esbuild"];
 
@@ -50,6 +72,7 @@ export async function bundleFlowModule(
         js: "import { createRequire as __ternCreateRequire } from 'node:module'; const require = __ternCreateRequire(import.meta.url);",
       },
       legalComments: "none",
+      plugins: [withoutRegistration],
       logLevel: "silent",
       absWorkingDir: process.cwd(),
     });

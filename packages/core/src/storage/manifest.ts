@@ -1,64 +1,58 @@
-import { z } from "zod";
+import * as z from "zod/mini";
 import { TernError } from "../errors.js";
 import type { JsonValue } from "../runner/serialize.js";
 
 /** The manifest format this version of tern writes and reads. */
 export const MANIFEST_FORMAT = "tern.manifest/1";
 
-const jsonValue: z.ZodType<JsonValue> = z.lazy(() =>
+// zod/mini keeps flow bundles small: storage classes (and so this schema) are inlined into them.
+const jsonValue: z.ZodMiniType<JsonValue> = z.lazy(() =>
   z.union([z.null(), z.boolean(), z.number(), z.string(), z.array(jsonValue), z.record(z.string(), jsonValue)]),
 );
 
-const typedConfig = z.object({ type: z.string().min(1), options: z.record(z.string(), jsonValue) }).strict();
+const nonEmpty = () => z.string().check(z.minLength(1));
+
+const typedConfig = z.strictObject({ type: nonEmpty(), options: z.record(z.string(), jsonValue) });
 
 const label = z
   .string()
-  .min(1)
-  .refine((l) => l.trim() === l && l.trim() !== "", "labels must be non-empty and have no surrounding spaces");
+  .check(
+    z.refine((l) => l.trim() === l && l.trim() !== "", "labels must be non-empty and have no surrounding spaces"),
+  );
 
-const manifestSchema = z
-  .object({
-    format: z.literal(MANIFEST_FORMAT),
-    ternVersion: z.string().min(1),
-    nodeVersion: z.string().regex(/^v\d+\.\d+\.\d+/),
-    bundle: z
-      .object({
-        key: z.string().min(1),
-        sha256: z.string().regex(/^[0-9a-f]{64}$/, "a sha256 in lowercase hex"),
-        sizeBytes: z.number().int().nonnegative(),
-      })
-      .strict(),
-    exportName: z.string().min(1),
-    flow: z
-      .object({
-        name: z.string().min(1),
-        description: z.string().optional(),
-        tasks: z.array(
-          z
-            .object({
-              slug: z.string().min(1),
-              task: z.string().min(1),
-              mapped: z.boolean(),
-              maxRetries: z.number().int().nonnegative(),
-              timeoutMs: z.number().positive().nullable(),
-              trigger: z.string(),
-            })
-            .strict(),
-        ),
-        edges: z.array(z.object({ from: z.string(), to: z.string(), kind: z.enum(["data", "state"]) }).strict()),
-        parameters: z.array(
-          z.object({ name: z.string().min(1), required: z.boolean(), default: jsonValue.optional() }).strict(),
-        ),
-        executor: typedConfig,
-        referenceTasks: z.array(z.string()),
-      })
-      .strict(),
-    storage: typedConfig,
-    environment: typedConfig.extend({ builtin: z.boolean() }).strict(),
-    labels: z.array(label),
-    dependencies: z.array(z.string().min(1)),
-  })
-  .strict();
+const manifestSchema = z.strictObject({
+  format: z.literal(MANIFEST_FORMAT),
+  ternVersion: nonEmpty(),
+  nodeVersion: z.string().check(z.regex(/^v\d+\.\d+\.\d+/)),
+  bundle: z.strictObject({
+    key: nonEmpty(),
+    sha256: z.string().check(z.regex(/^[0-9a-f]{64}$/, "a sha256 in lowercase hex")),
+    sizeBytes: z.int().check(z.nonnegative()),
+  }),
+  exportName: nonEmpty(),
+  flow: z.strictObject({
+    name: nonEmpty(),
+    description: z.optional(z.string()),
+    tasks: z.array(
+      z.strictObject({
+        slug: nonEmpty(),
+        task: nonEmpty(),
+        mapped: z.boolean(),
+        maxRetries: z.int().check(z.nonnegative()),
+        timeoutMs: z.nullable(z.number().check(z.positive())),
+        trigger: z.string(),
+      }),
+    ),
+    edges: z.array(z.strictObject({ from: z.string(), to: z.string(), kind: z.enum(["data", "state"]) })),
+    parameters: z.array(z.strictObject({ name: nonEmpty(), required: z.boolean(), default: z.optional(jsonValue) })),
+    executor: typedConfig,
+    referenceTasks: z.array(z.string()),
+  }),
+  storage: typedConfig,
+  environment: z.strictObject({ type: nonEmpty(), options: z.record(z.string(), jsonValue), builtin: z.boolean() }),
+  labels: z.array(label),
+  dependencies: z.array(nonEmpty()),
+});
 
 /** What tern stores beside a flow's bundle: everything the agent needs, with no user code. */
 export type Manifest = z.infer<typeof manifestSchema>;
