@@ -43,6 +43,7 @@ bundle and runs its environment's setup and execute here. Prints the deployment 
     const deployment = await deployFromBundle(await backend(), args.positionals[0] as string, {
       runnerCommand,
       runnerEnv: env,
+      onOutput: (line) => io.err(`${line}\n`),
     });
     // The first line is the deployment; the agent reads it at once. Then stay until a local
     // child the environment started exits, so the agent can tell a crash from a report.

@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
+import { createInterface } from "node:readline";
 import { openBackend } from "../backend/open.js";
 import { type Backend, isTerminalRunState, type RunRecord } from "../backend/types.js";
 import { checkLabels, type Deployment } from "../environment/environment.js";
@@ -167,7 +168,8 @@ export class LocalAgent {
     const resolved = await resolveRun(backend, claimed.id);
     const route = deployRoute(resolved.manifest, resolved.label);
     const runnerEnv = runnerEnvironment();
-    const context = { runnerCommand: this.runnerCommand, runnerEnv };
+    const onOutput = (line: string) => this.log(`run ${claimed.id.slice(0, 8)} | ${line}`);
+    const context = { runnerCommand: this.runnerCommand, runnerEnv, onOutput };
     if (route.kind === "builtin") await route.environment.setup(resolved.storage);
     // Submitted before the runner starts, so the runner always finds its run past Scheduled.
     let run = await backend.transitionRun({
@@ -185,7 +187,7 @@ export class LocalAgent {
             flowVersion: resolved.flowVersion,
             manifest: resolved.manifest,
           })
-        : await this.deployCustom(run.id, runnerEnv);
+        : await this.deployCustom(run.id, runnerEnv, onOutput);
     run = await this.recordDeployment(backend, run, deployment.details);
     if (deployment.exited !== undefined) this.watch(backend, run.id, deployment.exited);
   }
@@ -195,7 +197,11 @@ export class LocalAgent {
    * (`deploy <runId>`). Its first stdout line is the deployment; the process then stays until the
    * runner it started exits, which the agent watches like a local runner.
    */
-  private async deployCustom(runId: string, runnerEnv: Record<string, string>): Promise<Deployment> {
+  private async deployCustom(
+    runId: string,
+    runnerEnv: Record<string, string>,
+    onOutput: (line: string) => void,
+  ): Promise<Deployment> {
     const [command, ...args] = this.runnerCommand;
     if (command === undefined) throw new TernError("AGENT_OPTIONS", "LocalAgent: no runner command.");
     const child = spawn(command, [...args, "deploy", runId], {
@@ -204,8 +210,9 @@ export class LocalAgent {
     });
     let stdout = "";
     let stderr = "";
-    child.stderr.setEncoding("utf8").on("data", (c: string) => {
-      stderr = (stderr + c).slice(-4096);
+    createInterface({ input: child.stderr }).on("line", (line) => {
+      stderr = `${stderr}${line}\n`.slice(-4096);
+      onOutput(line);
     });
     const exited = new Promise<{ code: number | null; signal: string | null; stderrTail: string }>((resolve) => {
       child.once("close", (code, signal) => resolve({ code, signal, stderrTail: stderr }));

@@ -31,6 +31,8 @@ export interface ExecuteContext {
   readonly runnerCommand: readonly string[];
   /** Environment variables a runner needs to reach the same backend (TERN_HOME, TERN_BACKEND). */
   readonly runnerEnv: Readonly<Record<string, string>>;
+  /** Receives each line a local runner prints, for the agent's log. @default lines are dropped */
+  readonly onOutput?: (line: string) => void;
 }
 
 /** Where an environment put a run. */

@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { createInterface } from "node:readline";
 import type { ExecutorConfig } from "../runner/executor.js";
 import { executorFromJSON } from "../runner/executor.js";
 import type { JsonValue } from "../runner/serialize.js";
@@ -59,12 +60,14 @@ export class LocalEnvironment extends Environment {
     if (command === undefined) throw new EnvironmentError("LocalEnvironment: the agent gave no runner command.");
     const child = spawn(command, [...args, "execute", context.run.id], {
       env: { ...process.env, ...context.runnerEnv },
-      stdio: ["ignore", "ignore", "pipe"],
+      stdio: ["ignore", "pipe", "pipe"],
     });
     let stderrTail = "";
-    child.stderr?.setEncoding("utf8");
-    child.stderr?.on("data", (chunk: string) => {
-      stderrTail = (stderrTail + chunk).slice(-STDERR_TAIL_BYTES);
+    const forward = context.onOutput ?? (() => {});
+    createInterface({ input: child.stdout }).on("line", forward);
+    createInterface({ input: child.stderr }).on("line", (line) => {
+      stderrTail = `${stderrTail}${line}\n`.slice(-STDERR_TAIL_BYTES);
+      forward(line);
     });
     const spawned = new Promise<void>((resolve, reject) => {
       child.once("spawn", resolve);

@@ -25,7 +25,10 @@ export interface BundleOptions {
 const withoutRegistration = {
   name: "tern-without-registration",
   setup(build: {
-    onResolve(o: { filter: RegExp }, cb: (a: { path: string; importer: string }) => { path: string; namespace: string } | undefined): void;
+    onResolve(
+      o: { filter: RegExp },
+      cb: (a: { path: string; importer: string }) => { path: string; namespace: string } | undefined,
+    ): void;
     onLoad(o: { filter: RegExp; namespace: string }, cb: () => { contents: string; loader: "js" }): void;
   }) {
     build.onResolve({ filter: /^\.\.\/register\.js$/ }, (args) =>
@@ -33,7 +36,7 @@ const withoutRegistration = {
     );
     build.onLoad({ filter: /.*/, namespace: "tern-stub" }, () => ({
       contents:
-        "export async function registerFlow(flow) { throw new Error(`flow.register() cannot run inside a flow bundle (flow \"${flow.name}\"): register from CI or a script, and guard the call so that loading the file does not run it.`); }",
+        'export async function registerFlow(flow) { throw new Error(`flow.register() cannot run inside a flow bundle (flow "${flow.name}"): register from CI or a script, and guard the call so that loading the file does not run it.`); }',
       loader: "js",
     }));
   },

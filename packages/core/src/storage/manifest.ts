@@ -16,9 +16,7 @@ const typedConfig = z.strictObject({ type: nonEmpty(), options: z.record(z.strin
 
 const label = z
   .string()
-  .check(
-    z.refine((l) => l.trim() === l && l.trim() !== "", "labels must be non-empty and have no surrounding spaces"),
-  );
+  .check(z.refine((l) => l.trim() === l && l.trim() !== "", "labels must be non-empty and have no surrounding spaces"));
 
 const manifestSchema = z.strictObject({
   format: z.literal(MANIFEST_FORMAT),
