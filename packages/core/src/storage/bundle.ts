@@ -36,7 +36,7 @@ const withoutRegistration = {
     );
     build.onLoad({ filter: /.*/, namespace: "tern-stub" }, () => ({
       contents:
-        'export async function registerFlow(flow) { throw new Error(`flow.register() cannot run inside a flow bundle (flow "${flow.name}"): register from CI or a script, and guard the call so that loading the file does not run it.`); }',
+        "export async function registerFlow(flow) { throw new Error('flow.register() cannot run inside a flow bundle (flow \"' + flow.name + '\"): register from CI or a script, and guard the call so that loading the file does not run it.'); }",
       loader: "js",
     }));
   },
