@@ -34,7 +34,7 @@ Options:
     io.err(`agent ${agent.agentId} with ${labels.length === 0 ? "no labels" : `labels ${labels.join(", ")}`}\n`);
     if (args.values.once === true) {
       const result = await agent.pollOnce();
-      await agent.idle();
+      await agent.stop();
       io.err(
         `agent: claimed ${result.claimed}, submitted ${result.submitted.length}, failed to deploy ${result.failed.length}\n`,
       );

@@ -148,6 +148,10 @@ export class LocalAgent {
     await this.loop;
     this.loop = undefined;
     await this.idle();
+    if (this.backend !== undefined) {
+      const now = Date.now();
+      await this.backend.recordAgent({ id: this.agentId, labels: this.labels, lastSeenAtMs: now, stoppedAtMs: now });
+    }
     if (this.ownsBackend && this.backend !== undefined) {
       await this.backend.close();
       this.backend = undefined;

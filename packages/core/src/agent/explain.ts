@@ -47,10 +47,12 @@ export async function explainRun(backend: Backend, runId: string, nowMs = Date.n
       `Agent ${run.lease.owner} holds its lease until ${new Date(run.lease.expiresAtMs).toISOString()} (attempt ${run.attempts}). If that agent died, another agent takes the run over when the lease expires.`,
     );
   }
-  const agents = (await backend.listAgents()).filter((a) => nowMs - a.lastSeenAtMs <= AGENT_SEEN_WINDOW_MS);
+  const agents = (await backend.listAgents()).filter(
+    (a) => a.stoppedAtMs === undefined && nowMs - a.lastSeenAtMs <= AGENT_SEEN_WINDOW_MS,
+  );
   if (agents.length === 0) {
     findings.push(
-      `No agent has polled ${backend.url} in the last ${AGENT_SEEN_WINDOW_MS / 60_000} minutes. Start one: tern agent${run.labels.length > 0 ? ` --labels ${run.labels.join(",")}` : ""}.`,
+      `No agent is running: none has polled ${backend.url} in the last ${AGENT_SEEN_WINDOW_MS / 60_000} minutes without stopping since. Start one: tern agent${run.labels.length > 0 ? ` --labels ${run.labels.join(",")}` : ""}.`,
     );
     return { runId, state: run.state, willBePickedUp: false, findings };
   }

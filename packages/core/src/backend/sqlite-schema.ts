@@ -80,7 +80,8 @@ const MIGRATIONS: readonly string[] = [
   CREATE TABLE agents (
     id TEXT PRIMARY KEY,
     labels TEXT NOT NULL,
-    last_seen_at_ms INTEGER NOT NULL
+    last_seen_at_ms INTEGER NOT NULL,
+    stopped_at_ms INTEGER
   );
   `,
 ];
@@ -155,9 +156,12 @@ export function toRunStateChange(row: Row): RunStateChange {
 
 /** An `agents` row as a record. */
 export function toAgent(row: Row): AgentRecord {
-  return {
+  const agent = {
     id: row.id as string,
     labels: JSON.parse(row.labels as string) as string[],
     lastSeenAtMs: row.last_seen_at_ms as number,
   };
+  return row.stopped_at_ms === null || row.stopped_at_ms === undefined
+    ? agent
+    : { ...agent, stoppedAtMs: row.stopped_at_ms as number };
 }

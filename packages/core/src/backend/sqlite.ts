@@ -365,9 +365,10 @@ export class SqliteBackend implements Backend {
   async recordAgent(agent: AgentRecord): Promise<void> {
     return this.#sql.write("record an agent", () => {
       this.#sql.run(
-        `INSERT INTO agents (id, labels, last_seen_at_ms) VALUES (?, ?, ?)
-         ON CONFLICT (id) DO UPDATE SET labels = excluded.labels, last_seen_at_ms = excluded.last_seen_at_ms`,
-        [agent.id, JSON.stringify(agent.labels), agent.lastSeenAtMs],
+        `INSERT INTO agents (id, labels, last_seen_at_ms, stopped_at_ms) VALUES (?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET labels = excluded.labels, last_seen_at_ms = excluded.last_seen_at_ms,
+           stopped_at_ms = excluded.stopped_at_ms`,
+        [agent.id, JSON.stringify(agent.labels), agent.lastSeenAtMs, agent.stoppedAtMs ?? null],
       );
     });
   }

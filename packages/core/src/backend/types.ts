@@ -133,6 +133,8 @@ export interface AgentRecord {
   readonly id: string;
   readonly labels: readonly string[];
   readonly lastSeenAtMs: number;
+  /** Set when the agent stopped on purpose (`stop()`, or the end of `tern agent --once`). */
+  readonly stoppedAtMs?: number;
 }
 
 /** A log record with the task run it belongs to. */

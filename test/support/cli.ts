@@ -1,0 +1,102 @@
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** The repository root. */
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const CLI = join(ROOT, "packages", "cli", "src", "main.ts");
+
+/** What a `tern` invocation printed and returned. */
+export interface TernResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** A throwaway TERN_HOME and a `tern` bound to it. */
+export interface TernHome {
+  readonly home: string;
+  tern(args: readonly string[], env?: Record<string, string>): Promise<TernResult>;
+  /** Runs `tern ... --json` and parses stdout, failing on a non-zero exit. */
+  json<T = unknown>(args: readonly string[], env?: Record<string, string>): Promise<T>;
+  cleanup(): Promise<void>;
+}
+
+/** Runs the CLI from its sources in a child process, as a user would from the repository root. */
+export function runTern(args: readonly string[], env: Record<string, string | undefined>): Promise<TernResult> {
+  const childEnv: Record<string, string | undefined> = {
+    ...process.env,
+    NODE_OPTIONS: undefined,
+    TERN_RUNNER_COMMAND: undefined,
+    ...env,
+  };
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ["--conditions=@tern/source", "--import", "tsx", CLI, ...args],
+      { cwd: ROOT, env: childEnv as NodeJS.ProcessEnv, timeout: 60_000 },
+      (error, stdout, stderr) => {
+        const code = error === null ? 0 : typeof error.code === "number" ? error.code : 1;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+/** Starts a long-running `tern` (e.g. an agent) in the background; stop it with `stopTern`. */
+export function spawnTern(args: readonly string[], env: Record<string, string | undefined>): ChildProcess {
+  const childEnv: Record<string, string | undefined> = {
+    ...process.env,
+    NODE_OPTIONS: undefined,
+    TERN_RUNNER_COMMAND: undefined,
+    ...env,
+  };
+  return spawn(process.execPath, ["--conditions=@tern/source", "--import", "tsx", CLI, ...args], {
+    cwd: ROOT,
+    env: childEnv as NodeJS.ProcessEnv,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+}
+
+/** Waits until `child` printed a line matching `pattern` on stderr. */
+export function waitForOutput(child: ChildProcess, pattern: RegExp, timeoutMs = 20_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let seen = "";
+    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern}; got: ${seen}`)), timeoutMs);
+    child.stderr?.on("data", (chunk: Buffer) => {
+      seen += chunk.toString();
+      if (pattern.test(seen)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+}
+
+/** Sends SIGTERM and waits for the exit code. */
+export function stopTern(child: ChildProcess): Promise<number | null> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null) return resolve(child.exitCode);
+    child.once("exit", (code) => resolve(code));
+    child.kill("SIGTERM");
+  });
+}
+
+/** Makes a fresh TERN_HOME under the OS temp directory. */
+export async function ternHome(): Promise<TernHome> {
+  const home = await mkdtemp(join(tmpdir(), "tern-e2e-"));
+  const tern = (args: readonly string[], env: Record<string, string> = {}) =>
+    runTern(args, { TERN_HOME: home, ...env });
+  return {
+    home,
+    tern,
+    async json<T>(args: readonly string[], env?: Record<string, string>): Promise<T> {
+      const result = await tern([...args, "--json"], env);
+      if (result.code !== 0) throw new Error(`tern ${args.join(" ")} exited ${result.code}: ${result.stderr}`);
+      return JSON.parse(result.stdout) as T;
+    },
+    cleanup: () => rm(home, { recursive: true, force: true }),
+  };
+}
