@@ -97,7 +97,9 @@ export async function executeRun(runId: string, options: ExecuteRunOptions): Pro
         parameters: run.parameters,
         ...(executor === undefined ? {} : { executor }),
         signal: reporter.signal,
-        echo: false,
+        // Task output also goes to this process's stdout/stderr: the agent's log locally,
+        // the task's log stream on Fargate, and the last words of a runner that dies.
+        echo: true,
         onTaskRunState: (taskRun) => reporter.taskRunChanged(taskRun),
         onLog: (taskRun, record) => reporter.logged(taskRun, record),
       });
