@@ -8,7 +8,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const available = readdirSync(here)
-  .filter((f) => f.endsWith(".ts") && f !== "run.ts" && !f.startsWith("_"))
+  .filter((f) => f.endsWith(".ts") && f !== "run.ts")
   .map((f) => basename(f, ".ts"))
   .sort();
 
