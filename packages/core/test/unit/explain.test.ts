@@ -1,0 +1,91 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type Backend, explainRun, NotFoundError, SqliteBackend } from "@tern/core";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+
+let dir: string;
+let backend: Backend;
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), "tern-explain-"));
+  backend = await SqliteBackend.open({ path: join(dir, "state.db") });
+  await backend.registerFlowVersion({
+    project: "p",
+    flow: "etl",
+    labels: ["dev"],
+    storage: { type: "MemoryStorage", options: {} },
+    location: "flows/etl/x.json",
+    manifestHash: "a".repeat(64),
+    environmentType: "LocalEnvironment",
+  });
+});
+afterEach(async () => {
+  await backend.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("explainRun", () => {
+  it("says no agent is running when none polled recently", async () => {
+    const { run } = await backend.createRun({ project: "p", flow: "etl" });
+    await backend.recordAgent({ id: "old", labels: ["dev"], lastSeenAtMs: Date.now() - 10 * 60_000 });
+    const why = await explainRun(backend, run.id);
+    expect(why.willBePickedUp).toBe(false);
+    expect(why.findings).toEqual([expect.stringMatching(/^No agent is running.*tern agent --labels dev\.$/)]);
+  });
+
+  it("does not count an agent that stopped", async () => {
+    const { run } = await backend.createRun({ project: "p", flow: "etl" });
+    const now = Date.now();
+    await backend.recordAgent({ id: "gone", labels: ["dev"], lastSeenAtMs: now, stoppedAtMs: now });
+    expect((await explainRun(backend, run.id)).findings[0]).toMatch(/^No agent is running/);
+  });
+
+  it("names the labels a live agent is missing", async () => {
+    const { run } = await backend.createRun({ project: "p", flow: "etl", labels: ["dev", "gpu"] });
+    await backend.recordAgent({ id: "a1", labels: ["dev"], lastSeenAtMs: Date.now() });
+    const why = await explainRun(backend, run.id);
+    expect(why.willBePickedUp).toBe(false);
+    expect(why.findings).toEqual([
+      expect.stringMatching(/^No live agent's labels fit the run's labels dev, gpu\. .*--labels dev,gpu/),
+      "Agent a1 has labels dev but the run needs labels dev, gpu (missing: gpu).",
+    ]);
+  });
+
+  it("reports a lease held by another agent, and a run scheduled for later", async () => {
+    const later = Date.now() + 3_600_000;
+    const { run } = await backend.createRun({ project: "p", flow: "etl", scheduledAtMs: later });
+    await backend.recordAgent({ id: "a1", labels: ["dev"], lastSeenAtMs: Date.now() });
+    let why = await explainRun(backend, run.id);
+    expect(why.willBePickedUp).toBe(false);
+    expect(why.findings[0]).toBe(
+      `The run is scheduled for ${new Date(later).toISOString()}; agents take it from then on.`,
+    );
+
+    const { run: due } = await backend.createRun({ project: "p", flow: "etl" });
+    const [claimed] = await backend.claimRuns({ agentId: "a1", labels: ["dev"], limit: 1, leaseMs: 60_000 });
+    expect(claimed?.id).toBe(due.id);
+    why = await explainRun(backend, due.id);
+    expect(why.willBePickedUp).toBe(false);
+    expect(why.findings[0]).toMatch(/^Agent a1 holds its lease until .* \(attempt 1\)\. If that agent died/);
+  });
+
+  it("says which agent will take the run", async () => {
+    const { run } = await backend.createRun({ project: "p", flow: "etl" });
+    await backend.recordAgent({ id: "a1", labels: ["dev", "staging"], lastSeenAtMs: Date.now() });
+    const why = await explainRun(backend, run.id);
+    expect(why).toMatchObject({ willBePickedUp: true, findings: ["Agent a1 can take the run at the next poll."] });
+  });
+
+  it("explains that a run past Scheduled was already picked up", async () => {
+    const { run } = await backend.createRun({ project: "p", flow: "etl" });
+    await backend.transitionRun({ runId: run.id, expectedRevision: run.revision, to: "Failed", reason: "boom" });
+    expect((await explainRun(backend, run.id)).findings).toEqual([
+      "The run is Failed (boom): it is over; only Scheduled runs are picked up.",
+    ]);
+  });
+
+  it("rejects an unknown run id", async () => {
+    await expect(explainRun(backend, "nope")).rejects.toThrow(NotFoundError);
+  });
+});
