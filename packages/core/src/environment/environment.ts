@@ -151,7 +151,12 @@ export function checkLabels(labels: unknown, where: string): string[] {
     throw new EnvironmentError(`${where}: labels must be a list of strings, got ${describe(labels)}.`);
   }
   for (const label of labels) {
-    if (typeof label !== "string" || label.trim() === "") {
+    if (typeof label !== "string") {
+      throw new EnvironmentError(
+        `${where}: label ${describe(label)} is not a string. Labels are non-empty names such as "dev" or "gpu".`,
+      );
+    }
+    if (label.trim() === "") {
       throw new EnvironmentError(
         `${where}: label ${describe(label)} is empty or whitespace. Labels are non-empty names such as "dev" or "gpu".`,
       );

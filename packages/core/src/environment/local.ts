@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
+import { describe } from "../flow/task.js";
 import type { ExecutorConfig } from "../runner/executor.js";
 import { executorFromJSON } from "../runner/executor.js";
 import type { JsonValue } from "../runner/serialize.js";
@@ -31,7 +32,8 @@ const STDERR_TAIL_BYTES = 4096;
  * new Flow("etl", { environment: new LocalEnvironment({ labels: ["dev"] }) }, build);
  */
 export class LocalEnvironment extends Environment {
-  static override readonly type = "LocalEnvironment";
+  // Typed as string, not the literal, so that subclasses can declare their own type name.
+  static override readonly type: string = "LocalEnvironment";
   static readonly builtIn = true;
 
   /** The executor override, as JSON. */
@@ -41,6 +43,11 @@ export class LocalEnvironment extends Environment {
     super(options);
     const executor = options.executor;
     if (executor !== undefined) {
+      if (typeof executor !== "object" || executor === null) {
+        throw new EnvironmentError(
+          `LocalEnvironment: executor: expected an executor or its JSON ({ type, options }), got ${describe(executor)}.`,
+        );
+      }
       const config = "toJSON" in executor && typeof executor.toJSON === "function" ? executor.toJSON() : executor;
       try {
         executorFromJSON(config as ExecutorConfig);

@@ -1,4 +1,5 @@
-import { access, mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { randomUUID } from "node:crypto";
+import { access, mkdir, readFile, rename, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { TernError } from "../errors.js";
@@ -129,9 +130,15 @@ export async function importBundle(
   }
   if (cached === undefined || sha256Hex(cached) !== sha256) {
     await mkdir(cacheDir, { recursive: true });
-    const temp = `${file}.${process.pid}.tmp`;
-    await writeFile(temp, bytes);
-    await rename(temp, file);
+    // One temporary name per call: two loads of one bundle at once (two flows of one module, or
+    // two runs) must not rename each other's file away.
+    const temp = `${file}.${randomUUID()}.tmp`;
+    try {
+      await writeFile(temp, bytes);
+      await rename(temp, file);
+    } finally {
+      await unlink(temp).catch(() => undefined);
+    }
   }
   const global = globalThis as Record<symbol, number | undefined>;
   global[LOADING] = (global[LOADING] ?? 0) + 1;

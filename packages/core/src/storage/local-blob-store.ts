@@ -12,6 +12,9 @@ import {
   sha256Hex,
 } from "./blob-store.js";
 
+/** Temporary files of `put`: `<name>.<uuid>.tmp`. Other keys ending in `.tmp` are objects. */
+const TEMP_FILE = /\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.tmp$/;
+
 /** Objects as files under a directory. Writes are atomic and never replace an existing file. */
 export class LocalBlobStore implements BlobStore {
   readonly url: string;
@@ -44,21 +47,21 @@ export class LocalBlobStore implements BlobStore {
   }
 
   async get(key: string): Promise<Uint8Array> {
+    const path = this.path(key);
     try {
-      return new Uint8Array(await readFile(this.path(key)));
+      return new Uint8Array(await readFile(path));
     } catch (error) {
       throw this.wrap("read", key, error);
     }
   }
 
   async head(key: string): Promise<BlobHead | undefined> {
+    const path = this.path(key);
     try {
-      const info = await stat(this.path(key));
+      const info = await stat(path);
       return info.isFile() ? { sizeBytes: info.size } : undefined;
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ENOENT" || (error as NodeJS.ErrnoException).code === "ENOTDIR") {
-        return undefined;
-      }
+      if (isMissing(error)) return undefined;
       throw this.wrap("stat", key, error);
     }
   }
@@ -69,20 +72,21 @@ export class LocalBlobStore implements BlobStore {
       entries = await readdir(this.directory, { recursive: true, withFileTypes: true });
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
-      throw this.wrap("list", prefix, error);
+      throw this.wrap("list", undefined, error);
     }
     return entries
-      .filter((entry) => entry.isFile() && !entry.name.endsWith(".tmp"))
+      .filter((entry) => entry.isFile() && !TEMP_FILE.test(entry.name))
       .map((entry) => relative(this.directory, join(entry.parentPath, entry.name)).split(sep).join("/"))
       .filter((key) => key.startsWith(prefix))
       .sort();
   }
 
   async delete(key: string): Promise<void> {
+    const path = this.path(key);
     try {
-      await unlink(this.path(key));
+      await unlink(path);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw this.wrap("delete", key, error);
+      if (!isMissing(error)) throw this.wrap("delete", key, error);
     }
   }
 
@@ -91,16 +95,32 @@ export class LocalBlobStore implements BlobStore {
   }
 
   private async compare(key: string, target: string, sha256: string): Promise<"exists"> {
-    const existing = await readFile(target);
+    let existing: Buffer;
+    try {
+      existing = await readFile(target);
+    } catch (error) {
+      throw this.wrap("read", key, error);
+    }
     if (sha256Hex(existing) === sha256) return "exists";
     throw new BlobConflictError(this.describe(key));
   }
 
-  private wrap(operation: string, key: string, error: unknown): Error {
+  /** Wraps a file system error of an operation on `key` (or on the whole directory). */
+  private wrap(operation: string, key: string | undefined, error: unknown): Error {
     const code = (error as NodeJS.ErrnoException).code;
-    const url = this.describe(key);
-    if (code === "ENOENT") return new NotFoundError("blob", key, `${url} does not exist.`, { cause: error });
-    if (code === "EACCES" || code === "EPERM" || code === "EROFS" || code === "ENOTDIR") {
+    const url = key === undefined ? this.url : this.describe(key);
+    if (key !== undefined && operation !== "write" && isMissing(error)) {
+      return new NotFoundError("blob", key, `${url} does not exist.`, { cause: error });
+    }
+    if (code === "ENOTDIR") {
+      return new TernError(
+        "STORAGE_ACCESS",
+        `Local storage: cannot ${operation} ${url} (ENOTDIR): one of its parent paths is a regular file, not a directory. ` +
+          `Remove or rename that file, or give the store another directory than ${this.directory} (or set TERN_HOME).`,
+        { cause: error },
+      );
+    }
+    if (code === "EACCES" || code === "EPERM" || code === "EROFS") {
       return new TernError(
         "STORAGE_ACCESS",
         `Local storage: cannot ${operation} ${url} (${code}). Make ${this.directory} writable, or set TERN_HOME to a writable directory.`,
@@ -111,4 +131,13 @@ export class LocalBlobStore implements BlobStore {
       cause: error,
     });
   }
+}
+
+/**
+ * Whether a file system error means the object is absent: no such file, or a parent path that is
+ * a file (`a` stored, `a/b` asked for).
+ */
+function isMissing(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === "ENOENT" || code === "ENOTDIR";
 }

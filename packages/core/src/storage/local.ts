@@ -22,7 +22,8 @@ export interface LocalStorageOptions extends StorageOptions {
  * new Flow("etl", { storage: new LocalStorage({ directory: "/var/lib/tern" }) }, build);
  */
 export class LocalStorage extends Storage {
-  static override readonly type = "LocalStorage";
+  // Typed as string, not the literal, so that subclasses can declare their own type name.
+  static override readonly type: string = "LocalStorage";
   readonly directory: string | undefined;
 
   constructor(options: LocalStorageOptions = {}) {
@@ -49,7 +50,7 @@ export interface MemoryStorageOptions extends StorageOptions {
 
 /** Flows in this process's memory, for tests. */
 export class MemoryStorage extends Storage {
-  static override readonly type = "MemoryStorage";
+  static override readonly type: string = "MemoryStorage";
   readonly name: string;
 
   constructor(options: MemoryStorageOptions = {}) {
