@@ -16,6 +16,7 @@ export { deployFromBundle, type ResolvedRun, resolveRun } from "./agent/deploy.j
 export { AGENT_SEEN_WINDOW_MS, explainRun, type RunExplanation } from "./agent/explain.js";
 export { type ExecuteRunOptions, type ExecuteRunResult, executeRun } from "./agent/runner.js";
 export { type ScheduleRunInput, scheduleRun } from "./agent/schedule.js";
+export { requireRun } from "./backend/lookup.js";
 export { type BackendOpener, backendUrl, openBackend, registerBackendScheme } from "./backend/open.js";
 export { SqliteBackend, type SqliteBackendOptions } from "./backend/sqlite.js";
 export {

@@ -1,4 +1,4 @@
-import { explainRun, formatLogLine, isTerminalRunState, RunConflictError, type RunState } from "@tern/core";
+import { explainRun, formatLogLine, isTerminalRunState, RunConflictError, type RunState, requireRun } from "@tern/core";
 import { type Command, formatTime, type Io, intOption, printJson, table, UsageError } from "../cli.js";
 
 const RUN_STATES: readonly RunState[] = [
@@ -106,8 +106,7 @@ async function showRun(
   io: Io,
   backend: Awaited<ReturnType<Parameters<Command["run"]>[1]["backend"]>>,
 ): Promise<number> {
-  const run = await backend.getRun(id);
-  if (run === undefined) throw new UsageError("runs", `run ${id} does not exist; list runs with "tern runs"`);
+  const run = await requireRun(backend, id);
   const taskRuns = await backend.getTaskRuns(id);
   const history = await backend.getRunHistory(id);
   if (json) {
@@ -157,8 +156,7 @@ Usage: tern logs <runId> [--json]`,
   async run(args, { io, backend }) {
     const id = args.positionals[0] as string;
     const db = await backend();
-    if ((await db.getRun(id)) === undefined)
-      throw new UsageError("logs", `run ${id} does not exist; list runs with "tern runs"`);
+    await requireRun(db, id);
     const logs = await db.getLogs(id);
     if (args.values.json === true) {
       printJson(io, logs);
@@ -180,8 +178,7 @@ Usage: tern cancel <runId>`,
     const id = args.positionals[0] as string;
     const db = await backend();
     for (let attempt = 0; attempt < 10; attempt++) {
-      const run = await db.getRun(id);
-      if (run === undefined) throw new UsageError("cancel", `run ${id} does not exist; list runs with "tern runs"`);
+      const run = await requireRun(db, id);
       if (isTerminalRunState(run.state) || run.state === "Cancelling") {
         io.out(`run ${id} is already ${run.state}\n`);
         return run.state === "Cancelled" || run.state === "Cancelling" ? 0 : 1;

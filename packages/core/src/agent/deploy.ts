@@ -1,3 +1,4 @@
+import { requireRun } from "../backend/lookup.js";
 import type { Backend, FlowVersionRecord, RunRecord } from "../backend/types.js";
 import type { Deployment, Environment, ExecuteContext } from "../environment/environment.js";
 import { environmentFromJSON, hasEnvironmentType } from "../environment/registry.js";
@@ -18,14 +19,7 @@ export interface ResolvedRun {
 
 /** Reads a run, its flow version, storage and manifest (no user code). */
 export async function resolveRun(backend: Backend, runId: string): Promise<ResolvedRun> {
-  const run = await backend.getRun(runId);
-  if (run === undefined) {
-    throw new NotFoundError(
-      "run",
-      runId,
-      `Run ${runId} does not exist in ${backend.url}. Check the id with \`tern runs\`.`,
-    );
-  }
+  const run = await requireRun(backend, runId);
   const flowVersion = await backend.getFlowVersion(run.project, run.flow, run.version);
   if (flowVersion === undefined) {
     throw new NotFoundError(

@@ -1,5 +1,5 @@
+import { requireRun } from "../backend/lookup.js";
 import { type Backend, isTerminalRunState, labelsMatch } from "../backend/types.js";
-import { NotFoundError } from "../errors.js";
 
 /** An agent counts as alive when it polled within this window. */
 export const AGENT_SEEN_WINDOW_MS = 5 * 60_000;
@@ -18,14 +18,7 @@ const list = (labels: readonly string[]) => (labels.length === 0 ? "no labels" :
 
 /** Explains why a run is (or is not) being picked up: its state, schedule, lease and the agents' labels. */
 export async function explainRun(backend: Backend, runId: string, nowMs = Date.now()): Promise<RunExplanation> {
-  const run = await backend.getRun(runId);
-  if (run === undefined) {
-    throw new NotFoundError(
-      "run",
-      runId,
-      `Run ${runId} does not exist in ${backend.url}. Check the id with \`tern runs\`.`,
-    );
-  }
+  const run = await requireRun(backend, runId);
   const findings: string[] = [];
   if (run.state !== "Scheduled") {
     const done = isTerminalRunState(run.state);

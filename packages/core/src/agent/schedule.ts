@@ -1,21 +1,10 @@
-import type { Backend, RunRecord } from "../backend/types.js";
+import type { Backend, CreateRunInput, RunRecord } from "../backend/types.js";
 import { checkLabels } from "../environment/environment.js";
 import { NotFoundError, ParameterError, TernError } from "../errors.js";
-import type { JsonValue } from "../runner/serialize.js";
 import { storageFromJSON } from "../storage/registry.js";
 
-/** What {@link scheduleRun} needs. */
-export interface ScheduleRunInput {
-  readonly project: string;
-  readonly flow: string;
-  /** @default the newest version */
-  readonly version?: number;
-  readonly parameters?: Readonly<Record<string, JsonValue>>;
-  /** @default the flow version's labels */
-  readonly labels?: readonly string[];
-  readonly idempotencyKey?: string;
-  readonly scheduledAtMs?: number;
-}
+/** What {@link scheduleRun} needs: the same as `Backend.createRun`. */
+export type ScheduleRunInput = CreateRunInput;
 
 /**
  * Creates a `Scheduled` run after checking its parameters against the flow's manifest
