@@ -152,7 +152,13 @@ export {
 export { LocalBlobStore } from "./storage/local-blob-store.js";
 export { decodeManifest, MANIFEST_FORMAT, type Manifest, ManifestError, parseManifest } from "./storage/manifest.js";
 export { MemoryBlobStore } from "./storage/memory-blob-store.js";
-export { registerStorageType, type StorageFactory, storageFromJSON } from "./storage/registry.js";
+export {
+  loadStorage,
+  registerStorageLoader,
+  registerStorageType,
+  type StorageFactory,
+  storageFromJSON,
+} from "./storage/registry.js";
 export {
   type BuiltFlow,
   BundleIntegrityError,

@@ -6,7 +6,7 @@ import type { Flow } from "./flow/flow.js";
 import { describe } from "./flow/task.js";
 import type { JsonValue } from "./runner/serialize.js";
 import { isLoadingBundle } from "./storage/bundle.js";
-import { storageFromJSON } from "./storage/registry.js";
+import { loadStorage } from "./storage/registry.js";
 import type { Storage } from "./storage/storage.js";
 
 /** Options of `flow.register`. Keys other than these go to the default storage's constructor. */
@@ -51,9 +51,9 @@ export function setDefaultStorageType(type: string): void {
 }
 
 /** The storage a flow without one is registered into. */
-export function defaultStorage(options: Record<string, unknown> = {}): Storage {
+export async function defaultStorage(options: Record<string, unknown> = {}): Promise<Storage> {
   const type = process.env.TERN_DEFAULT_STORAGE?.trim() || defaultStorageType;
-  return storageFromJSON({ type, options: options as Record<string, JsonValue> });
+  return loadStorage({ type, options: options as Record<string, JsonValue> });
 }
 
 /** Registers `flow` in `project`; see `Flow.register`. */
@@ -88,7 +88,7 @@ export async function registerFlow(
   );
   let storage = flow.storage as Storage | undefined;
   if (storage === undefined) {
-    storage = fallback ?? defaultStorage(storageOptions);
+    storage = fallback ?? (await defaultStorage(storageOptions));
   } else if (Object.keys(storageOptions).length > 0) {
     throw new TernError(
       "REGISTER",

@@ -70,7 +70,7 @@ Options:
     // Open the backend first: an unusable TERN_HOME fails before anything is written.
     const db = await backend();
     // Build everything first (bundling, dependency checks, uploads), then record the versions.
-    const shared = defaultStorage();
+    const shared = await defaultStorage();
     const bundleBytes = new Map<string, number>();
     if (build) {
       for (const { flow } of flows) {

@@ -4,7 +4,7 @@ import type { Deployment, Environment, ExecuteContext } from "../environment/env
 import { environmentFromJSON, hasEnvironmentType } from "../environment/registry.js";
 import { NotFoundError, TernError } from "../errors.js";
 import type { Manifest } from "../storage/manifest.js";
-import { storageFromJSON } from "../storage/registry.js";
+import { loadStorage } from "../storage/registry.js";
 import type { Storage } from "../storage/storage.js";
 
 /** A run with everything needed to deploy or execute it. */
@@ -29,7 +29,7 @@ export async function resolveRun(backend: Backend, runId: string): Promise<Resol
     );
   }
   const label = `"${run.flow}" version ${run.version} (project "${run.project}")`;
-  const storage = storageFromJSON(flowVersion.storage);
+  const storage = await loadStorage(flowVersion.storage);
   const manifest = await storage.readManifest(flowVersion.location, { expectedHash: flowVersion.manifestHash, label });
   return { run, flowVersion, storage, manifest, label };
 }

@@ -1,7 +1,7 @@
 import type { Backend, CreateRunInput, RunRecord } from "../backend/types.js";
 import { checkLabels } from "../environment/environment.js";
 import { NotFoundError, ParameterError, TernError } from "../errors.js";
-import { storageFromJSON } from "../storage/registry.js";
+import { loadStorage } from "../storage/registry.js";
 
 /** What {@link scheduleRun} needs: the same as `Backend.createRun`. */
 export type ScheduleRunInput = CreateRunInput;
@@ -23,7 +23,7 @@ export async function scheduleRun(
       `Flow "${input.flow}"${which} is not registered in project "${input.project}" (${backend.url}). Register it with \`tern register <file> --project "${input.project}"\`, or check \`tern flows\`.`,
     );
   }
-  const storage = storageFromJSON(version.storage);
+  const storage = await loadStorage(version.storage);
   const manifest = await storage.readManifest(version.location, {
     expectedHash: version.manifestHash,
     label: `"${input.flow}" version ${version.version}`,

@@ -1,0 +1,65 @@
+import { BlobConflictError, type BlobStore, sha256Hex, TernError } from "@tern/core";
+
+/** Rejects unknown option keys and missing required ones, naming them. */
+export function checkOptions(
+  driver: string,
+  options: unknown,
+  allowed: readonly string[],
+  required: readonly string[],
+): void {
+  if (typeof options !== "object" || options === null) {
+    throw new TernError("STORAGE_OPTIONS", `${driver}: options must be an object with ${required.join(", ")}.`);
+  }
+  for (const key of Object.keys(options)) {
+    if (!allowed.includes(key)) {
+      throw new TernError(
+        "STORAGE_OPTIONS",
+        `${driver}: unknown option "${key}". Valid options: ${allowed.join(", ")}.`,
+      );
+    }
+  }
+  for (const key of required) {
+    const value = (options as Record<string, unknown>)[key];
+    if (typeof value !== "string" || value.trim() === "") {
+      throw new TernError("STORAGE_OPTIONS", `${driver}: option "${key}" is required (a non-empty string).`);
+    }
+  }
+}
+
+/** An object already exists: the same bytes are success, other bytes a conflict naming it. */
+export async function compareExisting(store: BlobStore, key: string, sha256: string): Promise<"exists"> {
+  const existing = await store.get(key);
+  if (sha256Hex(existing) === sha256) return "exists";
+  throw new BlobConflictError(store.describe(key));
+}
+
+/** Hex digest to base64, as S3 and Azure want checksums. */
+export function hexToBase64(hex: string): string {
+  return Buffer.from(hex, "hex").toString("base64");
+}
+
+/**
+ * Reads a response body into one buffer. With a known length the chunks are copied into a buffer
+ * of that size as they arrive, so a large bundle is held once, not once per chunk plus once whole.
+ */
+export async function readBody(
+  body: AsyncIterable<Uint8Array> | undefined,
+  length: number | undefined,
+): Promise<Uint8Array> {
+  if (body === undefined) return new Uint8Array(0);
+  if (length !== undefined) {
+    const out = new Uint8Array(length);
+    let offset = 0;
+    for await (const chunk of body) {
+      if (offset + chunk.byteLength > length)
+        throw new TernError("STORAGE", "the object is longer than its Content-Length");
+      out.set(chunk, offset);
+      offset += chunk.byteLength;
+    }
+    if (offset !== length) throw new TernError("STORAGE", `the object ended after ${offset} of ${length} bytes`);
+    return out;
+  }
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of body) chunks.push(chunk);
+  return new Uint8Array(Buffer.concat(chunks));
+}

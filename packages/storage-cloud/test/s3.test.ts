@@ -1,0 +1,166 @@
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+} from "@aws-sdk/client-s3";
+import { BlobConflictError, sha256Hex, storageFromJSON } from "@tern/core";
+import { blobStoreContract } from "@tern/core/testing";
+import { S3BlobStore, S3Storage } from "@tern/storage-cloud/s3";
+import { mockClient } from "aws-sdk-client-mock";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { type LocalServer, S3RVER_CREDENTIALS, startS3rver } from "./servers.js";
+
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
+
+const BUCKET = "tern-flows";
+let server: LocalServer;
+
+beforeAll(async () => {
+  server = await startS3rver([BUCKET]);
+}, 60_000);
+afterAll(() => server?.stop());
+
+function clientConfig() {
+  return { region: "us-east-1", endpoint: server.endpoint, forcePathStyle: true, credentials: S3RVER_CREDENTIALS };
+}
+
+blobStoreContract(
+  "S3BlobStore on s3rver",
+  () => new S3Storage({ bucket: BUCKET, clientConfig: clientConfig() }).blobs,
+  // s3rver ignores If-None-Match; the conditional write is checked against the SDK mock below.
+  { atomicCreate: false, timeoutMs: 30_000 },
+);
+
+describe("S3Storage on s3rver", () => {
+  it("says how to create a missing bucket", async () => {
+    const store = new S3Storage({ bucket: "no-such-bucket", clientConfig: clientConfig() }).blobs;
+    await expect(store.get("flows/x.json")).rejects.toThrow(
+      /S3 bucket "no-such-bucket" does not exist in us-east-1\. Create it \(aws s3 mb s3:\/\/no-such-bucket --region us-east-1\)/,
+    );
+    await expect(
+      store.put("flows/x.json", new Uint8Array([1]), { sha256: sha256Hex(new Uint8Array([1])) }),
+    ).rejects.toThrow(/does not exist/);
+  });
+
+  it("keeps credentials out of its JSON and rebuilds from it", () => {
+    const storage = new S3Storage({ bucket: BUCKET, prefix: "team/flows", clientConfig: clientConfig() });
+    const json = JSON.stringify(storage.toJSON());
+    expect(json).not.toContain(S3RVER_CREDENTIALS.secretAccessKey);
+    expect(storage.toJSON()).toEqual({
+      type: "S3Storage",
+      options: {
+        prefix: "team/flows",
+        bucket: BUCKET,
+        clientConfig: { endpoint: server.endpoint, forcePathStyle: true },
+      },
+    });
+    const rebuilt = storageFromJSON(storage.toJSON());
+    expect(rebuilt).toBeInstanceOf(S3Storage);
+    expect(rebuilt.toJSON()).toEqual(storage.toJSON());
+  });
+
+  it("rejects bad options, naming them", () => {
+    // biome-ignore lint/suspicious/noExplicitAny: deliberately invalid input.
+    const make = (o: any) => () => new S3Storage(o);
+    expect(make({})).toThrow(/S3Storage: option "bucket" is required/);
+    expect(make({ bucket: "Bad_Bucket" })).toThrow(/bucket "Bad_Bucket" is not a valid S3 bucket name/);
+    expect(make({ bucket: "ok-bucket", buckt: "x" })).toThrow(/unknown option "buckt"/);
+    expect(make({ bucket: "ok-bucket", kmsKeyId: "k" })).toThrow(/kmsKeyId needs serverSideEncryption "aws:kms"/);
+    expect(make({ bucket: "ok-bucket", client: new S3Client({}), clientConfig: {} })).toThrow(
+      /either client or clientConfig/,
+    );
+  });
+});
+
+describe("S3BlobStore request shapes and errors (SDK mock)", () => {
+  // A mock of one client instance only, so the s3rver tests above keep their real client.
+  const client = new S3Client({ region: "eu-west-1", credentials: S3RVER_CREDENTIALS });
+  const s3 = mockClient(client);
+  afterEach(() => s3.reset());
+
+  const store = () =>
+    new S3BlobStore("bkt", {
+      client,
+      clientConfig: { region: "eu-west-1" },
+      serverSideEncryption: "aws:kms",
+      kmsKeyId: "alias/tern",
+    });
+  const notFound = () =>
+    Object.assign(
+      new S3ServiceException({ name: "NotFound", $fault: "client", $metadata: { httpStatusCode: 404 } }),
+      {},
+    );
+
+  it("writes create-if-absent with a SHA-256 checksum and the encryption settings", async () => {
+    s3.on(HeadObjectCommand).rejects(notFound());
+    s3.on(PutObjectCommand).resolves({});
+    const body = new TextEncoder().encode("bundle");
+    const sha = sha256Hex(body);
+    expect(await store().put("flows/etl/x.mjs", body, { sha256: sha, contentType: "text/javascript" })).toBe("created");
+    const input = s3.commandCalls(PutObjectCommand)[0]?.args[0].input;
+    expect(input).toMatchObject({
+      Bucket: "bkt",
+      Key: "flows/etl/x.mjs",
+      IfNoneMatch: "*",
+      ChecksumSHA256: Buffer.from(sha, "hex").toString("base64"),
+      ContentType: "text/javascript",
+      ServerSideEncryption: "aws:kms",
+      SSEKMSKeyId: "alias/tern",
+    });
+  });
+
+  it("treats 412 from a concurrent writer as exists for the same bytes and a conflict for others", async () => {
+    const body = new TextEncoder().encode("same");
+    s3.on(HeadObjectCommand).rejects(notFound());
+    s3.on(PutObjectCommand).rejects(
+      new S3ServiceException({ name: "PreconditionFailed", $fault: "client", $metadata: { httpStatusCode: 412 } }),
+    );
+    s3.on(GetObjectCommand).callsFake(() => ({
+      // biome-ignore lint/suspicious/noExplicitAny: a minimal streaming body, new for every call.
+      Body: (async function* () {
+        yield body;
+      })() as any,
+      ContentLength: body.byteLength,
+    }));
+    expect(await store().put("k", body, { sha256: sha256Hex(body) })).toBe("exists");
+    const other = new TextEncoder().encode("other");
+    await expect(store().put("k", other, { sha256: sha256Hex(other) })).rejects.toBeInstanceOf(BlobConflictError);
+  });
+
+  it.each([
+    ["AccessDenied", 403, /S3 denied s3:GetObject on arn:aws:s3:::bkt\/flows\/x\.json/],
+    ["NoSuchKey", 404, /s3:\/\/bkt\/flows\/x\.json does not exist/],
+    [
+      "ServiceUnavailable",
+      503,
+      /failed with 503 ServiceUnavailable after 3 attempts \(the service is throttling or unavailable\)/,
+    ],
+    ["SlowDown", 503, /throttling or unavailable/],
+  ])("maps %s (%i) to a message that says what to do", async (name, status, message) => {
+    s3.on(GetObjectCommand).rejects(
+      new S3ServiceException({
+        name,
+        $fault: status >= 500 ? "server" : "client",
+        $metadata: { httpStatusCode: status, attempts: 3 },
+      }),
+    );
+    await expect(store().get("flows/x.json")).rejects.toThrow(message);
+  });
+
+  it("explains where the SDK looked when there are no credentials", async () => {
+    s3.on(GetObjectCommand).rejects(
+      Object.assign(new Error("Could not load credentials from any providers"), { name: "CredentialsProviderError" }),
+    );
+    await expect(store().get("flows/x.json")).rejects.toThrow(
+      /no AWS credentials found .* AWS_ACCESS_KEY_ID.*ECS\/EC2 metadata/,
+    );
+  });
+
+  it("deletes idempotently", async () => {
+    s3.on(DeleteObjectCommand).resolves({});
+    await expect(store().delete("k")).resolves.toBeUndefined();
+  });
+});
