@@ -118,13 +118,11 @@ describe("S3BlobStore request shapes and errors (SDK mock)", () => {
     s3.on(PutObjectCommand).rejects(
       new S3ServiceException({ name: "PreconditionFailed", $fault: "client", $metadata: { httpStatusCode: 412 } }),
     );
-    s3.on(GetObjectCommand).callsFake(() => ({
-      // biome-ignore lint/suspicious/noExplicitAny: a minimal streaming body, new for every call.
-      Body: (async function* () {
-        yield body;
-      })() as any,
-      ContentLength: body.byteLength,
-    }));
+    // A minimal streaming body, new for every call.
+    const stream = async function* () {
+      yield body;
+    };
+    s3.on(GetObjectCommand).callsFake(() => ({ Body: stream() as never, ContentLength: body.byteLength }));
     expect(await store().put("k", body, { sha256: sha256Hex(body) })).toBe("exists");
     const other = new TextEncoder().encode("other");
     await expect(store().put("k", other, { sha256: sha256Hex(other) })).rejects.toBeInstanceOf(BlobConflictError);
