@@ -1,11 +1,21 @@
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { registerStorageLoader } from "@tern/core";
 import { type Command, type Io, isTernError, runCommand, UsageError } from "./cli.js";
 import { agentCommand } from "./commands/agent.js";
 import { deployCommand, executeCommand } from "./commands/execute.js";
 import { cancelCommand, flowsCommand, logsCommand, runsCommand, whyCommand } from "./commands/inspect.js";
 import { registerCommand } from "./commands/register.js";
 import { runCommand as runFlowCommand } from "./commands/run.js";
+
+// tern pins SDK versions that support the Node it runs on; the SDK's notice about future Node
+// support would otherwise be printed by every command that touches S3.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+
+// Cloud storages load their SDK only when a flow stored there is used.
+registerStorageLoader("S3Storage", () => import("@tern/storage-cloud/s3"));
+registerStorageLoader("GCSStorage", () => import("@tern/storage-cloud/gcs"));
+registerStorageLoader("AzureStorage", () => import("@tern/storage-cloud/azure"));
 
 const commands: readonly Command[] = [
   registerCommand,

@@ -246,6 +246,13 @@ export class S3BlobStore implements BlobStore {
     if (name === "NoSuchKey" || (operation === "get" && status === 404)) {
       return new NotFoundError("blob", key, `${this.describe(key)} does not exist.`, { cause: error });
     }
+    if (name === "InvalidAccessKeyId" || name === "SignatureDoesNotMatch" || name === "ExpiredToken") {
+      return new TernError(
+        "STORAGE_CREDENTIALS",
+        `S3 rejected the AWS credentials for ${operation} ${this.describe(key)} (${name}). Check the access key, secret and session token where this runs, or let the default chain find a role.`,
+        { cause: error },
+      );
+    }
     if (name === "AccessDenied" || status === 403) {
       return new TernError(
         "STORAGE_ACCESS",

@@ -28,12 +28,24 @@ const withoutRegistration = {
   setup(build: {
     onResolve(
       o: { filter: RegExp },
-      cb: (a: { path: string; importer: string }) => { path: string; namespace: string } | undefined,
+      cb: (a: {
+        path: string;
+        importer: string;
+      }) => { path: string; namespace?: string; external?: boolean } | undefined,
     ): void;
     onLoad(o: { filter: RegExp; namespace: string }, cb: () => { contents: string; loader: "js" }): void;
   }) {
     build.onResolve({ filter: /^\.\.\/register\.js$/ }, (args) =>
       /[\\/]flow[\\/]flow\.[jt]s$/.test(args.importer) ? { path: "register", namespace: "tern-stub" } : undefined,
+    );
+    // Storage drivers import their cloud SDK dynamically, on first I/O, which never happens inside
+    // a bundle (the runner rebuilds its own storage from the flow version). Leaving those imports
+    // out keeps a flow that names an S3Storage from carrying the S3 SDK. A flow's own tasks that
+    // import an SDK still get it inlined: only imports made by tern's driver files are left out.
+    build.onResolve({ filter: /^[^./]/ }, (args) =>
+      /[\\/]storage-cloud[\\/](src|dist)[\\/][^\\/]+\.[jt]s$/.test(args.importer) && !args.path.startsWith("@tern/")
+        ? { path: args.path, external: true }
+        : undefined,
     );
     build.onLoad({ filter: /.*/, namespace: "tern-stub" }, () => ({
       contents:
