@@ -7,7 +7,7 @@ import { describe } from "./flow/task.js";
 import type { JsonValue } from "./runner/serialize.js";
 import { isLoadingBundle } from "./storage/bundle.js";
 import { loadStorage } from "./storage/registry.js";
-import type { Storage } from "./storage/storage.js";
+import type { Storage, StoredManifest } from "./storage/storage.js";
 
 /** Options of `flow.register`. Keys other than these go to the default storage's constructor. */
 export interface RegisterOptions {
@@ -113,9 +113,11 @@ export async function registerFlow(
     );
   }
   const manifest = { ...built.manifest, labels };
-  const stored = await storage.writeManifest(manifest);
-  const backend = givenBackend ?? (await openBackend());
+  let stored: StoredManifest | undefined;
+  let backend: Backend | undefined;
   try {
+    stored = await storage.writeManifest(manifest);
+    backend = givenBackend ?? (await openBackend());
     const { version, status } = await backend.registerFlowVersion({
       project,
       flow: flow.name,
@@ -138,10 +140,11 @@ export async function registerFlow(
   } catch (error) {
     // Leave storage as it was: remove what this registration created (content-addressed objects
     // that existed before are shared and stay).
-    if (stored.bytesUploaded > 0) await storage.blobs.delete(stored.location).catch(() => undefined);
+    if (stored !== undefined && stored.bytesUploaded > 0)
+      await storage.blobs.delete(stored.location).catch(() => undefined);
     if (bundleUploaded > 0) await storage.blobs.delete(built.manifest.bundle.key).catch(() => undefined);
     throw error;
   } finally {
-    if (givenBackend === undefined) await backend.close();
+    if (givenBackend === undefined) await backend?.close();
   }
 }
