@@ -8,7 +8,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const available = readdirSync(here)
-  .filter((f) => f.endsWith(".ts") && f !== "run.ts")
+  .filter((f) => f.endsWith(".ts") && f !== "run.ts" && !/^storage-.+\.ts$/.test(f))
   .map((f) => basename(f, ".ts"))
   .sort();
 
