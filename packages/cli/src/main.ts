@@ -92,6 +92,21 @@ function isEntryPoint(): boolean {
   }
 }
 
+/** Commands that run user code, which may leave timers or sockets open: they exit when done. */
+const EXIT_WHEN_DONE = new Set(["execute", "deploy"]);
+
 if (isEntryPoint()) {
-  process.exitCode = await main(process.argv.slice(2));
+  const argv = process.argv.slice(2);
+  if (EXIT_WHEN_DONE.has(argv[0] ?? "")) {
+    // The agent reading our output may be gone (killed): a closed pipe must not crash the run.
+    process.stdout.on("error", () => {});
+    process.stderr.on("error", () => {});
+  }
+  const code = await main(argv);
+  if (EXIT_WHEN_DONE.has(argv[0] ?? "")) {
+    // Let buffered output reach the pipe first.
+    process.stdout.write("", () => process.stderr.write("", () => process.exit(code)));
+  } else {
+    process.exitCode = code;
+  }
 }

@@ -166,6 +166,7 @@ export {
   isFlow,
   type LoadedFlow,
   type LoadOptions,
+  type PlannedFlow,
   Storage,
   type StorageOptions,
   type StoredManifest,

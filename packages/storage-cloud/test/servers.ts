@@ -81,3 +81,90 @@ export async function startS3rver(buckets: readonly string[]): Promise<LocalServ
 
 /** Credentials s3rver accepts (it checks none). */
 export const S3RVER_CREDENTIALS = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" } as const;
+
+/**
+ * The Cloud Storage emulator of firebase-tools, without its Java parts: `StorageEmulator.start()`
+ * also starts the security-rules runtime (a Java jar), so the child builds the HTTP app with
+ * `createApp` and listens itself. The JSON API the SDK talks to serves every request as an admin,
+ * so no rules are needed. Buckets are implicit: a request naming a bucket creates it.
+ */
+export async function startGcsEmulator(): Promise<LocalServer> {
+  // The emulator keeps object bytes under os.tmpdir()/firebase/storage: one directory per run.
+  const directory = await mkdtemp(join(tmpdir(), "tern-gcs-"));
+  const lib = join(require.resolve("firebase-tools/lib/emulator/storage"), "..", "..");
+  const script = `
+    process.env.TMPDIR = ${JSON.stringify(directory)};
+    const { StorageEmulator } = require(${JSON.stringify(join(lib, "storage", "index.js"))});
+    const { createApp } = require(${JSON.stringify(join(lib, "storage", "server.js"))});
+    const { EmulatorRegistry } = require(${JSON.stringify(join(lib, "registry.js"))});
+    const emulator = new StorageEmulator({ projectId: "tern-test", host: "127.0.0.1", port: 0, auto_download: false });
+    createApp("tern-test", emulator).then((app) => {
+      const server = app.listen(0, "127.0.0.1", () => {
+        emulator.args.port = server.address().port;
+        EmulatorRegistry.set("storage", emulator);
+        console.log("ready " + emulator.args.port);
+      });
+    });
+    process.on("SIGTERM", () => process.exit(0));`;
+  const { child, match } = await startChild(["-e", script], /ready (\d+)/, "the Cloud Storage emulator");
+  return {
+    endpoint: `http://127.0.0.1:${match[1]}`,
+    async stop() {
+      await stopChild(child);
+      await rm(directory, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Azurite's published development account (https://learn.microsoft.com/azure/storage/common/storage-use-azurite). */
+export const AZURITE_ACCOUNT = {
+  name: "devstoreaccount1",
+  key: "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==",
+} as const;
+
+/** A running azurite, with a connection string for its development account. */
+export interface AzuriteServer extends LocalServer {
+  /** `DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=…;BlobEndpoint=…;` */
+  connectionString(accountKey?: string): string;
+}
+
+/** A port that was free a moment ago (azurite needs one given; it does not report a port 0 choice). */
+async function freePort(): Promise<number> {
+  const { createServer } = await import("node:net");
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => (typeof address === "object" && address !== null ? resolve(address.port) : reject()));
+    });
+  });
+}
+
+/**
+ * azurite's Blob service, in memory. `--skipApiVersionCheck` lets @azure/storage-blob send API
+ * versions newer than azurite knows. The port is chosen first; another process can take it in
+ * between, so a failed start is retried on a new port.
+ */
+export async function startAzurite(): Promise<AzuriteServer> {
+  const main = require.resolve("azurite/dist/src/blob/main.js");
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const args = [main, "--blobHost", "127.0.0.1", "--blobPort", String(port), "--inMemoryPersistence"];
+    args.push("--skipApiVersionCheck", "--disableTelemetry", "--silent");
+    try {
+      const ready = new RegExp(`successfully listens on http://127\\.0\\.0\\.1:${port}\\b`);
+      const { child } = await startChild(args, ready, "azurite");
+      const endpoint = `http://127.0.0.1:${port}`;
+      return {
+        endpoint,
+        connectionString: (accountKey = AZURITE_ACCOUNT.key) =>
+          `DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT.name};AccountKey=${accountKey};` +
+          `BlobEndpoint=${endpoint}/${AZURITE_ACCOUNT.name};`,
+        stop: () => stopChild(child),
+      };
+    } catch (error) {
+      if (attempt >= 3) throw error;
+    }
+  }
+}

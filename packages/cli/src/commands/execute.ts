@@ -13,12 +13,24 @@ the final state.`,
   options: {},
   positionals: [1, 1],
   async run(args, { io, backend }) {
-    const result = await executeRun(args.positionals[0] as string, {
-      backend: await backend(),
-      log: (line) => io.err(`runner: ${line}\n`),
-    });
-    io.err(`runner: run ${result.runId} ${result.state}: ${result.reason}\n`);
-    return result.state === "Success" ? 0 : 1;
+    // SIGTERM (a stopped container, the agent's host shutting down) or Ctrl-C: stop the flow and
+    // record how the run ended instead of dying without a word.
+    const stop = new AbortController();
+    const onSignal = (signal: NodeJS.Signals) => stop.abort(signal);
+    process.once("SIGTERM", onSignal);
+    process.once("SIGINT", onSignal);
+    try {
+      const result = await executeRun(args.positionals[0] as string, {
+        backend: await backend(),
+        log: (line) => io.err(`runner: ${line}\n`),
+        signal: stop.signal,
+      });
+      io.err(`runner: run ${result.runId} ${result.state}: ${result.reason}\n`);
+      return result.state === "Success" ? 0 : 1;
+    } finally {
+      process.off("SIGTERM", onSignal);
+      process.off("SIGINT", onSignal);
+    }
   },
 };
 
@@ -45,12 +57,12 @@ bundle and runs its environment's setup and execute here. Prints the deployment 
       runnerEnv: env,
       onOutput: (line) => io.err(`${line}\n`),
     });
-    // The first line is the deployment; the agent reads it at once. Then stay until a local
-    // child the environment started exits, so the agent can tell a crash from a report.
-    io.out(`${JSON.stringify(deployment.details)}\n`);
+    // The first line is the deployment; the agent reads it at once. With a local child to watch,
+    // stay until it exits and exit like it, so the agent can tell a crash from a report.
+    const watch = deployment.exited !== undefined;
+    io.out(`${JSON.stringify({ details: deployment.details, watch })}\n`);
     if (deployment.exited !== undefined) {
-      const { code, signal, stderrTail } = await deployment.exited;
-      if (code !== 0) io.err(stderrTail);
+      const { code, signal } = await deployment.exited;
       return code ?? (signal === null ? 1 : 128);
     }
     return 0;

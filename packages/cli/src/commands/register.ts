@@ -7,6 +7,7 @@ import {
   defaultStorage,
   type Flow,
   flowExports,
+  type PlannedFlow,
   type RegisterResult,
   type Storage,
 } from "@tern/core";
@@ -69,32 +70,56 @@ Options:
     }
     // Open the backend first: an unusable TERN_HOME fails before anything is written.
     const db = await backend();
-    // Build everything first (bundling, dependency checks, uploads), then record the versions.
+    // Plan every flow (bundle, import, check) before writing anything, then upload, then record
+    // the versions. What this command uploaded is removed again if a later step fails.
     const shared = await defaultStorage();
+    const storageOf = (flow: Flow) => (flow.storage as Storage | undefined) ?? shared;
     const bundleBytes = new Map<string, number>();
-    if (build) {
-      for (const { flow } of flows) {
-        if (args.values.json !== true) io.err(`building flow "${flow.name}"...\n`);
-        const storage = (flow.storage as Storage | undefined) ?? shared;
-        storage.add(flow);
-        await storage.build({ only: [flow.name] });
-        bundleBytes.set(flow.name, storage.built(flow.name)?.bytesUploaded ?? 0);
-      }
-    }
+    const created: Array<{ storage: Storage; key: string }> = [];
     const results: RegisterResult[] = [];
-    for (const { flow } of flows) {
-      const result = await flow.register(project, {
-        build: false,
-        backend: db,
-        storage: shared,
-        ...(labels === undefined ? {} : { labels }),
-      });
-      results.push(result);
-      if (args.values.json !== true) {
-        io.out(
-          `${result.status === "new" ? "registered" : "unchanged "} ${result.name} v${result.version}  ${result.hash.slice(0, 12)}  ${result.bytesUploaded + (bundleBytes.get(result.name) ?? 0)} bytes uploaded\n`,
+    try {
+      if (build) {
+        const plans: Array<{ storage: Storage; plan: PlannedFlow }> = [];
+        for (const { flow } of flows) {
+          if (args.values.json !== true) io.err(`building flow "${flow.name}"...\n`);
+          const storage = storageOf(flow);
+          storage.add(flow);
+          for (const plan of await storage.plan({ only: [flow.name] })) plans.push({ storage, plan });
+        }
+        for (const { storage, plan } of plans) {
+          const [built] = await storage.upload([plan]);
+          const bytes = built?.bytesUploaded ?? 0;
+          bundleBytes.set(plan.name, bytes);
+          if (bytes > 0) created.push({ storage, key: plan.manifest.bundle.key });
+        }
+      }
+      for (const { flow } of flows) {
+        const result = await flow.register(project, {
+          build: false,
+          backend: db,
+          storage: shared,
+          ...(labels === undefined ? {} : { labels }),
+        });
+        results.push(result);
+        // A recorded version needs its bundle and manifest: they are not this command's to remove.
+        const bundleKey = storageOf(flow).built(flow.name)?.manifest.bundle.key;
+        for (let i = created.length - 1; i >= 0; i--) {
+          if (created[i]?.key === bundleKey) created.splice(i, 1);
+        }
+        if (args.values.json !== true) {
+          io.out(
+            `${result.status === "new" ? "registered" : "unchanged "} ${result.name} v${result.version}  ${result.hash.slice(0, 12)}  ${result.bytesUploaded + (bundleBytes.get(result.name) ?? 0)} bytes uploaded\n`,
+          );
+        }
+      }
+    } catch (error) {
+      for (const { storage, key } of created) await storage.blobs.delete(key).catch(() => undefined);
+      if (results.length > 0) {
+        io.err(
+          `note: ${results.map((r) => `"${r.name}" v${r.version}`).join(", ")} ${results.length === 1 ? "was" : "were"} recorded before the failure and ${results.length === 1 ? "stays" : "stay"} registered.\n`,
         );
       }
+      throw error;
     }
     if (args.values.json === true) {
       printJson(

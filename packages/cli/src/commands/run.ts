@@ -12,6 +12,7 @@ Creates a Scheduled run of the flow's newest version. An agent whose labels fit 
 Options:
   --project P            the flow's project (default: the only project with that flow, else "default")
   --param k=v            a parameter; v is read as JSON when it parses (5, true, [1,2]), else as text
+                         (numbers JSON cannot hold exactly stay text)
   --labels a,b           the run's labels (default: the flow version's labels)
   --idempotency-key K    a second run with the same key returns the first run
   --wait                 wait until the run ends; exit 0 only if it succeeded
@@ -42,7 +43,7 @@ Options:
       ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
     });
     if (args.values.json !== true) {
-      io.out(`${created ? "created" : "existing"} run ${run.id} of ${flow} v${run.version} (${run.state})\n`);
+      io.out(`${created ? "created" : "existing"} run ${run.id} of ${run.flow} v${run.version} (${run.state})\n`);
     }
     let final: RunRecord = run;
     if (args.values.wait === true) final = await waitForRun(context, run.id, args.values.json !== true);
@@ -65,6 +66,13 @@ export function parseParams(pairs: readonly string[] | undefined): Record<string
     try {
       value = JSON.parse(raw) as JsonValue;
     } catch {
+      value = raw;
+    }
+    // A number JSON cannot hold exactly (12345678901234567890, 1e400) stays the text it was.
+    if (
+      typeof value === "number" &&
+      (!Number.isFinite(value) || (Number.isInteger(value) && !Number.isSafeInteger(value)))
+    ) {
       value = raw;
     }
     out[name] = value;

@@ -78,6 +78,13 @@ export class LocalAgent {
     this.leaseMs = positive("leaseMs", options.leaseMs ?? 60_000);
     this.agentId = options.agentId ?? `${hostname()}-${randomUUID().slice(0, 8)}`;
     this.runnerCommand = options.runnerCommand ?? runnerCommandFromEnv();
+    if (this.runnerCommand.length === 0) {
+      // Refused here, before any run is claimed and then failed for want of a runner.
+      throw new TernError(
+        "AGENT_OPTIONS",
+        'LocalAgent needs the command that starts a runner: pass runnerCommand (for example ["tern"], or [process.execPath, "/path/to/tern.mjs"]) or set TERN_RUNNER_COMMAND to a JSON array. The tern CLI sets it for the agents it starts.',
+      );
+    }
     this.log = options.log ?? (() => {});
     this.backend = options.backend;
     this.ownsBackend = options.backend === undefined;
@@ -92,30 +99,35 @@ export class LocalAgent {
   async pollOnce(): Promise<PollResult> {
     const backend = await this.openedBackend();
     await backend.recordAgent({ id: this.agentId, labels: this.labels, lastSeenAtMs: Date.now() });
-    const free = this.concurrency - this.active.size;
-    if (free <= 0) return { claimed: 0, submitted: [], failed: [] };
-    const runs = await backend.claimRuns({
-      agentId: this.agentId,
-      labels: this.labels,
-      limit: free,
-      leaseMs: this.leaseMs,
-    });
     const submitted: string[] = [];
     const failed: Array<{ runId: string; reason: string }> = [];
-    for (const run of runs) {
+    let claimed = 0;
+    // One claim per deploy: a lease is taken just before its run is deployed, so a slow deploy
+    // cannot let the leases of runs waiting behind it expire (and another agent take them).
+    while (this.active.size < this.concurrency) {
+      const [run] = await backend.claimRuns({
+        agentId: this.agentId,
+        labels: this.labels,
+        limit: 1,
+        leaseMs: this.leaseMs,
+      });
+      if (run === undefined) break;
+      claimed += 1;
       this.log(`claimed run ${run.id} (${run.flow} v${run.version})`);
       try {
-        await this.deploy(backend, run);
-        submitted.push(run.id);
-        this.log(`submitted run ${run.id}`);
+        if (await this.deploy(backend, run)) {
+          submitted.push(run.id);
+          this.log(`submitted run ${run.id}`);
+        }
       } catch (error) {
         const reason = `deploy failed: ${(error as Error).message}`;
-        await this.fail(backend, run.id, reason);
-        failed.push({ runId: run.id, reason });
-        this.log(`failed run ${run.id}: ${reason}`);
+        if (await this.fail(backend, run.id, reason, run.revision)) {
+          failed.push({ runId: run.id, reason });
+          this.log(`failed run ${run.id}: ${reason}`);
+        }
       }
     }
-    return { claimed: runs.length, submitted, failed };
+    return { claimed, submitted, failed };
   }
 
   /** Polls until {@link stop}. */
@@ -168,21 +180,38 @@ export class LocalAgent {
     return this.backend;
   }
 
-  private async deploy(backend: Backend, claimed: RunRecord): Promise<void> {
+  /**
+   * Deploys a claimed run. Resolves `false` when the run changed since the claim (cancelled, or
+   * taken over by another agent after the lease expired): it is not this agent's any more.
+   */
+  private async deploy(backend: Backend, claimed: RunRecord): Promise<boolean> {
     const resolved = await resolveRun(backend, claimed.id);
+    if (resolved.run.revision !== claimed.revision) {
+      this.log(`run ${claimed.id} changed since it was claimed (now ${resolved.run.state}); leaving it`);
+      return false;
+    }
     const route = deployRoute(resolved.manifest, resolved.label);
     const runnerEnv = runnerEnvironment();
     const onOutput = (line: string) => this.log(`run ${claimed.id.slice(0, 8)} | ${line}`);
     const context = { runnerCommand: this.runnerCommand, runnerEnv, onOutput };
     if (route.kind === "builtin") await route.environment.setup(resolved.storage);
-    // Submitted before the runner starts, so the runner always finds its run past Scheduled.
-    let run = await backend.transitionRun({
-      runId: claimed.id,
-      expectedRevision: resolved.run.revision,
-      to: "Submitted",
-      reason: `claimed by agent ${this.agentId}`,
-      lease: null,
-    });
+    // Submitted before the runner starts, so the runner always finds its run past Scheduled. The
+    // write compares against the claim's revision: if anything touched the run since (a cancel,
+    // another agent after the lease expired), this agent lets it go.
+    let run: RunRecord;
+    try {
+      run = await backend.transitionRun({
+        runId: claimed.id,
+        expectedRevision: claimed.revision,
+        to: "Submitted",
+        reason: `claimed by agent ${this.agentId}`,
+        lease: null,
+      });
+    } catch (error) {
+      if (!(error instanceof RunConflictError)) throw error;
+      this.log(`run ${claimed.id} changed while it was being deployed; leaving it`);
+      return false;
+    }
     const deployment =
       route.kind === "builtin"
         ? await route.environment.execute(resolved.storage, resolved.flowVersion.location, {
@@ -192,8 +221,9 @@ export class LocalAgent {
             manifest: resolved.manifest,
           })
         : await this.deployCustom(run.id, runnerEnv, onOutput);
-    run = await this.recordDeployment(backend, run, deployment.details);
     if (deployment.exited !== undefined) this.watch(backend, run.id, deployment.exited);
+    await this.recordDeployment(backend, run, deployment.details);
+    return true;
   }
 
   /**
@@ -237,11 +267,20 @@ export class LocalAgent {
         `the custom environment's deploy process exited with code ${code}: ${lastLine(stderr)}`,
       );
     }
-    let details: Record<string, JsonValue>;
+    // `{ details, watch }`: watch is false when the environment started nothing local (a remote
+    // host, a container service), so the deploy process exiting says nothing about the run.
+    let parsed: { details?: Record<string, JsonValue>; watch?: boolean };
     try {
-      details = JSON.parse(firstLine) as Record<string, JsonValue>;
+      parsed = JSON.parse(firstLine) as typeof parsed;
     } catch {
-      details = { output: firstLine };
+      parsed = { details: { output: firstLine }, watch: false };
+    }
+    const details = parsed.details ?? {};
+    if (parsed.watch !== true) {
+      void exited.then(({ code }) => {
+        if (code !== 0) onOutput(`the deploy process exited with code ${code}`);
+      });
+      return { details };
     }
     return { details, exited };
   }
@@ -289,18 +328,27 @@ export class LocalAgent {
     this.active.set(runId, done);
   }
 
-  /** Fails a run unless it already ended; retries when another writer moved it meanwhile. */
-  private async fail(backend: Backend, runId: string, reason: string): Promise<void> {
+  /**
+   * Fails a run this agent is responsible for, unless it already ended; a run being cancelled
+   * ends Cancelled. With `claimedRevision`, the run is still Scheduled under this agent's claim
+   * only if nothing else wrote it: otherwise it belongs to someone else and is left alone.
+   * Resolves whether this agent recorded the end.
+   */
+  private async fail(backend: Backend, runId: string, reason: string, claimedRevision?: number): Promise<boolean> {
     for (let attempt = 0; attempt < 5; attempt++) {
       const run = await backend.getRun(runId);
-      if (run === undefined || isTerminalRunState(run.state)) return;
+      if (run === undefined || isTerminalRunState(run.state)) return false;
+      if (run.state === "Scheduled" && (claimedRevision === undefined || run.revision !== claimedRevision))
+        return false;
+      const to = run.state === "Cancelling" ? "Cancelled" : "Failed";
       try {
-        await backend.transitionRun({ runId, expectedRevision: run.revision, to: "Failed", reason, lease: null });
-        return;
+        await backend.transitionRun({ runId, expectedRevision: run.revision, to, reason, lease: null });
+        return true;
       } catch (error) {
         if (!(error instanceof RunConflictError)) throw error;
       }
     }
+    return false;
   }
 }
 

@@ -6,7 +6,7 @@ import type { FlowRunResult } from "../flow/flow.js";
 import type { TaskRun } from "../runner/engine.js";
 import { type Executor, type ExecutorConfig, executorFromJSON } from "../runner/executor.js";
 import type { LogRecord } from "../runner/logger.js";
-import { serializeRun, serializeTaskRun } from "../runner/serialize.js";
+import { type SerializedValue, serializeRun, serializeTaskRun } from "../runner/serialize.js";
 import { resolveRun } from "./deploy.js";
 
 /** Options of {@link executeRun}. */
@@ -16,6 +16,11 @@ export interface ExecuteRunOptions {
   readonly flushIntervalMs?: number;
   /** Progress lines. @default none */
   readonly log?: (line: string) => void;
+  /**
+   * Aborting it stops the flow (the runner got SIGTERM: a stopped container, Ctrl-C). The run
+   * ends Failed with the abort reason, or Cancelled if it was being cancelled.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** How a run ended. */
@@ -43,18 +48,20 @@ export async function executeRun(runId: string, options: ExecuteRunOptions): Pro
         `Run ${runId} already ended ${run.state}${run.reason ? `: ${run.reason}` : ""}; nothing to execute.`,
       );
     }
+    if (run.state === "Running") {
+      throw new TernError(
+        "RUN_RUNNING",
+        `Run ${runId} is already Running${run.reason ? ` (${run.reason})` : ""}; a run is executed once. Cancel it, or start a new run.`,
+      );
+    }
     if (run.state === "Cancelling") return await finish(backend, runId, "Cancelled", "cancelled before it started");
     const { flow } = await resolved.storage.load(resolved.flowVersion.location, {
       expectedHash: resolved.flowVersion.manifestHash,
       label: resolved.label,
     });
-    run = await backend.transitionRun({
-      runId,
-      expectedRevision: run.revision,
-      to: "Running",
-      reason: `runner pid ${process.pid}`,
-      lease: null,
-    });
+    const started = await markRunning(backend, runId);
+    if (started.kind !== "running") return started.result;
+    run = started.run;
     log(`running ${resolved.label}`);
 
     const environment = flow.environment as Environment | undefined;
@@ -64,7 +71,11 @@ export async function executeRun(runId: string, options: ExecuteRunOptions): Pro
       version: run.version,
       parameters: run.parameters,
     };
-    const exit = async (state: ExecuteRunResult["state"], reason: string): Promise<ExecuteRunResult> => {
+    const exit = async (
+      state: ExecuteRunResult["state"],
+      reason: string,
+      outputs?: Readonly<Record<string, SerializedValue>>,
+    ): Promise<ExecuteRunResult> => {
       let finalState = state;
       let finalReason = reason;
       if (environment?.onExit !== undefined) {
@@ -76,7 +87,7 @@ export async function executeRun(runId: string, options: ExecuteRunOptions): Pro
           finalReason = `${finalReason}; onExit failed: ${(error as Error).message}`;
         }
       }
-      return finish(backend, runId, finalState, finalReason);
+      return finish(backend, runId, finalState, finalReason, outputs);
     };
 
     if (environment?.onStart !== undefined) {
@@ -87,7 +98,7 @@ export async function executeRun(runId: string, options: ExecuteRunOptions): Pro
       }
     }
 
-    const reporter = new Reporter(backend, runId, options.flushIntervalMs ?? 500);
+    const reporter = new Reporter(backend, runId, options.flushIntervalMs ?? 500, options.signal);
     const executorConfig = resolved.manifest.environment.options.executor as ExecutorConfig | undefined;
     const executor: Executor | undefined = executorConfig === undefined ? undefined : executorFromJSON(executorConfig);
     let result: FlowRunResult;
@@ -107,26 +118,66 @@ export async function executeRun(runId: string, options: ExecuteRunOptions): Pro
       await reporter.close();
       return await exit("Failed", (error as Error).message);
     }
-    await reporter.close(result);
+    const outputs = await reporter.close(result);
+    const stopped = options.signal?.aborted === true;
     const reason =
       result.state === "Success"
         ? `${result.taskRuns.length} task run${result.taskRuns.length === 1 ? "" : "s"} finished; all reference tasks succeeded`
         : result.state === "Cancelled"
-          ? "cancelled while running"
+          ? stopped
+            ? `the runner was stopped (${String(options.signal?.reason ?? "signal")}) while the flow ran`
+            : "cancelled while running"
           : (result.message ?? "the flow run failed");
-    return await exit(result.state, reason);
+    // A stopped runner's run failed, unless someone asked to cancel it (finish() sees Cancelling).
+    const state = result.state === "Cancelled" && stopped ? "Failed" : result.state;
+    return await exit(state, reason, outputs);
   } catch (error) {
     if (run === undefined || (error as TernError).code === "RUN_FINISHED") throw error;
     return finish(backend, runId, "Failed", (error as Error).message);
   }
 }
 
-/** Records the final state, turning a run that is being cancelled into `Cancelled`. */
+/** Moves a Submitted (or Scheduled, for `tern execute`) run to Running, retrying lost races. */
+async function markRunning(
+  backend: Backend,
+  runId: string,
+): Promise<{ kind: "running"; run: RunRecord } | { kind: "done"; result: ExecuteRunResult }> {
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const run = await backend.getRun(runId);
+    if (run === undefined) throw new TernError("RUN_GONE", `Run ${runId} disappeared from the backend.`);
+    if (run.state === "Cancelling") {
+      return { kind: "done", result: await finish(backend, runId, "Cancelled", "cancelled before it started") };
+    }
+    if (run.state !== "Submitted" && run.state !== "Scheduled") {
+      throw new TernError(
+        "RUN_RUNNING",
+        `Run ${runId} became ${run.state} while its bundle loaded; another runner has it.`,
+      );
+    }
+    try {
+      const running = await backend.transitionRun({
+        runId,
+        expectedRevision: run.revision,
+        to: "Running",
+        reason: `runner pid ${process.pid}`,
+        lease: null,
+      });
+      return { kind: "running", run: running };
+    } catch (error) {
+      // The agent writing the deployment details at the same moment is expected: read again.
+      if (!(error instanceof RunConflictError)) throw error;
+    }
+  }
+  throw new TernError("RUN_CONFLICT", `Run ${runId}: could not mark it Running after 10 attempts.`);
+}
+
+/** Records the final state (with the outputs), turning a run that is being cancelled into `Cancelled`. */
 async function finish(
   backend: Backend,
   runId: string,
   state: ExecuteRunResult["state"],
   reason: string,
+  outputs?: Readonly<Record<string, SerializedValue>>,
 ): Promise<ExecuteRunResult> {
   for (let attempt = 0; attempt < 10; attempt++) {
     const run = await backend.getRun(runId);
@@ -136,7 +187,14 @@ async function finish(
     }
     const finalState = run.state === "Cancelling" && state !== "Success" ? "Cancelled" : state;
     try {
-      await backend.transitionRun({ runId, expectedRevision: run.revision, to: finalState, reason, lease: null });
+      await backend.transitionRun({
+        runId,
+        expectedRevision: run.revision,
+        to: finalState,
+        reason,
+        lease: null,
+        ...(outputs === undefined ? {} : { outputs }),
+      });
       return { runId, state: finalState, reason };
     } catch (error) {
       if (!(error instanceof RunConflictError)) throw error;
@@ -157,8 +215,13 @@ class Reporter {
     private readonly backend: Backend,
     private readonly runId: string,
     intervalMs: number,
+    stop: AbortSignal | undefined,
   ) {
     this.timer = setInterval(() => void this.tick(), intervalMs);
+    if (stop !== undefined) {
+      if (stop.aborted) this.controller.abort(stop.reason);
+      else stop.addEventListener("abort", () => this.controller.abort(stop.reason), { once: true });
+    }
   }
 
   get signal(): AbortSignal {
@@ -173,30 +236,18 @@ class Reporter {
     this.logs.push({ ...record, taskRunId: taskRun.id });
   }
 
-  async close(result?: FlowRunResult): Promise<void> {
+  /** Stops the timer, writes what is buffered and the task runs; returns the outputs as JSON. */
+  async close(result?: FlowRunResult): Promise<Readonly<Record<string, SerializedValue>> | undefined> {
     clearInterval(this.timer);
     await this.flushing;
     await this.flush();
-    if (result !== undefined) {
-      const serialized = serializeRun(result);
-      await this.backend.saveTaskRuns(
-        this.runId,
-        serialized.taskRuns.map((t) => ({ ...t, logs: [] })),
-      );
-      const run = await this.backend.getRun(this.runId);
-      if (run !== undefined && !isTerminalRunState(run.state)) {
-        try {
-          await this.backend.transitionRun({
-            runId: this.runId,
-            expectedRevision: run.revision,
-            to: run.state,
-            outputs: serialized.outputs,
-          });
-        } catch (error) {
-          if (!(error instanceof RunConflictError)) throw error;
-        }
-      }
-    }
+    if (result === undefined) return undefined;
+    const serialized = serializeRun(result);
+    await this.backend.saveTaskRuns(
+      this.runId,
+      serialized.taskRuns.map((t) => ({ ...t, logs: [] })),
+    );
+    return serialized.outputs;
   }
 
   private async tick(): Promise<void> {
@@ -216,15 +267,29 @@ class Reporter {
 
   private async flush(): Promise<void> {
     if (this.dirty.size > 0) {
-      // Logs go to their own table; task runs are stored without them.
-      const taskRuns = [...this.dirty.values()].map((t) => ({ ...serializeTaskRun(t), logs: [] }));
+      const pending = [...this.dirty.values()];
       this.dirty.clear();
-      await this.backend.saveTaskRuns(this.runId, taskRuns);
+      try {
+        // Logs go to their own table; task runs are stored without them.
+        await this.backend.saveTaskRuns(
+          this.runId,
+          pending.map((t) => ({ ...serializeTaskRun(t), logs: [] })),
+        );
+      } catch (error) {
+        // Keep them for the next flush, unless a newer state of the same task run came meanwhile.
+        for (const t of pending) if (!this.dirty.has(t.id)) this.dirty.set(t.id, t);
+        throw error;
+      }
     }
     if (this.logs.length > 0) {
       const logs = this.logs;
       this.logs = [];
-      await this.backend.appendLogs(this.runId, logs);
+      try {
+        await this.backend.appendLogs(this.runId, logs);
+      } catch (error) {
+        this.logs = [...logs, ...this.logs];
+        throw error;
+      }
     }
   }
 }

@@ -45,7 +45,7 @@ const MIGRATIONS: readonly string[] = [
     lease_expires_at_ms INTEGER,
     deployment TEXT,
     outputs TEXT,
-    UNIQUE (project, idempotency_key),
+    UNIQUE (project, flow, idempotency_key),
     FOREIGN KEY (project, flow, version) REFERENCES flow_versions (project, flow, version)
   );
   CREATE INDEX runs_claim ON runs (state, scheduled_at_ms, id);

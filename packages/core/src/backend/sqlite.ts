@@ -11,6 +11,7 @@ import {
   type Backend,
   type ClaimInput,
   type CreateRunInput,
+  checkTransition,
   type FlowSummary,
   type FlowVersionInput,
   type FlowVersionRecord,
@@ -156,8 +157,9 @@ export class SqliteBackend implements Backend {
     const { project, flow, idempotencyKey } = input;
     return this.#sql.write("create a run", () => {
       if (idempotencyKey !== undefined) {
-        const existing = this.#sql.get("SELECT * FROM runs WHERE project = ? AND idempotency_key = ?", [
+        const existing = this.#sql.get("SELECT * FROM runs WHERE project = ? AND flow = ? AND idempotency_key = ?", [
           project,
+          flow,
           idempotencyKey,
         ]);
         if (existing !== undefined) return { run: toRun(existing), created: false };
@@ -174,7 +176,7 @@ export class SqliteBackend implements Backend {
       }
       const now = Date.now();
       // The IMMEDIATE transaction already serialises this check-then-insert across processes;
-      // UNIQUE (project, idempotency_key) is the guarantee should that ever change.
+      // UNIQUE (project, flow, idempotency_key) is the guarantee should that ever change.
       const row = this.#sql.get(
         `INSERT INTO runs (id, project, flow, version, state, revision, labels, parameters, idempotency_key,
            scheduled_at_ms, created_at_ms, updated_at_ms, attempts)
@@ -273,7 +275,12 @@ export class SqliteBackend implements Backend {
     }
     return this.#sql.write("update a run", () => {
       const now = Date.now();
-      const before = this.#sql.get("SELECT state, revision FROM runs WHERE id = ?", [runId]);
+      const before = this.#sql.get("SELECT state, revision, reason FROM runs WHERE id = ?", [runId]);
+      if (before !== undefined && before.revision === expectedRevision) {
+        checkTransition(runId, before.state as RunState, to);
+      }
+      // A write that keeps the state (deployment details, outputs) keeps its reason unless given one.
+      const keepReason = before !== undefined && before.state === to && reason === undefined;
       // Compare-and-swap on the revision; a NULL parameter keeps the column, except that the
       // lease is replaced whenever `lease` is given, since `null` clears it.
       const row = this.#sql.get(
@@ -285,7 +292,7 @@ export class SqliteBackend implements Backend {
          RETURNING *`,
         {
           to,
-          reason: reason ?? null,
+          reason: keepReason ? ((before?.reason as string | null) ?? null) : (reason ?? null),
           now,
           deployment: input.deployment === undefined ? null : JSON.stringify(input.deployment),
           outputs: input.outputs === undefined ? null : JSON.stringify(input.outputs),

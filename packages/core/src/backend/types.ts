@@ -1,3 +1,4 @@
+import { TernError } from "../errors.js";
 import type { LogRecord } from "../runner/logger.js";
 import type { JsonValue, SerializedTaskRun, SerializedValue } from "../runner/serialize.js";
 
@@ -6,6 +7,34 @@ export type RunState = "Scheduled" | "Submitted" | "Running" | "Success" | "Fail
 
 /** States a run never leaves. */
 export const TERMINAL_RUN_STATES: readonly RunState[] = ["Success", "Failed", "Cancelled"];
+
+/**
+ * The state changes a backend accepts. Writing a run's current state again (to patch its
+ * deployment, outputs or lease) is always allowed until it is final; terminal states never change.
+ */
+export const RUN_TRANSITIONS: Readonly<Record<RunState, readonly RunState[]>> = {
+  // Running straight from Scheduled: `tern execute <id>` on a run no agent took.
+  Scheduled: ["Submitted", "Running", "Failed", "Cancelled"],
+  // Scheduled again: a launch that never started, handed back for another attempt.
+  Submitted: ["Running", "Scheduled", "Success", "Failed", "Cancelling", "Cancelled"],
+  Running: ["Success", "Failed", "Cancelling", "Cancelled"],
+  Cancelling: ["Cancelled", "Failed", "Success"],
+  Success: [],
+  Failed: [],
+  Cancelled: [],
+};
+
+/** Refuses a state change {@link RUN_TRANSITIONS} does not allow, naming both states. */
+export function checkTransition(runId: string, from: RunState, to: RunState): void {
+  if (from === to && !isTerminalRunState(from)) return;
+  if (RUN_TRANSITIONS[from].includes(to)) return;
+  throw new TernError(
+    isTerminalRunState(from) ? "RUN_TERMINAL" : "RUN_TRANSITION",
+    isTerminalRunState(from)
+      ? `Run ${runId} is already ${from}, a final state; it cannot move to ${to}. Start a new run instead.`
+      : `Run ${runId} cannot move from ${from} to ${to}; allowed from ${from}: ${RUN_TRANSITIONS[from].join(", ")}.`,
+  );
+}
 
 /** Whether a run in `state` is over. */
 export function isTerminalRunState(state: RunState): boolean {
@@ -99,7 +128,7 @@ export interface CreateRunInput {
   readonly parameters?: Readonly<Record<string, JsonValue>>;
   /** @default the flow version's labels */
   readonly labels?: readonly string[];
-  /** A second create with the same key (per project) returns the first run. */
+  /** A second create with the same key (per project and flow) returns the first run. */
   readonly idempotencyKey?: string;
   /** @default now */
   readonly scheduledAtMs?: number;

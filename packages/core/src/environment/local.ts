@@ -68,6 +68,9 @@ export class LocalEnvironment extends Environment {
     const child = spawn(command, [...args, "execute", context.run.id], {
       env: { ...process.env, ...context.runnerEnv },
       stdio: ["ignore", "pipe", "pipe"],
+      // Its own process group: Ctrl-C on the agent stops the agent, which then waits for its runs,
+      // instead of killing every run in flight with it.
+      detached: true,
     });
     let stderrTail = "";
     const forward = context.onOutput ?? (() => {});

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { access, mkdir, readFile, rename, unlink, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { TernError } from "../errors.js";
 import { sha256Hex } from "./blob-store.js";
@@ -90,7 +90,9 @@ export async function bundleFlowModule(
       legalComments: "none",
       plugins: [withoutRegistration],
       logLevel: "silent",
-      absWorkingDir: process.cwd(),
+      // Paths in the bundle are relative to this directory: the flow's package, not the current
+      // directory, so registering from anywhere gives the same bytes (and hash).
+      absWorkingDir: await packageRoot(file),
     });
   } catch (error) {
     const errors = (
@@ -115,6 +117,19 @@ export async function bundleFlowModule(
   if (output === undefined) throw new BundleError(`Bundling ${file} produced no output.`);
   const bytes = output.contents;
   return { bytes, sha256: sha256Hex(bytes) };
+}
+
+/** The nearest directory above `file` with a package.json (the file's own directory if none). */
+async function packageRoot(file: string): Promise<string> {
+  const start = dirname(resolve(file));
+  for (let dir = start; ; dir = dirname(dir)) {
+    try {
+      await access(join(dir, "package.json"));
+      return dir;
+    } catch {
+      if (dirname(dir) === dir) return start;
+    }
+  }
 }
 
 const LOADING = Symbol.for("tern.loadingBundle");

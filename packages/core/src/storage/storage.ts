@@ -33,6 +33,13 @@ export interface BuiltFlow {
   readonly bytesUploaded: number;
 }
 
+/** A flow bundled and checked by `plan()`, not uploaded yet. */
+export interface PlannedFlow {
+  readonly name: string;
+  readonly manifest: Manifest;
+  readonly bytes: Uint8Array;
+}
+
 /** A manifest as stored. */
 export interface StoredManifest {
   /** The manifest's key: what a flow version points at. */
@@ -164,6 +171,15 @@ export abstract class Storage {
    * for a bundle already stored. Inside a bundle being loaded, it does nothing.
    */
   async build(options: { readonly only?: readonly string[] } = {}): Promise<BuiltFlow[]> {
+    return this.upload(await this.plan(options));
+  }
+
+  /**
+   * The first half of {@link build}: bundles the added flows, imports each bundle once to find
+   * the flows and checks them (exports, dependencies, manifests), writing nothing. A bad flow
+   * stops everything before a byte is uploaded.
+   */
+  async plan(options: { readonly only?: readonly string[] } = {}): Promise<PlannedFlow[]> {
     if (isLoadingBundle()) return [];
     const byFile = new Map<string, Flow[]>();
     for (const flow of this.#flows.values()) {
@@ -176,7 +192,7 @@ export abstract class Storage {
       }
       byFile.set(file, [...(byFile.get(file) ?? []), flow]);
     }
-    const results: BuiltFlow[] = [];
+    const planned: PlannedFlow[] = [];
     for (const [file, flows] of byFile) {
       const { bytes, sha256 } = await bundleFlowModule(file, { external: this.external });
       const exports = await importBundle(bytes, sha256, join(ternHome(), "cache", "bundles"));
@@ -190,15 +206,37 @@ export abstract class Storage {
         }
         await checkDependencies(match.flow, file);
         const key = `${this.prefix}/${slugify(flow.name)}/${sha256}.mjs`;
-        const bytesUploaded = await this.#putIfAbsent(key, bytes, sha256, "text/javascript");
         const manifest = describeFlow(match.flow, match.exportName, {
           bundle: { key, sha256, sizeBytes: bytes.byteLength },
           storage: this.toJSON(),
         });
-        const built: BuiltFlow = { name: flow.name, manifest, bytesUploaded };
-        this.#built.set(flow.name, built);
-        results.push(built);
+        // Checked now, so that upload() cannot fail on a manifest after the bundle is stored.
+        encodeManifest(manifest);
+        planned.push({ name: flow.name, manifest, bytes });
       }
+    }
+    return planned;
+  }
+
+  /**
+   * The second half of {@link build}: uploads the planned bundles (each once; nothing for a bundle
+   * already stored intact) and remembers the builds for registration.
+   */
+  async upload(planned: readonly PlannedFlow[]): Promise<BuiltFlow[]> {
+    const results: BuiltFlow[] = [];
+    const uploaded = new Map<string, number>();
+    for (const plan of planned) {
+      const { key, sha256 } = plan.manifest.bundle;
+      let bytesUploaded = uploaded.get(key);
+      if (bytesUploaded === undefined) {
+        bytesUploaded = await this.#putIfAbsent(key, plan.bytes, sha256, "text/javascript");
+        uploaded.set(key, bytesUploaded);
+      } else {
+        bytesUploaded = 0;
+      }
+      const built: BuiltFlow = { name: plan.name, manifest: plan.manifest, bytesUploaded };
+      this.#built.set(plan.name, built);
+      results.push(built);
     }
     return results;
   }
@@ -250,8 +288,16 @@ export abstract class Storage {
     return { flow, manifest };
   }
 
+  /**
+   * Writes a content-addressed object unless it is stored intact. An object under the key whose
+   * bytes no longer match their hash (edited or corrupted after it was written) is replaced, so
+   * registering again repairs it.
+   */
   async #putIfAbsent(key: string, bytes: Uint8Array, sha256: string, contentType: string): Promise<number> {
-    if ((await this.blobs.head(key)) !== undefined) return 0;
+    if ((await this.blobs.head(key)) !== undefined) {
+      if (sha256Hex(await this.blobs.get(key)) === sha256) return 0;
+      await this.blobs.delete(key);
+    }
     const outcome = await this.blobs.put(key, bytes, { sha256, contentType });
     return outcome === "created" ? bytes.byteLength : 0;
   }

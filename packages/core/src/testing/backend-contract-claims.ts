@@ -175,9 +175,10 @@ export function claimAndTransitionContract(context: () => ContractContext): void
       it(`rejects any transition out of ${terminal}`, async () => {
         const { backend } = context();
         const [run] = await scheduledRuns([Date.now() - 1_000]);
+        const running = await backend.transitionRun({ runId: run!.id, expectedRevision: 1, to: "Running" });
         const ended = await backend.transitionRun({
           runId: run!.id,
-          expectedRevision: 1,
+          expectedRevision: running.revision,
           to: terminal,
           reason: "done",
         });
@@ -204,9 +205,39 @@ export function claimAndTransitionContract(context: () => ContractContext): void
         });
       }
       expect(await backend.getRun(a!.id)).toMatchObject({ state: "Scheduled", revision: 1 });
-      const success = await backend.transitionRun({ runId: b!.id, expectedRevision: 1, to: "Success" });
+      const running = await backend.transitionRun({
+        runId: b!.id,
+        expectedRevision: 1,
+        to: "Running",
+        reason: "started",
+      });
+      const success = await backend.transitionRun({ runId: b!.id, expectedRevision: running.revision, to: "Success" });
       expect(success.state).toBe("Success");
       expect(success).not.toHaveProperty("reason");
+    });
+
+    it("rejects state changes outside the run lifecycle, naming both states", async () => {
+      const { backend } = context();
+      const [run] = await scheduledRuns([Date.now() - 1_000]);
+      await expect(backend.transitionRun({ runId: run!.id, expectedRevision: 1, to: "Success" })).rejects.toMatchObject(
+        { code: "RUN_TRANSITION", message: expect.stringMatching(/cannot move from Scheduled to Success/) },
+      );
+      const running = await backend.transitionRun({ runId: run!.id, expectedRevision: 1, to: "Running", reason: "go" });
+      await expect(
+        backend.transitionRun({ runId: run!.id, expectedRevision: running.revision, to: "Scheduled" }),
+      ).rejects.toMatchObject({ code: "RUN_TRANSITION" });
+      await expect(
+        backend.transitionRun({ runId: run!.id, expectedRevision: running.revision, to: "Submitted" }),
+      ).rejects.toMatchObject({ code: "RUN_TRANSITION" });
+      // Writing the same state again patches the run and keeps its reason.
+      const patched = await backend.transitionRun({
+        runId: run!.id,
+        expectedRevision: running.revision,
+        to: "Running",
+        deployment: { pid: 42 },
+      });
+      expect(patched).toMatchObject({ state: "Running", reason: "go", deployment: { pid: 42 } });
+      expect((await backend.getRunHistory(run!.id)).map((h) => h.state)).toEqual(["Scheduled", "Running"]);
     });
 
     it("sets the lease when given, keeps it when omitted and clears it with lease: null", async () => {

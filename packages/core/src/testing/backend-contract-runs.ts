@@ -144,10 +144,11 @@ export function flowAndRunContract(context: () => ContractContext): void {
       });
     });
 
-    it("returns the existing run for a repeated idempotency key, scoped to the project", async () => {
+    it("returns the existing run for a repeated idempotency key, scoped to the project and the flow", async () => {
       const { backend, version, project } = context();
       const otherProject = `${project}-other`;
       await backend.registerFlowVersion(version("etl"));
+      await backend.registerFlowVersion(version("report"));
       await backend.registerFlowVersion(version("etl", { project: otherProject }));
       const first = await backend.createRun({ project, flow: "etl", idempotencyKey: "k1", parameters: { a: 1 } });
       const second = await backend.createRun({ project, flow: "etl", idempotencyKey: "k1", parameters: { a: 2 } });
@@ -157,7 +158,11 @@ export function flowAndRunContract(context: () => ContractContext): void {
       expect(second).toEqual({ run: first.run, created: false });
       expect(other.created).toBe(true);
       expect(other.run.id).not.toBe(first.run.id);
-      expect(await backend.listRuns({ project })).toHaveLength(1);
+      // One event may start several flows: the same key on another flow is another run.
+      const report = await backend.createRun({ project, flow: "report", idempotencyKey: "k1" });
+      expect(report.created).toBe(true);
+      expect(report.run.flow).toBe("report");
+      expect(await backend.listRuns({ project })).toHaveLength(2);
     });
 
     it("creates one run for concurrent creates with the same idempotency key", async () => {
