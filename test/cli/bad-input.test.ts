@@ -58,6 +58,20 @@ describe("tern register rejects bad flow files and writes nothing", () => {
     expect(await stored()).toEqual([]);
   });
 
+  it("rejects a parameter default JSON cannot hold, before storing anything", async () => {
+    const result = await t.tern(["register", "test/fixtures/bigint-default.ts"]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/the default of parameter "limit" cannot be stored as JSON \(BigInt 10n/);
+    expect(await stored()).toEqual([]);
+  });
+
+  it("stores nothing when a later file fails its checks after an earlier one bundled fine", async () => {
+    const result = await t.tern(["register", "examples/etl.ts", "test/fixtures/bigint-default.ts"]);
+    expect(result.code).toBe(1);
+    expect(await stored()).toEqual([]);
+    expect(await flowsAndRuns()).toEqual({ flows: [], runs: [] });
+  });
+
   it("rejects all files when one of them is bad: the good one is not registered either", async () => {
     const result = await t.tern(["register", "examples/etl.ts", "test/fixtures/no-flow.ts"]);
     expect(result.code).toBe(1);
@@ -156,6 +170,15 @@ describe("stored objects and manifests that went bad", () => {
         `bundle sha256 mismatch \\(expected ${sha256Hex(original)}, got [0-9a-f]{64}\\).*register the flow again`,
       ),
     );
+  });
+
+  it("repairs a changed bundle when the flow is registered again", async () => {
+    const { bundle } = await registeredEtl();
+    await writeFile(bundle, "// not the bundle any more\n");
+    const again = await t.tern(["register", "examples/etl.ts"]);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(/unchanged {2}etl v1 {2}[0-9a-f]{12} {2}[1-9]\d* bytes uploaded/);
+    expect((await runOnce()).state).toBe("Success");
   });
 
   it("fails a run whose bundle is missing from storage, with a hint about lifecycle rules", async () => {
@@ -282,4 +305,15 @@ describe("usage", () => {
       expect(result.stdout).toMatch(new RegExp(`^Usage: tern ${command}`));
     },
   );
+});
+
+describe("registering from another directory", () => {
+  it("gives the same bundle and no new version", async () => {
+    const first = await t.json<Array<{ hash: string; version: number }>>(["register", "examples/etl.ts"]);
+    const { runTern } = await import("../support/cli.js");
+    const fromExamples = await runTern(["register", "etl.ts", "--json"], { TERN_HOME: t.home }, "examples");
+    expect(fromExamples.code, fromExamples.stderr).toBe(0);
+    const second = JSON.parse(fromExamples.stdout) as Array<{ hash: string; version: number; status: string }>;
+    expect(second).toEqual([expect.objectContaining({ status: "unchanged", version: 1, hash: first[0]?.hash })]);
+  });
 });

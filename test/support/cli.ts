@@ -25,7 +25,11 @@ export interface TernHome {
 }
 
 /** Runs the CLI from its sources in a child process, as a user would from the repository root. */
-export function runTern(args: readonly string[], env: Record<string, string | undefined>): Promise<TernResult> {
+export function runTern(
+  args: readonly string[],
+  env: Record<string, string | undefined>,
+  cwd = ".",
+): Promise<TernResult> {
   const childEnv: Record<string, string | undefined> = {
     ...process.env,
     NODE_OPTIONS: undefined,
@@ -36,7 +40,7 @@ export function runTern(args: readonly string[], env: Record<string, string | un
     execFile(
       process.execPath,
       ["--conditions=@tern/source", "--import", "tsx", CLI, ...args],
-      { cwd: ROOT, env: childEnv as NodeJS.ProcessEnv, timeout: 60_000 },
+      { cwd: join(ROOT, cwd), env: childEnv as NodeJS.ProcessEnv, timeout: 60_000 },
       (error, stdout, stderr) => {
         const code = error === null ? 0 : typeof error.code === "number" ? error.code : 1;
         resolve({ code, stdout, stderr });

@@ -132,7 +132,9 @@ export async function executeRun(runId: string, options: ExecuteRunOptions): Pro
     const state = result.state === "Cancelled" && stopped ? "Failed" : result.state;
     return await exit(state, reason, outputs);
   } catch (error) {
-    if (run === undefined || (error as TernError).code === "RUN_FINISHED") throw error;
+    // A run that ended or that another runner has is not this runner's to fail.
+    const code = (error as TernError).code;
+    if (run === undefined || code === "RUN_FINISHED" || code === "RUN_RUNNING") throw error;
     return finish(backend, runId, "Failed", (error as Error).message);
   }
 }
