@@ -1,8 +1,19 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { ContainerClient } from "@azure/storage-blob";
+import type { BlobStore } from "@tern/core";
+import { AzureStorage } from "@tern/storage-cloud/azure";
+import { GCSStorage } from "@tern/storage-cloud/gcs";
 import { S3Storage } from "@tern/storage-cloud/s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type LocalServer, startS3rver } from "../packages/storage-cloud/test/servers.js";
+import {
+  AZURITE_ACCOUNT,
+  type AzuriteServer,
+  type LocalServer,
+  startAzurite,
+  startGcsEmulator,
+  startS3rver,
+} from "../packages/storage-cloud/test/servers.js";
 import { type TernHome, ternHome } from "./support/cli.js";
 
 /** Values no stored object may contain (s3rver accepts only this key pair). */
@@ -75,5 +86,81 @@ describe("a flow stored in S3 (s3rver)", () => {
         clientConfig: { endpoint: s3.endpoint, forcePathStyle: true },
       },
     });
+  });
+});
+
+/** Every stored object's text, plus the backend's file: where a leaked credential would show. */
+async function everythingStored(blobs: BlobStore, home: string): Promise<string[]> {
+  const keys = await blobs.list("");
+  expect(keys.some((k) => k.endsWith(".mjs"))).toBe(true);
+  expect(keys.some((k) => k.endsWith(".json"))).toBe(true);
+  const texts = await Promise.all(keys.map(async (key) => new TextDecoder().decode(await blobs.get(key))));
+  texts.push((await readFile(join(home, "state.db"))).toString("latin1"));
+  return texts;
+}
+
+async function runThroughAgent(t: TernHome, file: string, flow: string, env: Record<string, string>): Promise<RunJson> {
+  const registered = await t.tern(["register", file], env);
+  expect(registered.code, registered.stderr).toBe(0);
+  const { id } = await t.json<{ id: string }>(["run", flow], env);
+  const agent = await t.tern(["agent", "--once"], env);
+  expect(agent.code, agent.stderr).toBe(0);
+  return t.json<RunJson>(["runs", "show", id], env);
+}
+
+describe("a flow stored in Cloud Storage (the emulator)", () => {
+  const privateKey = "-----BEGIN PRIVATE KEY-----tern-test-key-never-store-me-----END PRIVATE KEY-----";
+  let gcs: LocalServer;
+  let t: TernHome;
+
+  beforeAll(async () => {
+    gcs = await startGcsEmulator();
+    t = await ternHome();
+  }, 60_000);
+  afterAll(async () => {
+    await gcs?.stop();
+    await t?.cleanup();
+  });
+
+  it("runs through the agent to Success and stores no credential", async () => {
+    const env = { TERN_TEST_GCS_ENDPOINT: gcs.endpoint, TERN_TEST_GCS_KEY: privateKey };
+    const run = await runThroughAgent(t, "test/fixtures/gcs-flow.ts", "gcs-etl", env);
+    expect(run.state, run.reason).toBe("Success");
+    expect(run.outputs.total).toEqual({ kind: "json", value: 6 });
+    const blobs = new GCSStorage({
+      bucket: "tern-e2e",
+      storageOptions: { apiEndpoint: gcs.endpoint, projectId: "tern-test" },
+    }).blobs;
+    for (const text of await everythingStored(blobs, t.home)) {
+      // The flow's code names the field (it is in the bundle); its value must be nowhere.
+      expect(text).not.toContain("tern-test-key-never-store-me");
+    }
+  });
+});
+
+describe("a flow stored in Azure Blob storage (azurite)", () => {
+  let azure: AzuriteServer;
+  let t: TernHome;
+
+  beforeAll(async () => {
+    azure = await startAzurite();
+    await new ContainerClient(azure.connectionString(), "tern-e2e").create();
+    t = await ternHome();
+  }, 60_000);
+  afterAll(async () => {
+    await azure?.stop();
+    await t?.cleanup();
+  });
+
+  it("runs through the agent to Success and stores no credential", async () => {
+    const env = { AZURE_STORAGE_CONNECTION_STRING: azure.connectionString() };
+    const run = await runThroughAgent(t, "test/fixtures/azure-flow.ts", "azure-etl", env);
+    expect(run.state, run.reason).toBe("Success");
+    expect(run.outputs.total).toEqual({ kind: "json", value: 6 });
+    const blobs = new AzureStorage({ container: "tern-e2e", connectionString: azure.connectionString() }).blobs;
+    for (const text of await everythingStored(blobs, t.home)) {
+      expect(text).not.toContain(AZURITE_ACCOUNT.key);
+      expect(text).not.toContain("AccountKey");
+    }
   });
 });
