@@ -15,7 +15,7 @@ import { sha256Hex } from "@tern/core";
 import type { LocalServer } from "../packages/storage-cloud/test/servers.js";
 
 const SIZES_MB = [1, 10];
-const REPEATS = 5;
+const REPEATS = 9;
 
 /** One server: how to start it, tern's store on it, and the raw SDK calls. */
 export interface Target {
@@ -40,7 +40,7 @@ async function s3Target(): Promise<Target> {
   return {
     server: "s3rver",
     start: () => startS3rver(["bench"]),
-    store: async (s) => new S3Storage({ bucket: "bench", clientConfig: config(s) }).blobs,
+    store: async (s) => new S3Storage({ bucket: "bench", clientConfig: config(s), conditionalWrites: false }).blobs,
     raw: async (s) => {
       const client = new sdk.S3Client(config(s));
       return {

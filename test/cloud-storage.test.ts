@@ -83,6 +83,7 @@ describe("a flow stored in S3 (s3rver)", () => {
       options: {
         prefix: "team/flows",
         bucket: "tern-e2e",
+        conditionalWrites: false,
         clientConfig: { endpoint: s3.endpoint, forcePathStyle: true },
       },
     });

@@ -37,6 +37,13 @@ export interface S3StorageOptions extends StorageOptions {
   readonly serverSideEncryption?: "AES256" | "aws:kms" | "aws:kms:dsse";
   /** The KMS key for `aws:kms` encryption. @default the AWS managed key */
   readonly kmsKeyId?: string;
+  /**
+   * Whether the endpoint honours `If-None-Match: *` (Amazon S3 does since 2024). Set `false` for
+   * S3-compatible servers that ignore it (s3rver, older MinIO): tern then checks for an existing
+   * object before each write, one request more, and concurrent writers are not detected.
+   * @default true
+   */
+  readonly conditionalWrites?: boolean;
 }
 
 const OPTION_KEYS = [
@@ -48,6 +55,7 @@ const OPTION_KEYS = [
   "clientConfig",
   "serverSideEncryption",
   "kmsKeyId",
+  "conditionalWrites",
 ];
 
 /** Flows stored in an S3 bucket, content-addressed under the storage's prefix. */
@@ -57,6 +65,7 @@ export class S3Storage extends Storage {
   readonly region: string | undefined;
   readonly serverSideEncryption: S3StorageOptions["serverSideEncryption"];
   readonly kmsKeyId: string | undefined;
+  readonly conditionalWrites: boolean;
   readonly #client: S3Client | undefined;
   readonly #clientConfig: S3ClientConfig | undefined;
 
@@ -89,6 +98,7 @@ export class S3Storage extends Storage {
     this.region = options.region;
     this.serverSideEncryption = sse;
     this.kmsKeyId = options.kmsKeyId;
+    this.conditionalWrites = options.conditionalWrites ?? true;
     this.#client = options.client;
     this.#clientConfig = options.clientConfig;
   }
@@ -99,6 +109,7 @@ export class S3Storage extends Storage {
       clientConfig: { ...(this.region === undefined ? {} : { region: this.region }), ...this.#clientConfig },
       serverSideEncryption: this.serverSideEncryption,
       kmsKeyId: this.kmsKeyId,
+      conditionalWrites: this.conditionalWrites,
     });
   }
 
@@ -107,6 +118,7 @@ export class S3Storage extends Storage {
     if (this.region !== undefined) out.region = this.region;
     if (this.serverSideEncryption !== undefined) out.serverSideEncryption = this.serverSideEncryption;
     if (this.kmsKeyId !== undefined) out.kmsKeyId = this.kmsKeyId;
+    if (!this.conditionalWrites) out.conditionalWrites = false;
     const endpoint = this.#clientConfig?.endpoint;
     if (typeof endpoint === "string")
       out.clientConfig = { endpoint, forcePathStyle: this.#clientConfig?.forcePathStyle ?? false };
@@ -119,6 +131,7 @@ interface S3BlobStoreOptions {
   readonly clientConfig: S3ClientConfig;
   readonly serverSideEncryption: S3StorageOptions["serverSideEncryption"];
   readonly kmsKeyId: string | undefined;
+  readonly conditionalWrites: boolean;
 }
 
 type S3Module = typeof import("@aws-sdk/client-s3");
@@ -142,9 +155,11 @@ export class S3BlobStore implements BlobStore {
   async put(key: string, body: Uint8Array, options: PutOptions): Promise<"created" | "exists"> {
     checkKey(key);
     const { sdk, client } = await this.#open();
-    // s3rver and older S3-compatible servers ignore If-None-Match: look first, so that an existing
-    // object is compared instead of overwritten there too.
-    if ((await this.head(key)) !== undefined) return compareExisting(this, key, options.sha256);
+    // Servers that ignore If-None-Match would overwrite: look first there, so that an existing
+    // object is compared instead.
+    if (!this.options.conditionalWrites && (await this.head(key)) !== undefined) {
+      return compareExisting(this, key, options.sha256);
+    }
     try {
       await client.send(
         new sdk.PutObjectCommand({

@@ -40,6 +40,7 @@ function storage(prefix: string, maxAttempts = 3): S3Storage {
   return new S3Storage({
     bucket: "faulty",
     prefix,
+    conditionalWrites: false,
     clientConfig: {
       region: "us-east-1",
       endpoint: proxy.endpoint,

@@ -29,14 +29,15 @@ function clientConfig() {
 
 blobStoreContract(
   "S3BlobStore on s3rver",
-  () => new S3Storage({ bucket: BUCKET, clientConfig: clientConfig() }).blobs,
+  () => new S3Storage({ bucket: BUCKET, clientConfig: clientConfig(), conditionalWrites: false }).blobs,
   // s3rver ignores If-None-Match; the conditional write is checked against the SDK mock below.
   { atomicCreate: false, timeoutMs: 30_000 },
 );
 
 describe("S3Storage on s3rver", () => {
   it("says how to create a missing bucket", async () => {
-    const store = new S3Storage({ bucket: "no-such-bucket", clientConfig: clientConfig() }).blobs;
+    const store = new S3Storage({ bucket: "no-such-bucket", clientConfig: clientConfig(), conditionalWrites: false })
+      .blobs;
     await expect(store.get("flows/x.json")).rejects.toThrow(
       /S3 bucket "no-such-bucket" does not exist in us-east-1\. Create it \(aws s3 mb s3:\/\/no-such-bucket --region us-east-1\)/,
     );
@@ -87,6 +88,7 @@ describe("S3BlobStore request shapes and errors (SDK mock)", () => {
       clientConfig: { region: "eu-west-1" },
       serverSideEncryption: "aws:kms",
       kmsKeyId: "alias/tern",
+      conditionalWrites: true,
     });
   const notFound = () =>
     Object.assign(
@@ -95,11 +97,12 @@ describe("S3BlobStore request shapes and errors (SDK mock)", () => {
     );
 
   it("writes create-if-absent with a SHA-256 checksum and the encryption settings", async () => {
-    s3.on(HeadObjectCommand).rejects(notFound());
     s3.on(PutObjectCommand).resolves({});
     const body = new TextEncoder().encode("bundle");
     const sha = sha256Hex(body);
     expect(await store().put("flows/etl/x.mjs", body, { sha256: sha, contentType: "text/javascript" })).toBe("created");
+    // S3 honours If-None-Match: no existence check before the write.
+    expect(s3.commandCalls(HeadObjectCommand)).toHaveLength(0);
     const input = s3.commandCalls(PutObjectCommand)[0]?.args[0].input;
     expect(input).toMatchObject({
       Bucket: "bkt",
@@ -160,5 +163,42 @@ describe("S3BlobStore request shapes and errors (SDK mock)", () => {
   it("deletes idempotently", async () => {
     s3.on(DeleteObjectCommand).resolves({});
     await expect(store().delete("k")).resolves.toBeUndefined();
+  });
+});
+
+describe("S3 as the configured default storage", () => {
+  it("registers with the seed's call, flow.register(project, { bucket })", async () => {
+    const { mkdtemp, rm } = await import("node:fs/promises");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const { SqliteBackend, setDefaultStorageType } = await import("@tern/core");
+    const { flow } = await import("../../../examples/etl.js");
+    const home = await mkdtemp(join(tmpdir(), "tern-s3-default-"));
+    const savedHome = process.env.TERN_HOME;
+    process.env.TERN_HOME = home;
+    const backend = await SqliteBackend.open({ path: join(home, "state.db") });
+    setDefaultStorageType("S3Storage");
+    try {
+      const result = await flow.register("My First Project", {
+        bucket: BUCKET,
+        prefix: "default-storage",
+        clientConfig: clientConfig(),
+        conditionalWrites: false,
+        backend,
+      });
+      expect(result).toMatchObject({ name: "etl", project: "My First Project", version: 1, status: "new" });
+      const version = await backend.getFlowVersion("My First Project", "etl");
+      expect(version?.storage).toMatchObject({
+        type: "S3Storage",
+        options: { bucket: BUCKET, prefix: "default-storage" },
+      });
+      const keys = await new S3Storage({ bucket: BUCKET, clientConfig: clientConfig() }).blobs.list("default-storage/");
+      expect(keys).toContain(result.location);
+    } finally {
+      setDefaultStorageType("LocalStorage");
+      await backend.close();
+      process.env.TERN_HOME = savedHome;
+      await rm(home, { recursive: true, force: true });
+    }
   });
 });
