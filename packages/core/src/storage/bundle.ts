@@ -1,5 +1,4 @@
-import { randomUUID } from "node:crypto";
-import { access, mkdir, readFile, rename, unlink, writeFile } from "node:fs/promises";
+import { access, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { TernError } from "../errors.js";
@@ -140,40 +139,28 @@ export function isLoadingBundle(): boolean {
 }
 
 /**
- * Imports verified bundle bytes. They are written to `<cacheDir>/<sha256>.mjs` (once, atomically)
- * and imported from there, so stack traces name a real file.
+ * Imports verified bundle bytes from a private file under `cacheDir` (so stack traces name a
+ * file), removed once imported.
  */
 export async function importBundle(
   bytes: Uint8Array,
   sha256: string,
   cacheDir: string,
 ): Promise<Record<string, unknown>> {
-  const file = join(cacheDir, `${sha256}.mjs`);
-  let cached: Uint8Array | undefined;
-  try {
-    cached = await readFile(file);
-  } catch {
-    cached = undefined;
-  }
-  if (cached === undefined || sha256Hex(cached) !== sha256) {
-    await mkdir(cacheDir, { recursive: true });
-    // One temporary name per call: two loads of one bundle at once (two flows of one module, or
-    // two runs) must not rename each other's file away.
-    const temp = `${file}.${randomUUID()}.tmp`;
-    try {
-      await writeFile(temp, bytes);
-      await rename(temp, file);
-    } finally {
-      await unlink(temp).catch(() => undefined);
-    }
-  }
+  // The verified bytes go to a file only this process can write (a fresh 0700 directory), which
+  // is imported and then removed: nothing can swap the file between the check and the import.
+  await mkdir(cacheDir, { recursive: true });
+  const dir = await mkdtemp(join(cacheDir, "load-"));
+  const file = join(dir, `${sha256}.mjs`);
   const global = globalThis as Record<symbol, number | undefined>;
   global[LOADING] = (global[LOADING] ?? 0) + 1;
   try {
+    await writeFile(file, bytes, { mode: 0o600, flag: "wx" });
     return (await import(pathToFileURL(file).href)) as Record<string, unknown>;
   } catch (error) {
-    throw new BundleError(`Importing the flow bundle ${file} failed: ${(error as Error).message}`, { cause: error });
+    throw new BundleError(`Importing the flow bundle ${sha256} failed: ${(error as Error).message}`, { cause: error });
   } finally {
     global[LOADING] = (global[LOADING] ?? 1) - 1;
+    await rm(dir, { recursive: true, force: true });
   }
 }

@@ -1,4 +1,5 @@
 import { access } from "node:fs/promises";
+import { isBuiltin } from "node:module";
 import { dirname, join } from "node:path";
 import type { TypedConfig } from "../backend/types.js";
 import type { Environment } from "../environment/environment.js";
@@ -412,10 +413,13 @@ async function checkDependencies(flow: Flow, file: string): Promise<void> {
 }
 
 async function packageInstalled(name: string, from: string): Promise<boolean> {
-  if (name.startsWith("node:")) return true;
+  if (isBuiltin(name)) return true;
+  // `lodash/fp` and `@scope/pkg/sub` are provided by the packages `lodash` and `@scope/pkg`.
+  const parts = name.split("/");
+  const pkg = name.startsWith("@") ? parts.slice(0, 2).join("/") : (parts[0] as string);
   for (let dir = from; ; dir = dirname(dir)) {
     try {
-      await access(join(dir, "node_modules", name, "package.json"));
+      await access(join(dir, "node_modules", pkg, "package.json"));
       return true;
     } catch {
       if (dirname(dir) === dir) return false;

@@ -87,6 +87,19 @@ export function blobStoreContract(
         expect(sha256Hex(read)).toBe(sha256Hex(body));
       });
 
+      it("round-trips a 50 MB bundle, the largest tern supports", async () => {
+        const body = new Uint8Array(50 * 1024 * 1024);
+        // Random bytes only at the edges and in the middle: enough to catch a short or shifted read.
+        body.set(randomBytes(4096), 0);
+        body.set(randomBytes(4096), body.byteLength / 2);
+        body.set(randomBytes(4096), body.byteLength - 4096);
+        await put(key("bundle-50mb.mjs"), body);
+        expect(await store().head(key("bundle-50mb.mjs"))).toEqual({ sizeBytes: body.byteLength });
+        const read = await store().get(key("bundle-50mb.mjs"));
+        expect(read.byteLength).toBe(body.byteLength);
+        expect(sha256Hex(read)).toBe(sha256Hex(body));
+      });
+
       it("returns created for a new key, then exists for the same bytes", async () => {
         const body = new TextEncoder().encode("hello");
         expect(await put(key("same"), body)).toBe("created");
