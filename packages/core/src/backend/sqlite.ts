@@ -18,6 +18,7 @@ import {
   isTerminalRunState,
   type ListRunsInput,
   labelsMatch,
+  lostLeaseReason,
   type RunLogRecord,
   type RunRecord,
   type RunState,
@@ -233,13 +234,14 @@ export class SqliteBackend implements Backend {
 
   async claimRuns(input: ClaimInput): Promise<RunRecord[]> {
     if (input.limit < 1) return [];
+    const maxAttempts = input.maxAttempts ?? 3;
     return this.#sql.write("claim runs", () => {
       const now = input.nowMs ?? Date.now();
       const claimed: RunRecord[] = [];
       let after = { scheduledAtMs: Number.MIN_SAFE_INTEGER, id: "" };
       while (claimed.length < input.limit) {
         const candidates = this.#sql.all(
-          `SELECT id, labels, scheduled_at_ms FROM runs
+          `SELECT id, labels, scheduled_at_ms, attempts, lease_owner FROM runs
            WHERE state = 'Scheduled' AND scheduled_at_ms <= @now
              AND (lease_owner IS NULL OR lease_expires_at_ms <= @now)
              AND (scheduled_at_ms, id) > (@scheduledAtMs, @id)
@@ -249,6 +251,16 @@ export class SqliteBackend implements Backend {
         for (const candidate of candidates) {
           if (claimed.length === input.limit) break;
           if (!labelsMatch(input.labels, JSON.parse(candidate.labels as string) as string[])) continue;
+          if ((candidate.attempts as number) >= maxAttempts && candidate.lease_owner !== null) {
+            const reason = lostLeaseReason(candidate.attempts as number, candidate.lease_owner as string);
+            this.#sql.run(
+              `UPDATE runs SET state = 'Failed', reason = @reason, lease_owner = NULL, lease_expires_at_ms = NULL,
+                 revision = revision + 1, updated_at_ms = @now WHERE id = @id`,
+              { reason, now, id: candidate.id },
+            );
+            this.#appendHistory(candidate.id as string, "Failed", now, reason);
+            continue;
+          }
           const row = this.#sql.get(
             `UPDATE runs SET lease_owner = @owner, lease_expires_at_ms = @expiresAtMs, attempts = attempts + 1,
                revision = revision + 1, updated_at_ms = @now

@@ -155,6 +155,17 @@ export interface ClaimInput {
   readonly limit: number;
   readonly leaseMs: number;
   readonly nowMs?: number;
+  /**
+   * Claims a run may have. A run whose lease expired this many times (its agents died or hung
+   * before deploying it) is not claimed again but ended `Failed`, with a reason that says so.
+   * @default 3
+   */
+  readonly maxAttempts?: number;
+}
+
+/** The reason a run gets when it lost its lease `attempts` times. */
+export function lostLeaseReason(attempts: number, lastOwner: string | undefined): string {
+  return `lost its lease ${attempts} time${attempts === 1 ? "" : "s"}: the agents that claimed it (last: ${lastOwner ?? "unknown"}) stopped or hung before deploying it. Check the agents' logs, then start a new run.`;
 }
 
 /** An agent as last seen by the backend. */
@@ -203,7 +214,8 @@ export interface Backend {
   getRunHistory(runId: string): Promise<RunStateChange[]>;
   /**
    * Leases up to `limit` runs that are `Scheduled`, due, whose labels the agent satisfies, and
-   * that have no live lease (an expired lease can be taken over). Raises each run's `attempts`.
+   * that have no live lease (an expired lease can be taken over). Raises each run's `attempts`;
+   * a run whose lease expired `maxAttempts` times is ended `Failed` instead (`lostLeaseReason`).
    */
   claimRuns(input: ClaimInput): Promise<RunRecord[]>;
   /** Compare-and-swap state change; throws `RunConflictError` when the revision moved. */

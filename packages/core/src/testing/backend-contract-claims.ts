@@ -107,6 +107,39 @@ export function claimAndTransitionContract(context: () => ContractContext): void
       });
     });
 
+    it("fails a run that lost its lease maxAttempts times instead of claiming it again", async () => {
+      const { backend } = context();
+      const [run] = await scheduledRuns([Date.now() - 1_000]);
+      const t0 = Date.now();
+      for (let i = 0; i < 2; i++) {
+        const got = await backend.claimRuns({
+          agentId: `agent-${i}`,
+          labels: [],
+          limit: 1,
+          leaseMs: 1_000,
+          nowMs: t0 + i * 1_000,
+          maxAttempts: 2,
+        });
+        expect(got.map((r) => [r.id, r.attempts])).toEqual([[run!.id, i + 1]]);
+      }
+      const third = await backend.claimRuns({
+        agentId: "agent-2",
+        labels: [],
+        limit: 1,
+        leaseMs: 1_000,
+        nowMs: t0 + 2_000,
+        maxAttempts: 2,
+      });
+      expect(third).toEqual([]);
+      const failed = await backend.getRun(run!.id);
+      expect(failed).toMatchObject({ state: "Failed", attempts: 2 });
+      expect(failed?.reason).toMatch(
+        /^lost its lease 2 times: the agents that claimed it \(last: agent-1\) stopped or hung/,
+      );
+      expect(failed).not.toHaveProperty("lease");
+      expect((await backend.getRunHistory(run!.id)).map((h) => h.state)).toEqual(["Scheduled", "Failed"]);
+    });
+
     it("does not claim a run that left the Scheduled state", async () => {
       const { backend } = context();
       const [run] = await scheduledRuns([Date.now() - 1_000]);
