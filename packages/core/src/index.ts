@@ -14,8 +14,9 @@
 export { LocalAgent, type LocalAgentOptions, type PollResult } from "./agent/agent.js";
 export { deployFromBundle, type ResolvedRun, resolveRun } from "./agent/deploy.js";
 export { AGENT_SEEN_WINDOW_MS, explainRun, type RunExplanation } from "./agent/explain.js";
-export { type ExecuteRunOptions, type ExecuteRunResult, executeRun } from "./agent/runner.js";
+export { type ExecuteRunOptions, type ExecuteRunResult, executeRun, RUNNER_LEASE_MS } from "./agent/runner.js";
 export { type ScheduleRunInput, scheduleRun } from "./agent/schedule.js";
+export { type SweepOptions, type SweptRun, sweepRuns } from "./agent/sweep.js";
 export { requireRun } from "./backend/lookup.js";
 export { type BackendOpener, backendUrl, openBackend, registerBackendScheme } from "./backend/open.js";
 export { SqliteBackend, type SqliteBackendOptions } from "./backend/sqlite.js";

@@ -9,6 +9,7 @@ import { RunConflictError, TernError } from "../errors.js";
 import { describe } from "../flow/task.js";
 import type { JsonValue } from "../runner/serialize.js";
 import { deployRoute, resolveRun } from "./deploy.js";
+import { sweepRuns } from "./sweep.js";
 
 /** Options of {@link LocalAgent}. */
 export interface LocalAgentOptions {
@@ -99,6 +100,7 @@ export class LocalAgent {
   async pollOnce(): Promise<PollResult> {
     const backend = await this.openedBackend();
     await backend.recordAgent({ id: this.agentId, labels: this.labels, lastSeenAtMs: Date.now() });
+    for (const run of await sweepRuns(backend)) this.log(`ended run ${run.runId} ${run.to}: ${run.reason}`);
     const submitted: string[] = [];
     const failed: Array<{ runId: string; reason: string }> = [];
     let claimed = 0;

@@ -1,3 +1,4 @@
+import { hostname } from "node:os";
 import type { Backend, RunLogRecord, RunRecord } from "../backend/types.js";
 import { isTerminalRunState } from "../backend/types.js";
 import type { Environment, EnvironmentExitContext, EnvironmentHookContext } from "../environment/environment.js";
@@ -139,6 +140,15 @@ export async function executeRun(runId: string, options: ExecuteRunOptions): Pro
   }
 }
 
+/** How long a runner's lease on its run lasts; it renews it well before. */
+export const RUNNER_LEASE_MS = 60_000;
+const HEARTBEAT_EVERY_MS = 15_000;
+
+/** The lease a runner holds on its run while it runs: `runner:<host>:<pid>`. */
+function runnerLease(): { owner: string; expiresAtMs: number } {
+  return { owner: `runner:${hostname()}:${process.pid}`, expiresAtMs: Date.now() + RUNNER_LEASE_MS };
+}
+
 /** Moves a Submitted (or Scheduled, for `tern execute`) run to Running, retrying lost races. */
 async function markRunning(
   backend: Backend,
@@ -162,7 +172,7 @@ async function markRunning(
         expectedRevision: run.revision,
         to: "Running",
         reason: `runner pid ${process.pid}`,
-        lease: null,
+        lease: runnerLease(),
       });
       return { kind: "running", run: running };
     } catch (error) {
@@ -212,6 +222,7 @@ class Reporter {
   private logs: RunLogRecord[] = [];
   private readonly timer: NodeJS.Timeout;
   private flushing: Promise<void> = Promise.resolve();
+  private nextHeartbeatMs = Date.now() + HEARTBEAT_EVERY_MS;
 
   constructor(
     private readonly backend: Backend,
@@ -260,11 +271,32 @@ class Reporter {
         if (run?.state === "Cancelling" && !this.controller.signal.aborted) {
           this.controller.abort(new Error("cancelled by request"));
         }
+        if (run !== undefined && Date.now() >= this.nextHeartbeatMs) await this.heartbeat(run);
       } catch {
         // A failed flush is retried at the next tick; the final flush reports errors.
       }
     });
     await this.flushing;
+  }
+
+  /**
+   * Renews the runner's lease on its run. Agents sweep Running runs whose lease expired: a
+   * runner that died (killed, host gone) cannot report, so its lease says so for it.
+   */
+  private async heartbeat(run: RunRecord): Promise<void> {
+    if (run.state !== "Running" && run.state !== "Cancelling") return;
+    try {
+      await this.backend.transitionRun({
+        runId: this.runId,
+        expectedRevision: run.revision,
+        to: run.state,
+        lease: runnerLease(),
+      });
+      this.nextHeartbeatMs = Date.now() + HEARTBEAT_EVERY_MS;
+    } catch (error) {
+      // Someone wrote the run meanwhile (a cancel, the agent's deployment details): next tick.
+      if (!(error instanceof RunConflictError)) throw error;
+    }
   }
 
   private async flush(): Promise<void> {
