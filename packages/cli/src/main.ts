@@ -1,6 +1,6 @@
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { registerStorageLoader } from "@tern/core";
+import { registerBackendScheme, registerStorageLoader } from "@tern/core";
 import { type Command, type Io, isTernError, runCommand, UsageError } from "./cli.js";
 import { agentCommand } from "./commands/agent.js";
 import { deployCommand, executeCommand } from "./commands/execute.js";
@@ -16,6 +16,11 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 registerStorageLoader("S3Storage", () => import("@tern/storage-cloud/s3"));
 registerStorageLoader("GCSStorage", () => import("@tern/storage-cloud/gcs"));
 registerStorageLoader("AzureStorage", () => import("@tern/storage-cloud/azure"));
+// Likewise the DynamoDB backend, only when TERN_BACKEND names a dynamodb:// table.
+registerBackendScheme("dynamodb", async (url) => {
+  const { DynamoDbBackend, parseDynamoDbUrl } = await import("@tern/backend-dynamodb");
+  return DynamoDbBackend.open(parseDynamoDbUrl(url));
+});
 
 const commands: readonly Command[] = [
   registerCommand,

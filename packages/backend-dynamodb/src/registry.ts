@@ -1,0 +1,167 @@
+/**
+ * Flow versions, the per-flow summaries `listFlows` reads, and agents: the items that live
+ * outside any run's partition.
+ */
+import { PutCommand, TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
+import {
+  type AgentRecord,
+  BackendError,
+  type FlowSummary,
+  type FlowVersionInput,
+  type FlowVersionRecord,
+} from "@tern/core";
+import type { TableClient } from "./db.js";
+import { ConditionFailed } from "./errors.js";
+import { agentFromItem, Expr, summaryFromItem, versionFromItem } from "./items.js";
+import { keys, PK, SK } from "./keys.js";
+
+/** Concurrent registrations of one flow retry this many times before giving up. */
+const REGISTER_ATTEMPTS = 25;
+
+/**
+ * Records a version unless the newest has the same manifest hash. The new version's item is
+ * written only if its number is still free (a transaction with the flow's summary), and a
+ * registration that lost the number to another reads the newest again and retries.
+ */
+export async function registerFlowVersion(
+  db: TableClient,
+  input: FlowVersionInput,
+): Promise<{ version: FlowVersionRecord; status: "new" | "unchanged" }> {
+  const { project, flow } = input;
+  for (let attempt = 1; ; attempt++) {
+    const newest = await getFlowVersion(db, project, flow);
+    if (newest !== undefined && newest.manifestHash === input.manifestHash) {
+      return { version: newest, status: "unchanged" };
+    }
+    const version: FlowVersionRecord = {
+      project,
+      flow,
+      version: (newest?.version ?? 0) + 1,
+      labels: [...input.labels],
+      storage: input.storage,
+      location: input.location,
+      manifestHash: input.manifestHash,
+      environmentType: input.environmentType,
+      createdAtMs: Date.now(),
+    };
+    const summary = new Expr();
+    const summaryCondition = `attribute_not_exists(${summary.name(PK)}) OR ${summary.name("latestVersion")} < ${summary.value(version.version)}`;
+    try {
+      await db.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Put: {
+                TableName: db.table,
+                Item: {
+                  ...keys.flowVersion(project, flow, version.version),
+                  type: "flowVersion",
+                  ...version,
+                  storage: JSON.stringify(version.storage),
+                },
+                ConditionExpression: "attribute_not_exists(#pk)",
+                ExpressionAttributeNames: { "#pk": PK },
+              },
+            },
+            {
+              Put: {
+                TableName: db.table,
+                Item: {
+                  ...keys.flowSummary(project, flow),
+                  type: "flowSummary",
+                  project,
+                  flow,
+                  latestVersion: version.version,
+                  labels: version.labels,
+                  environmentType: version.environmentType,
+                  updatedAtMs: version.createdAtMs,
+                },
+                ConditionExpression: summaryCondition,
+                ...summary.params(),
+              },
+            },
+          ],
+        }),
+        "register a flow version",
+      );
+      return { version, status: "new" };
+    } catch (error) {
+      if (!(error instanceof ConditionFailed)) throw error;
+      if (attempt >= REGISTER_ATTEMPTS) {
+        throw new BackendError(
+          `DynamoDB backend ${db.target.url}: cannot register flow "${flow}" in project "${project}": ${attempt} ` +
+            "concurrent registrations took each version number first. Register again.",
+          { cause: error },
+        );
+      }
+      await jitter(attempt);
+    }
+  }
+}
+
+/** A version, or the newest one (the last item of the flow's partition) when `version` is omitted. */
+export async function getFlowVersion(
+  db: TableClient,
+  project: string,
+  flow: string,
+  version?: number,
+): Promise<FlowVersionRecord | undefined> {
+  if (version !== undefined) {
+    const item = await db.get(keys.flowVersion(project, flow, version), "read a flow version");
+    return item === undefined ? undefined : versionFromItem(item);
+  }
+  for await (const page of db.pages(
+    {
+      KeyConditionExpression: "#pk = :pk AND begins_with(#sk, :v)",
+      ExpressionAttributeNames: { "#pk": PK, "#sk": SK },
+      ExpressionAttributeValues: { ":pk": keys.flowVersionsPk(project, flow), ":v": "V#" },
+      ScanIndexForward: false,
+      Limit: 1,
+      ConsistentRead: true,
+    },
+    "read the newest flow version",
+  )) {
+    return page[0] === undefined ? undefined : versionFromItem(page[0]);
+  }
+  return undefined;
+}
+
+/** Each flow with its newest version, by project and flow name. */
+export async function listFlows(db: TableClient, project?: string): Promise<FlowSummary[]> {
+  const prefix = project === undefined ? "" : keys.flowSummaryPrefix(project);
+  const items = await db.queryPrefix(keys.flowSummariesPk, prefix, "list flows");
+  return items.map(summaryFromItem).sort((a, b) => compare(a.project, b.project) || compare(a.flow, b.flow));
+}
+
+export async function recordAgent(db: TableClient, agent: AgentRecord): Promise<void> {
+  await db.send(
+    new PutCommand({
+      TableName: db.table,
+      Item: {
+        ...keys.agent(agent.id),
+        type: "agent",
+        id: agent.id,
+        labels: [...agent.labels],
+        lastSeenAtMs: agent.lastSeenAtMs,
+        ...(agent.stoppedAtMs === undefined ? {} : { stoppedAtMs: agent.stoppedAtMs }),
+      },
+    }),
+    "record an agent",
+  );
+}
+
+/** Agents, most recently seen first. */
+export async function listAgents(db: TableClient): Promise<AgentRecord[]> {
+  const items = await db.queryPrefix(keys.agentsPk, "", "list agents");
+  return items.map(agentFromItem).sort((a, b) => b.lastSeenAtMs - a.lastSeenAtMs || compare(a.id, b.id));
+}
+
+/** Code-unit order, as SQLite's BINARY collation for the ASCII names tern uses. */
+export function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** A short random pause before retrying a write another writer won. */
+export function jitter(attempt: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(200, 10 * attempt)));
+}

@@ -1,0 +1,121 @@
+/**
+ * The conditional writes that change a run, as pure functions from what the caller asked to the
+ * `UpdateItem` expressions (the I/O is in dynamodb.ts). Every one of them compares the run's
+ * `revision`, so it happens exactly once or not at all.
+ */
+import { type Lease, RUN_TRANSITIONS, type RunState } from "@tern/core";
+import type { ChunkedRef } from "./db.js";
+import { Expr } from "./items.js";
+import { CLAIMABLE, INDEXES, statePk } from "./keys.js";
+
+/** Expressions of one conditional `UpdateItem`. */
+export interface ConditionalUpdate {
+  readonly UpdateExpression: string;
+  readonly ConditionExpression: string;
+  readonly ExpressionAttributeNames?: Record<string, string>;
+  readonly ExpressionAttributeValues?: Record<string, unknown>;
+}
+
+function build(e: Expr, condition: string): ConditionalUpdate {
+  return { UpdateExpression: e.update, ConditionExpression: condition, ...e.params() };
+}
+
+/** Claims a Scheduled run seen at `revision`: sets the lease and raises attempts and revision. */
+export function claimUpdate(input: {
+  revision: number;
+  attempts: number;
+  owner: string;
+  leaseMs: number;
+  nowMs: number;
+}): ConditionalUpdate {
+  const e = new Expr();
+  e.set("leaseOwner", input.owner)
+    .set("leaseExpiresAtMs", input.nowMs + input.leaseMs)
+    .set("attempts", input.attempts + 1)
+    .set("revision", input.revision + 1)
+    .set("updatedAtMs", input.nowMs);
+  const condition =
+    `${e.name("revision")} = ${e.value(input.revision)} AND ${e.name("state")} = ${e.value("Scheduled")}` +
+    ` AND (attribute_not_exists(${e.name("leaseOwner")}) OR ${e.name("leaseExpiresAtMs")} <= ${e.value(input.nowMs)})`;
+  return build(e, condition);
+}
+
+/** Ends a Scheduled run whose expired lease was its last allowed attempt. */
+export function lostLeaseUpdate(input: { revision: number; reason: string; nowMs: number }): ConditionalUpdate {
+  const e = new Expr();
+  setStateChange(e, "Failed", input.reason, input.nowMs);
+  e.set("revision", input.revision + 1)
+    .set("updatedAtMs", input.nowMs)
+    .remove("leaseOwner")
+    .remove("leaseExpiresAtMs");
+  const condition =
+    `${e.name("revision")} = ${e.value(input.revision)} AND ${e.name("state")} = ${e.value("Scheduled")}` +
+    ` AND ${e.name("leaseExpiresAtMs")} <= ${e.value(input.nowMs)}`;
+  return build(e, condition);
+}
+
+/**
+ * What the writer knows of the run's state at the expected revision: exactly (it read that
+ * revision before), or only that it should be one the move is allowed from.
+ */
+export type StateAtRevision = { readonly exact: RunState } | { readonly changingFrom: readonly RunState[] };
+
+/** The states a run may move to `to` from, `to` itself excluded. */
+export function statesAllowedBefore(to: RunState): RunState[] {
+  return (Object.keys(RUN_TRANSITIONS) as RunState[]).filter((from) => RUN_TRANSITIONS[from].includes(to));
+}
+
+/** A compare-and-swap state change; see `Backend.transitionRun` for the rules it follows. */
+export function transitionUpdate(input: {
+  expectedRevision: number;
+  before: StateAtRevision;
+  to: RunState;
+  reason: string | undefined;
+  deployment: string | undefined;
+  /** New outputs: JSON, or where their chunks are. */
+  outputs: { readonly json: string } | { readonly ref: ChunkedRef } | undefined;
+  lease: Lease | null | undefined;
+  nowMs: number;
+}): ConditionalUpdate {
+  const { to, reason, before } = input;
+  const changes = !("exact" in before) || before.exact !== to;
+  const e = new Expr();
+  if (changes) {
+    setStateChange(e, to, reason, input.nowMs);
+  } else if (reason !== undefined) {
+    // Same state again: a patch (deployment, outputs, lease) keeps its reason unless given one.
+    e.set("reason", reason);
+  }
+  e.set("revision", input.expectedRevision + 1).set("updatedAtMs", input.nowMs);
+  if (input.deployment !== undefined) e.set("deployment", input.deployment);
+  if (input.outputs !== undefined) {
+    // The old chunks' place, to delete them once this write won; the if_not_exists-of-itself
+    // form is evaluated against the item before the update, like `n = if_not_exists(n, 0) + 1`.
+    e.set("previousOutputsRef", null, `if_not_exists(${e.name("outputsRef")}, ${e.value(null)})`);
+    if ("json" in input.outputs) e.set("outputs", input.outputs.json).set("outputsRef", null);
+    else e.set("outputsRef", input.outputs.ref).remove("outputs");
+  }
+  if (input.lease === null) e.remove("leaseOwner").remove("leaseExpiresAtMs");
+  else if (input.lease !== undefined) {
+    e.set("leaseOwner", input.lease.owner).set("leaseExpiresAtMs", input.lease.expiresAtMs);
+  }
+  const states = "exact" in before ? [before.exact] : before.changingFrom;
+  const condition =
+    `${e.name("revision")} = ${e.value(input.expectedRevision)} AND ` +
+    (states.length === 1
+      ? `${e.name("state")} = ${e.value(states[0])}`
+      : `${e.name("state")} IN (${states.map((s) => e.value(s)).join(", ")})`);
+  return build(e, condition);
+}
+
+/** The attributes a change of state sets: state, reason, history, and the index keys that follow the state. */
+function setStateChange(e: Expr, to: RunState, reason: string | undefined, nowMs: number): void {
+  e.set("state", to);
+  if (reason === undefined) e.remove("reason");
+  else e.set("reason", reason);
+  const entry = reason === undefined ? { state: to, atMs: nowMs } : { state: to, atMs: nowMs, reason };
+  e.set("history", null, `list_append(${e.name("history")}, ${e.value([entry])})`);
+  e.set(INDEXES.byState.pk, statePk(to));
+  if (to === "Scheduled") e.set(INDEXES.claim.pk, CLAIMABLE);
+  else e.remove(INDEXES.claim.pk);
+}
