@@ -67,9 +67,12 @@ async function exactlyOnce(url: string, backend: Backend): Promise<void> {
     startAgent(url, `agent-${i}`, i === 0 ? ["--hang-after", "15"] : [], events),
   );
   await Promise.all(agents.map((a) => a.ready));
-  for (const { child } of agents) child.stdin?.write("go\n");
-  // Kill the hanging agent once it holds its claims: its runs come back when the leases expire.
-  while (!events.some((e) => e.event === "hanging")) await new Promise((resolve) => setTimeout(resolve, 50));
+  // The doomed agent starts first, so that it surely claims (and then sits on) some runs; it is
+  // killed while the other seven claim concurrently, and its runs come back when the leases expire.
+  agents[0]?.child.stdin?.write("go\n");
+  while (!events.some((e) => e.event === "hanging")) await new Promise((resolve) => setTimeout(resolve, 20));
+  for (const { child } of agents.slice(1)) child.stdin?.write("go\n");
+  await new Promise((resolve) => setTimeout(resolve, 200));
   agents[0]?.child.kill("SIGKILL");
   await Promise.all(
     agents.slice(1).map(({ child }) => new Promise<void>((resolve) => child.once("exit", () => resolve()))),
