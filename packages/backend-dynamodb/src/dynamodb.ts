@@ -51,6 +51,12 @@ export interface DynamoDbBackendOptions {
    * @default 2592000 (30 days)
    */
   readonly idempotencyTtlSeconds?: number;
+  /**
+   * How long an ended run (its item, with its state history) is kept; DynamoDB's TTL deletes it
+   * afterwards. Task runs and log records are not given a TTL.
+   * @default kept until deleted
+   */
+  readonly runRetentionDays?: number;
 }
 
 /** Newest (runId, revision) → state pairs remembered, to write a transition in one request. */
@@ -78,6 +84,7 @@ export class DynamoDbBackend implements Backend {
   readonly #client: DynamoDBClient;
   readonly #ownsClient: boolean;
   readonly #idempotencyTtlSeconds: number;
+  #runRetentionSeconds: number | undefined;
   /** Revisions are never reused, so a (run, revision) pair names one state forever. */
   readonly #known = new Map<string, { revision: number; state: RunState }>();
 
@@ -108,6 +115,13 @@ export class DynamoDbBackend implements Backend {
       );
     }
     const ttl = options.idempotencyTtlSeconds ?? 30 * 24 * 3600;
+    const retention = options.runRetentionDays;
+    if (retention !== undefined && !(Number.isInteger(retention) && retention >= 1)) {
+      throw new TernError(
+        "BACKEND_OPTIONS",
+        `DynamoDB backend: runRetentionDays ${retention} must be a whole number of days >= 1 (leave it out to keep runs).`,
+      );
+    }
     if (!Number.isInteger(ttl) || ttl < 1) {
       throw new TernError(
         "BACKEND_OPTIONS",
@@ -135,7 +149,9 @@ export class DynamoDbBackend implements Backend {
         false,
       );
       checkTernTable(described.Table, table, region);
-      return new DynamoDbBackend(db, client, given === undefined, ttl);
+      const backend = new DynamoDbBackend(db, client, given === undefined, ttl);
+      backend.#runRetentionSeconds = retention === undefined ? undefined : retention * 86_400;
+      return backend;
     } catch (error) {
       if (given === undefined) client.destroy();
       throw error;
@@ -153,6 +169,11 @@ export class DynamoDbBackend implements Backend {
 
   getFlowVersion(project: string, flow: string, version?: number): Promise<FlowVersionRecord | undefined> {
     return registry.getFlowVersion(this.#db, project, flow, version);
+  }
+
+  /** When an ended run may be deleted by DynamoDB's TTL, if runs are not kept. */
+  #expiresAt(nowMs: number): number | undefined {
+    return this.#runRetentionSeconds === undefined ? undefined : Math.floor(nowMs / 1000) + this.#runRetentionSeconds;
   }
 
   listFlows(project?: string): Promise<FlowSummary[]> {
@@ -307,7 +328,7 @@ export class DynamoDbBackend implements Backend {
           await this.#db
             .update(
               keys.run(runId),
-              lostLeaseUpdate({ revision, reason, nowMs: now }),
+              lostLeaseUpdate({ revision, reason, nowMs: now, expiresAtSeconds: this.#expiresAt(now) }),
               "fail a run that lost its lease",
             )
             .catch(ignoreCondition);
@@ -361,6 +382,7 @@ export class DynamoDbBackend implements Backend {
                 ? { json: outputs.json }
                 : { ref: outputs.ref },
           lease: input.lease,
+          expiresAtSeconds: this.#expiresAt(Date.now()),
           nowMs: Date.now(),
         });
         let item: Item;

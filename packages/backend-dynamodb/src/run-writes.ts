@@ -3,10 +3,10 @@
  * `UpdateItem` expressions (the I/O is in dynamodb.ts). Every one of them compares the run's
  * `revision`, so it happens exactly once or not at all.
  */
-import { type Lease, RUN_TRANSITIONS, type RunState } from "@tern/core";
+import { isTerminalRunState, type Lease, RUN_TRANSITIONS, type RunState } from "@tern/core";
 import type { ChunkedRef } from "./db.js";
 import { Expr } from "./items.js";
-import { CLAIMABLE, INDEXES, statePk } from "./keys.js";
+import { CLAIMABLE, INDEXES, statePk, TTL_ATTRIBUTE } from "./keys.js";
 
 /** Expressions of one conditional `UpdateItem`. */
 export interface ConditionalUpdate {
@@ -41,9 +41,16 @@ export function claimUpdate(input: {
 }
 
 /** Ends a Scheduled run whose expired lease was its last allowed attempt. */
-export function lostLeaseUpdate(input: { revision: number; reason: string; nowMs: number }): ConditionalUpdate {
+export function lostLeaseUpdate(input: {
+  revision: number;
+  reason: string;
+  nowMs: number;
+  /** When DynamoDB's TTL may delete the ended run (epoch seconds); none keeps it. */
+  expiresAtSeconds?: number;
+}): ConditionalUpdate {
   const e = new Expr();
   setStateChange(e, "Failed", input.reason, input.nowMs);
+  if (input.expiresAtSeconds !== undefined) e.set(TTL_ATTRIBUTE, input.expiresAtSeconds);
   e.set("revision", input.revision + 1)
     .set("updatedAtMs", input.nowMs)
     .remove("leaseOwner")
@@ -76,12 +83,15 @@ export function transitionUpdate(input: {
   outputs: { readonly json: string } | { readonly ref: ChunkedRef } | undefined;
   lease: Lease | null | undefined;
   nowMs: number;
+  /** When DynamoDB's TTL may delete the run once it ended (epoch seconds); none keeps it. */
+  expiresAtSeconds?: number;
 }): ConditionalUpdate {
   const { to, reason, before } = input;
   const changes = !("exact" in before) || before.exact !== to;
   const e = new Expr();
   if (changes) {
     setStateChange(e, to, reason, input.nowMs);
+    if (isTerminalRunState(to) && input.expiresAtSeconds !== undefined) e.set(TTL_ATTRIBUTE, input.expiresAtSeconds);
   } else if (reason !== undefined) {
     // Same state again: a patch (deployment, outputs, lease) keeps its reason unless given one.
     e.set("reason", reason);

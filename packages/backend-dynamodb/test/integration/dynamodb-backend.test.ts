@@ -394,3 +394,35 @@ describe("faults", () => {
     ).rejects.toMatchObject({ code: "NOT_FOUND", kind: "run", id: "no-such-run" });
   });
 });
+
+describe("run retention", () => {
+  it("gives an ended run a TTL of runRetentionDays, and none while it runs", async () => {
+    const backend = await DynamoDbBackend.open({ table: TABLE, client, runRetentionDays: 30 });
+    try {
+      projects += 1;
+      const project = `it-${projects}`;
+      await backend.registerFlowVersion(flowVersion(project));
+      const { run } = await backend.createRun({ project, flow: "etl" });
+      const running = await backend.transitionRun({
+        runId: run.id,
+        expectedRevision: run.revision,
+        to: "Running",
+        reason: "go",
+      });
+      expect((await rawItem(`RUN#${run.id}`, "RUN"))?.expiresAt).toBeUndefined();
+      const before = Math.floor(Date.now() / 1000);
+      await backend.transitionRun({ runId: run.id, expectedRevision: running.revision, to: "Success" });
+      const expiresAt = (await rawItem(`RUN#${run.id}`, "RUN"))?.expiresAt as number;
+      expect(expiresAt).toBeGreaterThanOrEqual(before + 30 * 86_400);
+      expect(expiresAt).toBeLessThanOrEqual(Math.floor(Date.now() / 1000) + 30 * 86_400);
+    } finally {
+      await backend.close();
+    }
+  });
+
+  it("rejects a runRetentionDays that is not a whole number of days", async () => {
+    await expect(DynamoDbBackend.open({ table: TABLE, client, runRetentionDays: 0.5 })).rejects.toThrow(
+      /runRetentionDays 0.5 must be a whole number of days >= 1/,
+    );
+  });
+});

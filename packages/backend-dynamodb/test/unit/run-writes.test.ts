@@ -103,3 +103,18 @@ describe("statesAllowedBefore", () => {
     expect(statesAllowedBefore("Cancelled")).toEqual(["Scheduled", "Submitted", "Running", "Cancelling"]);
   });
 });
+
+describe("run retention", () => {
+  it("sets the TTL attribute when a run ends, and only then", () => {
+    const ended = readable(
+      transitionUpdate({ ...base, before: { exact: "Running" }, to: "Success", expiresAtSeconds: 1_234 }),
+    );
+    expect(ended.update).toContain("expiresAt = 1234");
+    const running = readable(
+      transitionUpdate({ ...base, before: { exact: "Submitted" }, to: "Running", expiresAtSeconds: 1_234 }),
+    );
+    expect(running.update).not.toContain("expiresAt");
+    const kept = readable(transitionUpdate({ ...base, before: { exact: "Running" }, to: "Failed", reason: "x" }));
+    expect(kept.update).not.toContain("expiresAt");
+  });
+});

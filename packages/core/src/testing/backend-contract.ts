@@ -24,8 +24,9 @@ export interface ContractContext {
 /**
  * Declares the conformance suite every {@link Backend} implementation must pass, as a vitest
  * `describe` block. `open` is called before each test and must return a ready backend; the suite
- * closes it after the test. Each test works in its own random project, so a backend shared
- * between tests (one DynamoDB table) still gives each test a clean slate.
+ * closes it after the test. Each test works in its own random project, but claims and agents are
+ * not scoped by project: give each test a fresh store (a new SQLite file, a new DynamoDB table),
+ * or runs one test leaves Scheduled are claimed by the next.
  *
  * @example
  * import { backendContract } from "@tern/core/testing";
