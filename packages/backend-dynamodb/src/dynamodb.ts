@@ -59,6 +59,12 @@ export interface DynamoDbBackendOptions {
   readonly runRetentionDays?: number;
 }
 
+/** Errors of the lifecycle rules (thrown before or instead of a write). */
+function isRuleError(error: unknown): boolean {
+  const code = (error as { code?: unknown })?.code;
+  return code === "RUN_TRANSITION" || code === "RUN_TERMINAL" || code === "REASON_REQUIRED";
+}
+
 /** Newest (runId, revision) → state pairs remembered, to write a transition in one request. */
 const KNOWN_STATES_MAX = 10_000;
 const TABLE_NAME = /^[a-zA-Z0-9_.-]{3,255}$/;
@@ -224,7 +230,12 @@ export class DynamoDbBackend implements Backend {
       ExpressionAttributeNames: { "#pk": PK },
     };
     if (idempotencyKey === undefined) {
-      await this.#db.send(new PutCommand(putRun), "create a run");
+      try {
+        await this.#db.send(new PutCommand(putRun), "create a run");
+      } catch (error) {
+        // The SDK retried a put whose response was lost: the item is ours, the run exists.
+        if (!(error instanceof ConditionFailed && error.item?.id === id)) throw error;
+      }
       return { run, created: true };
     }
     const key = {
@@ -338,6 +349,16 @@ export class DynamoDbBackend implements Backend {
         try {
           claimed.push(await this.#record(await this.#db.update(keys.run(runId), update, "claim runs"), "claim runs"));
         } catch (error) {
+          // A retry of a claim that landed fails on our own write: the run is ours.
+          const mine =
+            error instanceof ConditionFailed &&
+            error.item?.leaseOwner === input.agentId &&
+            error.item.revision === revision + 1 &&
+            error.item.leaseExpiresAtMs === now + input.leaseMs;
+          if (mine && error.item !== undefined) {
+            claimed.push(await this.#record(error.item, "claim runs"));
+            continue;
+          }
           ignoreCondition(error);
           // Another agent took it. Claimers all read the same oldest runs, so after a loss this
           // one tries the rest of the page in random order instead of racing for each in turn.
@@ -366,6 +387,8 @@ export class DynamoDbBackend implements Backend {
       input.outputs === undefined
         ? undefined
         : await this.#db.pack(pk, "OUT#", JSON.stringify(input.outputs), "update a run");
+    const writeToken = randomUUID();
+    let landed = false;
     try {
       // At most twice: a first try that assumed the wrong state learns the real one from the failure.
       for (let attempt = 1; ; attempt++) {
@@ -384,14 +407,22 @@ export class DynamoDbBackend implements Backend {
           lease: input.lease,
           expiresAtSeconds: this.#expiresAt(Date.now()),
           nowMs: Date.now(),
+          writeToken,
         });
         let item: Item;
         try {
           item = await this.#db.update(keys.run(runId), update, "update a run");
+          landed = true;
         } catch (error) {
           if (!(error instanceof ConditionFailed)) throw error;
           const current = error.item;
           if (current === undefined) throw this.#runNotFound(runId);
+          if (current.writeToken === writeToken) {
+            // The SDK retried a write whose response was lost; the first attempt landed.
+            landed = true;
+            item = current;
+            return await this.#finishTransition(pk, item, outputs, input.outputs !== undefined);
+          }
           if (current.revision !== expectedRevision) {
             throw new RunConflictError(runId, expectedRevision, current.revision as number);
           }
@@ -401,16 +432,30 @@ export class DynamoDbBackend implements Backend {
           before = current.state as RunState;
           continue;
         }
-        const previous = item.previousOutputsRef as ChunkedRef | null | undefined;
-        if (previous != null && previous.prefix !== outputs?.ref?.prefix) {
-          await this.#db.deleteChunks(pk, previous, "delete replaced outputs");
-        }
-        return this.#record(item, "update a run", outputs?.json);
+        return await this.#finishTransition(pk, item, outputs, input.outputs !== undefined);
       }
     } catch (error) {
-      await this.#db.deleteChunks(pk, outputs?.ref, "update a run");
+      // Chunks of a write that surely did not land are garbage. After any other failure (a lost
+      // response the SDK could not retry) the write may have landed: leftover chunks are harmless,
+      // deleting chunks the run points to is not.
+      const lost = error instanceof RunConflictError || error instanceof NotFoundError || isRuleError(error);
+      if (!landed && lost) await this.#db.deleteChunks(pk, outputs?.ref, "update a run");
       throw error;
     }
+  }
+
+  /** After a transition landed: drop the outputs it replaced (only when it wrote outputs), read the record. */
+  async #finishTransition(
+    pk: string,
+    item: Item,
+    outputs: { json?: string; ref?: ChunkedRef } | undefined,
+    wroteOutputs: boolean,
+  ): Promise<RunRecord> {
+    const previous = item.previousOutputsRef as ChunkedRef | null | undefined;
+    if (wroteOutputs && previous != null && previous.prefix !== outputs?.ref?.prefix) {
+      await this.#db.deleteChunks(pk, previous, "delete replaced outputs");
+    }
+    return this.#record(item, "update a run", outputs?.json);
   }
 
   saveTaskRuns(runId: string, taskRuns: readonly SerializedTaskRun[]): Promise<void> {

@@ -85,6 +85,11 @@ export function transitionUpdate(input: {
   nowMs: number;
   /** When DynamoDB's TTL may delete the run once it ended (epoch seconds); none keeps it. */
   expiresAtSeconds?: number;
+  /**
+   * Written with the change, so that a retry of a write whose response was lost can tell that
+   * the first attempt landed (its condition then fails on our own write).
+   */
+  writeToken?: string;
 }): ConditionalUpdate {
   const { to, reason, before } = input;
   const changes = !("exact" in before) || before.exact !== to;
@@ -97,6 +102,7 @@ export function transitionUpdate(input: {
     e.set("reason", reason);
   }
   e.set("revision", input.expectedRevision + 1).set("updatedAtMs", input.nowMs);
+  if (input.writeToken !== undefined) e.set("writeToken", input.writeToken);
   if (input.deployment !== undefined) e.set("deployment", input.deployment);
   if (input.outputs !== undefined) {
     // The old chunks' place, to delete them once this write won; the if_not_exists-of-itself

@@ -20,7 +20,7 @@ import {
   type StorageOptions,
   TernError,
 } from "@tern/core";
-import { checkOptions, compareExisting, readBody } from "./shared.js";
+import { checkEndpoint, checkOptions, compareExisting, readBody } from "./shared.js";
 
 /** Options of {@link GCSStorage}. */
 export interface GCSStorageOptions extends StorageOptions {
@@ -78,6 +78,7 @@ export class GCSStorage extends Storage {
         `GCSStorage: bucket ${JSON.stringify(options.bucket)} is not a valid Cloud Storage bucket name: ${bucketProblem} (see https://cloud.google.com/storage/docs/buckets#naming).`,
       );
     }
+    checkEndpoint("GCSStorage", "storageOptions.apiEndpoint", options.storageOptions?.apiEndpoint);
     const projectId = options.projectId ?? options.storageOptions?.projectId;
     // Project IDs are 6-30 lowercase letters, digits and hyphens; old ones may carry a domain ("example.com:p").
     if (projectId !== undefined && !/^([a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$/.test(String(projectId))) {

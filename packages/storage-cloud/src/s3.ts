@@ -18,7 +18,7 @@ import {
   type StorageOptions,
   TernError,
 } from "@tern/core";
-import { checkOptions, compareExisting, hexToBase64, readBody } from "./shared.js";
+import { checkEndpoint, checkOptions, compareExisting, hexToBase64, readBody } from "./shared.js";
 
 /** Options of {@link S3Storage}. */
 export interface S3StorageOptions extends StorageOptions {
@@ -80,6 +80,9 @@ export class S3Storage extends Storage {
         `S3Storage: bucket ${JSON.stringify(options.bucket)} is not a valid S3 bucket name (3-63 lowercase letters, digits, dots and hyphens).`,
       );
     }
+    const endpoint = options.clientConfig?.endpoint;
+    // Only a string endpoint is kept in the JSON (see jsonOptions), so only a string can leak.
+    checkEndpoint("S3Storage", "clientConfig.endpoint", typeof endpoint === "string" ? endpoint : undefined);
     const sse = options.serverSideEncryption;
     if (sse !== undefined && !["AES256", "aws:kms", "aws:kms:dsse"].includes(sse)) {
       throw new TernError(

@@ -63,3 +63,27 @@ export async function readBody(
   for await (const chunk of body) chunks.push(chunk);
   return new Uint8Array(Buffer.concat(chunks));
 }
+
+/**
+ * Refuses an endpoint that carries credentials (user info, a query such as `?access_token=`, a
+ * fragment): endpoints are kept in the storage's JSON, so they would be stored with every flow.
+ * The value is not repeated in the message, so the secret does not reach logs either.
+ */
+export function checkEndpoint(driver: string, option: string, endpoint: unknown): void {
+  if (endpoint === undefined) return;
+  let url: URL;
+  try {
+    url = new URL(String(endpoint));
+  } catch {
+    throw new TernError(
+      "STORAGE_OPTIONS",
+      `${driver}: ${option} is not a URL (for example https://storage.example.com).`,
+    );
+  }
+  if (url.username !== "" || url.password !== "" || url.search !== "" || url.hash !== "") {
+    throw new TernError(
+      "STORAGE_OPTIONS",
+      `${driver}: ${option} carries credentials or parameters (user info, a query or a fragment); it is stored with every flow, so it may not. Give credentials through the SDK's default chain or the client's credentials option.`,
+    );
+  }
+}

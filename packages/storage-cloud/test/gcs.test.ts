@@ -415,3 +415,19 @@ describe("GCSStorage options", () => {
     expect(storage.toJSON().options).toEqual({ prefix: "flows", bucket: "ok-bucket", projectId: "from-options" });
   });
 });
+
+describe("GCSStorage endpoints", () => {
+  it("rejects an apiEndpoint that carries a token, without repeating it", () => {
+    let message = "";
+    try {
+      new GCSStorage({
+        bucket: "tern-flows",
+        storageOptions: { apiEndpoint: "https://storage.example.com/?access_token=ya29.secret" },
+      });
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toMatch(/storageOptions\.apiEndpoint carries credentials or parameters/);
+    expect(message).not.toContain("ya29.secret");
+  });
+});

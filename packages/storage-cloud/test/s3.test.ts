@@ -202,3 +202,22 @@ describe("S3 as the configured default storage", () => {
     }
   });
 });
+
+describe("endpoints", () => {
+  it("rejects an endpoint that carries credentials, without repeating them", () => {
+    for (const endpoint of [
+      "https://AKIAEXAMPLE:s3cr3t@minio.example.com",
+      "https://minio.example.com/?X-Amz-Credential=x",
+    ]) {
+      let message = "";
+      try {
+        new S3Storage({ bucket: "my-flows", clientConfig: { endpoint } });
+      } catch (error) {
+        message = (error as Error).message;
+      }
+      expect(message).toMatch(/clientConfig\.endpoint carries credentials or parameters/);
+      expect(message).not.toContain("s3cr3t");
+      expect(message).not.toContain("X-Amz-Credential");
+    }
+  });
+});

@@ -426,3 +426,99 @@ describe("run retention", () => {
     );
   });
 });
+
+describe("a write whose response is lost", () => {
+  /** Forwards to DynamoDB Local; when armed, lets one request of `operation` land, then resets the connection. */
+  async function dropOneResponse(operation: string) {
+    const { createServer, request } = await import("node:http");
+    const upstream = new URL(local.endpoint);
+    let armed = false;
+    const server = createServer((req, res) => {
+      const drop = armed && String(req.headers["x-amz-target"] ?? "").endsWith(operation);
+      if (drop) armed = false;
+      const forward = request(
+        { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
+        (answer) => {
+          if (drop) {
+            answer.resume();
+            answer.on("end", () => req.socket.destroy());
+            return;
+          }
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+        },
+      );
+      req.pipe(forward);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const address = server.address() as { port: number };
+    const viaProxy = new DynamoDBClient({
+      endpoint: `http://127.0.0.1:${address.port}`,
+      region: LOCAL_REGION,
+      credentials: LOCAL_CREDENTIALS,
+    });
+    return {
+      client: viaProxy,
+      arm: () => {
+        armed = true;
+      },
+      close: () => {
+        viaProxy.destroy();
+        server.closeAllConnections();
+        server.close();
+      },
+    };
+  }
+
+  it("counts a transition that landed as done when the SDK's retry meets its own write, keeping large outputs", async () => {
+    const proxy = await dropOneResponse("UpdateItem");
+    const backend = await DynamoDbBackend.open({ table: TABLE, client: proxy.client });
+    try {
+      projects += 1;
+      const project = `it-${projects}`;
+      await backend.registerFlowVersion(flowVersion(project));
+      const { run } = await backend.createRun({ project, flow: "etl" });
+      const running = await backend.transitionRun({
+        runId: run.id,
+        expectedRevision: run.revision,
+        to: "Running",
+        reason: "go",
+      });
+      const outputs: Record<string, SerializedValue> = { big: { kind: "json", value: bigText(200_000) } };
+      proxy.arm();
+      const done = await backend.transitionRun({
+        runId: run.id,
+        expectedRevision: running.revision,
+        to: "Success",
+        outputs,
+      });
+      expect(done).toMatchObject({ state: "Success", revision: running.revision + 1 });
+      const fresh = await DynamoDbBackend.open({ table: TABLE, client });
+      try {
+        expect(await fresh.getRun(run.id)).toMatchObject({ state: "Success", outputs });
+      } finally {
+        await fresh.close();
+      }
+    } finally {
+      await backend.close();
+      proxy.close();
+    }
+  });
+
+  it("counts a claim that landed as claimed when the SDK's retry meets its own write", async () => {
+    const proxy = await dropOneResponse("UpdateItem");
+    const backend = await DynamoDbBackend.open({ table: TABLE, client: proxy.client });
+    try {
+      projects += 1;
+      const project = `it-${projects}`;
+      await backend.registerFlowVersion(flowVersion(project));
+      const { run } = await backend.createRun({ project, flow: "etl", labels: [project] });
+      proxy.arm();
+      const claimed = await backend.claimRuns({ agentId: "agent-x", labels: [project], limit: 1, leaseMs: 60_000 });
+      expect(claimed.map((r) => [r.id, r.attempts, r.lease?.owner])).toEqual([[run.id, 1, "agent-x"]]);
+    } finally {
+      await backend.close();
+      proxy.close();
+    }
+  });
+});
