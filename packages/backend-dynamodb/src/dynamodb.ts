@@ -47,7 +47,8 @@ export interface DynamoDbBackendOptions {
   readonly client?: DynamoDBClient;
   /**
    * How long an idempotency key keeps naming its run; DynamoDB's TTL deletes it afterwards
-   * (within a few days of expiry), and the same key then starts a new run.
+   * (within a few days of expiry), and the same key then starts a new run. Capped at
+   * `runRetentionDays` when that is set, so a key never names a deleted run.
    * @default 2592000 (30 days)
    */
   readonly idempotencyTtlSeconds?: number;
@@ -155,7 +156,10 @@ export class DynamoDbBackend implements Backend {
         false,
       );
       checkTernTable(described.Table, table, region);
-      const backend = new DynamoDbBackend(db, client, given === undefined, ttl);
+      // A key must not outlive the run it names: with a retention, keys expire with their runs at
+      // the latest, and a redelivered event after that starts a new run.
+      const keyTtl = retention === undefined ? ttl : Math.min(ttl, retention * 86_400);
+      const backend = new DynamoDbBackend(db, client, given === undefined, keyTtl);
       backend.#runRetentionSeconds = retention === undefined ? undefined : retention * 86_400;
       return backend;
     } catch (error) {
@@ -268,7 +272,7 @@ export class DynamoDbBackend implements Backend {
           if (existing !== undefined) return { run: existing, created: false };
           throw new BackendError(
             `DynamoDB backend ${this.url}: idempotency key ${JSON.stringify(idempotencyKey)} of flow "${flow}" names run ` +
-              `${existingId}, which no longer exists (deleted outside tern). Use another key.`,
+              `${existingId}, which no longer exists (deleted outside tern, or by a runRetentionDays longer ago than the key's TTL allows). Use another key.`,
           );
         }
         // Another transaction held the key's item: it is either creating this run or gone.

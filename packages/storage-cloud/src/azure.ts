@@ -330,6 +330,16 @@ export class AzureBlobStore implements BlobStore {
     const connectionString =
       connection.kind === "env" ? this.#connectionStringFromEnv(connection.env) : connection.connectionString;
     const from = connection.kind === "env" ? `environment variable ${connection.env}` : "option connectionString";
+    // Named before the SDK sees it: its parser fails on a part without "=" with an unhelpful
+    // message. Only the part's name (before "=") or position is given, never a value.
+    const parts = connectionString.split(";").filter((part) => part.trim() !== "");
+    const bad = parts.findIndex((part) => !/^[A-Za-z]+=/.test(part.trim()));
+    if (bad >= 0) {
+      throw new TernError(
+        "STORAGE_CREDENTIALS",
+        `AzureStorage: the connection string from ${from} is not valid: part ${bad + 1} of ${parts.length} is not of the form Name=value (for example AccountName=..., AccountKey=..., BlobEndpoint=...). Copy it again from the storage account's Access keys.`,
+      );
+    }
     const { ContainerClient } = await import("@azure/storage-blob");
     try {
       return new ContainerClient(connectionString, this.container);

@@ -334,3 +334,13 @@ describe("AzureBlobStore error mapping (injected client)", () => {
     expect(await store.head("k")).toBeUndefined();
   });
 });
+
+describe("AzureStorage connection strings", () => {
+  it("names the malformed part of a connection string, never its value", async () => {
+    const broken = `AccountName=devstoreaccount1;AccountKey=${"k".repeat(20)}SECRET;EndpointSuffix`;
+    const store = new AzureStorage({ container: CONTAINER, connectionString: broken }).blobs;
+    const attempt = store.head("flows/x.json");
+    await expect(attempt).rejects.toThrow(/part 3 of 3 is not of the form Name=value/);
+    await expect(attempt).rejects.not.toThrow(/SECRET/);
+  });
+});

@@ -522,3 +522,21 @@ describe("a write whose response is lost", () => {
     }
   });
 });
+
+describe("idempotency keys with a run retention", () => {
+  it("expire no later than the runs they name", async () => {
+    const { keys } = await import("../../src/keys.js");
+    const backend = await DynamoDbBackend.open({ table: TABLE, client, runRetentionDays: 1 });
+    try {
+      projects += 1;
+      const project = `it-${projects}`;
+      await backend.registerFlowVersion(flowVersion(project));
+      await backend.createRun({ project, flow: "etl", idempotencyKey: "evt-1" });
+      const key = keys.idempotency(project, "etl", "evt-1");
+      const item = await rawItem(key.PK as string, key.SK as string);
+      expect(item?.expiresAt as number).toBeLessThanOrEqual(Math.floor(Date.now() / 1000) + 86_400);
+    } finally {
+      await backend.close();
+    }
+  });
+});
