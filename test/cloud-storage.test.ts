@@ -160,8 +160,9 @@ describe("a flow stored in Azure Blob storage (azurite)", () => {
     expect(run.outputs.total).toEqual({ kind: "json", value: 6 });
     const blobs = new AzureStorage({ container: "tern-e2e", connectionString: azure.connectionString() }).blobs;
     for (const text of await everythingStored(blobs, t.home)) {
+      // The driver's code (in the bundle) names the field; the key itself must be nowhere.
       expect(text).not.toContain(AZURITE_ACCOUNT.key);
-      expect(text).not.toContain("AccountKey");
+      if (!text.startsWith("import ")) expect(text).not.toContain("AccountKey");
     }
   });
 });
