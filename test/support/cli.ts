@@ -8,6 +8,14 @@ import { fileURLToPath } from "node:url";
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const CLI = join(ROOT, "packages", "cli", "src", "main.ts");
 
+/**
+ * The environment of a CLI child: this process's, without the test runner's NODE_OPTIONS and
+ * without a runner command (the CLI sets its own), plus `env`.
+ */
+function cliEnv(env: Record<string, string | undefined>): Record<string, string | undefined> {
+  return { ...process.env, NODE_OPTIONS: undefined, TERN_RUNNER_COMMAND: undefined, ...env };
+}
+
 /** What a `tern` invocation printed and returned. */
 export interface TernResult {
   readonly code: number;
@@ -30,12 +38,7 @@ export function runTern(
   env: Record<string, string | undefined>,
   cwd = ".",
 ): Promise<TernResult> {
-  const childEnv: Record<string, string | undefined> = {
-    ...process.env,
-    NODE_OPTIONS: undefined,
-    TERN_RUNNER_COMMAND: undefined,
-    ...env,
-  };
+  const childEnv = cliEnv(env);
   return new Promise((resolve) => {
     execFile(
       process.execPath,
@@ -51,12 +54,7 @@ export function runTern(
 
 /** Starts a long-running `tern` (e.g. an agent) in the background; stop it with `stopTern`. */
 export function spawnTern(args: readonly string[], env: Record<string, string | undefined>): ChildProcess {
-  const childEnv: Record<string, string | undefined> = {
-    ...process.env,
-    NODE_OPTIONS: undefined,
-    TERN_RUNNER_COMMAND: undefined,
-    ...env,
-  };
+  const childEnv = cliEnv(env);
   return spawn(process.execPath, ["--conditions=@tern/source", "--import", "tsx", CLI, ...args], {
     cwd: ROOT,
     env: childEnv as NodeJS.ProcessEnv,

@@ -1,6 +1,6 @@
 import { CreateTableCommand, DynamoDBClient, GetItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb";
 import { unmarshall } from "@aws-sdk/util-dynamodb";
-import { createTernTable, DynamoDbBackend } from "@tern/backend-dynamodb";
+import { createTernTable, DynamoDbBackend, type DynamoDbBackendOptions } from "@tern/backend-dynamodb";
 import {
   BackendError,
   type FlowVersionInput,
@@ -30,8 +30,10 @@ afterAll(async () => {
 
 let projects = 0;
 /** A backend on the shared table and a flow "etl" registered in a project of its own. */
-async function setup(): Promise<{ backend: DynamoDbBackend; project: string; [Symbol.asyncDispose](): Promise<void> }> {
-  const backend = await DynamoDbBackend.open({ table: TABLE, client });
+async function setup(
+  options: Partial<DynamoDbBackendOptions> = {},
+): Promise<{ backend: DynamoDbBackend; project: string; [Symbol.asyncDispose](): Promise<void> }> {
+  const backend = await DynamoDbBackend.open({ table: TABLE, client, ...options });
   projects += 1;
   const project = `it-${projects}`;
   await backend.registerFlowVersion(flowVersion(project));
@@ -397,11 +399,9 @@ describe("faults", () => {
 
 describe("run retention", () => {
   it("gives an ended run a TTL of runRetentionDays, and none while it runs", async () => {
-    const backend = await DynamoDbBackend.open({ table: TABLE, client, runRetentionDays: 30 });
-    try {
-      projects += 1;
-      const project = `it-${projects}`;
-      await backend.registerFlowVersion(flowVersion(project));
+    await using t = await setup({ runRetentionDays: 30 });
+    const { backend, project } = t;
+    {
       const { run } = await backend.createRun({ project, flow: "etl" });
       const running = await backend.transitionRun({
         runId: run.id,
@@ -415,8 +415,6 @@ describe("run retention", () => {
       const expiresAt = (await rawItem(`RUN#${run.id}`, "RUN"))?.expiresAt as number;
       expect(expiresAt).toBeGreaterThanOrEqual(before + 30 * 86_400);
       expect(expiresAt).toBeLessThanOrEqual(Math.floor(Date.now() / 1000) + 30 * 86_400);
-    } finally {
-      await backend.close();
     }
   });
 
@@ -472,11 +470,9 @@ describe("a write whose response is lost", () => {
 
   it("counts a transition that landed as done when the SDK's retry meets its own write, keeping large outputs", async () => {
     const proxy = await dropOneResponse("UpdateItem");
-    const backend = await DynamoDbBackend.open({ table: TABLE, client: proxy.client });
     try {
-      projects += 1;
-      const project = `it-${projects}`;
-      await backend.registerFlowVersion(flowVersion(project));
+      await using t = await setup({ client: proxy.client });
+      const { backend, project } = t;
       const { run } = await backend.createRun({ project, flow: "etl" });
       const running = await backend.transitionRun({
         runId: run.id,
@@ -500,24 +496,20 @@ describe("a write whose response is lost", () => {
         await fresh.close();
       }
     } finally {
-      await backend.close();
       proxy.close();
     }
   });
 
   it("counts a claim that landed as claimed when the SDK's retry meets its own write", async () => {
     const proxy = await dropOneResponse("UpdateItem");
-    const backend = await DynamoDbBackend.open({ table: TABLE, client: proxy.client });
     try {
-      projects += 1;
-      const project = `it-${projects}`;
-      await backend.registerFlowVersion(flowVersion(project));
+      await using t = await setup({ client: proxy.client });
+      const { backend, project } = t;
       const { run } = await backend.createRun({ project, flow: "etl", labels: [project] });
       proxy.arm();
       const claimed = await backend.claimRuns({ agentId: "agent-x", labels: [project], limit: 1, leaseMs: 60_000 });
       expect(claimed.map((r) => [r.id, r.attempts, r.lease?.owner])).toEqual([[run.id, 1, "agent-x"]]);
     } finally {
-      await backend.close();
       proxy.close();
     }
   });
@@ -526,17 +518,10 @@ describe("a write whose response is lost", () => {
 describe("idempotency keys with a run retention", () => {
   it("expire no later than the runs they name", async () => {
     const { keys } = await import("../../src/keys.js");
-    const backend = await DynamoDbBackend.open({ table: TABLE, client, runRetentionDays: 1 });
-    try {
-      projects += 1;
-      const project = `it-${projects}`;
-      await backend.registerFlowVersion(flowVersion(project));
-      await backend.createRun({ project, flow: "etl", idempotencyKey: "evt-1" });
-      const key = keys.idempotency(project, "etl", "evt-1");
-      const item = await rawItem(key.PK as string, key.SK as string);
-      expect(item?.expiresAt as number).toBeLessThanOrEqual(Math.floor(Date.now() / 1000) + 86_400);
-    } finally {
-      await backend.close();
-    }
+    await using t = await setup({ runRetentionDays: 1 });
+    await t.backend.createRun({ project: t.project, flow: "etl", idempotencyKey: "evt-1" });
+    const key = keys.idempotency(t.project, "etl", "evt-1");
+    const item = await rawItem(key.PK as string, key.SK as string);
+    expect(item?.expiresAt as number).toBeLessThanOrEqual(Math.floor(Date.now() / 1000) + 86_400);
   });
 });
