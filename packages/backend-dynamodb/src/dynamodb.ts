@@ -12,6 +12,7 @@ import {
   type FlowVersionInput,
   type FlowVersionRecord,
   isTerminalRunState,
+  type JsonValue,
   type ListRunsInput,
   labelsMatch,
   lostLeaseReason,
@@ -184,6 +185,15 @@ export class DynamoDbBackend implements Backend {
   /** When an ended run may be deleted by DynamoDB's TTL, if runs are not kept. */
   #expiresAt(nowMs: number): number | undefined {
     return this.#runRetentionSeconds === undefined ? undefined : Math.floor(nowMs / 1000) + this.#runRetentionSeconds;
+  }
+
+  annotateFlowVersion(
+    project: string,
+    flow: string,
+    version: number,
+    annotations: Readonly<Record<string, JsonValue>>,
+  ): Promise<FlowVersionRecord> {
+    return registry.annotateFlowVersion(this.#db, project, flow, version, annotations);
   }
 
   listFlows(project?: string): Promise<FlowSummary[]> {

@@ -141,7 +141,17 @@ export function historyEntry(state: RunState, atMs: number, reason: string | und
   return reason === undefined ? { state, atMs } : { state, atMs, reason };
 }
 
+/** Attribute-name prefix of a flow version's annotations (one attribute per key, JSON values). */
+export const ANNOTATION_PREFIX = "annotation:";
+
 export function versionFromItem(item: Item): FlowVersionRecord {
+  const annotations: Record<string, JsonValue> = {};
+  let annotated = false;
+  for (const [name, value] of Object.entries(item)) {
+    if (!name.startsWith(ANNOTATION_PREFIX) || typeof value !== "string") continue;
+    annotations[name.slice(ANNOTATION_PREFIX.length)] = JSON.parse(value) as JsonValue;
+    annotated = true;
+  }
   return {
     project: item.project as string,
     flow: item.flow as string,
@@ -152,6 +162,7 @@ export function versionFromItem(item: Item): FlowVersionRecord {
     manifestHash: item.manifestHash as string,
     environmentType: item.environmentType as string,
     createdAtMs: item.createdAtMs as number,
+    ...(annotated ? { annotations } : {}),
   };
 }
 

@@ -6,13 +6,16 @@ import { PutCommand, TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
 import {
   type AgentRecord,
   BackendError,
+  checkAnnotations,
   type FlowSummary,
   type FlowVersionInput,
   type FlowVersionRecord,
+  type JsonValue,
+  NotFoundError,
 } from "@tern/core";
 import type { TableClient } from "./db.js";
 import { ConditionFailed } from "./errors.js";
-import { agentFromItem, Expr, summaryFromItem, versionFromItem } from "./items.js";
+import { ANNOTATION_PREFIX, agentFromItem, Expr, summaryFromItem, versionFromItem } from "./items.js";
 import { keys, PK, SK } from "./keys.js";
 
 /** Concurrent registrations of one flow retry this many times before giving up. */
@@ -124,6 +127,43 @@ export async function getFlowVersion(
     return page[0] === undefined ? undefined : versionFromItem(page[0]);
   }
   return undefined;
+}
+
+/**
+ * Sets annotations on a version item: each key is its own attribute (`annotation:<key>`, the
+ * value as JSON), so one update sets the keys given and leaves the others, with no read first.
+ */
+export async function annotateFlowVersion(
+  db: TableClient,
+  project: string,
+  flow: string,
+  version: number,
+  annotations: Readonly<Record<string, JsonValue>>,
+): Promise<FlowVersionRecord> {
+  const patch = checkAnnotations(annotations);
+  const expr = new Expr();
+  const sets = Object.entries(patch).map(
+    ([key, value]) => `${expr.name(`${ANNOTATION_PREFIX}${key}`)} = ${expr.value(JSON.stringify(value))}`,
+  );
+  try {
+    const item = await db.update(
+      keys.flowVersion(project, flow, version),
+      {
+        UpdateExpression: `SET ${sets.join(", ")}`,
+        ConditionExpression: `attribute_exists(${expr.name(PK)})`,
+        ...expr.params(),
+      },
+      "annotate a flow version",
+    );
+    return versionFromItem(item);
+  } catch (error) {
+    if (!(error instanceof ConditionFailed)) throw error;
+    throw new NotFoundError(
+      "flowVersion",
+      `${project}/${flow}@${version}`,
+      `Flow "${flow}" version ${version} (project "${project}") is not in ${db.target.url}.`,
+    );
+  }
 }
 
 /** Each flow with its newest version, by project and flow name. */

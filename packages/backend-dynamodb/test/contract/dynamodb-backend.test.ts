@@ -37,6 +37,7 @@ backendContract(
 const METHODS = new Set<string>([
   "registerFlowVersion",
   "getFlowVersion",
+  "annotateFlowVersion",
   "listFlows",
   "createRun",
   "getRun",

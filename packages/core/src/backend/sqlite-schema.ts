@@ -9,7 +9,7 @@ export type Row = Record<string, unknown>;
  * The schema version this code writes, kept in `PRAGMA user_version`. `MIGRATIONS[i]` takes a
  * database from version `i` to `i + 1`; append a step (never edit a shipped one) to change it.
  */
-export const SQLITE_SCHEMA_VERSION = 1;
+export const SQLITE_SCHEMA_VERSION = 2;
 
 const MIGRATIONS: readonly string[] = [
   `
@@ -84,6 +84,8 @@ const MIGRATIONS: readonly string[] = [
     stopped_at_ms INTEGER
   );
   `,
+  // 1 -> 2: what environments remember about a flow version (a task definition's ARN).
+  `ALTER TABLE flow_versions ADD COLUMN annotations TEXT;`,
 ];
 
 /**
@@ -118,6 +120,9 @@ export function toFlowVersion(row: Row): FlowVersionRecord {
     manifestHash: row.manifest_hash as string,
     environmentType: row.environment_type as string,
     createdAtMs: row.created_at_ms as number,
+    ...(typeof row.annotations === "string"
+      ? { annotations: JSON.parse(row.annotations) as NonNullable<FlowVersionRecord["annotations"]> }
+      : {}),
   };
 }
 

@@ -3,7 +3,7 @@ import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import type BetterSqlite3 from "better-sqlite3";
 import { BackendError, NotFoundError, RunConflictError, TernError } from "../errors.js";
-import type { SerializedTaskRun } from "../runner/serialize.js";
+import type { JsonValue, SerializedTaskRun } from "../runner/serialize.js";
 import { SqliteConnection } from "./sqlite-connection.js";
 import { migrateSqliteSchema, type Row, toAgent, toFlowVersion, toRun, toRunStateChange } from "./sqlite-schema.js";
 import {
@@ -11,6 +11,7 @@ import {
   type Backend,
   type ClaimInput,
   type CreateRunInput,
+  checkAnnotations,
   checkTransition,
   type FlowSummary,
   type FlowVersionInput,
@@ -132,6 +133,32 @@ export class SqliteBackend implements Backend {
     return this.#sql.read("read a flow version", () => {
       const row = this.#versionRow(project, flow, version);
       return row === undefined ? undefined : toFlowVersion(row);
+    });
+  }
+
+  async annotateFlowVersion(
+    project: string,
+    flow: string,
+    version: number,
+    annotations: Readonly<Record<string, JsonValue>>,
+  ): Promise<FlowVersionRecord> {
+    const patch = checkAnnotations(annotations);
+    return this.#sql.write("annotate a flow version", () => {
+      const row = this.#versionRow(project, flow, version);
+      if (row === undefined) {
+        throw new NotFoundError(
+          "flowVersion",
+          `${project}/${flow}@${version}`,
+          `Flow "${flow}" version ${version} (project "${project}") is not in ${this.url}.`,
+        );
+      }
+      const current = typeof row.annotations === "string" ? (JSON.parse(row.annotations) as object) : {};
+      const updated = this.#sql.get(
+        `UPDATE flow_versions SET annotations = @annotations
+         WHERE project = @project AND flow = @flow AND version = @version RETURNING *`,
+        { project, flow, version, annotations: JSON.stringify({ ...current, ...patch }) },
+      );
+      return toFlowVersion(updated!);
     });
   }
 

@@ -63,10 +63,15 @@ export interface FlowVersionRecord {
   /** The environment's type name, for listings (the manifest holds its options). */
   readonly environmentType: string;
   readonly createdAtMs: number;
+  /**
+   * What environments remembered about this version (a task definition's ARN...), by key;
+   * written with `annotateFlowVersion`, never part of the manifest.
+   */
+  readonly annotations?: Readonly<Record<string, JsonValue>>;
 }
 
 /** What `registerFlowVersion` needs. */
-export type FlowVersionInput = Omit<FlowVersionRecord, "version" | "createdAtMs">;
+export type FlowVersionInput = Omit<FlowVersionRecord, "version" | "createdAtMs" | "annotations">;
 
 /** A flow with its newest version, as `listFlows` returns it. */
 export interface FlowSummary {
@@ -205,6 +210,16 @@ export interface Backend {
   /** A version, or the newest one when `version` is omitted; `undefined` when none. */
   getFlowVersion(project: string, flow: string, version?: number): Promise<FlowVersionRecord | undefined>;
   listFlows(project?: string): Promise<FlowSummary[]>;
+  /**
+   * Sets annotations on a version: each key given replaces that key, others stay. Resolves the
+   * updated version; a version that does not exist is a `NotFoundError`.
+   */
+  annotateFlowVersion(
+    project: string,
+    flow: string,
+    version: number,
+    annotations: Readonly<Record<string, JsonValue>>,
+  ): Promise<FlowVersionRecord>;
 
   /** Creates a `Scheduled` run, or returns the run its idempotency key already names. */
   createRun(input: CreateRunInput): Promise<{ run: RunRecord; created: boolean }>;
@@ -233,6 +248,40 @@ export interface Backend {
   listAgents(): Promise<AgentRecord[]>;
 
   close(): Promise<void>;
+}
+
+/** Most bytes of JSON one version's annotations may take in all. */
+export const MAX_ANNOTATION_BYTES = 16_384;
+
+/**
+ * Validates an `annotateFlowVersion` patch: at least one key, keys of 1 to 200 characters,
+ * JSON values, at most {@link MAX_ANNOTATION_BYTES} in all. Resolves a plain copy.
+ */
+export function checkAnnotations(annotations: Readonly<Record<string, JsonValue>>): Record<string, JsonValue> {
+  if (typeof annotations !== "object" || annotations === null || Array.isArray(annotations)) {
+    throw new TernError(
+      "ANNOTATIONS",
+      `Flow version annotations must be an object of JSON values, got ${typeof annotations}.`,
+    );
+  }
+  const keys = Object.keys(annotations);
+  if (keys.length === 0) throw new TernError("ANNOTATIONS", "Flow version annotations: give at least one key.");
+  for (const key of keys) {
+    if (key.length === 0 || key.length > 200) {
+      throw new TernError(
+        "ANNOTATIONS",
+        `Flow version annotation key ${JSON.stringify(key)} must have 1 to 200 characters.`,
+      );
+    }
+  }
+  const json = JSON.stringify(annotations);
+  if (Buffer.byteLength(json) > MAX_ANNOTATION_BYTES) {
+    throw new TernError(
+      "ANNOTATIONS",
+      `Flow version annotations take ${Buffer.byteLength(json)} bytes as JSON; at most ${MAX_ANNOTATION_BYTES} are kept. Store large values in the flow's storage.`,
+    );
+  }
+  return JSON.parse(json) as Record<string, JsonValue>;
 }
 
 /** Whether an agent with `agentLabels` may take a run with `runLabels` (the seeds' rule). */

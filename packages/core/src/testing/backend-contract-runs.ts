@@ -57,6 +57,29 @@ export function flowAndRunContract(context: () => ContractContext): void {
       expect(await backend.getFlowVersion(project, "missing")).toBeUndefined();
     });
 
+    it("keeps annotations per version: keys merge, the newest read sees them, a missing version is NotFound", async () => {
+      const { backend, version, project } = context();
+      await backend.registerFlowVersion(version("etl", { manifestHash: manifestHash(1) }));
+      await backend.registerFlowVersion(version("etl", { manifestHash: manifestHash(2) }));
+      expect((await backend.getFlowVersion(project, "etl", 2))?.annotations).toBeUndefined();
+      const first = await backend.annotateFlowVersion(project, "etl", 2, { "fargate.taskDefinition": { arn: "a:1" } });
+      expect(first).toMatchObject({ version: 2, annotations: { "fargate.taskDefinition": { arn: "a:1" } } });
+      await backend.annotateFlowVersion(project, "etl", 2, {
+        "fargate.taskDefinition": { arn: "a:2" },
+        other: [1, "x"],
+      });
+      const expected = { "fargate.taskDefinition": { arn: "a:2" }, other: [1, "x"] };
+      expect((await backend.getFlowVersion(project, "etl"))?.annotations).toEqual(expected);
+      expect((await backend.getFlowVersion(project, "etl", 2))?.annotations).toEqual(expected);
+      expect((await backend.getFlowVersion(project, "etl", 1))?.annotations).toBeUndefined();
+      // Registering the same manifest again keeps the version and its annotations.
+      const again = await backend.registerFlowVersion(version("etl", { manifestHash: manifestHash(2) }));
+      expect(again.version.annotations).toEqual(expected);
+      await expect(backend.annotateFlowVersion(project, "etl", 9, { k: 1 })).rejects.toBeInstanceOf(NotFoundError);
+      await expect(backend.annotateFlowVersion(project, "etl", 2, {})).rejects.toThrow(/at least one key/);
+      expect(await backend.getFlowVersion(project, "etl", 9)).toBeUndefined();
+    });
+
     it("lists each flow once with its newest version, filtered by project", async () => {
       const { backend, version, project } = context();
       await backend.registerFlowVersion(version("b", { manifestHash: manifestHash(1) }));

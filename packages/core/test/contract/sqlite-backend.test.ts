@@ -50,6 +50,36 @@ describe("SqliteBackend", () => {
     await expect(attempt).rejects.toMatchObject({ cause: { code: "ENOTDIR" } });
   });
 
+  it("migrates a schema-1 file (before annotations) and keeps its versions", async () => {
+    const path = join(dir, "old.db");
+    const { default: Database } = await import("better-sqlite3");
+    const { SQLITE_SCHEMA_VERSION } = await import("../../src/backend/sqlite-schema.js");
+    // The file as tern 0.1 wrote it: version 1's tables, one registered version, user_version 1.
+    const current = await SqliteBackend.open({ path });
+    await current.registerFlowVersion({
+      project: "p",
+      flow: "etl",
+      labels: [],
+      storage: { type: "local", options: {} },
+      location: "m.json",
+      manifestHash: "b".repeat(64),
+      environmentType: "LocalEnvironment",
+    });
+    await current.close();
+    const raw = new Database(path);
+    raw.exec("ALTER TABLE flow_versions DROP COLUMN annotations");
+    raw.pragma("user_version = 1");
+    raw.close();
+    const reopened = await SqliteBackend.open({ path });
+    expect(await reopened.getFlowVersion("p", "etl", 1)).toMatchObject({ version: 1, manifestHash: "b".repeat(64) });
+    await reopened.annotateFlowVersion("p", "etl", 1, { k: "v" });
+    expect((await reopened.getFlowVersion("p", "etl"))?.annotations).toEqual({ k: "v" });
+    await reopened.close();
+    const check = new Database(path, { readonly: true });
+    expect(check.pragma("user_version", { simple: true })).toBe(SQLITE_SCHEMA_VERSION);
+    check.close();
+  });
+
   it("keeps the data when the file is opened again", async () => {
     const path = join(dir, "tern.db");
     const first = await SqliteBackend.open({ path });
