@@ -12,11 +12,19 @@
  */
 
 export { LocalAgent, type LocalAgentOptions, type PollResult } from "./agent/agent.js";
-export { deployFromBundle, type ResolvedRun, resolveRun } from "./agent/deploy.js";
+export { deployFromBundle, deployRoute, type ResolvedRun, resolveRun, setupContext } from "./agent/deploy.js";
 export { AGENT_SEEN_WINDOW_MS, explainRun, type RunExplanation } from "./agent/explain.js";
 export { type ExecuteRunOptions, type ExecuteRunResult, executeRun, RUNNER_LEASE_MS } from "./agent/runner.js";
 export { type ScheduleRunInput, scheduleRun } from "./agent/schedule.js";
-export { type SweepOptions, type SweptRun, sweepRuns } from "./agent/sweep.js";
+export {
+  type DeploymentReconciler,
+  type ReconcileDecision,
+  type ReconcileResult,
+  registerDeploymentReconciler,
+  type SweepOptions,
+  type SweptRun,
+  sweepRuns,
+} from "./agent/sweep.js";
 export { requireRun } from "./backend/lookup.js";
 export { type BackendOpener, backendUrl, openBackend, registerBackendScheme } from "./backend/open.js";
 export { SqliteBackend, type SqliteBackendOptions } from "./backend/sqlite.js";
@@ -55,12 +63,15 @@ export {
   type EnvironmentHookContext,
   type EnvironmentOptions,
   type ExecuteContext,
+  type SetupContext,
 } from "./environment/environment.js";
 export { LocalEnvironment, type LocalEnvironmentOptions } from "./environment/local.js";
 export {
   type EnvironmentFactory,
   environmentFromJSON,
   hasEnvironmentType,
+  loadEnvironmentType,
+  registerEnvironmentLoader,
   registerEnvironmentType,
 } from "./environment/registry.js";
 export {

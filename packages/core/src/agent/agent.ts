@@ -8,7 +8,7 @@ import { checkLabels, type Deployment } from "../environment/environment.js";
 import { RunConflictError, TernError } from "../errors.js";
 import { describe } from "../flow/task.js";
 import type { JsonValue } from "../runner/serialize.js";
-import { deployRoute, resolveRun } from "./deploy.js";
+import { deployRoute, resolveRun, setupContext } from "./deploy.js";
 import { sweepRuns } from "./sweep.js";
 
 /** Options of {@link LocalAgent}. */
@@ -100,7 +100,9 @@ export class LocalAgent {
   async pollOnce(): Promise<PollResult> {
     const backend = await this.openedBackend();
     await backend.recordAgent({ id: this.agentId, labels: this.labels, lastSeenAtMs: Date.now() });
-    for (const run of await sweepRuns(backend)) this.log(`ended run ${run.runId} ${run.to}: ${run.reason}`);
+    for (const run of await sweepRuns(backend, { log: this.log })) {
+      this.log(`${run.to === "Scheduled" ? "handed back" : "ended"} run ${run.runId} ${run.to}: ${run.reason}`);
+    }
     const submitted: string[] = [];
     const failed: Array<{ runId: string; reason: string }> = [];
     let claimed = 0;
@@ -192,11 +194,10 @@ export class LocalAgent {
       this.log(`run ${claimed.id} changed since it was claimed (now ${resolved.run.state}); leaving it`);
       return false;
     }
-    const route = deployRoute(resolved.manifest, resolved.label);
+    const route = await deployRoute(resolved.manifest, resolved.label);
     const runnerEnv = runnerEnvironment();
     const onOutput = (line: string) => this.log(`run ${claimed.id.slice(0, 8)} | ${line}`);
-    const context = { runnerCommand: this.runnerCommand, runnerEnv, onOutput };
-    if (route.kind === "builtin") await route.environment.setup(resolved.storage);
+    if (route.kind === "builtin") await route.environment.setup(resolved.storage, setupContext(backend, resolved));
     // Submitted before the runner starts, so the runner always finds its run past Scheduled. The
     // write compares against the claim's revision: if anything touched the run since (a cancel,
     // another agent after the lease expired), this agent lets it go.
@@ -214,13 +215,20 @@ export class LocalAgent {
       this.log(`run ${claimed.id} changed while it was being deployed; leaving it`);
       return false;
     }
+    const submitted = run;
     const deployment =
       route.kind === "builtin"
         ? await route.environment.execute(resolved.storage, resolved.flowVersion.location, {
-            ...context,
-            run,
+            runnerCommand: this.runnerCommand,
+            runnerEnv,
+            onOutput,
+            run: submitted,
             flowVersion: resolved.flowVersion,
             manifest: resolved.manifest,
+            backendUrl: backend.url,
+            saveDeployment: async (details) => {
+              run = await this.recordDeployment(backend, run, details);
+            },
           })
         : await this.deployCustom(run.id, runnerEnv, onOutput);
     if (deployment.exited !== undefined) this.watch(backend, run.id, deployment.exited);

@@ -1,7 +1,7 @@
 import { requireRun } from "../backend/lookup.js";
 import type { Backend, FlowVersionRecord, RunRecord } from "../backend/types.js";
-import type { Deployment, Environment, ExecuteContext } from "../environment/environment.js";
-import { environmentFromJSON, hasEnvironmentType } from "../environment/registry.js";
+import type { Deployment, Environment, ExecuteContext, SetupContext } from "../environment/environment.js";
+import { environmentFromJSON, loadEnvironmentType } from "../environment/registry.js";
 import { NotFoundError, TernError } from "../errors.js";
 import type { Manifest } from "../storage/manifest.js";
 import { loadStorage } from "../storage/registry.js";
@@ -42,9 +42,9 @@ export type DeployRoute = { readonly kind: "builtin"; readonly environment: Envi
  * manifest says is not built in) runs from the flow's bundle in a child process; anything else
  * is an unknown type.
  */
-export function deployRoute(manifest: Manifest, label: string): DeployRoute {
+export async function deployRoute(manifest: Manifest, label: string): Promise<DeployRoute> {
   const { type, options, builtin } = manifest.environment;
-  if (hasEnvironmentType(type)) return { kind: "builtin", environment: environmentFromJSON({ type, options }) };
+  if (await loadEnvironmentType(type)) return { kind: "builtin", environment: environmentFromJSON({ type, options }) };
   if (!builtin) return { kind: "custom" };
   throw new TernError(
     "ENVIRONMENT_TYPE",
@@ -52,13 +52,26 @@ export function deployRoute(manifest: Manifest, label: string): DeployRoute {
   );
 }
 
+/** The setup context of a resolved run: annotations go to its flow version in `backend`. */
+export function setupContext(backend: Backend, resolved: ResolvedRun): SetupContext {
+  const { project, flow, version } = resolved.flowVersion;
+  return {
+    flowVersion: resolved.flowVersion,
+    manifest: resolved.manifest,
+    annotate: async (annotations) => {
+      await backend.annotateFlowVersion(project, flow, version, annotations);
+    },
+  };
+}
+
 /** Runs `setup` then `execute` of an environment. */
 export async function setupAndExecute(
+  backend: Backend,
   environment: Environment,
   resolved: ResolvedRun,
   context: Omit<ExecuteContext, "run" | "flowVersion" | "manifest">,
 ): Promise<Deployment> {
-  await environment.setup(resolved.storage);
+  await environment.setup(resolved.storage, setupContext(backend, resolved));
   return environment.execute(resolved.storage, resolved.flowVersion.location, {
     ...context,
     run: resolved.run,
@@ -89,5 +102,5 @@ export async function deployFromBundle(
       `Flow ${resolved.label}: unknown environment type "${resolved.manifest.environment.type}": the flow's bundle defines ${environment === undefined ? "no environment" : `"${environment.type}"`}. Register the flow again.`,
     );
   }
-  return setupAndExecute(environment, resolved, context);
+  return setupAndExecute(backend, environment, resolved, context);
 }

@@ -1,65 +1,200 @@
 import type { Backend, RunRecord, RunState } from "../backend/types.js";
-import { RunConflictError } from "../errors.js";
+import { RunConflictError, TernError } from "../errors.js";
+import type { JsonValue } from "../runner/serialize.js";
 
 /** Options of {@link sweepRuns}. */
 export interface SweepOptions {
   readonly nowMs?: number;
   /**
-   * How long a run may stay Submitted without a runner taking it before it is failed.
+   * How long a run may stay Submitted without a runner taking it before the sweep acts: a run
+   * whose launch was never recorded goes back to Scheduled for another attempt, a recorded one
+   * (with no reconciler to ask) is failed.
    * @default 300000 (5 minutes)
    */
   readonly submittedGraceMs?: number;
   /** Most runs looked at per state. @default 500 */
   readonly limit?: number;
+  /**
+   * Claims a run may have had before a launch that was never recorded is failed instead of
+   * handed back. @default 3 (as `claimRuns`)
+   */
+  readonly maxAttempts?: number;
+  /** Progress lines of reconcilers (a task stopped, a relaunch). @default none */
+  readonly log?: (line: string) => void;
 }
 
-/** A run the sweep ended. */
+/** A run the sweep moved on. */
 export interface SweptRun {
   readonly runId: string;
   readonly from: RunState;
-  readonly to: "Failed" | "Cancelled";
+  /** Scheduled: handed back for another launch. */
+  readonly to: "Failed" | "Cancelled" | "Scheduled";
   readonly reason: string;
 }
 
+/** What a reconciler decided for one run. */
+export interface ReconcileDecision {
+  readonly runId: string;
+  /** The revision the reconciler read; the write is a compare-and-swap on it. */
+  readonly expectedRevision: number;
+  readonly to: "Failed" | "Cancelled" | "Scheduled";
+  readonly reason: string;
+  /** Replaces the run's deployment details with the change (a relaunch's history). */
+  readonly deployment?: Readonly<Record<string, JsonValue>>;
+}
+
+/** What a reconciler returns for the runs it was given. */
+export interface ReconcileResult {
+  readonly decisions: readonly ReconcileDecision[];
+  /** Runs it cannot tell anything about (no task recorded yet): the generic rules apply to them. */
+  readonly untracked?: readonly string[];
+}
+
 /**
- * Ends runs nobody will end: Running or Cancelling runs whose runner stopped renewing its lease
- * (the process or its host died), and Submitted runs that no runner took within the grace
- * period. Agents call it on every poll; it is safe to call from several at once (every write is
- * a compare-and-swap).
+ * Maps where runs were deployed (an ECS task...) to their true state. Gets the Submitted, Running
+ * and Cancelling runs whose `deployment.kind` it was registered for; may act on the outside world
+ * (stop a cancelled run's task) and returns the state changes to make.
+ */
+export type DeploymentReconciler = (
+  runs: readonly RunRecord[],
+  context: { readonly nowMs: number; readonly log: (line: string) => void },
+) => Promise<ReconcileResult>;
+
+const reconcilers = new Map<string, () => Promise<DeploymentReconciler>>();
+
+/**
+ * Registers the reconciler of runs whose deployment details have `kind` (for example
+ * `"ecs-task"`), loaded on first use. Sweeps then ask it instead of applying the generic rules.
+ */
+export function registerDeploymentReconciler(kind: string, load: () => Promise<DeploymentReconciler>): void {
+  reconcilers.set(kind, load);
+}
+
+function kindOf(run: RunRecord): string | undefined {
+  const kind = run.deployment?.kind;
+  return typeof kind === "string" && reconcilers.has(kind) ? kind : undefined;
+}
+
+/**
+ * Moves on runs nobody else will: Running or Cancelling runs whose runner stopped renewing its
+ * lease (the process or its host died); Submitted runs that no runner took within the grace
+ * period (handed back when their launch was never recorded, failed otherwise); and runs whose
+ * deployment a registered reconciler tracks (an ECS task that stopped), as it decides. Agents
+ * call it on every poll; it is safe to call from several at once (every write is a
+ * compare-and-swap).
  */
 export async function sweepRuns(backend: Backend, options: SweepOptions = {}): Promise<SweptRun[]> {
   const now = options.nowMs ?? Date.now();
   const grace = options.submittedGraceMs ?? 300_000;
   const limit = options.limit ?? 500;
+  const maxAttempts = options.maxAttempts ?? 3;
+  const log = options.log ?? (() => {});
   const swept: SweptRun[] = [];
-  const end = async (run: RunRecord, to: SweptRun["to"], reason: string) => {
+  const move = async (
+    run: RunRecord,
+    to: SweptRun["to"],
+    reason: string,
+    deployment?: Readonly<Record<string, JsonValue>>,
+    expectedRevision = run.revision,
+  ) => {
     try {
-      await backend.transitionRun({ runId: run.id, expectedRevision: run.revision, to, reason, lease: null });
+      await backend.transitionRun({
+        runId: run.id,
+        expectedRevision,
+        to,
+        reason,
+        lease: null,
+        ...(deployment === undefined ? {} : { deployment }),
+      });
       swept.push({ runId: run.id, from: run.state, to, reason });
     } catch (error) {
       // It moved on meanwhile (the runner reported after all, another agent swept it first).
       if (!(error instanceof RunConflictError)) throw error;
     }
   };
-  for (const state of ["Running", "Cancelling"] as const) {
-    for (const run of await backend.listRuns({ state, limit })) {
+
+  const runs: RunRecord[] = [];
+  for (const state of ["Submitted", "Running", "Cancelling"] as const) {
+    runs.push(...(await backend.listRuns({ state, limit })));
+  }
+  const byKind = new Map<string, RunRecord[]>();
+  const generic: RunRecord[] = [];
+  for (const run of runs) {
+    const kind = kindOf(run);
+    if (kind === undefined) generic.push(run);
+    else byKind.set(kind, [...(byKind.get(kind) ?? []), run]);
+  }
+  for (const [kind, tracked] of byKind) {
+    const load = reconcilers.get(kind);
+    if (load === undefined) continue;
+    let result: ReconcileResult;
+    try {
+      result = await (await load())(tracked, { nowMs: now, log });
+    } catch (error) {
+      // One deployment kind's outage (ECS unreachable) must not stop the other rules.
+      log(`reconciling ${kind} deployments failed: ${(error as Error).message}`);
+      continue;
+    }
+    const byId = new Map(tracked.map((run) => [run.id, run]));
+    for (const decision of result.decisions) {
+      const run = byId.get(decision.runId);
+      if (run === undefined) {
+        throw new TernError(
+          "RECONCILE",
+          `The ${kind} reconciler decided about run ${decision.runId}, which it was not given.`,
+        );
+      }
+      await move(run, decision.to, decision.reason, decision.deployment, decision.expectedRevision);
+    }
+    for (const id of result.untracked ?? []) {
+      const run = byId.get(id);
+      if (run !== undefined) generic.push(run);
+    }
+  }
+
+  for (const run of generic) {
+    if (run.state === "Running" || run.state === "Cancelling") {
       const lease = run.lease;
       if (lease === undefined || !lease.owner.startsWith("runner:") || lease.expiresAtMs > now) continue;
       const since = new Date(lease.expiresAtMs).toISOString();
-      await end(
+      await move(
         run,
-        state === "Cancelling" ? "Cancelled" : "Failed",
+        run.state === "Cancelling" ? "Cancelled" : "Failed",
         `its runner (${lease.owner.slice("runner:".length)}) stopped reporting: its lease expired at ${since}. The process or its host died.`,
       );
+      continue;
     }
-  }
-  for (const run of await backend.listRuns({ state: "Submitted", limit })) {
     if (run.lease !== undefined || now - run.updatedAtMs < grace) continue;
-    await end(
-      run,
-      "Failed",
-      `it was submitted at ${new Date(run.updatedAtMs).toISOString()} but no runner started it within ${Math.round(grace / 1000)} s.`,
-    );
+    const at = new Date(run.updatedAtMs).toISOString();
+    const waited = Math.round(grace / 1000);
+    if (!launchRecorded(run)) {
+      // The agent stopped between Submitted and recording the launch. Launching again is safe for
+      // environments that make launches idempotent (ECS's clientToken), and for a local process
+      // that never started (it would be Running by now).
+      if (run.attempts < maxAttempts) {
+        await move(
+          run,
+          "Scheduled",
+          `submitted at ${at}, but no launch was recorded and no runner started within ${waited} s (the agent stopped?): handed back for another attempt`,
+        );
+      } else {
+        await move(
+          run,
+          "Failed",
+          `submitted at ${at}, but no launch was recorded and no runner started within ${waited} s, after ${run.attempts} attempts. Check the agents' logs.`,
+        );
+      }
+      continue;
+    }
+    await move(run, "Failed", `it was submitted at ${at} but no runner started it within ${waited} s.`);
   }
   return swept;
+}
+
+/** Whether the run's deployment names something that was launched (a process, a task). */
+function launchRecorded(run: RunRecord): boolean {
+  const details = run.deployment;
+  if (details === undefined) return false;
+  // A deployment that only records launch bookkeeping (`launched: false`) launched nothing yet.
+  return details.launched !== false;
 }

@@ -22,11 +22,30 @@ export interface EnvironmentExitContext extends EnvironmentHookContext {
   readonly reason?: string;
 }
 
+/** What an agent hands to `setup`. */
+export interface SetupContext {
+  readonly flowVersion: FlowVersionRecord;
+  readonly manifest: Manifest;
+  /**
+   * Saves annotations on the flow version (for example a task definition's ARN), so that later
+   * setups of the same version find them on `flowVersion.annotations` without asking anyone.
+   */
+  annotate(annotations: Readonly<Record<string, JsonValue>>): Promise<void>;
+}
+
 /** What an agent hands to `execute`. */
 export interface ExecuteContext {
   readonly run: RunRecord;
   readonly flowVersion: FlowVersionRecord;
   readonly manifest: Manifest;
+  /** The URL of the agent's backend (`dynamodb://...`), for runners that start elsewhere. */
+  readonly backendUrl?: string;
+  /**
+   * Records details on the run before `execute` returns (a launch attempt about to be made), so
+   * an agent that takes the run over after a crash continues from there. Absent when the caller
+   * cannot write the run.
+   */
+  readonly saveDeployment?: (details: Readonly<Record<string, JsonValue>>) => Promise<void>;
   /** The command that starts a runner; append `execute <runId>`. */
   readonly runnerCommand: readonly string[];
   /** Environment variables a runner needs to reach the same backend (TERN_HOME, TERN_BACKEND). */
@@ -125,8 +144,11 @@ export abstract class Environment {
     return Object.hasOwn(this.constructor, "builtIn");
   }
 
-  /** Prepares what runs need (a task definition, a directory). Called before every `execute`. */
-  async setup(_storage: Storage): Promise<void> {}
+  /**
+   * Prepares what runs need (a task definition, a directory). Called before every `execute`;
+   * agents pass a context, callers that have no flow version may not.
+   */
+  async setup(_storage: Storage, _context?: SetupContext): Promise<void> {}
 
   /** Starts the run described by `context` and says where it went. */
   abstract execute(storage: Storage, location: string, context: ExecuteContext): Promise<Deployment>;

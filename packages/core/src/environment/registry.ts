@@ -20,6 +20,34 @@ export function registerEnvironmentType(type: string, factory: EnvironmentFactor
   factories.set(type, factory);
 }
 
+const loaders = new Map<string, () => Promise<unknown>>();
+
+/**
+ * Names the module that provides an environment type, imported the first time an agent meets
+ * the type (importing it must call {@link registerEnvironmentType}). Keeps agents from loading
+ * cloud SDKs they do not use.
+ */
+export function registerEnvironmentLoader(type: string, load: () => Promise<unknown>): void {
+  loaders.set(type, load);
+}
+
+/** Imports the provider of `type` if a loader names one; resolves whether the type is known then. */
+export async function loadEnvironmentType(type: string): Promise<boolean> {
+  if (factories.has(type)) return true;
+  const load = loaders.get(type);
+  if (load === undefined) return false;
+  try {
+    await load();
+  } catch (error) {
+    throw new TernError(
+      "ENVIRONMENT_TYPE",
+      `Environment type "${type}": loading the package that provides it failed: ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
+  return factories.has(type);
+}
+
 /** Whether this process can rebuild `type` without user code. */
 export function hasEnvironmentType(type: string): boolean {
   return factories.has(type);

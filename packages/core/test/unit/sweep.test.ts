@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Backend, type RunRecord, SqliteBackend, sweepRuns } from "@tern/core";
+import { type Backend, type RunRecord, registerDeploymentReconciler, SqliteBackend, sweepRuns } from "@tern/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
 let dir: string;
@@ -70,8 +70,14 @@ describe("sweepRuns", () => {
     expect((await backend.getRun(run.id))?.state).toBe("Cancelled");
   });
 
-  it("fails a run Submitted longer than the grace period with no runner", async () => {
-    const run = await runIn("Submitted");
+  it("fails a run Submitted longer than the grace period whose launch was recorded but no runner started", async () => {
+    let run = await runIn("Submitted");
+    run = await backend.transitionRun({
+      runId: run.id,
+      expectedRevision: run.revision,
+      to: "Submitted",
+      deployment: { kind: "process", pid: 42 },
+    });
     expect(await sweepRuns(backend, { nowMs: Date.now() + 1_000, submittedGraceMs: 60_000 })).toEqual([]);
     const swept = await sweepRuns(backend, { nowMs: Date.now() + 61_000, submittedGraceMs: 60_000 });
     expect(swept).toEqual([
@@ -82,6 +88,83 @@ describe("sweepRuns", () => {
         reason: expect.stringMatching(/no runner started it within 60 s\.$/),
       },
     ]);
+  });
+
+  it("hands a Submitted run whose launch was never recorded back to Scheduled, and fails it after maxAttempts", async () => {
+    const run = await runIn("Submitted");
+    expect(await sweepRuns(backend, { nowMs: Date.now() + 1_000, submittedGraceMs: 60_000 })).toEqual([]);
+    const swept = await sweepRuns(backend, { nowMs: Date.now() + 61_000, submittedGraceMs: 60_000 });
+    expect(swept).toEqual([
+      { runId: run.id, from: "Submitted", to: "Scheduled", reason: expect.stringMatching(/handed back/) },
+    ]);
+    expect(await backend.getRun(run.id)).toMatchObject({ state: "Scheduled" });
+    // Claimed and submitted three times in all (claims count attempts), never launched: Failed.
+    for (let i = 0; i < 3; i++) {
+      const [claimed] = await backend.claimRuns({ agentId: "a", labels: [], limit: 1, leaseMs: 60_000 });
+      expect(claimed?.id).toBe(run.id);
+      await backend.transitionRun({
+        runId: run.id,
+        expectedRevision: claimed!.revision,
+        to: "Submitted",
+        lease: null,
+        // Launch bookkeeping only: nothing was started yet.
+        deployment: { kind: "elsewhere", launched: false },
+      });
+      const [again] = await sweepRuns(backend, { nowMs: Date.now() + 61_000, submittedGraceMs: 60_000 });
+      expect(again?.to).toBe(i < 2 ? "Scheduled" : "Failed");
+    }
+    expect(await backend.getRun(run.id)).toMatchObject({
+      state: "Failed",
+      reason: expect.stringMatching(/after 3 attempts/),
+    });
+  });
+
+  it("asks a registered reconciler about the runs of its deployment kind, applies its decisions, and applies the generic rules to what it cannot track", async () => {
+    const kind = `test-kind-${Math.random()}`;
+    const seen: string[][] = [];
+    registerDeploymentReconciler(kind, async () => async (runs) => {
+      seen.push(runs.map((r) => r.id));
+      const decisions = runs
+        .filter((r) => r.deployment?.taskArn === "stopped")
+        .map((r) => ({ runId: r.id, expectedRevision: r.revision, to: "Failed" as const, reason: "its task stopped" }));
+      return { decisions, untracked: runs.filter((r) => r.deployment?.taskArn === undefined).map((r) => r.id) };
+    });
+    const deploy = async (run: RunRecord, deployment: Record<string, string | boolean>) =>
+      backend.transitionRun({ runId: run.id, expectedRevision: run.revision, to: run.state, deployment });
+    const stopped = await deploy(await runIn("Running"), { kind, taskArn: "stopped" });
+    const live = await deploy(await runIn("Running", Date.now() - 1), { kind, taskArn: "running" });
+    const pending = await deploy(await runIn("Submitted"), { kind, launched: false });
+    const swept = await sweepRuns(backend, { nowMs: Date.now() + 400_000 });
+    expect(seen).toHaveLength(1);
+    expect(new Set(seen[0])).toEqual(new Set([stopped.id, live.id, pending.id]));
+    expect(swept).toEqual(
+      expect.arrayContaining([
+        { runId: stopped.id, from: "Running", to: "Failed", reason: "its task stopped" },
+        { runId: pending.id, from: "Submitted", to: "Scheduled", reason: expect.stringMatching(/handed back/) },
+      ]),
+    );
+    // The tracked live run is the reconciler's: an expired runner lease alone does not end it.
+    expect(swept).toHaveLength(2);
+    expect((await backend.getRun(live.id))?.state).toBe("Running");
+  });
+
+  it("keeps sweeping when a reconciler fails, and says so", async () => {
+    const kind = `broken-kind-${Math.random()}`;
+    registerDeploymentReconciler(kind, async () => async () => {
+      throw new Error("ECS is unreachable");
+    });
+    const tracked = await runIn("Running");
+    await backend.transitionRun({
+      runId: tracked.id,
+      expectedRevision: tracked.revision,
+      to: "Running",
+      deployment: { kind, taskArn: "x" },
+    });
+    const dead = await runIn("Running", Date.now() - 1);
+    const lines: string[] = [];
+    const swept = await sweepRuns(backend, { log: (line) => lines.push(line) });
+    expect(swept.map((s) => s.runId)).toEqual([dead.id]);
+    expect(lines).toEqual([expect.stringContaining("ECS is unreachable")]);
   });
 
   it("leaves a Running run without a runner lease (an older runner, or an environment that reports otherwise)", async () => {
