@@ -1,6 +1,11 @@
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { registerBackendScheme, registerStorageLoader } from "@tern/core";
+import {
+  registerBackendScheme,
+  registerDeploymentReconciler,
+  registerEnvironmentLoader,
+  registerStorageLoader,
+} from "@tern/core";
 import { type Command, type Io, isTernError, runCommand, UsageError } from "./cli.js";
 import { agentCommand } from "./commands/agent.js";
 import { deployCommand, executeCommand } from "./commands/execute.js";
@@ -16,6 +21,10 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 registerStorageLoader("S3Storage", () => import("@tern/storage-cloud/s3"));
 registerStorageLoader("GCSStorage", () => import("@tern/storage-cloud/gcs"));
 registerStorageLoader("AzureStorage", () => import("@tern/storage-cloud/azure"));
+// FargateTaskEnvironment (and the sweep's view of ECS tasks) loads the ECS SDK only when a flow
+// or a run uses it.
+registerEnvironmentLoader("FargateTaskEnvironment", () => import("@tern/env-fargate"));
+registerDeploymentReconciler("ecs-task", async () => (await import("@tern/env-fargate")).reconcileEcsTasks);
 // Likewise the DynamoDB backend, only when TERN_BACKEND names a dynamodb:// table.
 registerBackendScheme("dynamodb", async (url) => {
   const { DynamoDbBackend, parseDynamoDbUrl } = await import("@tern/backend-dynamodb");

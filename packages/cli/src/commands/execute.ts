@@ -1,18 +1,22 @@
 import { deployFromBundle, executeRun } from "@tern/core";
-import type { Command } from "../cli.js";
+import { type Command, UsageError } from "../cli.js";
 
 export const executeCommand: Command = {
   name: "execute",
   summary: "run a flow run in this process (what agents start; exit 0 only on Success)",
   help: `
-Usage: tern execute <runId>
+Usage: tern execute [<runId>]
 
-Loads the run and its flow version, verifies and imports the bundle, calls onStart, runs the
+Without <runId>, the run id comes from TERN_RUN_ID (how ECS tasks start the runner). Loads the run and its flow version, verifies and imports the bundle, calls onStart, runs the
 flow with the run's parameters, reports task runs, logs and outputs, calls onExit and records
 the final state.`,
   options: {},
-  positionals: [1, 1],
+  positionals: [0, 1],
   async run(args, { io, backend }) {
+    const runId = args.positionals[0] ?? process.env.TERN_RUN_ID?.trim();
+    if (runId === undefined || runId === "") {
+      throw new UsageError("execute", "give the run id: tern execute <runId>, or set TERN_RUN_ID.");
+    }
     // SIGTERM (a stopped container, the agent's host shutting down) or Ctrl-C: stop the flow and
     // record how the run ended instead of dying without a word.
     const stop = new AbortController();
@@ -20,7 +24,7 @@ the final state.`,
     process.once("SIGTERM", onSignal);
     process.once("SIGINT", onSignal);
     try {
-      const result = await executeRun(args.positionals[0] as string, {
+      const result = await executeRun(runId, {
         backend: await backend(),
         log: (line) => io.err(`runner: ${line}\n`),
         signal: stop.signal,

@@ -37,12 +37,14 @@ const withoutRegistration = {
     build.onResolve({ filter: /^\.\.\/register\.js$/ }, (args) =>
       /[\\/]flow[\\/]flow\.[jt]s$/.test(args.importer) ? { path: "register", namespace: "tern-stub" } : undefined,
     );
-    // Storage drivers import their cloud SDK dynamically, on first I/O, which never happens inside
-    // a bundle (the runner rebuilds its own storage from the flow version). Leaving those imports
+    // Storage drivers and the Fargate environment import their cloud SDK dynamically, on first
+    // I/O, which never happens inside a bundle (the runner rebuilds its own storage from the flow
+    // version; environments run in the agent). Leaving those imports
     // out keeps a flow that names an S3Storage from carrying the S3 SDK. A flow's own tasks that
     // import an SDK still get it inlined: only imports made by tern's driver files are left out.
     build.onResolve({ filter: /^[^./]/ }, (args) =>
-      /[\\/]storage-cloud[\\/](src|dist)[\\/][^\\/]+\.[jt]s$/.test(args.importer) && !args.path.startsWith("@tern/")
+      /[\\/](storage-cloud|env-fargate)[\\/](src|dist)[\\/][^\\/]+\.[jt]s$/.test(args.importer) &&
+      !args.path.startsWith("@tern/")
         ? { path: args.path, external: true }
         : undefined,
     );

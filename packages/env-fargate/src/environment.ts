@@ -1,0 +1,290 @@
+import type { RunTaskCommandInput } from "@aws-sdk/client-ecs";
+import {
+  type Deployment,
+  Environment,
+  EnvironmentError,
+  type ExecuteContext,
+  type JsonValue,
+  type SetupContext,
+  type Storage,
+} from "@tern/core";
+import { definitionHash, desiredTaskDefinition, tagList } from "./definition.js";
+import {
+  backoffMs,
+  ecsClient,
+  ecsSdk,
+  ensureTaskDefinition,
+  errorName,
+  forgetDefinition,
+  knownDefinition,
+  rememberDefinition,
+  runTaskPacer,
+  sleep,
+} from "./ecs.js";
+import {
+  type FargateJsonOptions,
+  type FargateTaskEnvironmentOptions,
+  type ResolvedFargateConfig,
+  resolveConfig,
+  validateOptions,
+} from "./options.js";
+import { ECS_DEPLOYMENT_KIND, type EcsDeployment, ecsDeployment } from "./reconcile.js";
+
+/** The flow-version annotation that remembers the task definition of a configuration. */
+export const TASK_DEFINITION_ANNOTATION = "fargate.taskDefinition";
+
+/** ECS's limit on the JSON of `overrides.containerOverrides`. */
+export const MAX_OVERRIDES_CHARS = 8192;
+
+/** A RunTask answer that a later attempt may get past (capacity, throttling, agent trouble). */
+const TRANSIENT_FAILURE =
+  /capacity|RESOURCE:|throttl|rate exceeded|AGENT|timeout|unavailable|internal error|try again/i;
+
+/** What `setup` prepared for `execute`. */
+interface Prepared {
+  readonly config: ResolvedFargateConfig;
+  readonly hash: string;
+  taskDefinitionArn: string;
+}
+
+/** The `clientToken` of a run's launch number `launch`: at most 64 characters, stable across agents. */
+export function clientToken(runId: string, launch: number): string {
+  const token = `tern-${runId}-${launch}`;
+  if (token.length > 64)
+    throw new EnvironmentError(`Run id ${runId} is too long for an ECS clientToken (64 characters at most).`);
+  return token;
+}
+
+/**
+ * Runs each flow run as an ECS task on Fargate. `setup` registers the task definition by content
+ * (reusing an ACTIVE revision with the same hash, remembered on the flow version so later runs
+ * make no call at all); `execute` calls RunTask by ARN with a clientToken derived from the run
+ * id, retries transient failures, and records the task ARN. Tasks that stop before the runner
+ * reports are diagnosed by the agents' sweep (`reconcileEcsTasks`).
+ *
+ * @example
+ * new Flow("etl", {
+ *   environment: new FargateTaskEnvironment({ cpu: 1024, memory: 4096, labels: ["prod"] }),
+ *   storage: new S3Storage({ bucket: "my-flows" }),
+ * }, build);
+ */
+export class FargateTaskEnvironment extends Environment {
+  static override readonly type: string = "FargateTaskEnvironment";
+  static readonly builtIn = true;
+
+  /** The options as given (JSON), validated. Defaults are filled where the agent runs. */
+  readonly options: FargateJsonOptions;
+  #prepared: Prepared | undefined;
+
+  constructor(options: FargateTaskEnvironmentOptions = {}) {
+    super(options);
+    if (typeof options !== "object" || options === null) {
+      throw new EnvironmentError(`FargateTaskEnvironment: options must be an object, got ${typeof options}.`);
+    }
+    this.options = Object.freeze(validateOptions(options));
+  }
+
+  protected override jsonOptions(): Record<string, JsonValue> {
+    return { ...(this.options as Record<string, JsonValue>) };
+  }
+
+  /** The options with the agent's defaults filled in, for a flow named `flow`. */
+  resolve(flow: string, env: Readonly<Record<string, string | undefined>> = process.env): ResolvedFargateConfig {
+    return resolveConfig(this.options, flow, env);
+  }
+
+  /**
+   * Finds or registers the task definition for this configuration. Order: the flow version's
+   * annotation (no call), this process's cache (no call), an ACTIVE revision tagged with the
+   * content hash (DescribeTaskDefinition), and only then RegisterTaskDefinition.
+   */
+  override async setup(_storage: Storage, context?: SetupContext): Promise<void> {
+    const flow = context?.manifest.flow.name;
+    if (flow === undefined && this.options.family === undefined) {
+      throw new EnvironmentError(
+        "FargateTaskEnvironment: setup needs the flow (an agent passes it) or a family option.",
+      );
+    }
+    const config = this.resolve(flow ?? "");
+    const definition = desiredTaskDefinition(config);
+    const hash = definitionHash(definition, config.tags);
+    const annotated = context?.flowVersion.annotations?.[TASK_DEFINITION_ANNOTATION] as
+      | { hash?: string; arn?: string; region?: string }
+      | undefined;
+    let arn =
+      annotated?.hash === hash && annotated.region === config.region && typeof annotated.arn === "string"
+        ? annotated.arn
+        : knownDefinition(config.region, hash);
+    if (arn === undefined) {
+      const ensured = await ensureTaskDefinition(await ecsClient(config.region), definition, config.tags, hash);
+      arn = ensured.arn;
+    }
+    rememberDefinition(config.region, hash, arn);
+    if (context !== undefined && (annotated?.hash !== hash || annotated.arn !== arn)) {
+      await context.annotate({ [TASK_DEFINITION_ANNOTATION]: { hash, arn, region: config.region } });
+    }
+    this.#prepared = { config, hash, taskDefinitionArn: arn };
+  }
+
+  /** The task definition ARN `setup` chose, once it ran. */
+  get taskDefinitionArn(): string | undefined {
+    return this.#prepared?.taskDefinitionArn;
+  }
+
+  override async execute(storage: Storage, _location: string, context: ExecuteContext): Promise<Deployment> {
+    if (this.#prepared === undefined) {
+      await this.setup(storage, {
+        flowVersion: context.flowVersion,
+        manifest: context.manifest,
+        annotate: async () => {},
+      });
+    }
+    const prepared = this.#prepared as Prepared;
+    const { config } = prepared;
+    const { run } = context;
+    const backendUrl = context.backendUrl ?? context.runnerEnv.TERN_BACKEND;
+    if (backendUrl === undefined || backendUrl.startsWith("sqlite:")) {
+      throw new EnvironmentError(
+        `FargateTaskEnvironment: a task on Fargate cannot reach this agent's ${backendUrl === undefined ? "embedded SQLite backend" : `backend ${backendUrl}`}. Run the agent against a shared backend: TERN_BACKEND=dynamodb://<table>?region=<region>.`,
+      );
+    }
+    const overrides = {
+      containerOverrides: [
+        {
+          name: config.containerName,
+          // The run id and the backend only: the runner reads parameters from the backend and
+          // the flow's storage from the flow version.
+          environment: [
+            { name: "TERN_RUN_ID", value: run.id },
+            { name: "TERN_BACKEND", value: backendUrl },
+          ],
+        },
+      ],
+    };
+    const overridesChars = JSON.stringify(overrides.containerOverrides).length;
+    if (overridesChars > MAX_OVERRIDES_CHARS) {
+      throw new EnvironmentError(
+        `FargateTaskEnvironment: the container overrides of run ${run.id} take ${overridesChars} characters; ECS allows ${MAX_OVERRIDES_CHARS}. The backend URL is too long: ${backendUrl.slice(0, 80)}...`,
+      );
+    }
+    const previous = ecsDeployment(run);
+    let launch = previous?.launch ?? 0;
+    const relaunches = previous?.relaunches ?? 0;
+    const bookkeeping = (): EcsDeployment => ({
+      kind: ECS_DEPLOYMENT_KIND,
+      launched: false,
+      region: config.region,
+      cluster: config.cluster,
+      launch,
+      relaunches,
+      maxRelaunches: config.maxRelaunches,
+      ...(previous?.previousTasks === undefined ? {} : { previousTasks: previous.previousTasks }),
+    });
+    const tags = {
+      ...config.tags,
+      "tern:run-id": run.id,
+      "tern:project": run.project,
+      "tern:flow": run.flow,
+      "tern:version": String(run.version),
+    };
+    const sdk = await ecsSdk();
+    const client = await ecsClient(config.region);
+    let reRegistered = false;
+    for (let attempt = 1; ; attempt++) {
+      const token = clientToken(run.id, launch);
+      const input: RunTaskCommandInput = {
+        ...(config.extraRunTask as Partial<RunTaskCommandInput>),
+        cluster: config.cluster,
+        taskDefinition: prepared.taskDefinitionArn,
+        count: 1,
+        ...(config.capacityProviderStrategy === undefined
+          ? { launchType: config.launchType ?? "FARGATE" }
+          : { capacityProviderStrategy: config.capacityProviderStrategy.map((p) => ({ ...p })) }),
+        platformVersion: config.platformVersion,
+        networkConfiguration: {
+          awsvpcConfiguration: {
+            subnets: [...config.subnets],
+            ...(config.securityGroups.length === 0 ? {} : { securityGroups: [...config.securityGroups] }),
+            assignPublicIp: config.assignPublicIp ? "ENABLED" : "DISABLED",
+          },
+        },
+        overrides,
+        clientToken: token,
+        startedBy: `tern:${run.id}`,
+        tags: tagList(tags),
+      };
+      await runTaskPacer.wait();
+      let taskArn: string | undefined;
+      let failure: string | undefined;
+      try {
+        const output = await client.send(new sdk.RunTaskCommand(input));
+        taskArn = output.tasks?.[0]?.taskArn;
+        if (taskArn === undefined) {
+          failure =
+            (output.failures ?? []).map((f) => [f.reason, f.detail].filter(Boolean).join(": ")).join("; ") ||
+            "RunTask started no task and gave no reason";
+        }
+      } catch (error) {
+        const name = errorName(error);
+        const resourceIds = (error as { resourceIds?: string[] }).resourceIds;
+        if (name === "ConflictException" && resourceIds?.[0] !== undefined) {
+          // The token already launched a task (another agent's attempt, with other parameters): that task is this run's.
+          taskArn = resourceIds[0];
+        } else if (
+          name === "ClientException" &&
+          /inactive|unable to describe task definition/i.test((error as Error).message) &&
+          !reRegistered
+        ) {
+          // The remembered revision was deregistered: find or register it again, once.
+          reRegistered = true;
+          forgetDefinition(config.region, prepared.hash);
+          const ensured = await ensureTaskDefinition(client, desiredTaskDefinition(config), config.tags, prepared.hash);
+          prepared.taskDefinitionArn = ensured.arn;
+          rememberDefinition(config.region, prepared.hash, ensured.arn);
+          attempt -= 1;
+          continue;
+        } else {
+          throw new EnvironmentError(`ECS RunTask failed for run ${run.id}: ${(error as Error).message}`, {
+            cause: error,
+          });
+        }
+      }
+      if (taskArn !== undefined) {
+        const details: EcsDeployment = {
+          ...bookkeeping(),
+          launched: true,
+          taskArn,
+          taskDefinitionArn: prepared.taskDefinitionArn,
+          clientToken: token,
+          containerName: config.containerName,
+          memory: config.memory,
+          ...(config.log === undefined ? {} : { logGroup: config.log.group, logStreamPrefix: config.log.streamPrefix }),
+        };
+        return { details: details as unknown as Record<string, JsonValue> };
+      }
+      const reason = failure ?? "unknown";
+      if (!TRANSIENT_FAILURE.test(reason)) {
+        throw new EnvironmentError(`ECS could not start a task for run ${run.id}: ${reason}`);
+      }
+      if (attempt >= config.launchAttempts) {
+        throw new EnvironmentError(`ECS could not start a task for run ${run.id} after ${attempt} attempts: ${reason}`);
+      }
+      context.onOutput?.(
+        `RunTask attempt ${attempt} of ${config.launchAttempts} for run ${run.id} failed (${reason}); retrying`,
+      );
+      // A new token for the next attempt, recorded first: an agent that takes the run over after a
+      // crash continues with it instead of reusing one that may have launched a task. Without a
+      // way to record it, the same token is used again (never two tasks, at worst no retry).
+      if (context.saveDeployment !== undefined) {
+        launch += 1;
+        await context.saveDeployment(bookkeeping() as unknown as Record<string, JsonValue>);
+      }
+      await sleep(backoffMs(attempt, config.launchBackoffMs));
+    }
+  }
+}
+
+/** Rebuilds a FargateTaskEnvironment from its manifest JSON (no user code). */
+export function fargateEnvironmentFromJSON(options: Record<string, JsonValue>): FargateTaskEnvironment {
+  return new FargateTaskEnvironment(options as unknown as FargateTaskEnvironmentOptions);
+}

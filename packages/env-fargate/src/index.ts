@@ -1,0 +1,60 @@
+/**
+ * `@tern/env-fargate`: flow runs as ECS tasks on Fargate.
+ *
+ * Importing this module makes `FargateTaskEnvironment` rebuildable from a manifest (agents) and
+ * registers the sweep's reconciler for runs launched as ECS tasks.
+ *
+ * @example
+ * import { FargateTaskEnvironment } from "@tern/env-fargate";
+ * new Flow("etl", { environment: new FargateTaskEnvironment({ cpu: 1024, memory: 2048 }) }, build);
+ */
+import { registerDeploymentReconciler, registerEnvironmentType } from "@tern/core";
+import { FargateTaskEnvironment, fargateEnvironmentFromJSON } from "./environment.js";
+import { ECS_DEPLOYMENT_KIND, reconcileEcsTasks } from "./reconcile.js";
+
+registerEnvironmentType(FargateTaskEnvironment.type, fargateEnvironmentFromJSON);
+registerDeploymentReconciler(ECS_DEPLOYMENT_KIND, async () => reconcileEcsTasks);
+
+export { canonicalJson, definitionHash, desiredTaskDefinition, HASH_TAG, RUNNER_COMMAND } from "./definition.js";
+export {
+  backoffMs,
+  clearDefinitionCache,
+  type EcsClientFactory,
+  ecsClient,
+  ensureTaskDefinition,
+  Pacer,
+  runTaskPacer,
+  setEcsClientFactory,
+} from "./ecs.js";
+export {
+  clientToken,
+  FargateTaskEnvironment,
+  fargateEnvironmentFromJSON,
+  MAX_OVERRIDES_CHARS,
+  TASK_DEFINITION_ANNOTATION,
+} from "./environment.js";
+export {
+  defaultFamily,
+  ENVIRONMENT_DEFAULTS,
+  EXTRA_KEYS,
+  FARGATE_SIZES,
+  type FargateCapacityProvider,
+  type FargateJsonOptions,
+  type FargateLogConfiguration,
+  type FargateTaskEnvironmentOptions,
+  type ResolvedFargateConfig,
+  resolveConfig,
+  secretLooking,
+  validateOptions,
+} from "./options.js";
+export {
+  decideRun,
+  diagnoseStoppedTask,
+  ECS_DEPLOYMENT_KIND,
+  type EcsDeployment,
+  ecsDeployment,
+  MISSING_GRACE_MS,
+  type RunVerdict,
+  reconcileEcsTasks,
+  type TaskDiagnosis,
+} from "./reconcile.js";

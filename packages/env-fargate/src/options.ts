@@ -1,0 +1,714 @@
+import { EnvironmentError, type EnvironmentOptions, type JsonValue } from "@tern/core";
+
+/** A capacity provider of a Fargate cluster. */
+export interface FargateCapacityProvider {
+  readonly capacityProvider: "FARGATE" | "FARGATE_SPOT";
+  /** Relative share of tasks. @default 1 */
+  readonly weight?: number;
+  /** Tasks placed on this provider before weights apply. @default 0 */
+  readonly base?: number;
+}
+
+/** The awslogs log driver's settings (the default), or `"none"` for no log driver. */
+export type FargateLogConfiguration =
+  | {
+      /** CloudWatch Logs group. @default `TERN_LOG_GROUP` */
+      readonly group?: string;
+      /** @default "tern" */
+      readonly streamPrefix?: string;
+    }
+  | "none";
+
+/** Options of {@link FargateTaskEnvironment}: all JSON, all checked when constructed. */
+export interface FargateTaskEnvironmentOptions extends EnvironmentOptions {
+  /** Task definition family. @default `tern-<flow name as a slug>` */
+  readonly family?: string;
+  /** Cluster name or ARN. @default `TERN_ECS_CLUSTER`, else "default" */
+  readonly cluster?: string;
+  /** @default `AWS_REGION`, else `AWS_DEFAULT_REGION` */
+  readonly region?: string;
+  /** The runner image (holds the tern CLI). @default `TERN_RUNNER_IMAGE` */
+  readonly image?: string;
+  /** CPU units: 256, 512, 1024, 2048, 4096, 8192 or 16384. @default 512 */
+  readonly cpu?: number;
+  /** MiB, valid for the cpu given (Fargate's table). @default 1024 */
+  readonly memory?: number;
+  /** Subnet ids of the task's network interface. @default `TERN_ECS_SUBNETS` (comma-separated) */
+  readonly subnets?: readonly string[];
+  /** Security group ids. @default `TERN_ECS_SECURITY_GROUPS` (comma-separated), else the VPC's default */
+  readonly securityGroups?: readonly string[];
+  /** Gives the task a public IP (needed in public subnets without NAT). @default false */
+  readonly assignPublicIp?: boolean;
+  /** The role the flow's code runs as. @default `TERN_ECS_TASK_ROLE_ARN` */
+  readonly taskRoleArn?: string;
+  /** The role ECS uses to pull the image, write logs and read secrets. @default `TERN_ECS_EXECUTION_ROLE_ARN` */
+  readonly executionRoleArn?: string;
+  /** @default "tern-runner" */
+  readonly containerName?: string;
+  /** Plain environment variables of the runner. Secrets go in `secrets`. */
+  readonly environment?: Readonly<Record<string, string>>;
+  /** Environment variables read by ECS from Secrets Manager or SSM Parameter Store ARNs. */
+  readonly secrets?: Readonly<Record<string, string>>;
+  /** @default awslogs to `TERN_LOG_GROUP` with stream prefix "tern" */
+  readonly logConfiguration?: FargateLogConfiguration;
+  /** @default "FARGATE" (unless capacityProviderStrategy is given) */
+  readonly launchType?: "FARGATE";
+  /** For example `[{ capacityProvider: "FARGATE_SPOT" }]`. Not with `launchType`. */
+  readonly capacityProviderStrategy?: readonly FargateCapacityProvider[];
+  /** @default "LATEST" */
+  readonly platformVersion?: string;
+  /** @default X86_64 */
+  readonly runtimePlatform?: { readonly cpuArchitecture?: "X86_64" | "ARM64" };
+  /** Task storage, 21 to 200 GiB. @default Fargate's 20 GiB */
+  readonly ephemeralStorageGiB?: number;
+  /** Tags of the task definition and of every task. */
+  readonly tags?: Readonly<Record<string, string>>;
+  /** Launches after a task failed to start for a transient reason (ENI timeout, capacity). @default 2 */
+  readonly maxRelaunches?: number;
+  /** RunTask attempts when ECS answers with a transient failure (capacity). @default 5 */
+  readonly launchAttempts?: number;
+  /** First wait between those attempts, doubled each time (with jitter, at most 20 s). @default 1000 */
+  readonly launchBackoffMs?: number;
+  /** Further `RegisterTaskDefinition` fields (volumes, pidMode...). Fields tern sets are refused. */
+  readonly extraTaskDefinition?: Readonly<Record<string, JsonValue>>;
+  /** Further fields of the runner's container definition (ulimits, user, dockerLabels...). */
+  readonly extraContainerDefinition?: Readonly<Record<string, JsonValue>>;
+  /** Further `RunTask` fields (enableExecuteCommand, group, propagateTags...). */
+  readonly extraRunTask?: Readonly<Record<string, JsonValue>>;
+}
+
+/** The escape hatches' allowed keys (documented ECS fields tern does not set itself). */
+export const EXTRA_KEYS = {
+  extraTaskDefinition: ["volumes", "pidMode", "ipcMode", "proxyConfiguration", "enableFaultInjection"],
+  extraContainerDefinition: [
+    "portMappings",
+    "mountPoints",
+    "volumesFrom",
+    "ulimits",
+    "healthCheck",
+    "user",
+    "workingDirectory",
+    "readonlyRootFilesystem",
+    "dockerLabels",
+    "stopTimeout",
+    "startTimeout",
+    "systemControls",
+    "repositoryCredentials",
+    "dependsOn",
+    "cpu",
+    "memoryReservation",
+    "versionConsistency",
+  ],
+  extraRunTask: [
+    "enableExecuteCommand",
+    "group",
+    "propagateTags",
+    "enableECSManagedTags",
+    "referenceId",
+    "volumeConfigurations",
+  ],
+} as const;
+
+/** Keys tern sets itself, with the option that controls each. */
+const OWNED_KEYS: Record<keyof typeof EXTRA_KEYS, Record<string, string>> = {
+  extraTaskDefinition: {
+    family: "family",
+    cpu: "cpu",
+    memory: "memory",
+    taskRoleArn: "taskRoleArn",
+    executionRoleArn: "executionRoleArn",
+    networkMode: "(always awsvpc on Fargate)",
+    requiresCompatibilities: "(always FARGATE)",
+    runtimePlatform: "runtimePlatform",
+    ephemeralStorage: "ephemeralStorageGiB",
+    containerDefinitions: "extraContainerDefinition",
+    tags: "tags",
+  },
+  extraContainerDefinition: {
+    name: "containerName",
+    image: "image",
+    command: "(the runner's command)",
+    environment: "environment",
+    secrets: "secrets",
+    logConfiguration: "logConfiguration",
+    essential: "(always true)",
+    linuxParameters: "(tern enables an init process)",
+  },
+  extraRunTask: {
+    cluster: "cluster",
+    taskDefinition: "(registered by content)",
+    count: "(one task per run)",
+    launchType: "launchType",
+    capacityProviderStrategy: "capacityProviderStrategy",
+    platformVersion: "platformVersion",
+    networkConfiguration: "subnets, securityGroups and assignPublicIp",
+    overrides: "(the run id and backend only)",
+    clientToken: "(derived from the run id)",
+    startedBy: "(the run id)",
+    tags: "tags",
+  },
+};
+
+/** Fargate's valid task sizes: memory (MiB) values per cpu value. */
+export const FARGATE_SIZES: ReadonlyMap<number, readonly number[]> = new Map([
+  [256, [512, 1024, 2048]],
+  [512, [1024, 2048, 3072, 4096]],
+  [1024, range(2048, 8192, 1024)],
+  [2048, range(4096, 16384, 1024)],
+  [4096, range(8192, 30720, 1024)],
+  [8192, range(16384, 61440, 4096)],
+  [16384, range(32768, 122880, 8192)],
+]);
+
+function range(from: number, to: number, step: number): number[] {
+  const values: number[] = [];
+  for (let v = from; v <= to; v += step) values.push(v);
+  return values;
+}
+
+const WHERE = "FargateTaskEnvironment";
+
+export function optionError(option: string, message: string): EnvironmentError {
+  return new EnvironmentError(`${WHERE}: ${option}: ${message}`);
+}
+
+function show(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value);
+  if (value === undefined) return "undefined";
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+const SUBNET = /^subnet-[0-9a-f]{8}([0-9a-f]{9})?$/;
+const SECURITY_GROUP = /^sg-[0-9a-f]{8}([0-9a-f]{9})?$/;
+const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
+const SECRET_ARN = /^arn:aws[a-z-]*:(secretsmanager:[a-z0-9-]+:\d{12}:secret:.+|ssm:[a-z0-9-]+:\d{12}:parameter\/.+)$/;
+const REGION = /^[a-z]{2}(-[a-z]+)+-\d$/;
+const FAMILY = /^[A-Za-z0-9_-]{1,255}$/;
+const CONTAINER_NAME = /^[A-Za-z0-9_-]{1,255}$/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const CLUSTER = /^([A-Za-z0-9_-]{1,255}|arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:cluster\/[A-Za-z0-9_-]{1,255})$/;
+
+/** Names that are credentials whatever their value. */
+const SECRET_NAMES =
+  /(^|_)(SECRET|SECRETS|PASSWORD|PASSWD|PRIVATE_KEY|API_KEY|SESSION_TOKEN|ACCESS_KEY|AUTH_TOKEN|TOKEN)(_|$)/i;
+/** An AWS access key id. */
+const ACCESS_KEY_ID = /\b(AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b/;
+/** The shape of an AWS secret access key: 40 base64 characters, mixed case and digits. */
+const SECRET_ACCESS_KEY = /(^|[^A-Za-z0-9/+=])[A-Za-z0-9/+]{40}($|[^A-Za-z0-9/+=])/;
+
+/** Why an environment variable looks like a credential, or undefined. */
+export function secretLooking(name: string, value: string): string | undefined {
+  if (SECRET_NAMES.test(name) && value !== "") return `its name ${JSON.stringify(name)} says it holds a credential`;
+  if (ACCESS_KEY_ID.test(value)) return "its value contains an AWS access key id";
+  const match = SECRET_ACCESS_KEY.exec(value);
+  if (match !== null) {
+    const candidate = match[0].replace(/^[^A-Za-z0-9/+]|[^A-Za-z0-9/+]$/g, "");
+    if (/[a-z]/.test(candidate) && /[A-Z]/.test(candidate) && /\d/.test(candidate)) {
+      return "its value looks like an AWS secret access key";
+    }
+  }
+  return undefined;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function stringList(option: string, value: unknown, pattern: RegExp, example: string): string[] {
+  if (!Array.isArray(value) || value.some((v) => typeof v !== "string")) {
+    throw optionError(option, `expected a list of ids such as ["${example}"], got ${show(value)}.`);
+  }
+  for (const id of value as string[]) {
+    if (!pattern.test(id)) throw optionError(option, `${show(id)} is not an id such as "${example}".`);
+  }
+  return [...new Set(value as string[])];
+}
+
+function stringMap(option: string, value: unknown): Record<string, string> {
+  if (!isPlainObject(value)) throw optionError(option, `expected an object of strings, got ${show(value)}.`);
+  for (const [name, v] of Object.entries(value)) {
+    if (!ENV_NAME.test(name)) {
+      throw optionError(
+        option,
+        `${show(name)} is not a valid variable name (letters, digits and _, not starting with a digit).`,
+      );
+    }
+    if (typeof v !== "string") {
+      throw optionError(
+        `${option}.${name}`,
+        `expected a string, got ${show(v)}. Convert it with String(...) or JSON.stringify(...).`,
+      );
+    }
+  }
+  return { ...(value as Record<string, string>) };
+}
+
+function integer(option: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw optionError(option, `expected an integer from ${min} to ${max}, got ${show(value)}.`);
+  }
+  return value;
+}
+
+function nonEmptyString(option: string, value: unknown, pattern?: RegExp, hint?: string): string {
+  if (typeof value !== "string" || value.trim() === "" || (pattern !== undefined && !pattern.test(value))) {
+    throw optionError(option, `${show(value)} is not valid${hint === undefined ? "" : `: ${hint}`}.`);
+  }
+  return value;
+}
+
+function extras(option: keyof typeof EXTRA_KEYS, value: unknown): Record<string, JsonValue> {
+  if (!isPlainObject(value)) throw optionError(option, `expected an object of ECS fields, got ${show(value)}.`);
+  const allowed: readonly string[] = EXTRA_KEYS[option];
+  for (const key of Object.keys(value)) {
+    const owner = OWNED_KEYS[option][key];
+    if (owner !== undefined) {
+      throw optionError(
+        option,
+        owner.startsWith("(")
+          ? `tern sets ${show(key)} itself ${owner}.`
+          : `tern sets ${show(key)}: use the ${owner} option instead.`,
+      );
+    }
+    if (!allowed.includes(key)) {
+      throw optionError(
+        option,
+        `unknown key ${show(key)}. Allowed: ${allowed.join(", ")}. (Check the spelling: unknown keys are never dropped silently.)`,
+      );
+    }
+  }
+  try {
+    return JSON.parse(JSON.stringify(value)) as Record<string, JsonValue>;
+  } catch (error) {
+    throw optionError(option, `must be JSON: ${(error as Error).message}`);
+  }
+}
+
+const KNOWN_OPTIONS = new Set([
+  "labels",
+  "onStart",
+  "onExit",
+  "dependencies",
+  "family",
+  "cluster",
+  "region",
+  "image",
+  "cpu",
+  "memory",
+  "subnets",
+  "securityGroups",
+  "assignPublicIp",
+  "taskRoleArn",
+  "executionRoleArn",
+  "containerName",
+  "environment",
+  "secrets",
+  "logConfiguration",
+  "launchType",
+  "capacityProviderStrategy",
+  "platformVersion",
+  "runtimePlatform",
+  "ephemeralStorageGiB",
+  "tags",
+  "maxRelaunches",
+  "launchAttempts",
+  "launchBackoffMs",
+  "extraTaskDefinition",
+  "extraContainerDefinition",
+  "extraRunTask",
+]);
+
+/** The JSON part of the options, validated. What goes into the manifest. */
+export type FargateJsonOptions = Omit<FargateTaskEnvironmentOptions, "labels" | "onStart" | "onExit" | "dependencies">;
+
+/**
+ * Checks every option given (not the defaults the agent's environment will supply) and returns
+ * the JSON ones. Throws an `EnvironmentError` naming the option and the fix.
+ */
+export function validateOptions(options: FargateTaskEnvironmentOptions): FargateJsonOptions {
+  for (const key of Object.keys(options)) {
+    if (!KNOWN_OPTIONS.has(key)) {
+      throw new EnvironmentError(
+        `${WHERE}: unknown option ${show(key)}. Known options: ${[...KNOWN_OPTIONS].join(", ")}. For ECS fields tern does not set, use extraTaskDefinition, extraContainerDefinition or extraRunTask.`,
+      );
+    }
+  }
+  const o: Record<string, unknown> = { ...options };
+  const out: Record<string, unknown> = {};
+  if (o.family !== undefined)
+    out.family = nonEmptyString("family", o.family, FAMILY, "use 1 to 255 letters, digits, hyphens and underscores");
+  if (o.cluster !== undefined)
+    out.cluster = nonEmptyString("cluster", o.cluster, CLUSTER, "give a cluster name or ARN");
+  if (o.region !== undefined)
+    out.region = nonEmptyString("region", o.region, REGION, 'give a region such as "eu-west-1"');
+  if (o.image !== undefined)
+    out.image = nonEmptyString(
+      "image",
+      o.image,
+      /^\S{1,1024}$/,
+      "give an image URI such as 123456789012.dkr.ecr.eu-west-1.amazonaws.com/tern-runner:1.0",
+    );
+  const cpu = o.cpu ?? 512;
+  const memory = o.memory ?? 1024;
+  const memories = typeof cpu === "number" ? FARGATE_SIZES.get(cpu) : undefined;
+  if (memories === undefined) {
+    throw optionError(
+      "cpu",
+      `${show(cpu)} is not a Fargate size. Use one of ${[...FARGATE_SIZES.keys()].join(", ")} (CPU units; 1024 = 1 vCPU).`,
+    );
+  }
+  if (typeof memory !== "number" || !memories.includes(memory)) {
+    throw optionError(
+      "memory",
+      `${show(memory)} MiB is not valid with cpu ${cpu}. With cpu ${cpu}, memory must be one of: ${memories.join(", ")} (MiB).`,
+    );
+  }
+  if (o.cpu !== undefined) out.cpu = cpu;
+  if (o.memory !== undefined) out.memory = memory;
+  if (o.subnets !== undefined) {
+    const subnets = stringList("subnets", o.subnets, SUBNET, "subnet-0123456789abcdef0");
+    if (subnets.length === 0) {
+      throw optionError(
+        "subnets",
+        'no subnets given. Fargate tasks need at least one: pass subnets: ["subnet-..."] (private subnets with a NAT or VPC endpoints), or leave it out to use TERN_ECS_SUBNETS where the agent runs.',
+      );
+    }
+    if (subnets.length > 16) throw optionError("subnets", `ECS takes at most 16 subnets, got ${subnets.length}.`);
+    out.subnets = subnets;
+  }
+  if (o.securityGroups !== undefined) {
+    const groups = stringList("securityGroups", o.securityGroups, SECURITY_GROUP, "sg-0123456789abcdef0");
+    if (groups.length > 5)
+      throw optionError("securityGroups", `ECS takes at most 5 security groups, got ${groups.length}.`);
+    out.securityGroups = groups;
+  }
+  if (o.assignPublicIp !== undefined) {
+    if (typeof o.assignPublicIp !== "boolean")
+      throw optionError("assignPublicIp", `expected true or false, got ${show(o.assignPublicIp)}.`);
+    out.assignPublicIp = o.assignPublicIp;
+  }
+  for (const role of ["taskRoleArn", "executionRoleArn"] as const) {
+    if (o[role] !== undefined)
+      out[role] = nonEmptyString(
+        role,
+        o[role],
+        ROLE_ARN,
+        "give an IAM role ARN such as arn:aws:iam::123456789012:role/tern-task",
+      );
+  }
+  if (o.containerName !== undefined)
+    out.containerName = nonEmptyString(
+      "containerName",
+      o.containerName,
+      CONTAINER_NAME,
+      "use letters, digits, hyphens and underscores",
+    );
+  if (o.environment !== undefined) {
+    const environment = stringMap("environment", o.environment);
+    for (const [name, value] of Object.entries(environment)) {
+      if (name.startsWith("TERN_") && ["TERN_RUN_ID", "TERN_BACKEND"].includes(name)) {
+        throw optionError(`environment.${name}`, "tern sets this variable for each run; remove it.");
+      }
+      const why = secretLooking(name, value);
+      if (why !== undefined) {
+        throw optionError(
+          `environment.${name}`,
+          `${why}. Plain environment values are stored in the task definition and the flow's manifest for anyone to read. Put the value in Secrets Manager or SSM Parameter Store and pass secrets: { ${name}: "arn:aws:secretsmanager:<region>:<account>:secret:<name>" } instead.`,
+        );
+      }
+    }
+    out.environment = environment;
+  }
+  if (o.secrets !== undefined) {
+    const secrets = stringMap("secrets", o.secrets);
+    for (const [name, arn] of Object.entries(secrets)) {
+      if (!SECRET_ARN.test(arn)) {
+        throw optionError(
+          `secrets.${name}`,
+          `${show(arn)} is not a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>) or an SSM parameter ARN (arn:aws:ssm:<region>:<account>:parameter/<name>). Pass the secret's ARN, never its value.`,
+        );
+      }
+    }
+    out.secrets = secrets;
+  }
+  const overlap = Object.keys((out.environment as object | undefined) ?? {}).filter(
+    (n) => n in ((out.secrets as object | undefined) ?? {}),
+  );
+  if (overlap.length > 0)
+    throw optionError("secrets", `${overlap.join(", ")} is also in environment; keep it in one of them.`);
+  if (o.logConfiguration !== undefined) {
+    const log = o.logConfiguration;
+    if (log !== "none") {
+      if (!isPlainObject(log))
+        throw optionError("logConfiguration", `expected { group?, streamPrefix? } or "none", got ${show(log)}.`);
+      for (const key of Object.keys(log)) {
+        if (key !== "group" && key !== "streamPrefix") {
+          throw optionError(
+            "logConfiguration",
+            `unknown key ${show(key)}; the keys are group and streamPrefix (awslogs), or pass "none".`,
+          );
+        }
+      }
+      if (log.group !== undefined)
+        nonEmptyString("logConfiguration.group", log.group, /^[\w./#-]{1,512}$/, "give a CloudWatch Logs group name");
+      if (log.streamPrefix !== undefined)
+        nonEmptyString("logConfiguration.streamPrefix", log.streamPrefix, /^[^:*]{1,256}$/, "no ':' or '*'");
+    }
+    out.logConfiguration = log;
+  }
+  if (o.launchType !== undefined && o.capacityProviderStrategy !== undefined) {
+    throw optionError("launchType", "give launchType or capacityProviderStrategy, not both (ECS refuses both).");
+  }
+  if (o.launchType !== undefined) {
+    if (o.launchType !== "FARGATE") {
+      throw optionError(
+        "launchType",
+        `${show(o.launchType)} is not supported: use "FARGATE", or capacityProviderStrategy: [{ capacityProvider: "FARGATE_SPOT" }] for Spot.`,
+      );
+    }
+    out.launchType = o.launchType;
+  }
+  if (o.capacityProviderStrategy !== undefined) {
+    const strategy = o.capacityProviderStrategy;
+    if (!Array.isArray(strategy) || strategy.length === 0 || strategy.length > 6) {
+      throw optionError(
+        "capacityProviderStrategy",
+        `expected 1 to 6 entries such as [{ capacityProvider: "FARGATE_SPOT", weight: 1 }], got ${show(strategy)}.`,
+      );
+    }
+    out.capacityProviderStrategy = strategy.map((entry: unknown, i: number) => {
+      const at = `capacityProviderStrategy[${i}]`;
+      if (!isPlainObject(entry))
+        throw optionError(at, `expected { capacityProvider, weight?, base? }, got ${show(entry)}.`);
+      for (const key of Object.keys(entry)) {
+        if (!["capacityProvider", "weight", "base"].includes(key))
+          throw optionError(at, `unknown key ${show(key)}; the keys are capacityProvider, weight and base.`);
+      }
+      if (entry.capacityProvider !== "FARGATE" && entry.capacityProvider !== "FARGATE_SPOT") {
+        throw optionError(
+          `${at}.capacityProvider`,
+          `${show(entry.capacityProvider)} is not "FARGATE" or "FARGATE_SPOT".`,
+        );
+      }
+      if (entry.weight !== undefined) integer(`${at}.weight`, entry.weight, 0, 1000);
+      if (entry.base !== undefined) integer(`${at}.base`, entry.base, 0, 100000);
+      return { ...entry };
+    });
+  }
+  if (o.platformVersion !== undefined) {
+    out.platformVersion = nonEmptyString(
+      "platformVersion",
+      o.platformVersion,
+      /^(LATEST|\d+\.\d+\.\d+)$/,
+      'use "LATEST" or a version such as "1.4.0"',
+    );
+  }
+  if (o.runtimePlatform !== undefined) {
+    const platform = o.runtimePlatform;
+    if (!isPlainObject(platform) || Object.keys(platform).some((k) => k !== "cpuArchitecture")) {
+      throw optionError("runtimePlatform", `expected { cpuArchitecture: "X86_64" | "ARM64" }, got ${show(platform)}.`);
+    }
+    if (
+      platform.cpuArchitecture !== undefined &&
+      platform.cpuArchitecture !== "X86_64" &&
+      platform.cpuArchitecture !== "ARM64"
+    ) {
+      throw optionError(
+        "runtimePlatform.cpuArchitecture",
+        `${show(platform.cpuArchitecture)} is not "X86_64" or "ARM64".`,
+      );
+    }
+    out.runtimePlatform = { ...platform };
+  }
+  if (o.ephemeralStorageGiB !== undefined)
+    out.ephemeralStorageGiB = integer("ephemeralStorageGiB", o.ephemeralStorageGiB, 21, 200);
+  if (o.tags !== undefined) {
+    if (!isPlainObject(o.tags)) throw optionError("tags", `expected an object of strings, got ${show(o.tags)}.`);
+    const tags = o.tags as Record<string, unknown>;
+    if (Object.keys(tags).length > 40)
+      throw optionError("tags", `at most 40 tags (tern adds its own, ECS keeps 50), got ${Object.keys(tags).length}.`);
+    for (const [key, value] of Object.entries(tags)) {
+      if (key.length === 0 || key.length > 128 || /^aws:/i.test(key) || /^tern:/.test(key)) {
+        throw optionError(
+          "tags",
+          `tag key ${show(key)} must have 1 to 128 characters and not start with "aws:" or "tern:".`,
+        );
+      }
+      if (typeof value !== "string" || value.length > 256)
+        throw optionError(`tags.${key}`, `expected a string of at most 256 characters, got ${show(value)}.`);
+    }
+    out.tags = { ...tags };
+  }
+  if (o.maxRelaunches !== undefined) out.maxRelaunches = integer("maxRelaunches", o.maxRelaunches, 0, 10);
+  if (o.launchAttempts !== undefined) out.launchAttempts = integer("launchAttempts", o.launchAttempts, 1, 20);
+  if (o.launchBackoffMs !== undefined) out.launchBackoffMs = integer("launchBackoffMs", o.launchBackoffMs, 0, 60_000);
+  for (const option of ["extraTaskDefinition", "extraContainerDefinition", "extraRunTask"] as const) {
+    if (o[option] !== undefined) out[option] = extras(option, o[option]);
+  }
+  return out as FargateJsonOptions;
+}
+
+/** Where the agent's process supplies defaults (the CDK stack sets these on the agent). */
+export const ENVIRONMENT_DEFAULTS = {
+  cluster: "TERN_ECS_CLUSTER",
+  subnets: "TERN_ECS_SUBNETS",
+  securityGroups: "TERN_ECS_SECURITY_GROUPS",
+  taskRoleArn: "TERN_ECS_TASK_ROLE_ARN",
+  executionRoleArn: "TERN_ECS_EXECUTION_ROLE_ARN",
+  image: "TERN_RUNNER_IMAGE",
+  logGroup: "TERN_LOG_GROUP",
+} as const;
+
+/** Everything a launch needs, options and defaults resolved. */
+export interface ResolvedFargateConfig {
+  readonly family: string;
+  readonly cluster: string;
+  readonly region: string;
+  readonly image: string;
+  readonly cpu: number;
+  readonly memory: number;
+  readonly subnets: readonly string[];
+  readonly securityGroups: readonly string[];
+  readonly assignPublicIp: boolean;
+  readonly taskRoleArn?: string;
+  readonly executionRoleArn?: string;
+  readonly containerName: string;
+  readonly environment: Readonly<Record<string, string>>;
+  readonly secrets: Readonly<Record<string, string>>;
+  /** undefined: no log driver. */
+  readonly log?: { readonly group: string; readonly streamPrefix: string };
+  readonly launchType?: "FARGATE";
+  readonly capacityProviderStrategy?: readonly FargateCapacityProvider[];
+  readonly platformVersion: string;
+  readonly cpuArchitecture: "X86_64" | "ARM64";
+  readonly ephemeralStorageGiB?: number;
+  readonly tags: Readonly<Record<string, string>>;
+  readonly maxRelaunches: number;
+  readonly launchAttempts: number;
+  readonly launchBackoffMs: number;
+  readonly extraTaskDefinition: Readonly<Record<string, JsonValue>>;
+  readonly extraContainerDefinition: Readonly<Record<string, JsonValue>>;
+  readonly extraRunTask: Readonly<Record<string, JsonValue>>;
+}
+
+/** A flow name as a task definition family: `tern-<slug>`. */
+export function defaultFamily(flow: string): string {
+  const slug = flow
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]+/g, "-")
+    .replace(/^-+|-+$/g, "");
+  return `tern-${slug === "" ? "flow" : slug}`.slice(0, 255);
+}
+
+function listFromEnv(name: string, value: string | undefined): string[] | undefined {
+  if (value === undefined || value.trim() === "") return undefined;
+  return value
+    .split(",")
+    .map((v) => v.trim())
+    .filter((v) => v !== "")
+    .map((v) => {
+      if (v === "") throw new EnvironmentError(`${WHERE}: ${name} has an empty entry.`);
+      return v;
+    });
+}
+
+/**
+ * Fills the defaults from the agent's environment variables and checks that everything a launch
+ * needs is there, naming the option and the variable for whatever is missing.
+ */
+export function resolveConfig(
+  options: FargateJsonOptions,
+  flow: string,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): ResolvedFargateConfig {
+  const fromEnv = (name: string): string | undefined => {
+    const value = env[name];
+    return value === undefined || value.trim() === "" ? undefined : value.trim();
+  };
+  // Values from the environment go through the same checks as options.
+  const defaults: Record<string, unknown> = {};
+  const subnets = listFromEnv(ENVIRONMENT_DEFAULTS.subnets, env[ENVIRONMENT_DEFAULTS.subnets]);
+  const groups = listFromEnv(ENVIRONMENT_DEFAULTS.securityGroups, env[ENVIRONMENT_DEFAULTS.securityGroups]);
+  if (options.subnets === undefined && subnets !== undefined) defaults.subnets = subnets;
+  if (options.securityGroups === undefined && groups !== undefined) defaults.securityGroups = groups;
+  for (const key of ["cluster", "taskRoleArn", "executionRoleArn", "image"] as const) {
+    const value = fromEnv(ENVIRONMENT_DEFAULTS[key]);
+    if (options[key] === undefined && value !== undefined) defaults[key] = value;
+  }
+  const region = options.region ?? fromEnv("AWS_REGION") ?? fromEnv("AWS_DEFAULT_REGION");
+  if (options.region === undefined && region !== undefined) defaults.region = region;
+  let merged: FargateJsonOptions;
+  try {
+    merged = validateOptions({ ...options, ...defaults } as FargateTaskEnvironmentOptions);
+  } catch (error) {
+    const names = Object.keys(defaults)
+      .map((k) => (k === "region" ? "AWS_REGION" : ENVIRONMENT_DEFAULTS[k as keyof typeof ENVIRONMENT_DEFAULTS]))
+      .join(", ");
+    throw new EnvironmentError(`${(error as Error).message}${names === "" ? "" : ` (defaults read from ${names})`}`, {
+      cause: error,
+    });
+  }
+  const missing = (option: string, variable: string, why: string) =>
+    new EnvironmentError(
+      `${WHERE}: no ${option}: ${why}. Pass ${option} in the environment's options, or set ${variable} where the agent runs (the CDK stack sets it).`,
+    );
+  if (merged.image === undefined)
+    throw missing("image", ENVIRONMENT_DEFAULTS.image, "the runner image holds the tern CLI that runs the flow");
+  if (merged.subnets === undefined)
+    throw missing("subnets", ENVIRONMENT_DEFAULTS.subnets, "Fargate tasks need a subnet for their network interface");
+  if (merged.region === undefined) throw missing("region", "AWS_REGION", "ECS calls and logs need a region");
+  const logOption = merged.logConfiguration;
+  let log: ResolvedFargateConfig["log"];
+  if (logOption !== "none") {
+    const group = logOption?.group ?? fromEnv(ENVIRONMENT_DEFAULTS.logGroup);
+    if (group === undefined) {
+      throw new EnvironmentError(
+        `${WHERE}: no log group for the runner's output: pass logConfiguration: { group: "/tern/runs" }, set ${ENVIRONMENT_DEFAULTS.logGroup} where the agent runs (the CDK stack sets it), or pass logConfiguration: "none".`,
+      );
+    }
+    log = { group, streamPrefix: logOption?.streamPrefix ?? "tern" };
+  }
+  const needsExecutionRole =
+    log !== undefined || Object.keys(merged.secrets ?? {}).length > 0 || /\.dkr\.ecr\./.test(merged.image);
+  if (needsExecutionRole && merged.executionRoleArn === undefined) {
+    throw missing(
+      "executionRoleArn",
+      ENVIRONMENT_DEFAULTS.executionRoleArn,
+      "ECS needs it to pull an ECR image, write awslogs and read secrets",
+    );
+  }
+  return {
+    family: merged.family ?? defaultFamily(flow),
+    cluster: merged.cluster ?? "default",
+    region: merged.region,
+    image: merged.image,
+    cpu: merged.cpu ?? 512,
+    memory: merged.memory ?? 1024,
+    subnets: merged.subnets,
+    securityGroups: merged.securityGroups ?? [],
+    assignPublicIp: merged.assignPublicIp ?? false,
+    ...(merged.taskRoleArn === undefined ? {} : { taskRoleArn: merged.taskRoleArn }),
+    ...(merged.executionRoleArn === undefined ? {} : { executionRoleArn: merged.executionRoleArn }),
+    containerName: merged.containerName ?? "tern-runner",
+    environment: merged.environment ?? {},
+    secrets: merged.secrets ?? {},
+    ...(log === undefined ? {} : { log }),
+    ...(merged.capacityProviderStrategy === undefined
+      ? { launchType: "FARGATE" as const }
+      : { capacityProviderStrategy: merged.capacityProviderStrategy }),
+    platformVersion: merged.platformVersion ?? "LATEST",
+    cpuArchitecture: merged.runtimePlatform?.cpuArchitecture ?? "X86_64",
+    ...(merged.ephemeralStorageGiB === undefined ? {} : { ephemeralStorageGiB: merged.ephemeralStorageGiB }),
+    tags: merged.tags ?? {},
+    maxRelaunches: merged.maxRelaunches ?? 2,
+    launchAttempts: merged.launchAttempts ?? 5,
+    launchBackoffMs: merged.launchBackoffMs ?? 1000,
+    extraTaskDefinition: merged.extraTaskDefinition ?? {},
+    extraContainerDefinition: merged.extraContainerDefinition ?? {},
+    extraRunTask: merged.extraRunTask ?? {},
+  };
+}

@@ -1,0 +1,257 @@
+import type { Task } from "@aws-sdk/client-ecs";
+import type { DeploymentReconciler, JsonValue, ReconcileDecision, ReconcileResult, RunRecord } from "@tern/core";
+import { ecsClient, ecsSdk } from "./ecs.js";
+
+/** `deployment.kind` of runs launched as ECS tasks. */
+export const ECS_DEPLOYMENT_KIND = "ecs-task";
+
+/** What a FargateTaskEnvironment records on a run (its `deployment`). */
+export interface EcsDeployment {
+  readonly kind: typeof ECS_DEPLOYMENT_KIND;
+  /** false while a launch is being attempted (bookkeeping only: no task yet). */
+  readonly launched: boolean;
+  readonly region: string;
+  readonly cluster: string;
+  readonly taskArn?: string;
+  readonly taskDefinitionArn?: string;
+  readonly clientToken?: string;
+  /** Counts every RunTask token this run used; the next launch uses this one. */
+  readonly launch: number;
+  /** Launches after a task that failed to start. */
+  readonly relaunches: number;
+  readonly maxRelaunches: number;
+  readonly containerName?: string;
+  readonly memory?: number;
+  readonly logGroup?: string;
+  readonly logStreamPrefix?: string;
+  /** Tasks of earlier launches and why each ended. */
+  readonly previousTasks?: ReadonlyArray<{ readonly taskArn: string; readonly reason: string }>;
+}
+
+/** Reads a run's deployment as an ECS deployment, or undefined when it is not one. */
+export function ecsDeployment(run: RunRecord): EcsDeployment | undefined {
+  const d = run.deployment;
+  if (d === undefined || d.kind !== ECS_DEPLOYMENT_KIND) return undefined;
+  return d as unknown as EcsDeployment;
+}
+
+/** How a stopped task is explained, and whether launching again may help. */
+export interface TaskDiagnosis {
+  readonly reason: string;
+  /** A launch problem worth another try (network interface timeout, capacity, Spot reclaim before start). */
+  readonly transient: boolean;
+  /** The runner's container started (it may have done work). */
+  readonly started: boolean;
+}
+
+const TRANSIENT_START =
+  /(network interface provisioning|timeout waiting for network interface|eni.*(timeout|timed out|attach)|capacity is unavailable|insufficient capacity|RESOURCE:|SpotInterruption|TerminationNotice|ServiceSchedulerInitiated|Task failed to start: internal error|try again)/i;
+
+function taskId(arn: string): string {
+  return arn.slice(arn.lastIndexOf("/") + 1);
+}
+
+function logsHint(d: EcsDeployment, taskArn: string): string {
+  if (d.logGroup === undefined) return "";
+  return ` Its output is in CloudWatch Logs group ${d.logGroup}, stream ${d.logStreamPrefix ?? "tern"}/${d.containerName ?? "tern-runner"}/${taskId(taskArn)}.`;
+}
+
+/**
+ * Explains why an ECS task stopped, in plain words, from its stop code, stopped reason and the
+ * runner container's exit code and reason.
+ */
+export function diagnoseStoppedTask(task: Task, deployment: EcsDeployment): TaskDiagnosis {
+  const arn = task.taskArn ?? deployment.taskArn ?? "(unknown task)";
+  const container =
+    task.containers?.find((c) => c.name === (deployment.containerName ?? "tern-runner")) ?? task.containers?.[0];
+  const stopped = task.stoppedReason ?? "";
+  const containerReason = container?.reason ?? "";
+  const exitCode = container?.exitCode;
+  const all = `${task.stopCode ?? ""} ${stopped} ${containerReason}`;
+  const where = `ECS task ${taskId(arn)}`;
+  if (/CannotPullContainerError|pull image manifest|failed to resolve ref|ImagePull/i.test(all)) {
+    return {
+      transient: false,
+      started: false,
+      reason: `${where} could not pull the runner image${container?.image === undefined ? "" : ` ${container.image}`}: ${containerReason || stopped}. Check that the image exists, that the execution role may pull it (ecr:GetAuthorizationToken, ecr:BatchGetImage), and that the subnets reach ECR (a NAT gateway or VPC endpoints).`,
+    };
+  }
+  if (
+    /OutOfMemory/i.test(all) ||
+    (exitCode === 137 && task.stopCode === "EssentialContainerExited" && !/UserInitiated/.test(all))
+  ) {
+    return {
+      transient: false,
+      started: true,
+      reason: `${where} ran out of memory: the runner was killed (exit code 137${containerReason === "" ? "" : `, ${containerReason}`}) with ${deployment.memory ?? "its"} MiB. Give the environment more memory (FargateTaskEnvironment's memory option), or make the flow use less.${logsHint(deployment, arn)}`,
+    };
+  }
+  if (TRANSIENT_START.test(all) && exitCode === undefined) {
+    return {
+      transient: true,
+      started: false,
+      reason: `${where} failed to start for a passing reason: ${stopped || containerReason || task.stopCode}.`,
+    };
+  }
+  if (/ResourceInitializationError/i.test(all)) {
+    return {
+      transient: false,
+      started: false,
+      reason: `${where} failed to start: ${stopped || containerReason}. ECS could not prepare what the task needs (secrets, the log group, the registry auth): check the execution role's permissions and that the subnets reach Secrets Manager, SSM, CloudWatch Logs and ECR.`,
+    };
+  }
+  if (
+    task.stopCode === "TaskFailedToStart" ||
+    (container !== undefined && exitCode === undefined && container.lastStatus !== "RUNNING")
+  ) {
+    return {
+      transient: false,
+      started: false,
+      reason: `${where} failed to start: ${stopped || containerReason || "no reason given"}.`,
+    };
+  }
+  if (task.stopCode === "UserInitiated") {
+    return {
+      transient: false,
+      started: true,
+      reason: `${where} was stopped (${stopped || "no reason given"}) before the runner reported a final state.${logsHint(deployment, arn)}`,
+    };
+  }
+  if (task.stopCode === "SpotInterruption" || task.stopCode === "TerminationNotice") {
+    return {
+      transient: false,
+      started: true,
+      reason: `${where} was reclaimed by AWS (${task.stopCode}: ${stopped}) while the flow ran; start a new run, or use on-demand FARGATE capacity for flows that must not be interrupted.`,
+    };
+  }
+  return {
+    transient: false,
+    started: true,
+    reason: `${where} stopped (${stopped || task.stopCode || "no reason given"}): the runner exited with code ${exitCode ?? "unknown"}${containerReason === "" ? "" : ` (${containerReason})`} before reporting a final state.${logsHint(deployment, arn)}`,
+  };
+}
+
+/** What to do about one run given its task (undefined: ECS no longer knows the task). */
+export interface RunVerdict {
+  readonly decision?: ReconcileDecision;
+  /** Stop the task with this reason. */
+  readonly stop?: string;
+}
+
+/** How long a recorded task may be missing from DescribeTasks before the run is failed (eventual consistency). */
+export const MISSING_GRACE_MS = 60_000;
+
+/**
+ * Decides a run's true state from its ECS task: a pure function, shared by the sweep and the
+ * task-state event handler.
+ */
+export function decideRun(run: RunRecord, task: Task | undefined, nowMs: number): RunVerdict {
+  const d = ecsDeployment(run);
+  if (d === undefined || d.taskArn === undefined) return {};
+  const base = { runId: run.id, expectedRevision: run.revision };
+  if (task === undefined) {
+    if (nowMs - run.updatedAtMs < MISSING_GRACE_MS) return {};
+    return {
+      decision: {
+        ...base,
+        to: run.state === "Cancelling" ? "Cancelled" : "Failed",
+        reason: `its ECS task ${taskId(d.taskArn)} no longer exists (ECS forgets stopped tasks after about an hour) and the runner never reported a final state.`,
+      },
+    };
+  }
+  if (task.lastStatus !== "STOPPED") {
+    if (run.state === "Cancelling") {
+      return task.desiredStatus === "STOPPED" ? {} : { stop: `tern: run ${run.id} was cancelled` };
+    }
+    const lease = run.lease;
+    if (
+      run.state === "Running" &&
+      lease !== undefined &&
+      lease.owner.startsWith("runner:") &&
+      lease.expiresAtMs <= nowMs
+    ) {
+      return {
+        stop: `tern: the runner of run ${run.id} stopped reporting`,
+        decision: {
+          ...base,
+          to: "Failed",
+          reason: `its runner stopped reporting (lease expired at ${new Date(lease.expiresAtMs).toISOString()}) while ECS task ${taskId(d.taskArn)} was still ${task.lastStatus}; the task was stopped.${logsHint(d, d.taskArn)}`,
+        },
+      };
+    }
+    return {};
+  }
+  const diagnosis = diagnoseStoppedTask(task, d);
+  if (run.state === "Cancelling") {
+    return { decision: { ...base, to: "Cancelled", reason: `cancelled; ${diagnosis.reason}` } };
+  }
+  if (run.state === "Submitted" && diagnosis.transient && !diagnosis.started && d.relaunches < d.maxRelaunches) {
+    const deployment: Record<string, JsonValue> = {
+      ...(d as unknown as Record<string, JsonValue>),
+      launched: false,
+      launch: d.launch + 1,
+      relaunches: d.relaunches + 1,
+      previousTasks: [...(d.previousTasks ?? []), { taskArn: d.taskArn, reason: diagnosis.reason }],
+    };
+    delete deployment.taskArn;
+    delete deployment.clientToken;
+    return {
+      decision: {
+        ...base,
+        to: "Scheduled",
+        reason: `relaunching (${d.relaunches + 1} of ${d.maxRelaunches}): ${diagnosis.reason}`,
+        deployment,
+      },
+    };
+  }
+  const gaveUp =
+    diagnosis.transient && d.relaunches >= d.maxRelaunches ? ` Gave up after ${d.relaunches} relaunches.` : "";
+  return { decision: { ...base, to: "Failed", reason: `${diagnosis.reason}${gaveUp}` } };
+}
+
+/**
+ * The sweep's reconciler for runs launched as ECS tasks: describes their tasks (100 per call,
+ * per region and cluster), stops the tasks of cancelled runs, and decides each run's state with
+ * {@link decideRun}. Runs with no task recorded yet are left to the generic rules.
+ */
+export const reconcileEcsTasks: DeploymentReconciler = async (runs, { nowMs, log }) => {
+  const sdk = await ecsSdk();
+  const untracked: string[] = [];
+  const groups = new Map<string, { region: string; cluster: string; runs: RunRecord[] }>();
+  for (const run of runs) {
+    const d = ecsDeployment(run);
+    if (d === undefined || d.launched === false || d.taskArn === undefined) {
+      untracked.push(run.id);
+      continue;
+    }
+    const key = `${d.region}|${d.cluster}`;
+    const group = groups.get(key) ?? { region: d.region, cluster: d.cluster, runs: [] };
+    group.runs.push(run);
+    groups.set(key, group);
+  }
+  const decisions: ReconcileDecision[] = [];
+  for (const group of groups.values()) {
+    const client = await ecsClient(group.region);
+    for (let i = 0; i < group.runs.length; i += 100) {
+      const batch = group.runs.slice(i, i + 100);
+      const arns = batch.map((run) => ecsDeployment(run)?.taskArn as string);
+      const output = await client.send(new sdk.DescribeTasksCommand({ cluster: group.cluster, tasks: arns }));
+      const tasks = new Map((output.tasks ?? []).map((task) => [task.taskArn, task]));
+      for (const run of batch) {
+        const arn = ecsDeployment(run)?.taskArn as string;
+        const verdict = decideRun(run, tasks.get(arn), nowMs);
+        if (verdict.stop !== undefined) {
+          try {
+            await client.send(new sdk.StopTaskCommand({ cluster: group.cluster, task: arn, reason: verdict.stop }));
+            log(`stopped ECS task ${taskId(arn)} of run ${run.id}: ${verdict.stop}`);
+          } catch (error) {
+            log(`stopping ECS task ${taskId(arn)} of run ${run.id} failed: ${(error as Error).message}`);
+            continue;
+          }
+        }
+        if (verdict.decision !== undefined) decisions.push(verdict.decision);
+      }
+    }
+  }
+  return { decisions, untracked } satisfies ReconcileResult;
+};

@@ -1,0 +1,250 @@
+import { DescribeTasksCommand, ECSClient, StopTaskCommand, type Task } from "@aws-sdk/client-ecs";
+import type { JsonValue, RunRecord, RunState } from "@tern/core";
+import { mockClient } from "aws-sdk-client-mock";
+import { beforeEach, describe, expect, it } from "vitest";
+import { decideRun, diagnoseStoppedTask, type EcsDeployment, reconcileEcsTasks } from "../../src/index.js";
+
+const ecs = mockClient(ECSClient);
+const TASK_ARN = "arn:aws:ecs:eu-west-1:123456789012:task/tern/0123456789abcdef0123456789abcdef";
+const NOW = 1_800_000_000_000;
+
+const DEPLOYMENT: EcsDeployment = {
+  kind: "ecs-task",
+  launched: true,
+  region: "eu-west-1",
+  cluster: "tern",
+  taskArn: TASK_ARN,
+  launch: 0,
+  relaunches: 0,
+  maxRelaunches: 2,
+  containerName: "tern-runner",
+  memory: 1024,
+  logGroup: "/tern/runs",
+  logStreamPrefix: "tern",
+};
+
+function run(state: RunState, deployment: Partial<EcsDeployment> = {}, extra: Partial<RunRecord> = {}): RunRecord {
+  return {
+    id: `run-${state}-${Math.random().toString(16).slice(2, 8)}`,
+    project: "p",
+    flow: "etl",
+    version: 1,
+    state,
+    revision: 4,
+    labels: [],
+    parameters: {},
+    scheduledAtMs: NOW - 60_000,
+    createdAtMs: NOW - 60_000,
+    updatedAtMs: NOW - 30_000,
+    attempts: 1,
+    deployment: { ...DEPLOYMENT, ...deployment } as unknown as Record<string, JsonValue>,
+    ...extra,
+  };
+}
+
+/** Stopped tasks shaped like DescribeTasks answers and `ECS Task State Change` details. */
+const stopped = {
+  pull: {
+    taskArn: TASK_ARN,
+    lastStatus: "STOPPED",
+    desiredStatus: "STOPPED",
+    stopCode: "TaskFailedToStart",
+    stoppedReason:
+      "CannotPullContainerError: pull image manifest has been retried 5 time(s): failed to resolve ref ghcr.io/acme/missing:1: not found",
+    containers: [
+      {
+        name: "tern-runner",
+        image: "ghcr.io/acme/missing:1",
+        lastStatus: "STOPPED",
+        reason:
+          "CannotPullContainerError: pull image manifest has been retried 5 time(s): failed to resolve ref ghcr.io/acme/missing:1: not found",
+      },
+    ],
+  },
+  oom: {
+    taskArn: TASK_ARN,
+    lastStatus: "STOPPED",
+    desiredStatus: "STOPPED",
+    stopCode: "EssentialContainerExited",
+    stoppedReason: "Essential container in task exited",
+    containers: [
+      {
+        name: "tern-runner",
+        lastStatus: "STOPPED",
+        exitCode: 137,
+        reason: "OutOfMemoryError: Container killed due to memory usage",
+      },
+    ],
+  },
+  eni: {
+    taskArn: TASK_ARN,
+    lastStatus: "STOPPED",
+    desiredStatus: "STOPPED",
+    stopCode: "TaskFailedToStart",
+    stoppedReason: "Timeout waiting for network interface provisioning to complete.",
+    containers: [{ name: "tern-runner", lastStatus: "STOPPED" }],
+  },
+  resourceInit: {
+    taskArn: TASK_ARN,
+    lastStatus: "STOPPED",
+    desiredStatus: "STOPPED",
+    stopCode: "TaskFailedToStart",
+    stoppedReason:
+      "ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval failed: unable to retrieve secret from asm",
+    containers: [{ name: "tern-runner", lastStatus: "STOPPED" }],
+  },
+  noContainers: {
+    taskArn: TASK_ARN,
+    lastStatus: "STOPPED",
+    desiredStatus: "STOPPED",
+    stopCode: "TaskFailedToStart",
+    stoppedReason: "Task failed to start",
+    containers: [],
+  },
+  exited: {
+    taskArn: TASK_ARN,
+    lastStatus: "STOPPED",
+    desiredStatus: "STOPPED",
+    stopCode: "EssentialContainerExited",
+    stoppedReason: "Essential container in task exited",
+    containers: [{ name: "tern-runner", lastStatus: "STOPPED", exitCode: 1 }],
+  },
+  user: {
+    taskArn: TASK_ARN,
+    lastStatus: "STOPPED",
+    desiredStatus: "STOPPED",
+    stopCode: "UserInitiated",
+    stoppedReason: "tern: run x was cancelled",
+    containers: [{ name: "tern-runner", lastStatus: "STOPPED", exitCode: 143 }],
+  },
+} satisfies Record<string, Task>;
+
+const running: Task = { taskArn: TASK_ARN, lastStatus: "RUNNING", desiredStatus: "RUNNING", containers: [] };
+
+describe("diagnoseStoppedTask", () => {
+  it("says what went wrong in plain words, and which stops are worth another launch", () => {
+    expect(diagnoseStoppedTask(stopped.pull, DEPLOYMENT)).toMatchObject({
+      transient: false,
+      started: false,
+      reason: expect.stringMatching(
+        /could not pull the runner image ghcr\.io\/acme\/missing:1: CannotPullContainerError.*execution role/,
+      ),
+    });
+    expect(diagnoseStoppedTask(stopped.oom, DEPLOYMENT)).toMatchObject({
+      transient: false,
+      reason: expect.stringMatching(
+        /ran out of memory.*exit code 137.*1024 MiB.*memory option.*\/tern\/runs, stream tern\/tern-runner\/0123456789abcdef/,
+      ),
+    });
+    expect(diagnoseStoppedTask(stopped.eni, DEPLOYMENT)).toMatchObject({ transient: true, started: false });
+    expect(diagnoseStoppedTask(stopped.resourceInit, DEPLOYMENT)).toMatchObject({
+      transient: false,
+      reason: expect.stringMatching(/failed to start: ResourceInitializationError.*execution role/),
+    });
+    expect(diagnoseStoppedTask(stopped.noContainers, DEPLOYMENT)).toMatchObject({
+      transient: false,
+      started: false,
+      reason: expect.stringMatching(/failed to start: Task failed to start/),
+    });
+    expect(diagnoseStoppedTask(stopped.exited, DEPLOYMENT)).toMatchObject({
+      transient: false,
+      started: true,
+      reason: expect.stringMatching(/the runner exited with code 1 before reporting a final state/),
+    });
+  });
+});
+
+describe("decideRun", () => {
+  it("fails a Submitted run whose image could not be pulled, with the diagnosis", () => {
+    const r = run("Submitted");
+    expect(decideRun(r, stopped.pull, NOW)).toEqual({
+      decision: { runId: r.id, expectedRevision: 4, to: "Failed", reason: expect.stringMatching(/could not pull/) },
+    });
+  });
+
+  it("fails a Running run killed for memory", () => {
+    const r = run("Running");
+    expect(decideRun(r, stopped.oom, NOW).decision).toMatchObject({
+      to: "Failed",
+      reason: expect.stringMatching(/out of memory/),
+    });
+  });
+
+  it("relaunches a Submitted run after a transient start failure, up to maxRelaunches, keeping the history", () => {
+    const first = decideRun(run("Submitted"), stopped.eni, NOW).decision;
+    expect(first).toMatchObject({
+      to: "Scheduled",
+      reason: expect.stringMatching(/relaunching \(1 of 2\).*network interface/),
+      deployment: {
+        kind: "ecs-task",
+        launched: false,
+        launch: 1,
+        relaunches: 1,
+        previousTasks: [{ taskArn: TASK_ARN }],
+      },
+    });
+    expect(first?.deployment?.taskArn).toBeUndefined();
+    const last = decideRun(run("Submitted", { relaunches: 2, launch: 2 }), stopped.eni, NOW).decision;
+    expect(last).toMatchObject({ to: "Failed", reason: expect.stringMatching(/Gave up after 2 relaunches/) });
+    // A Running run is never relaunched: its flow may have done work.
+    expect(decideRun(run("Running"), stopped.eni, NOW).decision?.to).toBe("Failed");
+  });
+
+  it("stops the task of a Cancelling run, then ends the run Cancelled once it stopped", () => {
+    const r = run("Cancelling");
+    expect(decideRun(r, running, NOW)).toEqual({ stop: `tern: run ${r.id} was cancelled` });
+    expect(decideRun(r, { ...running, desiredStatus: "STOPPED" }, NOW)).toEqual({});
+    expect(decideRun(r, stopped.user, NOW).decision).toMatchObject({
+      to: "Cancelled",
+      reason: expect.stringMatching(/^cancelled; /),
+    });
+  });
+
+  it("stops a task whose runner stopped renewing its lease and fails the run", () => {
+    const r = run("Running", {}, { lease: { owner: "runner:ip-10-0-0-1:7", expiresAtMs: NOW - 1 } });
+    const verdict = decideRun(r, running, NOW);
+    expect(verdict.stop).toMatch(/stopped reporting/);
+    expect(verdict.decision).toMatchObject({ to: "Failed", reason: expect.stringMatching(/lease expired/) });
+    const live = run("Running", {}, { lease: { owner: "runner:ip-10-0-0-1:7", expiresAtMs: NOW + 1 } });
+    expect(decideRun(live, running, NOW)).toEqual({});
+  });
+
+  it("waits a minute before believing a task is gone, then fails the run", () => {
+    expect(decideRun(run("Submitted", {}, { updatedAtMs: NOW - 1_000 }), undefined, NOW)).toEqual({});
+    expect(decideRun(run("Submitted"), undefined, NOW + 60_000).decision).toMatchObject({
+      to: "Failed",
+      reason: expect.stringMatching(/no longer exists/),
+    });
+  });
+});
+
+describe("reconcileEcsTasks", () => {
+  beforeEach(() => ecs.reset());
+
+  it("describes tasks per cluster, stops cancelled runs' tasks, decides the others, and leaves runs without a task to the generic rules", async () => {
+    const cancelling = run("Cancelling", { taskArn: `${TASK_ARN}1` });
+    const dead = run("Running", { taskArn: `${TASK_ARN}2` });
+    const pending = run("Submitted", { launched: false, taskArn: undefined });
+    const elsewhere = run("Running", { cluster: "other", taskArn: `${TASK_ARN}3` });
+    ecs.on(DescribeTasksCommand, { cluster: "tern" }).resolves({
+      tasks: [
+        { ...running, taskArn: `${TASK_ARN}1` },
+        { ...stopped.oom, taskArn: `${TASK_ARN}2` },
+      ],
+    });
+    ecs.on(DescribeTasksCommand, { cluster: "other" }).resolves({ tasks: [{ ...running, taskArn: `${TASK_ARN}3` }] });
+    ecs.on(StopTaskCommand).resolves({});
+    const lines: string[] = [];
+    const result = await reconcileEcsTasks([cancelling, dead, pending, elsewhere], {
+      nowMs: NOW,
+      log: (l) => lines.push(l),
+    });
+    expect(result.untracked).toEqual([pending.id]);
+    expect(result.decisions).toEqual([expect.objectContaining({ runId: dead.id, to: "Failed" })]);
+    expect(ecs.commandCalls(StopTaskCommand).map((c) => c.args[0].input)).toEqual([
+      { cluster: "tern", task: `${TASK_ARN}1`, reason: `tern: run ${cancelling.id} was cancelled` },
+    ]);
+    expect(ecs.commandCalls(DescribeTasksCommand)).toHaveLength(2);
+    expect(lines).toEqual([expect.stringMatching(/stopped ECS task/)]);
+  });
+});
