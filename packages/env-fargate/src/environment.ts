@@ -210,7 +210,7 @@ export class FargateTaskEnvironment extends Environment {
         },
         overrides,
         clientToken: token,
-        startedBy: `tern:${run.id}`,
+        startedBy: `tern/${run.id}`,
         tags: tagList(tags),
       };
       await runTaskPacer.wait();

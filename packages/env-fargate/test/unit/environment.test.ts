@@ -276,7 +276,7 @@ describe("execute: RunTask", () => {
       count: 1,
       launchType: "FARGATE",
       clientToken: clientToken(RUN_ID, 0),
-      startedBy: `tern:${RUN_ID}`,
+      startedBy: `tern/${RUN_ID}`,
       networkConfiguration: {
         awsvpcConfiguration: { subnets: ["subnet-0123456789abcdef0"], assignPublicIp: "DISABLED" },
       },
