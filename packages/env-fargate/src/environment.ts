@@ -111,10 +111,13 @@ export class FargateTaskEnvironment extends Environment {
     const annotated = context?.flowVersion.annotations?.[TASK_DEFINITION_ANNOTATION] as
       | { hash?: string; arn?: string; region?: string }
       | undefined;
+    // This process's cache first: it is corrected at once when a remembered revision turns out
+    // to be gone; the flow version's annotation then catches up below.
     let arn =
-      annotated?.hash === hash && annotated.region === config.region && typeof annotated.arn === "string"
+      knownDefinition(config.region, hash) ??
+      (annotated?.hash === hash && annotated.region === config.region && typeof annotated.arn === "string"
         ? annotated.arn
-        : knownDefinition(config.region, hash);
+        : undefined);
     if (arn === undefined) {
       const ensured = await ensureTaskDefinition(await ecsClient(config.region), definition, config.tags, hash);
       arn = ensured.arn;
@@ -232,7 +235,7 @@ export class FargateTaskEnvironment extends Environment {
           taskArn = resourceIds[0];
         } else if (
           name === "ClientException" &&
-          /inactive|unable to describe task definition/i.test((error as Error).message) &&
+          /inactive|unable to describe task definition|task ?definition not found/i.test((error as Error).message) &&
           !reRegistered
         ) {
           // The remembered revision was deregistered: find or register it again, once.

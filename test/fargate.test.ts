@@ -1,0 +1,300 @@
+/**
+ * FargateTaskEnvironment end to end: flows stored in S3 (s3rver), state in DynamoDB Local, the
+ * agent in this process, ECS played by the fake of test/support/fake-ecs.ts, and each task's
+ * runner a real `tern execute` process started through the runner image's entrypoint script.
+ */
+import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { ECSClient } from "@aws-sdk/client-ecs";
+import { createTernTable, DynamoDbBackend } from "@tern/backend-dynamodb";
+import {
+  type Backend,
+  type Flow,
+  isTerminalRunState,
+  LocalAgent,
+  type RunRecord,
+  scheduleRun,
+  sweepRuns,
+} from "@tern/core";
+import { clientToken, setEcsClientFactory } from "@tern/env-fargate";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type DynamoDbLocal, startDynamoDbLocal } from "../packages/backend-dynamodb/test/dynamodb-local.js";
+import { type LocalServer, S3RVER_CREDENTIALS, startS3rver } from "../packages/storage-cloud/test/servers.js";
+import { ROOT } from "./support/cli.js";
+import { ECS_MESSAGES, FakeEcs, type FakeEcsOptions } from "./support/fake-ecs.js";
+
+const ENTRYPOINT = join(ROOT, "packages", "env-fargate", "docker", "entrypoint.sh");
+const IMAGE = "ghcr.io/tern/runner:test";
+const AGENT_ENV: Record<string, string> = {
+  AWS_REGION: "us-east-1",
+  AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
+  AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
+  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
+  TERN_ECS_CLUSTER: "tern",
+  TERN_ECS_SUBNETS: "subnet-0123456789abcdef0",
+  TERN_ECS_SECURITY_GROUPS: "sg-0123456789abcdef0",
+  TERN_ECS_EXECUTION_ROLE_ARN: "arn:aws:iam::123456789012:role/tern-execution",
+  TERN_ECS_TASK_ROLE_ARN: "arn:aws:iam::123456789012:role/tern-task",
+  TERN_RUNNER_IMAGE: IMAGE,
+  TERN_LOG_GROUP: "/tern/runs",
+};
+
+let db: DynamoDbLocal;
+let s3: LocalServer;
+let backend: Backend;
+let dir: string;
+/** The ECS of most tests, shared so that counts show what a whole series of runs cost. */
+let ecs: FakeEcs;
+const saved: Record<string, string | undefined> = {};
+
+/** A fake ECS whose tasks run `tern execute` (from the sources) through the image's entrypoint. */
+async function fakeEcs(options: FakeEcsOptions = {}): Promise<FakeEcs> {
+  const fake = await FakeEcs.start({
+    clusters: ["tern"],
+    runner: {
+      command: ["sh", ENTRYPOINT, "tern"],
+      cwd: ROOT,
+      env: { PATH: `${join(dir, "bin")}:${process.env.PATH ?? ""}`, TERN_HOME: join(dir, "runner-home") },
+    },
+    pullableImages: (image) => image === IMAGE,
+    ...options,
+  });
+  useEcs(fake);
+  return fake;
+}
+
+/** Points this process's ECS clients at `fake`. */
+function useEcs(fake: FakeEcs): void {
+  setEcsClientFactory(
+    (region) =>
+      new ECSClient({ region, endpoint: fake.endpoint, credentials: { accessKeyId: "fake", secretAccessKey: "fake" } }),
+  );
+}
+
+/** The tasks launched for a run (the overrides carry its id). */
+const tasksOf = (fake: FakeEcs, runId: string) =>
+  fake.launchedTasks.filter((t) => t.environment?.TERN_RUN_ID === runId);
+
+/** RunTask calls made for a run. */
+const runTasksOf = (fake: FakeEcs, runId: string) =>
+  fake.callLog
+    .filter((c) => c.operation === "RunTask")
+    .map((c) => c.input as { clientToken: string })
+    .filter((input) => input.clientToken.startsWith(`tern-${runId}-`));
+
+function agent(options: { backend?: Backend } = {}): LocalAgent {
+  return new LocalAgent({ backend: options.backend ?? backend, runnerCommand: ["tern"], concurrency: 50 });
+}
+
+/** Polls `a` until every run is in a final state; returns them. */
+async function drive(a: LocalAgent, ids: readonly string[], timeoutMs = 45_000): Promise<RunRecord[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    await a.pollOnce();
+    const runs = await Promise.all(ids.map(async (id) => (await backend.getRun(id)) as RunRecord));
+    if (runs.every((r) => isTerminalRunState(r.state))) return runs;
+    if (Date.now() > deadline) {
+      throw new Error(`runs not finished: ${runs.map((r) => `${r.id} ${r.state} ${r.reason ?? ""}`).join("; ")}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+async function waitForState(id: string, state: RunRecord["state"], timeoutMs = 20_000): Promise<RunRecord> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const run = (await backend.getRun(id)) as RunRecord;
+    if (run.state === state) return run;
+    if (isTerminalRunState(run.state) || Date.now() > deadline) {
+      throw new Error(`run ${id} is ${run.state} (${run.reason ?? ""}), expected ${state}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+const schedule = async (flow: string, parameters: Record<string, number> = {}) =>
+  (await scheduleRun(backend, { project: "fargate", flow, parameters })).run.id;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "tern-fargate-"));
+  // `tern` on the task's PATH: the CLI from the sources, as the image's /usr/local/bin/tern.
+  await mkdir(join(dir, "bin"));
+  const shim = join(dir, "bin", "tern");
+  await writeFile(
+    shim,
+    `#!/bin/sh\nexec "${process.execPath}" --conditions=@tern/source --import tsx "${join(ROOT, "packages", "cli", "src", "main.ts")}" "$@"\n`,
+  );
+  await chmod(shim, 0o755);
+  for (const [name, value] of Object.entries({ ...AGENT_ENV, TERN_HOME: join(dir, "agent-home") })) {
+    saved[name] = process.env[name];
+    process.env[name] = value;
+  }
+  [db, s3] = await Promise.all([startDynamoDbLocal(), startS3rver(["tern-fargate"])]);
+  process.env.TERN_TEST_S3_ENDPOINT = s3.endpoint;
+  const client = new DynamoDBClient({ region: "us-east-1", endpoint: db.endpoint });
+  await createTernTable(client, "tern-fargate");
+  client.destroy();
+  backend = await DynamoDbBackend.open({ table: "tern-fargate", region: "us-east-1", endpoint: db.endpoint });
+  const module = (await import("./fixtures/fargate-flows.js")) as { etl: Flow; brokenImage: Flow };
+  for (const flow of [module.etl, module.brokenImage]) await flow.register("fargate", { backend });
+  ecs = await fakeEcs();
+}, 90_000);
+
+afterAll(async () => {
+  await ecs?.close();
+  setEcsClientFactory(undefined);
+  await backend?.close();
+  await Promise.all([db?.stop(), s3?.stop()]);
+  for (const [name, value] of Object.entries(saved)) {
+    if (value === undefined) delete process.env[name];
+    else process.env[name] = value;
+  }
+  delete process.env.TERN_TEST_S3_ENDPOINT;
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("FargateTaskEnvironment through the agent, the fake ECS and runner processes", { timeout: 90_000 }, () => {
+  // First, on the fresh fake: what a series of runs costs in ECS calls.
+  it("registers the task definition once for 20 runs of one flow", async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 20; i++) ids.push(await schedule("fargate-etl"));
+    const runs = await drive(agent(), ids, 80_000);
+    expect(runs.map((r) => r.state)).toEqual(Array(20).fill("Success"));
+    expect(ecs.calls.RegisterTaskDefinition).toBe(1);
+    expect(ecs.calls.DescribeTaskDefinition).toBeLessThanOrEqual(1);
+    expect(ecs.calls.RunTask).toBe(20);
+    expect(new Set(runs.map((r) => r.deployment?.taskDefinitionArn)).size).toBe(1);
+    const [definition] = ecs.taskDefinitions("tern-fargate-etl");
+    expect(definition).toMatchObject({
+      cpu: "256",
+      memory: "512",
+      executionRoleArn: AGENT_ENV.TERN_ECS_EXECUTION_ROLE_ARN,
+    });
+  });
+
+  it("runs a flow stored in S3 to Success, with the task ARN on the run and only pointers in the overrides", async () => {
+    const id = await schedule("fargate-etl");
+    const [run] = await drive(agent(), [id]);
+    expect(run?.state, run?.reason).toBe("Success");
+    expect(run?.outputs?.total).toEqual({ kind: "json", value: 6 });
+    const [task] = tasksOf(ecs, id);
+    expect(run?.deployment).toMatchObject({
+      kind: "ecs-task",
+      taskArn: task?.taskArn,
+      clientToken: clientToken(id, 0),
+    });
+    const described = ecs.task(task?.taskArn as string);
+    expect(described?.lastStatus).toBe("STOPPED");
+    expect(described?.containers?.[0]?.exitCode).toBe(0);
+    expect(described?.overrides?.containerOverrides?.[0]?.environment?.map((e) => e.name)).toEqual([
+      "TERN_RUN_ID",
+      "TERN_BACKEND",
+    ]);
+    expect(ecs.output(task?.taskArn as string)).toMatch(/runner: run .* Success/);
+  });
+
+  it("retries a capacity failure with a new token and then succeeds, with one task", async () => {
+    ecs.failNextRunTasks([{ reason: ECS_MESSAGES.capacityUnavailable }]);
+    const id = await schedule("fargate-etl");
+    const [run] = await drive(agent(), [id]);
+    expect(run?.state, run?.reason).toBe("Success");
+    expect(runTasksOf(ecs, id).map((i) => i.clientToken)).toEqual([clientToken(id, 0), clientToken(id, 1)]);
+    expect(tasksOf(ecs, id)).toHaveLength(1);
+  });
+
+  it("relaunches a task that failed to start for a passing reason (network interface timeout)", async () => {
+    ecs.injectLaunchOutcomes([{ kind: "fail-to-start", stoppedReason: ECS_MESSAGES.networkInterfaceTimeout }]);
+    const id = await schedule("fargate-etl");
+    const [run] = await drive(agent(), [id]);
+    expect(run?.state, run?.reason).toBe("Success");
+    expect(tasksOf(ecs, id)).toHaveLength(2);
+    expect(run?.deployment).toMatchObject({
+      relaunches: 1,
+      previousTasks: [{ reason: expect.stringMatching(/network interface/) }],
+    });
+    const history = await backend.getRunHistory(id);
+    expect(history.map((h) => h.state)).toEqual([
+      "Scheduled",
+      "Submitted",
+      "Scheduled",
+      "Submitted",
+      "Running",
+      "Success",
+    ]);
+  });
+
+  it("fails a run whose image cannot be pulled, saying so", async () => {
+    const id = await schedule("fargate-broken-image");
+    const [run] = await drive(agent(), [id]);
+    expect(run?.state).toBe("Failed");
+    expect(run?.reason).toMatch(
+      /could not pull the runner image ghcr\.io\/acme\/does-not-exist:1: CannotPullContainerError/,
+    );
+    expect(tasksOf(ecs, id)).toHaveLength(1);
+  });
+
+  it("fails a run whose runner was killed for memory, saying so", async () => {
+    ecs.injectLaunchOutcomes([{ kind: "oom", afterMs: 2_500 }]);
+    const id = await schedule("fargate-etl", { sleepMs: 20_000 });
+    const [run] = await drive(agent(), [id]);
+    expect(run?.state).toBe("Failed");
+    expect(run?.reason).toMatch(/ran out of memory: the runner was killed \(exit code 137.*512 MiB/);
+  });
+
+  it("cancels a running run: the task gets StopTask with a reason, the run ends Cancelled", async () => {
+    const id = await schedule("fargate-etl", { sleepMs: 30_000 });
+    const a = agent();
+    await a.pollOnce();
+    const running = await waitForState(id, "Running");
+    await backend.transitionRun({
+      runId: id,
+      expectedRevision: running.revision,
+      to: "Cancelling",
+      reason: "cancelled by the test",
+    });
+    const [run] = await drive(a, [id]);
+    expect(run?.state, run?.reason).toBe("Cancelled");
+    const stops = ecs.callLog.filter((c) => c.operation === "StopTask").map((c) => c.input as { reason: string });
+    expect(stops).toEqual([expect.objectContaining({ reason: `tern: run ${id} was cancelled` })]);
+    expect(tasksOf(ecs, id)[0]?.stopCode).toBe("UserInitiated");
+  });
+
+  it("starts no second task when an agent dies after RunTask and another takes the run over", async () => {
+    // Slow task starts: the run is still Submitted (no runner yet) when the second agent looks.
+    const slow = await fakeEcs({ startDelayMs: 4_000 });
+    try {
+      const id = await schedule("fargate-etl");
+      // The first agent "dies" between RunTask and recording the task: its write never returns.
+      const frozen = new Proxy(backend, {
+        get(target, property, receiver) {
+          if (property === "transitionRun") {
+            return (input: Parameters<Backend["transitionRun"]>[0]) =>
+              input.deployment?.launched === true ? new Promise(() => {}) : target.transitionRun(input);
+          }
+          const value = Reflect.get(target, property, receiver);
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      });
+      void agent({ backend: frozen }).pollOnce();
+      const deadline = Date.now() + 10_000;
+      while (slow.calls.RunTask < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      const stuck = await backend.getRun(id);
+      expect(stuck).toMatchObject({ state: "Submitted" });
+      expect(stuck?.deployment?.launched).not.toBe(true);
+      // The next agent's sweep (grace 0 here) hands the unrecorded launch back; it launches again.
+      expect(await sweepRuns(backend, { submittedGraceMs: 0 })).toEqual([
+        expect.objectContaining({ runId: id, to: "Scheduled" }),
+      ]);
+      const [run] = await drive(agent(), [id]);
+      expect(run?.state, run?.reason).toBe("Success");
+      expect(runTasksOf(slow, id).map((i) => i.clientToken)).toEqual([clientToken(id, 0), clientToken(id, 0)]);
+      expect(tasksOf(slow, id)).toHaveLength(1);
+      expect(run?.deployment).toMatchObject({ taskArn: tasksOf(slow, id)[0]?.taskArn });
+    } finally {
+      await slow.close();
+      useEcs(ecs);
+    }
+  });
+});
