@@ -8,6 +8,8 @@ export default defineConfig({
   test: {
     include: ["packages/*/test/**/*.test.ts", "test/**/*.test.ts", "infra/test/**/*.test.ts"],
     environment: "node",
+    // The AWS SDK's notice about future Node versions, printed once per worker otherwise.
+    env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true" },
     testTimeout: 20_000,
     pool: "forks",
     reporters: ["default", "./scripts/summary-reporter.ts"],

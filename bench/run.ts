@@ -6,6 +6,9 @@ import { readdirSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
+// As in the CLI: the SDK's notice about future Node versions would otherwise fill the output.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+
 const here = dirname(fileURLToPath(import.meta.url));
 const available = readdirSync(here)
   .filter((f) => f.endsWith(".ts") && f !== "run.ts" && !/^storage-.+\.ts$/.test(f))
