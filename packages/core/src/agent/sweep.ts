@@ -153,6 +153,15 @@ export async function sweepRuns(backend: Backend, options: SweepOptions = {}): P
   }
 
   for (const run of generic) {
+    if (run.state === "Cancelling" && run.lease === undefined && now - run.updatedAtMs >= grace) {
+      // Cancelled before any runner took it, and none did since: nothing will end it otherwise.
+      await move(
+        run,
+        "Cancelled",
+        `cancelled at ${new Date(run.updatedAtMs).toISOString()} before a runner started it, and none started within ${Math.round(grace / 1000)} s.`,
+      );
+      continue;
+    }
     if (run.state === "Running" || run.state === "Cancelling") {
       const lease = run.lease;
       if (lease === undefined || !lease.owner.startsWith("runner:") || lease.expiresAtMs > now) continue;

@@ -148,6 +148,25 @@ describe("sweepRuns", () => {
     expect((await backend.getRun(live.id))?.state).toBe("Running");
   });
 
+  it("ends a run cancelled before any runner took it, once the grace period passed", async () => {
+    let run = await runIn("Submitted");
+    run = await backend.transitionRun({
+      runId: run.id,
+      expectedRevision: run.revision,
+      to: "Cancelling",
+      reason: "asked",
+    });
+    expect(await sweepRuns(backend, { nowMs: Date.now() + 1_000, submittedGraceMs: 60_000 })).toEqual([]);
+    expect(await sweepRuns(backend, { nowMs: Date.now() + 61_000, submittedGraceMs: 60_000 })).toEqual([
+      {
+        runId: run.id,
+        from: "Cancelling",
+        to: "Cancelled",
+        reason: expect.stringMatching(/before a runner started it/),
+      },
+    ]);
+  });
+
   it("keeps sweeping when a reconciler fails, and says so", async () => {
     const kind = `broken-kind-${Math.random()}`;
     registerDeploymentReconciler(kind, async () => async () => {
