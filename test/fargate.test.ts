@@ -185,7 +185,8 @@ describe("FargateTaskEnvironment through the agent, the fake ECS and runner proc
       taskArn: task?.taskArn,
       clientToken: clientToken(id, 0),
     });
-    const described = ecs.task(task?.taskArn as string);
+    // The runner reports, then exits: the task stops just after the run ends.
+    const described = await ecs.waitForTask(task?.taskArn as string, "STOPPED");
     expect(described?.lastStatus).toBe("STOPPED");
     expect(described?.containers?.[0]?.exitCode).toBe(0);
     expect(described?.overrides?.containerOverrides?.[0]?.environment?.map((e) => e.name)).toEqual([

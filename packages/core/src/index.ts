@@ -63,6 +63,7 @@ export {
   type EnvironmentHookContext,
   type EnvironmentOptions,
   type ExecuteContext,
+  LaunchUncertainError,
   type SetupContext,
 } from "./environment/environment.js";
 export { LocalEnvironment, type LocalEnvironmentOptions } from "./environment/local.js";

@@ -106,11 +106,32 @@ export function clearDefinitionCache(): void {
 
 const CONCURRENT_REGISTER = /too many concurrent attempts/i;
 const REGISTER_ATTEMPTS = 8;
-/** How many recent ACTIVE revisions are searched for the hash when the newest does not match. */
-const SEARCH_REVISIONS = 10;
+/** How many ACTIVE revisions are listed (the newest and ten before it) when the newest does not match. */
+const SEARCH_REVISIONS = 11;
 
 function hasHash(tags: readonly Tag[] | undefined, hash: string): boolean {
   return (tags ?? []).some((t) => t.key === HASH_TAG && t.value === hash);
+}
+
+/**
+ * Whether a revision carrying the hash tag really is the desired definition in what matters
+ * (image, roles, command, size): a tag alone could be put on any revision by anyone allowed to
+ * tag task definitions.
+ */
+function sameContent(found: TaskDefinition | undefined, desired: TaskDefinitionInput): boolean {
+  if (found === undefined) return false;
+  const container = found.containerDefinitions?.[0];
+  const wanted = desired.containerDefinitions[0] as { image?: string; command?: string[]; name?: string } | undefined;
+  return (
+    found.containerDefinitions?.length === 1 &&
+    container?.name === wanted?.name &&
+    container?.image === wanted?.image &&
+    JSON.stringify(container?.command ?? []) === JSON.stringify(wanted?.command ?? []) &&
+    (found.taskRoleArn ?? undefined) === desired.taskRoleArn &&
+    (found.executionRoleArn ?? undefined) === desired.executionRoleArn &&
+    found.cpu === desired.cpu &&
+    found.memory === desired.memory
+  );
 }
 
 /**
@@ -127,7 +148,7 @@ export async function ensureTaskDefinition(
 ): Promise<{ arn: string; registered: boolean }> {
   const sdk = await ecsSdk();
   for (let attempt = 1; ; attempt++) {
-    const found = await findRevision(client, sdk, definition.family, hash);
+    const found = await findRevision(client, sdk, definition, hash);
     if (found !== undefined) return { arn: found, registered: false };
     try {
       const output = await client.send(
@@ -152,7 +173,13 @@ export async function ensureTaskDefinition(
   }
 }
 
-async function findRevision(client: ECSClient, sdk: EcsSdk, family: string, hash: string): Promise<string | undefined> {
+async function findRevision(
+  client: ECSClient,
+  sdk: EcsSdk,
+  definition: TaskDefinitionInput,
+  hash: string,
+): Promise<string | undefined> {
+  const family = definition.family;
   let newest: { taskDefinition?: TaskDefinition; tags?: Tag[] };
   try {
     newest = await client.send(new sdk.DescribeTaskDefinitionCommand({ taskDefinition: family, include: ["TAGS"] }));
@@ -168,8 +195,14 @@ async function findRevision(client: ECSClient, sdk: EcsSdk, family: string, hash
     );
   }
   const newestArn = newest.taskDefinition?.taskDefinitionArn;
-  if (newestArn !== undefined && newest.taskDefinition?.status === "ACTIVE" && hasHash(newest.tags, hash))
+  if (
+    newestArn !== undefined &&
+    newest.taskDefinition?.status === "ACTIVE" &&
+    hasHash(newest.tags, hash) &&
+    sameContent(newest.taskDefinition, definition)
+  ) {
     return newestArn;
+  }
   // An older ACTIVE revision may hold this content (a flow switched back to an earlier definition).
   const listed = await client.send(
     new sdk.ListTaskDefinitionsCommand({
@@ -184,7 +217,13 @@ async function findRevision(client: ECSClient, sdk: EcsSdk, family: string, hash
     const described = await client.send(
       new sdk.DescribeTaskDefinitionCommand({ taskDefinition: arn, include: ["TAGS"] }),
     );
-    if (described.taskDefinition?.status === "ACTIVE" && hasHash(described.tags, hash)) return arn;
+    if (
+      described.taskDefinition?.status === "ACTIVE" &&
+      hasHash(described.tags, hash) &&
+      sameContent(described.taskDefinition, definition)
+    ) {
+      return arn;
+    }
   }
   return undefined;
 }

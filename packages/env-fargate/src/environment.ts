@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { RunTaskCommandInput } from "@aws-sdk/client-ecs";
 import {
   type Deployment,
@@ -5,6 +6,7 @@ import {
   EnvironmentError,
   type ExecuteContext,
   type JsonValue,
+  LaunchUncertainError,
   type SetupContext,
   type Storage,
 } from "@tern/core";
@@ -40,6 +42,27 @@ export const MAX_OVERRIDES_CHARS = 8192;
 const TRANSIENT_FAILURE =
   /capacity|RESOURCE:|throttl|rate exceeded|AGENT|timeout|unavailable|internal error|try again/i;
 
+const UNCERTAIN_NAMES = new Set([
+  "ThrottlingException",
+  "ServerException",
+  "ServiceUnavailableException",
+  "InternalFailure",
+  "InternalServerError",
+  "TimeoutError",
+  "RequestTimeout",
+  "RequestTimeoutException",
+]);
+
+/** An error after which RunTask may have started a task: throttling, 5xx, timeouts, resets. */
+function isUncertain(error: unknown): boolean {
+  const e = error as { name?: string; code?: string; $metadata?: { httpStatusCode?: number }; $retryable?: unknown };
+  if (UNCERTAIN_NAMES.has(e.name ?? "")) return true;
+  if (["ECONNRESET", "ETIMEDOUT", "EPIPE", "ECONNREFUSED", "EAI_AGAIN"].includes(e.code ?? "")) return true;
+  if (e.$retryable !== undefined) return true;
+  const status = e.$metadata?.httpStatusCode;
+  return status !== undefined && status >= 500;
+}
+
 /** What `setup` prepared for `execute`. */
 interface Prepared {
   readonly config: ResolvedFargateConfig;
@@ -50,9 +73,14 @@ interface Prepared {
 /** The `clientToken` of a run's launch number `launch`: at most 64 characters, stable across agents. */
 export function clientToken(runId: string, launch: number): string {
   const token = `tern-${runId}-${launch}`;
-  if (token.length > 64)
-    throw new EnvironmentError(`Run id ${runId} is too long for an ECS clientToken (64 characters at most).`);
-  return token;
+  if (token.length <= 64 && /^[\x21-\x7e]+$/.test(token)) return token;
+  // A run id that does not fit (tern's are UUIDs): its hash, still the same for every agent.
+  return `tern-${createHash("sha256").update(runId).digest("hex").slice(0, 40)}-${launch}`;
+}
+
+/** A value ECS accepts in a tag: characters it refuses become "_", at most 256 characters. */
+export function tagValue(value: string): string {
+  return value.replace(/[^\p{L}\p{Z}\p{N}_.:/=+\-@]/gu, "_").slice(0, 256);
 }
 
 /**
@@ -185,9 +213,9 @@ export class FargateTaskEnvironment extends Environment {
     });
     const tags = {
       ...config.tags,
-      "tern:run-id": run.id,
-      "tern:project": run.project,
-      "tern:flow": run.flow,
+      "tern:run-id": tagValue(run.id),
+      "tern:project": tagValue(run.project),
+      "tern:flow": tagValue(run.flow),
       "tern:version": String(run.version),
     };
     const sdk = await ecsSdk();
@@ -213,7 +241,7 @@ export class FargateTaskEnvironment extends Environment {
         },
         overrides,
         clientToken: token,
-        startedBy: `tern/${run.id}`,
+        startedBy: `tern/${run.id}`.replace(/[^A-Za-z0-9_/-]/g, "_").slice(0, 128),
         tags: tagList(tags),
       };
       await runTaskPacer.wait();
@@ -245,6 +273,20 @@ export class FargateTaskEnvironment extends Environment {
           prepared.taskDefinitionArn = ensured.arn;
           rememberDefinition(config.region, prepared.hash, ensured.arn);
           attempt -= 1;
+          continue;
+        } else if (isUncertain(error)) {
+          // The request may have landed (a timeout, a 5xx, a reset after the SDK's own retries):
+          // try again with the same token, so a launch that happened is returned, not repeated.
+          if (attempt >= config.launchAttempts) {
+            throw new LaunchUncertainError(
+              `ECS RunTask for run ${run.id} kept failing (${(error as Error).message}) and may or may not have started a task; the run is handed back and launched again with the same clientToken`,
+              { cause: error },
+            );
+          }
+          context.onOutput?.(
+            `RunTask attempt ${attempt} for run ${run.id} failed (${(error as Error).message}); retrying with the same token`,
+          );
+          await sleep(backoffMs(attempt, config.launchBackoffMs));
           continue;
         } else {
           throw new EnvironmentError(`ECS RunTask failed for run ${run.id}: ${(error as Error).message}`, {

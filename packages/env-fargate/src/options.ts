@@ -35,11 +35,11 @@ export interface FargateTaskEnvironmentOptions extends EnvironmentOptions {
   readonly memory?: number;
   /** Subnet ids of the task's network interface. @default `TERN_ECS_SUBNETS` (comma-separated) */
   readonly subnets?: readonly string[];
-  /** Security group ids. @default `TERN_ECS_SECURITY_GROUPS` (comma-separated), else the VPC's default */
+  /** Security group ids; required one way or the other. @default `TERN_ECS_SECURITY_GROUPS` (comma-separated) */
   readonly securityGroups?: readonly string[];
   /** Gives the task a public IP (needed in public subnets without NAT). @default false */
   readonly assignPublicIp?: boolean;
-  /** The role the flow's code runs as. @default `TERN_ECS_TASK_ROLE_ARN` */
+  /** The role the flow's code runs as; required one way or the other. @default `TERN_ECS_TASK_ROLE_ARN` */
   readonly taskRoleArn?: string;
   /** The role ECS uses to pull the image, write logs and read secrets. @default `TERN_ECS_EXECUTION_ROLE_ARN` */
   readonly executionRoleArn?: string;
@@ -190,25 +190,66 @@ const REGION = /^[a-z]{2}(-[a-z]+)+-\d$/;
 const FAMILY = /^[A-Za-z0-9_-]{1,255}$/;
 const CONTAINER_NAME = /^[A-Za-z0-9_-]{1,255}$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** What ECS allows in tag keys and values. */
+export const TAG_CHARACTERS = /^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$/u;
 const CLUSTER = /^([A-Za-z0-9_-]{1,255}|arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:cluster\/[A-Za-z0-9_-]{1,255})$/;
 
-/** Names that are credentials whatever their value. */
+/** Names that are credentials whatever their value (matched as `_`-separated segments). */
 const SECRET_NAMES =
-  /(^|_)(SECRET|SECRETS|PASSWORD|PASSWD|PRIVATE_KEY|API_KEY|SESSION_TOKEN|ACCESS_KEY|AUTH_TOKEN|TOKEN)(_|$)/i;
+  /(^|_)(SECRETS?|PASSWORDS?|PASSWD|PASS|PWD|(PRIVATE|API|ACCESS|SECRET|SIGNING|ENCRYPTION|MASTER|AUTH|CLIENT)_?KEY|APIKEY|SESSION_TOKEN|AUTH_TOKEN|TOKEN|CREDENTIALS?)(_|$)/i;
 /** An AWS access key id. */
 const ACCESS_KEY_ID = /\b(AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b/;
 /** The shape of an AWS secret access key: 40 base64 characters, mixed case and digits. */
 const SECRET_ACCESS_KEY = /(^|[^A-Za-z0-9/+=])[A-Za-z0-9/+]{40}($|[^A-Za-z0-9/+=])/;
+/** Well-known token formats and private keys. */
+const KNOWN_TOKENS: ReadonlyArray<readonly [RegExp, string]> = [
+  [/-----BEGIN [A-Z ]*PRIVATE KEY-----/, "a private key"],
+  [/\b(sk|rk)_(live|test)_[A-Za-z0-9]{10,}/, "a Stripe key"],
+  [/\bgh[pousr]_[A-Za-z0-9]{30,}/, "a GitHub token"],
+  [/\bxox[abprs]-[A-Za-z0-9-]{10,}/, "a Slack token"],
+  [/hooks\.slack\.com\/services\//, "a Slack webhook URL"],
+  [/\bAIza[0-9A-Za-z_-]{35}\b/, "a Google API key"],
+  [/\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\./, "a JSON Web Token"],
+];
 
-/** Why an environment variable looks like a credential, or undefined. */
-export function secretLooking(name: string, value: string): string | undefined {
-  if (SECRET_NAMES.test(name) && value !== "") return `its name ${JSON.stringify(name)} says it holds a credential`;
-  if (ACCESS_KEY_ID.test(value)) return "its value contains an AWS access key id";
+/** Why a string looks like a credential, whatever its name, or undefined. */
+export function secretLookingValue(value: string): string | undefined {
+  if (ACCESS_KEY_ID.test(value)) return "it contains an AWS access key id";
+  for (const [pattern, what] of KNOWN_TOKENS) if (pattern.test(value)) return `it looks like ${what}`;
+  // A URL with a password in it: scheme://user:password@host
+  if (/^[a-z][a-z0-9+.-]*:\/\/[^/\s:@]+:[^/\s@]+@/i.test(value)) return "it is a URL with a password in it";
   const match = SECRET_ACCESS_KEY.exec(value);
   if (match !== null) {
     const candidate = match[0].replace(/^[^A-Za-z0-9/+]|[^A-Za-z0-9/+]$/g, "");
     if (/[a-z]/.test(candidate) && /[A-Z]/.test(candidate) && /\d/.test(candidate)) {
-      return "its value looks like an AWS secret access key";
+      return "it looks like an AWS secret access key";
+    }
+  }
+  return undefined;
+}
+
+/** Why an environment variable looks like a credential, or undefined. */
+export function secretLooking(name: string, value: string): string | undefined {
+  if (SECRET_NAMES.test(name) && value !== "") return `its name ${JSON.stringify(name)} says it holds a credential`;
+  const why = secretLookingValue(value);
+  return why === undefined ? undefined : `its value: ${why}`;
+}
+
+/** The first string inside a JSON value that looks like a credential, with its path. */
+function findSecretLooking(value: unknown, path: string): { path: string; why: string } | undefined {
+  if (typeof value === "string") {
+    const why = secretLookingValue(value);
+    return why === undefined ? undefined : { path, why };
+  }
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const found = findSecretLooking(value[i], `${path}[${i}]`);
+      if (found !== undefined) return found;
+    }
+  } else if (typeof value === "object" && value !== null) {
+    for (const [key, inner] of Object.entries(value)) {
+      const found = findSecretLooking(inner, `${path}.${key}`);
+      if (found !== undefined) return found;
     }
   }
   return undefined;
@@ -281,11 +322,20 @@ function extras(option: keyof typeof EXTRA_KEYS, value: unknown): Record<string,
       );
     }
   }
+  let json: Record<string, JsonValue>;
   try {
-    return JSON.parse(JSON.stringify(value)) as Record<string, JsonValue>;
+    json = JSON.parse(JSON.stringify(value)) as Record<string, JsonValue>;
   } catch (error) {
     throw optionError(option, `must be JSON: ${(error as Error).message}`);
   }
+  const secret = findSecretLooking(json, option);
+  if (secret !== undefined) {
+    throw optionError(
+      secret.path,
+      `${secret.why}. Options are stored in the task definition and the flow's manifest for anyone to read; keep credentials in Secrets Manager or SSM and pass them through secrets.`,
+    );
+  }
+  return json;
 }
 
 const KNOWN_OPTIONS = new Set([
@@ -364,7 +414,7 @@ export function validateOptions(options: FargateTaskEnvironmentOptions): Fargate
   if (typeof memory !== "number" || !memories.includes(memory)) {
     throw optionError(
       "memory",
-      `${show(memory)} MiB is not valid with cpu ${cpu}. With cpu ${cpu}, memory must be one of: ${memories.join(", ")} (MiB).`,
+      `${show(memory)} MiB is not valid with cpu ${cpu}${o.cpu === undefined ? " (the default cpu; set cpu to change it)" : ""}${o.memory === undefined ? " (1024 is the default memory)" : ""}. With cpu ${cpu}, memory must be one of: ${memories.join(", ")} (MiB).`,
     );
   }
   if (o.cpu !== undefined) out.cpu = cpu;
@@ -429,7 +479,7 @@ export function validateOptions(options: FargateTaskEnvironmentOptions): Fargate
       if (!SECRET_ARN.test(arn)) {
         throw optionError(
           `secrets.${name}`,
-          `${show(arn)} is not a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>) or an SSM parameter ARN (arn:aws:ssm:<region>:<account>:parameter/<name>). Pass the secret's ARN, never its value.`,
+          `is not a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>) or an SSM parameter ARN (arn:aws:ssm:<region>:<account>:parameter/<name>); its value is not shown, in case it is the secret itself. Pass the secret's ARN, never its value.`,
         );
       }
     }
@@ -540,6 +590,17 @@ export function validateOptions(options: FargateTaskEnvironmentOptions): Fargate
       }
       if (typeof value !== "string" || value.length > 256)
         throw optionError(`tags.${key}`, `expected a string of at most 256 characters, got ${show(value)}.`);
+      for (const [what, text] of [
+        ["key", key],
+        ["value", value],
+      ] as const) {
+        if (!TAG_CHARACTERS.test(text)) {
+          throw optionError(
+            `tags.${key}`,
+            `the tag ${what} ${show(text)} has characters ECS refuses; use letters, digits, spaces and _ . : / = + - @.`,
+          );
+        }
+      }
     }
     out.tags = { ...tags };
   }
@@ -661,6 +722,20 @@ export function resolveConfig(
   if (merged.subnets === undefined)
     throw missing("subnets", ENVIRONMENT_DEFAULTS.subnets, "Fargate tasks need a subnet for their network interface");
   if (merged.region === undefined) throw missing("region", "AWS_REGION", "ECS calls and logs need a region");
+  if (merged.securityGroups === undefined || merged.securityGroups.length === 0) {
+    throw missing(
+      "securityGroups",
+      ENVIRONMENT_DEFAULTS.securityGroups,
+      "tasks get explicit security groups, never the VPC's default",
+    );
+  }
+  if (merged.taskRoleArn === undefined) {
+    throw missing(
+      "taskRoleArn",
+      ENVIRONMENT_DEFAULTS.taskRoleArn,
+      "the runner reads its run from the backend and its flow from storage with this role's credentials",
+    );
+  }
   const logOption = merged.logConfiguration;
   let log: ResolvedFargateConfig["log"];
   if (logOption !== "none") {
@@ -689,7 +764,7 @@ export function resolveConfig(
     cpu: merged.cpu ?? 512,
     memory: merged.memory ?? 1024,
     subnets: merged.subnets,
-    securityGroups: merged.securityGroups ?? [],
+    securityGroups: merged.securityGroups,
     assignPublicIp: merged.assignPublicIp ?? false,
     ...(merged.taskRoleArn === undefined ? {} : { taskRoleArn: merged.taskRoleArn }),
     ...(merged.executionRoleArn === undefined ? {} : { executionRoleArn: merged.executionRoleArn }),

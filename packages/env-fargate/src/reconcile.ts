@@ -1,6 +1,6 @@
 import type { Task } from "@aws-sdk/client-ecs";
 import type { DeploymentReconciler, JsonValue, ReconcileDecision, ReconcileResult, RunRecord } from "@tern/core";
-import { ecsClient, ecsSdk } from "./ecs.js";
+import { ecsClient, ecsSdk, errorName } from "./ecs.js";
 
 /** `deployment.kind` of runs launched as ECS tasks. */
 export const ECS_DEPLOYMENT_KIND = "ecs-task";
@@ -145,7 +145,12 @@ export const MISSING_GRACE_MS = 60_000;
  * Decides a run's true state from its ECS task: a pure function, shared by the sweep and the
  * task-state event handler.
  */
-export function decideRun(run: RunRecord, task: Task | undefined, nowMs: number): RunVerdict {
+export function decideRun(
+  run: RunRecord,
+  task: Task | undefined,
+  nowMs: number,
+  options: { readonly startTimeoutMs?: number } = {},
+): RunVerdict {
   const d = ecsDeployment(run);
   if (d === undefined || d.taskArn === undefined) return {};
   const base = { runId: run.id, expectedRevision: run.revision };
@@ -172,10 +177,24 @@ export function decideRun(run: RunRecord, task: Task | undefined, nowMs: number)
     ) {
       return {
         stop: `tern: the runner of run ${run.id} stopped reporting`,
+        // (The stop follows the write: a runner that renews just in time keeps its task.)
         decision: {
           ...base,
           to: "Failed",
           reason: `its runner stopped reporting (lease expired at ${new Date(lease.expiresAtMs).toISOString()}) while ECS task ${taskId(d.taskArn)} was still ${task.lastStatus}; the task was stopped.${logsHint(d, d.taskArn)}`,
+        },
+      };
+    }
+    const startTimeoutMs = options.startTimeoutMs ?? 300_000;
+    if (run.state === "Submitted" && nowMs - run.updatedAtMs >= startTimeoutMs) {
+      // A task stuck before its runner started (PROVISIONING, PENDING, an image that never
+      // finishes pulling, a runner that cannot reach the backend): stop it rather than pay for it.
+      return {
+        stop: `tern: run ${run.id} did not start within ${Math.round(startTimeoutMs / 1000)} s`,
+        decision: {
+          ...base,
+          to: "Failed",
+          reason: `ECS task ${taskId(d.taskArn)} was still ${task.lastStatus ?? "starting"} ${Math.round((nowMs - run.updatedAtMs) / 1000)} s after launch and its runner never reported; the task was stopped.${logsHint(d, d.taskArn)}`,
         },
       };
     }
@@ -214,7 +233,7 @@ export function decideRun(run: RunRecord, task: Task | undefined, nowMs: number)
  * per region and cluster), stops the tasks of cancelled runs, and decides each run's state with
  * {@link decideRun}. Runs with no task recorded yet are left to the generic rules.
  */
-export const reconcileEcsTasks: DeploymentReconciler = async (runs, { nowMs, log }) => {
+export const reconcileEcsTasks: DeploymentReconciler = async (runs, { nowMs, log, submittedGraceMs }) => {
   const sdk = await ecsSdk();
   const untracked: string[] = [];
   const groups = new Map<string, { region: string; cluster: string; runs: RunRecord[] }>();
@@ -231,25 +250,54 @@ export const reconcileEcsTasks: DeploymentReconciler = async (runs, { nowMs, log
   }
   const decisions: ReconcileDecision[] = [];
   for (const group of groups.values()) {
-    const client = await ecsClient(group.region);
+    // One cluster or region failing (deleted, access denied, throttled) must not hold up the others.
+    let client: Awaited<ReturnType<typeof ecsClient>>;
+    try {
+      client = await ecsClient(group.region);
+    } catch (error) {
+      log(`ECS in ${group.region} is unavailable: ${(error as Error).message}`);
+      untracked.push(...group.runs.map((r) => r.id));
+      continue;
+    }
+    const stop = async (run: RunRecord, arn: string, reason: string) => {
+      await client.send(new sdk.StopTaskCommand({ cluster: group.cluster, task: arn, reason }));
+      log(`stopped ECS task ${taskId(arn)} of run ${run.id}: ${reason}`);
+    };
     for (let i = 0; i < group.runs.length; i += 100) {
       const batch = group.runs.slice(i, i + 100);
       const arns = batch.map((run) => ecsDeployment(run)?.taskArn as string);
-      const output = await client.send(new sdk.DescribeTasksCommand({ cluster: group.cluster, tasks: arns }));
-      const tasks = new Map((output.tasks ?? []).map((task) => [task.taskArn, task]));
+      let tasks: Map<string | undefined, Task>;
+      try {
+        const output = await client.send(new sdk.DescribeTasksCommand({ cluster: group.cluster, tasks: arns }));
+        tasks = new Map((output.tasks ?? []).map((task) => [task.taskArn, task]));
+      } catch (error) {
+        if (errorName(error) === "ClusterNotFoundException") {
+          // The cluster is gone, and its tasks with it.
+          tasks = new Map();
+        } else {
+          log(
+            `describing ${batch.length} ECS tasks in ${group.cluster} (${group.region}) failed: ${(error as Error).message}`,
+          );
+          untracked.push(...batch.map((r) => r.id));
+          continue;
+        }
+      }
       for (const run of batch) {
         const arn = ecsDeployment(run)?.taskArn as string;
-        const verdict = decideRun(run, tasks.get(arn), nowMs);
-        if (verdict.stop !== undefined) {
+        const verdict = decideRun(run, tasks.get(arn), nowMs, { startTimeoutMs: submittedGraceMs });
+        const reason = verdict.stop;
+        if (verdict.decision !== undefined) {
+          decisions.push(
+            reason === undefined ? verdict.decision : { ...verdict.decision, afterWrite: () => stop(run, arn, reason) },
+          );
+        } else if (reason !== undefined) {
           try {
-            await client.send(new sdk.StopTaskCommand({ cluster: group.cluster, task: arn, reason: verdict.stop }));
-            log(`stopped ECS task ${taskId(arn)} of run ${run.id}: ${verdict.stop}`);
+            await stop(run, arn, reason);
           } catch (error) {
+            // Tried again at the next sweep.
             log(`stopping ECS task ${taskId(arn)} of run ${run.id} failed: ${(error as Error).message}`);
-            continue;
           }
         }
-        if (verdict.decision !== undefined) decisions.push(verdict.decision);
       }
     }
   }

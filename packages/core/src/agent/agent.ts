@@ -3,7 +3,7 @@ import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { createInterface } from "node:readline";
 import { openBackend } from "../backend/open.js";
-import { type Backend, isTerminalRunState, type RunRecord } from "../backend/types.js";
+import { type Backend, isTerminalRunState, labelsMatch, type RunRecord } from "../backend/types.js";
 import { checkLabels, type Deployment } from "../environment/environment.js";
 import { RunConflictError, TernError } from "../errors.js";
 import { describe } from "../flow/task.js";
@@ -32,6 +32,14 @@ export interface LocalAgentOptions {
   readonly runnerCommand?: readonly string[];
   /** Progress lines (one per claimed, submitted or failed run). @default none */
   readonly log?: (line: string) => void;
+  /**
+   * Environment types this agent deploys; a claimed run of another type fails with a reason
+   * that says so (a Lambda agent launches Fargate tasks, it cannot host local runners).
+   * @default every type
+   */
+  readonly environmentTypes?: readonly string[];
+  /** Passed to the sweep each poll: how long a run may stay Submitted with no runner. @default 300000 */
+  readonly submittedGraceMs?: number;
 }
 
 /** What one poll did. */
@@ -58,6 +66,8 @@ export class LocalAgent {
   private readonly leaseMs: number;
   private readonly runnerCommand: readonly string[];
   private readonly log: (line: string) => void;
+  private readonly environmentTypes: readonly string[] | undefined;
+  private readonly submittedGraceMs: number | undefined;
   private backend: Backend | undefined;
   private readonly ownsBackend: boolean;
   private readonly active = new Map<string, Promise<void>>();
@@ -87,6 +97,9 @@ export class LocalAgent {
       );
     }
     this.log = options.log ?? (() => {});
+    this.environmentTypes = options.environmentTypes;
+    this.submittedGraceMs =
+      options.submittedGraceMs === undefined ? undefined : positive("submittedGraceMs", options.submittedGraceMs);
     this.backend = options.backend;
     this.ownsBackend = options.backend === undefined;
   }
@@ -96,11 +109,19 @@ export class LocalAgent {
     return this.active.size;
   }
 
-  /** Claims what is ready (up to the free concurrency) and deploys it. */
-  async pollOnce(): Promise<PollResult> {
+  /**
+   * Claims what is ready (up to the free concurrency) and deploys it. With `deadlineMs` (epoch
+   * ms), no run is claimed at or after it: a Lambda agent passes its remaining time minus a
+   * margin, so every run it claims is deployed before it is frozen, and the rest stay unclaimed.
+   */
+  async pollOnce(options: { readonly deadlineMs?: number } = {}): Promise<PollResult> {
+    const deadline = options.deadlineMs ?? Number.POSITIVE_INFINITY;
     const backend = await this.openedBackend();
     await backend.recordAgent({ id: this.agentId, labels: this.labels, lastSeenAtMs: Date.now() });
-    for (const run of await sweepRuns(backend, { log: this.log })) {
+    for (const run of await sweepRuns(backend, {
+      log: this.log,
+      ...(this.submittedGraceMs === undefined ? {} : { submittedGraceMs: this.submittedGraceMs }),
+    })) {
       this.log(`${run.to === "Scheduled" ? "handed back" : "ended"} run ${run.runId} ${run.to}: ${run.reason}`);
     }
     const submitted: string[] = [];
@@ -108,7 +129,7 @@ export class LocalAgent {
     let claimed = 0;
     // One claim per deploy: a lease is taken just before its run is deployed, so a slow deploy
     // cannot let the leases of runs waiting behind it expire (and another agent take them).
-    while (this.active.size < this.concurrency) {
+    while (this.active.size < this.concurrency && Date.now() < deadline) {
       const [run] = await backend.claimRuns({
         agentId: this.agentId,
         labels: this.labels,
@@ -124,14 +145,67 @@ export class LocalAgent {
           this.log(`submitted run ${run.id}`);
         }
       } catch (error) {
+        if (isLaunchUncertain(error)) {
+          this.log(`run ${run.id}: ${(error as Error).message}; left Submitted for the sweep to hand back`);
+          continue;
+        }
         const reason = `deploy failed: ${(error as Error).message}`;
-        if (await this.fail(backend, run.id, reason, run.revision)) {
+        if (await this.failDeploy(backend, run.id, reason, run.revision)) {
           failed.push({ runId: run.id, reason });
           this.log(`failed run ${run.id}: ${reason}`);
         }
       }
     }
     return { claimed, submitted, failed };
+  }
+
+  /**
+   * Claims one given run and deploys it at once, without waiting for a poll (an event trigger
+   * that just created the run). Resolves what happened: `submitted`, or `skipped` with why (it
+   * is not Scheduled, another agent holds it, its labels are not this agent's, it is not due).
+   */
+  async dispatch(
+    runId: string,
+  ): Promise<{ readonly status: "submitted" | "skipped" | "failed"; readonly reason?: string }> {
+    const backend = await this.openedBackend();
+    const run = await backend.getRun(runId);
+    const now = Date.now();
+    if (run === undefined) return { status: "skipped", reason: "no such run" };
+    if (run.state !== "Scheduled") return { status: "skipped", reason: `it is ${run.state}` };
+    if (run.lease !== undefined && run.lease.expiresAtMs > now)
+      return { status: "skipped", reason: `${run.lease.owner} holds it` };
+    if (!labelsMatch(this.labels, run.labels)) return { status: "skipped", reason: "its labels are not this agent's" };
+    if (run.scheduledAtMs > now) return { status: "skipped", reason: "it is not due yet" };
+    let claimed: RunRecord;
+    try {
+      // A claim is a compare-and-swap like claimRuns': two dispatchers of one run, one winner.
+      claimed = await backend.transitionRun({
+        runId,
+        expectedRevision: run.revision,
+        to: "Scheduled",
+        lease: { owner: this.agentId, expiresAtMs: now + this.leaseMs },
+      });
+    } catch (error) {
+      if (error instanceof RunConflictError) return { status: "skipped", reason: "another agent took it first" };
+      throw error;
+    }
+    this.log(`claimed run ${runId} (${run.flow} v${run.version}) for immediate dispatch`);
+    try {
+      if (await this.deploy(backend, claimed)) {
+        this.log(`submitted run ${runId}`);
+        return { status: "submitted" };
+      }
+      return { status: "skipped", reason: "it changed while being deployed" };
+    } catch (error) {
+      if (isLaunchUncertain(error)) {
+        this.log(`run ${runId}: ${(error as Error).message}; left Submitted for the sweep to hand back`);
+        return { status: "skipped", reason: (error as Error).message };
+      }
+      const reason = `deploy failed: ${(error as Error).message}`;
+      await this.failDeploy(backend, runId, reason, claimed.revision);
+      this.log(`failed run ${runId}: ${reason}`);
+      return { status: "failed", reason };
+    }
   }
 
   /** Polls until {@link stop}. */
@@ -194,6 +268,13 @@ export class LocalAgent {
       this.log(`run ${claimed.id} changed since it was claimed (now ${resolved.run.state}); leaving it`);
       return false;
     }
+    const type = resolved.manifest.environment.type;
+    if (this.environmentTypes !== undefined && !this.environmentTypes.includes(type)) {
+      throw new TernError(
+        "ENVIRONMENT_TYPE",
+        `this agent deploys only ${this.environmentTypes.join(", ")}, and flow ${resolved.label} uses ${type}. Give the flow a label this agent lacks (so another agent takes its runs), or change its environment.`,
+      );
+    }
     const route = await deployRoute(resolved.manifest, resolved.label);
     const runnerEnv = runnerEnvironment();
     const onOutput = (line: string) => this.log(`run ${claimed.id.slice(0, 8)} | ${line}`);
@@ -227,7 +308,7 @@ export class LocalAgent {
             manifest: resolved.manifest,
             backendUrl: backend.url,
             saveDeployment: async (details) => {
-              run = await this.recordDeployment(backend, run, details);
+              run = await this.saveLaunch(backend, run, details);
             },
           })
         : await this.deployCustom(run.id, runnerEnv, onOutput);
@@ -344,6 +425,49 @@ export class LocalAgent {
    * only if nothing else wrote it: otherwise it belongs to someone else and is left alone.
    * Resolves whether this agent recorded the end.
    */
+  /**
+   * Records launch bookkeeping on a run that must still be Submitted (this agent's launch);
+   * throws when it moved on (cancelled, handed back, taken over), so the launch stops.
+   */
+  private async saveLaunch(
+    backend: Backend,
+    run: RunRecord,
+    details: Readonly<Record<string, JsonValue>>,
+  ): Promise<RunRecord> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      try {
+        return await backend.transitionRun({
+          runId: run.id,
+          expectedRevision: run.revision,
+          to: "Submitted",
+          deployment: details,
+        });
+      } catch (error) {
+        if (!(error instanceof RunConflictError)) throw error;
+        const latest = await backend.getRun(run.id);
+        if (latest?.state !== "Submitted") {
+          throw new TernError(
+            "RUN_MOVED_ON",
+            `run ${run.id} is ${latest?.state ?? "gone"} now; this agent stops launching it`,
+          );
+        }
+        run = latest;
+      }
+    }
+    throw new TernError("RUN_MOVED_ON", `run ${run.id} kept changing while its launch was recorded`);
+  }
+
+  /**
+   * Fails a run whose deploy failed, only while it is still this agent's (Scheduled under its
+   * claim, or Submitted); a run cancelled meanwhile ends Cancelled. A run a runner already took
+   * (Running) is the runner's: a late deploy error never fails it.
+   */
+  private async failDeploy(backend: Backend, runId: string, reason: string, claimedRevision: number): Promise<boolean> {
+    const run = await backend.getRun(runId);
+    if (run === undefined || run.state === "Running") return false;
+    return this.fail(backend, runId, reason, claimedRevision);
+  }
+
   private async fail(backend: Backend, runId: string, reason: string, claimedRevision?: number): Promise<boolean> {
     for (let attempt = 0; attempt < 5; attempt++) {
       const run = await backend.getRun(runId);
@@ -360,6 +484,11 @@ export class LocalAgent {
     }
     return false;
   }
+}
+
+/** Whether a deploy error says the launch may or may not have happened (see `LaunchUncertainError`). */
+function isLaunchUncertain(error: unknown): boolean {
+  return (error as { code?: unknown })?.code === "LAUNCH_UNCERTAIN";
 }
 
 /** The variables a runner needs to reach this process's backend and storage. */

@@ -41,6 +41,8 @@ export interface ReconcileDecision {
   readonly reason: string;
   /** Replaces the run's deployment details with the change (a relaunch's history). */
   readonly deployment?: Readonly<Record<string, JsonValue>>;
+  /** Runs once the change is written (stop a task only after its run was failed). */
+  readonly afterWrite?: () => Promise<void>;
 }
 
 /** What a reconciler returns for the runs it was given. */
@@ -57,7 +59,7 @@ export interface ReconcileResult {
  */
 export type DeploymentReconciler = (
   runs: readonly RunRecord[],
-  context: { readonly nowMs: number; readonly log: (line: string) => void },
+  context: { readonly nowMs: number; readonly log: (line: string) => void; readonly submittedGraceMs: number },
 ) => Promise<ReconcileResult>;
 
 const reconcilers = new Map<string, () => Promise<DeploymentReconciler>>();
@@ -96,6 +98,7 @@ export async function sweepRuns(backend: Backend, options: SweepOptions = {}): P
     reason: string,
     deployment?: Readonly<Record<string, JsonValue>>,
     expectedRevision = run.revision,
+    afterWrite?: () => Promise<void>,
   ) => {
     try {
       await backend.transitionRun({
@@ -110,6 +113,12 @@ export async function sweepRuns(backend: Backend, options: SweepOptions = {}): P
     } catch (error) {
       // It moved on meanwhile (the runner reported after all, another agent swept it first).
       if (!(error instanceof RunConflictError)) throw error;
+      return;
+    }
+    try {
+      await afterWrite?.();
+    } catch (error) {
+      log(`after ending run ${run.id}: ${(error as Error).message}`);
     }
   };
 
@@ -129,10 +138,12 @@ export async function sweepRuns(backend: Backend, options: SweepOptions = {}): P
     if (load === undefined) continue;
     let result: ReconcileResult;
     try {
-      result = await (await load())(tracked, { nowMs: now, log });
+      result = await (await load())(tracked, { nowMs: now, log, submittedGraceMs: grace });
     } catch (error) {
-      // One deployment kind's outage (ECS unreachable) must not stop the other rules.
+      // One deployment kind's outage (ECS unreachable) must not stop the other rules: its runs
+      // get the generic ones (expired runner leases, launches no runner took).
       log(`reconciling ${kind} deployments failed: ${(error as Error).message}`);
+      generic.push(...tracked);
       continue;
     }
     const byId = new Map(tracked.map((run) => [run.id, run]));
@@ -144,7 +155,14 @@ export async function sweepRuns(backend: Backend, options: SweepOptions = {}): P
           `The ${kind} reconciler decided about run ${decision.runId}, which it was not given.`,
         );
       }
-      await move(run, decision.to, decision.reason, decision.deployment, decision.expectedRevision);
+      await move(
+        run,
+        decision.to,
+        decision.reason,
+        decision.deployment,
+        decision.expectedRevision,
+        decision.afterWrite,
+      );
     }
     for (const id of result.untracked ?? []) {
       const run = byId.get(id);

@@ -86,6 +86,18 @@ export class EnvironmentError extends TernError {
 }
 
 /**
+ * Thrown by `execute` when it cannot tell whether the launch happened (the service kept failing
+ * or timing out after the request may have landed). The agent leaves the run Submitted, with
+ * whatever bookkeeping was saved; the sweep hands it back after its grace period, and the next
+ * launch must be idempotent with this one (ECS: the same clientToken).
+ */
+export class LaunchUncertainError extends TernError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("LAUNCH_UNCERTAIN", message, options);
+  }
+}
+
+/**
  * Where and how a flow's runs execute. An agent rebuilds the environment from its JSON
  * (`{ type, options }`), calls `setup(storage)` and then `execute(storage, location, context)`.
  * Subclasses declare their own `static readonly type`, which must not be a built-in name.

@@ -167,23 +167,62 @@ describe("sweepRuns", () => {
     ]);
   });
 
-  it("keeps sweeping when a reconciler fails, and says so", async () => {
+  it("applies the generic rules to a failing reconciler's runs, keeps sweeping the others, and says so", async () => {
     const kind = `broken-kind-${Math.random()}`;
     registerDeploymentReconciler(kind, async () => async () => {
       throw new Error("ECS is unreachable");
     });
-    const tracked = await runIn("Running");
+    // Its runner's lease expired: the generic rule ends it even though ECS cannot be asked.
+    const tracked = await runIn("Running", Date.now() - 1);
     await backend.transitionRun({
       runId: tracked.id,
       expectedRevision: tracked.revision,
       to: "Running",
       deployment: { kind, taskArn: "x" },
     });
+    const live = await runIn("Running", Date.now() + 60_000);
+    await backend.transitionRun({
+      runId: live.id,
+      expectedRevision: live.revision,
+      to: "Running",
+      deployment: { kind, taskArn: "y" },
+    });
     const dead = await runIn("Running", Date.now() - 1);
     const lines: string[] = [];
     const swept = await sweepRuns(backend, { log: (line) => lines.push(line) });
-    expect(swept.map((s) => s.runId)).toEqual([dead.id]);
+    expect(new Set(swept.map((s) => s.runId))).toEqual(new Set([dead.id, tracked.id]));
     expect(lines).toEqual([expect.stringContaining("ECS is unreachable")]);
+  });
+
+  it("runs a decision's afterWrite only when the write landed", async () => {
+    const kind = `after-kind-${Math.random()}`;
+    const stopped: string[] = [];
+    registerDeploymentReconciler(kind, async () => async (runs) => ({
+      decisions: runs.map((r) => ({
+        runId: r.id,
+        expectedRevision: r.deployment?.stale === true ? r.revision - 1 : r.revision,
+        to: "Failed" as const,
+        reason: "stopped",
+        afterWrite: async () => void stopped.push(r.id),
+      })),
+    }));
+    const fresh = await runIn("Running");
+    await backend.transitionRun({
+      runId: fresh.id,
+      expectedRevision: fresh.revision,
+      to: "Running",
+      deployment: { kind },
+    });
+    const stale = await runIn("Running");
+    await backend.transitionRun({
+      runId: stale.id,
+      expectedRevision: stale.revision,
+      to: "Running",
+      deployment: { kind, stale: true },
+    });
+    await sweepRuns(backend);
+    expect(stopped).toEqual([fresh.id]);
+    expect((await backend.getRun(stale.id))?.state).toBe("Running");
   });
 
   it("leaves a Running run without a runner lease (an older runner, or an environment that reports otherwise)", async () => {

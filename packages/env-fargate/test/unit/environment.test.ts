@@ -6,14 +6,15 @@ import {
   RegisterTaskDefinitionCommand,
   RunTaskCommand,
 } from "@aws-sdk/client-ecs";
-import type {
-  ExecuteContext,
-  FlowVersionRecord,
-  JsonValue,
-  Manifest,
-  RunRecord,
-  SetupContext,
-  Storage,
+import {
+  type ExecuteContext,
+  type FlowVersionRecord,
+  type JsonValue,
+  LaunchUncertainError,
+  type Manifest,
+  type RunRecord,
+  type SetupContext,
+  type Storage,
 } from "@tern/core";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
@@ -25,6 +26,7 @@ import {
   HASH_TAG,
   MAX_OVERRIDES_CHARS,
   Pacer,
+  runTaskPacer,
   TASK_DEFINITION_ANNOTATION,
 } from "../../src/index.js";
 
@@ -39,6 +41,8 @@ const OPTIONS: FargateTaskEnvironmentOptions = {
   cluster: "tern",
   image: "ghcr.io/acme/tern-runner:1",
   subnets: ["subnet-0123456789abcdef0"],
+  securityGroups: ["sg-0123456789abcdef0"],
+  taskRoleArn: "arn:aws:iam::123456789012:role/tern-task",
   logConfiguration: "none",
   launchBackoffMs: 0,
 };
@@ -147,13 +151,14 @@ describe("setup: the task definition by content", () => {
     const first = new FargateTaskEnvironment(OPTIONS);
     const { context } = setupContext();
     await first.setup(storage, context);
-    const hash = ecs
-      .commandCalls(RegisterTaskDefinitionCommand)[0]
-      ?.args[0].input.tags?.find((t) => t.key === HASH_TAG)?.value;
+    const input = ecs.commandCalls(RegisterTaskDefinitionCommand)[0]?.args[0].input;
+    const hash = input?.tags?.find((t) => t.key === HASH_TAG)?.value;
+    if (input === undefined) throw new Error("nothing was registered");
+    const { tags: _tags, ...content } = input;
     ecs.reset();
     clearDefinitionCache();
     ecs.on(DescribeTaskDefinitionCommand).resolves({
-      taskDefinition: { taskDefinitionArn: TD_ARN, status: "ACTIVE" },
+      taskDefinition: { ...content, taskDefinitionArn: TD_ARN, status: "ACTIVE" },
       tags: [{ key: HASH_TAG, value: hash }],
     });
     const second = new FargateTaskEnvironment(OPTIONS);
@@ -161,11 +166,26 @@ describe("setup: the task definition by content", () => {
     expect(second.taskDefinitionArn).toBe(TD_ARN);
     expect(ecs.commandCalls(RegisterTaskDefinitionCommand)).toHaveLength(0);
     expect(ecs.commandCalls(DescribeTaskDefinitionCommand)).toHaveLength(1);
+
+    // A revision that carries the tag but runs another image is not trusted: register instead.
+    ecs.reset();
+    clearDefinitionCache();
+    const forged = { ...content, containerDefinitions: [{ ...content.containerDefinitions?.[0], image: "evil:1" }] };
+    ecs.on(DescribeTaskDefinitionCommand).resolves({
+      taskDefinition: { ...forged, taskDefinitionArn: TD_ARN, status: "ACTIVE" },
+      tags: [{ key: HASH_TAG, value: hash }],
+    });
+    ecs.on(ListTaskDefinitionsCommand).resolves({ taskDefinitionArns: [TD_ARN] });
+    ecs.on(RegisterTaskDefinitionCommand).resolves({ taskDefinition: { taskDefinitionArn: `${TD_ARN}8` } });
+    const third = new FargateTaskEnvironment(OPTIONS);
+    await third.setup(storage, setupContext().context);
+    expect(third.taskDefinitionArn).toBe(`${TD_ARN}8`);
   });
 
   it("finds an older ACTIVE revision with the hash when the newest differs", async () => {
     const env = new FargateTaskEnvironment(OPTIONS);
     let hash = "";
+    let content: Record<string, unknown> = {};
     ecs.on(DescribeTaskDefinitionCommand, { taskDefinition: "tern-etl" }).resolves({
       taskDefinition: {
         taskDefinitionArn: "arn:aws:ecs:eu-west-1:123456789012:task-definition/tern-etl:9",
@@ -177,12 +197,14 @@ describe("setup: the task definition by content", () => {
       taskDefinitionArns: ["arn:aws:ecs:eu-west-1:123456789012:task-definition/tern-etl:9", TD_ARN],
     });
     ecs.on(DescribeTaskDefinitionCommand, { taskDefinition: TD_ARN }).callsFake(async () => ({
-      taskDefinition: { taskDefinitionArn: TD_ARN, status: "ACTIVE" },
+      taskDefinition: { ...content, taskDefinitionArn: TD_ARN, status: "ACTIVE" },
       tags: [{ key: HASH_TAG, value: hash }],
     }));
-    // Learn the hash the environment computes (what it would register).
+    // Learn the hash and content the environment computes (what it would register).
     ecs.on(RegisterTaskDefinitionCommand).callsFake(async (input) => {
       hash = input.tags.find((t: { key: string }) => t.key === HASH_TAG).value;
+      const { tags: _tags, ...rest } = input;
+      content = rest;
       throw Object.assign(new Error("Too many concurrent attempts to create a new revision of the specified family."), {
         name: "ClientException",
       });
@@ -418,6 +440,65 @@ describe("execute: RunTask", () => {
     const deployment = await env.execute(storage, "loc", executeContext());
     expect(deployment.details).toMatchObject({ taskArn: TASK_ARN, taskDefinitionArn: `${TD_ARN}0` });
     expect(ecs.commandCalls(RunTaskCommand).map((c) => c.args[0].input.taskDefinition)).toEqual([TD_ARN, `${TD_ARN}0`]);
+  });
+
+  it("retries a thrown throttling or 5xx error with the same token, and says the launch is uncertain when it gives up", async () => {
+    const env = await launched({ ...OPTIONS, launchAttempts: 3 });
+    const throttled = Object.assign(new Error("Rate exceeded"), {
+      name: "ThrottlingException",
+      $metadata: { httpStatusCode: 400 },
+    });
+    ecs
+      .on(RunTaskCommand)
+      .rejectsOnce(throttled)
+      .resolves({ tasks: [{ taskArn: TASK_ARN }] });
+    const saved: unknown[] = [];
+    const deployment = await env.execute(
+      storage,
+      "loc",
+      executeContext({ saveDeployment: async (d) => void saved.push(d) }),
+    );
+    expect(deployment.details).toMatchObject({ taskArn: TASK_ARN, launch: 0 });
+    expect(ecs.commandCalls(RunTaskCommand).map((c) => c.args[0].input.clientToken)).toEqual([
+      clientToken(RUN_ID, 0),
+      clientToken(RUN_ID, 0),
+    ]);
+    // The token never moved on: the first call may have started the task.
+    expect(saved).toEqual([]);
+
+    ecs.reset();
+    ecs.on(RunTaskCommand).rejects(
+      Object.assign(new Error("We encountered an internal error"), {
+        name: "ServerException",
+        $metadata: { httpStatusCode: 500 },
+      }),
+    );
+    const attempt = env.execute(storage, "loc", executeContext());
+    await expect(attempt).rejects.toBeInstanceOf(LaunchUncertainError);
+    await expect(attempt).rejects.toThrow(/may or may not have started a task.*same clientToken/);
+    expect(ecs.commandCalls(RunTaskCommand)).toHaveLength(3);
+  });
+
+  it("waits for the shared pacer before every RunTask", async () => {
+    const env = await launched();
+    ecs.on(RunTaskCommand).resolves({ tasks: [{ taskArn: TASK_ARN }] });
+    const wait = vi.spyOn(runTaskPacer, "wait");
+    try {
+      await env.execute(storage, "loc", executeContext());
+      expect(wait).toHaveBeenCalledTimes(1);
+    } finally {
+      wait.mockRestore();
+    }
+  });
+
+  it("tags runs of flows whose names ECS would refuse in a tag, with the characters replaced", async () => {
+    const env = await launched();
+    ecs.on(RunTaskCommand).resolves({ tasks: [{ taskArn: TASK_ARN }] });
+    await env.execute(storage, "loc", executeContext({ run: { ...run(), flow: "etl (EU)#2" } }));
+    expect(ecs.commandCalls(RunTaskCommand)[0]?.args[0].input.tags).toContainEqual({
+      key: "tern:flow",
+      value: "etl _EU__2",
+    });
   });
 
   it("refuses a backend a task cannot reach", async () => {

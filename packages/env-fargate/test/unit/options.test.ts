@@ -79,7 +79,7 @@ describe("FargateTaskEnvironment options", () => {
     rejects({ cpu: 1024, memory: 1024 }, /2048, 3072, 4096, 5120, 6144, 7168, 8192/);
     rejects({ cpu: 8192, memory: 20000 }, /16384, 20480, 24576/);
     rejects({ cpu: 300 }, /cpu: 300 is not a Fargate size/, /256, 512, 1024, 2048, 4096, 8192, 16384/);
-    rejects({ memory: 8192 }, /not valid with cpu 512/);
+    rejects({ memory: 8192 }, /not valid with cpu 512 \(the default cpu; set cpu to change it\)/);
     expect(() => new FargateTaskEnvironment({ cpu: 16384, memory: 122880 })).not.toThrow();
   });
 
@@ -101,6 +101,22 @@ describe("FargateTaskEnvironment options", () => {
       /looks like an AWS secret access key/,
     );
     rejects({ environment: { DB_PASSWORD: "hunter2" } }, /says it holds a credential/);
+    rejects({ environment: { DB_PASS: "hunter2" } }, /says it holds a credential/);
+    rejects({ environment: { STRIPE_API_KEY: "x" } }, /says it holds a credential/);
+    rejects({ environment: { DATABASE_URL: "postgres://admin:hunter2@db.internal:5432/app" } }, /URL with a password/);
+    rejects({ environment: { GH: `ghp_${"a".repeat(36)}` } }, /GitHub token/);
+    rejects({ environment: { PAY: `sk_live_${"a".repeat(24)}` } }, /Stripe key/);
+    rejects({ environment: { HOOK: "https://hooks.slack.com/services/T000/B000/XXXX" } }, /Slack webhook/);
+    rejects({ environment: { PEM: "-----BEGIN RSA PRIVATE KEY-----\nMIIE" } }, /private key/);
+    // The escape hatches are scanned too.
+    rejects(
+      { extraContainerDefinition: { dockerLabels: { token: `xoxb-${"1".repeat(20)}` } } },
+      /extraContainerDefinition\.dockerLabels\.token: it looks like a Slack token/,
+    );
+    // Names that only contain KEY are not credentials.
+    expect(
+      () => new FargateTaskEnvironment({ environment: { CACHE_KEY: "users", S3_KEY_PREFIX: "raw/" } }),
+    ).not.toThrow();
     // Ordinary values pass: a URL, a 40-character hex digest, a path.
     expect(
       () =>
@@ -116,11 +132,15 @@ describe("FargateTaskEnvironment options", () => {
   });
 
   it("rejects secrets that are not Secrets Manager or SSM ARNs", () => {
-    rejects(
-      { secrets: { DB: "hunter2" } },
-      /secrets\.DB: "hunter2" is not a Secrets Manager secret ARN/,
-      /never its value/,
-    );
+    rejects({ secrets: { DB: "hunter2" } }, /secrets\.DB: is not a Secrets Manager secret ARN/, /never its value/);
+    // The value is never repeated in the message: it may be the secret itself.
+    let message = "";
+    try {
+      new FargateTaskEnvironment({ secrets: { DB: "hunter2" } });
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).not.toContain("hunter2");
     expect(
       () => new FargateTaskEnvironment({ secrets: { P: "arn:aws:ssm:eu-west-1:123456789012:parameter/tern/p" } }),
     ).not.toThrow();
@@ -146,6 +166,7 @@ describe("FargateTaskEnvironment options", () => {
     rejects({ ephemeralStorageGiB: 10 }, /ephemeralStorageGiB: expected an integer from 21 to 200/);
     rejects({ taskRoleArn: "tern-task" }, /taskRoleArn: "tern-task" is not valid: give an IAM role ARN/);
     rejects({ tags: { "aws:x": "1" } }, /must .* not start with "aws:"/);
+    rejects({ tags: { team: "data#1" } }, /has characters ECS refuses/);
     rejects({ environment: { TERN_RUN_ID: "x" } }, /tern sets this variable/);
     rejects({ runtimePlatform: { cpuArchitecture: "arm" } }, /"arm" is not "X86_64" or "ARM64"/);
     rejects({ logConfiguration: { group: "/g", driver: "splunk" } }, /unknown key "driver"/);
@@ -182,6 +203,12 @@ describe("resolveConfig", () => {
     );
     expect(() => resolveConfig(env.options, "f", without("AWS_REGION"))).toThrow(/no region: .*AWS_REGION/);
     expect(() => resolveConfig(env.options, "f", without("TERN_LOG_GROUP"))).toThrow(/no log group.*TERN_LOG_GROUP/);
+    expect(() => resolveConfig(env.options, "f", without("TERN_ECS_SECURITY_GROUPS"))).toThrow(
+      /no securityGroups: .*TERN_ECS_SECURITY_GROUPS/,
+    );
+    expect(() => resolveConfig(env.options, "f", without("TERN_ECS_TASK_ROLE_ARN"))).toThrow(
+      /no taskRoleArn: .*TERN_ECS_TASK_ROLE_ARN/,
+    );
     expect(() => resolveConfig(env.options, "f", without("TERN_ECS_EXECUTION_ROLE_ARN"))).toThrow(
       /no executionRoleArn: .*TERN_ECS_EXECUTION_ROLE_ARN/,
     );

@@ -200,6 +200,20 @@ describe("decideRun", () => {
     });
   });
 
+  it("stops a task still starting after the start timeout and fails its Submitted run", () => {
+    const r = run("Submitted", {}, { updatedAtMs: NOW - 301_000 });
+    const pending = { ...running, lastStatus: "PENDING" };
+    const verdict = decideRun(r, pending, NOW, { startTimeoutMs: 300_000 });
+    expect(verdict.stop).toMatch(/did not start within 300 s/);
+    expect(verdict.decision).toMatchObject({
+      to: "Failed",
+      reason: expect.stringMatching(/still PENDING 301 s after launch/),
+    });
+    expect(
+      decideRun(run("Submitted", {}, { updatedAtMs: NOW - 10_000 }), pending, NOW, { startTimeoutMs: 300_000 }),
+    ).toEqual({});
+  });
+
   it("stops a task whose runner stopped renewing its lease and fails the run", () => {
     const r = run("Running", {}, { lease: { owner: "runner:ip-10-0-0-1:7", expiresAtMs: NOW - 1 } });
     const verdict = decideRun(r, running, NOW);
@@ -238,6 +252,7 @@ describe("reconcileEcsTasks", () => {
     const result = await reconcileEcsTasks([cancelling, dead, pending, elsewhere], {
       nowMs: NOW,
       log: (l) => lines.push(l),
+      submittedGraceMs: 300_000,
     });
     expect(result.untracked).toEqual([pending.id]);
     expect(result.decisions).toEqual([expect.objectContaining({ runId: dead.id, to: "Failed" })]);
@@ -246,5 +261,49 @@ describe("reconcileEcsTasks", () => {
     ]);
     expect(ecs.commandCalls(DescribeTasksCommand)).toHaveLength(2);
     expect(lines).toEqual([expect.stringMatching(/stopped ECS task/)]);
+  });
+
+  it("stops a task only after its run's failure is written (afterWrite)", async () => {
+    const hung = run("Running", {}, { lease: { owner: "runner:h:1", expiresAtMs: NOW - 1 } });
+    ecs.on(DescribeTasksCommand).resolves({ tasks: [running] });
+    ecs.on(StopTaskCommand).resolves({});
+    const result = await reconcileEcsTasks([hung], { nowMs: NOW, log: () => {}, submittedGraceMs: 300_000 });
+    expect(result.decisions).toEqual([expect.objectContaining({ runId: hung.id, to: "Failed" })]);
+    expect(ecs.commandCalls(StopTaskCommand)).toHaveLength(0);
+    await result.decisions[0]?.afterWrite?.();
+    expect(ecs.commandCalls(StopTaskCommand)).toHaveLength(1);
+  });
+
+  it("leaves the runs of a cluster it cannot describe to the generic rules, and treats a deleted cluster's tasks as gone", async () => {
+    const denied = run("Running", { cluster: "denied" });
+    const deleted = run("Running", { cluster: "deleted" });
+    const fine = run("Running", { taskArn: `${TASK_ARN}9` });
+    ecs
+      .on(DescribeTasksCommand, { cluster: "denied" })
+      .rejects(Object.assign(new Error("User is not authorized"), { name: "AccessDeniedException" }));
+    ecs
+      .on(DescribeTasksCommand, { cluster: "deleted" })
+      .rejects(Object.assign(new Error("Cluster not found."), { name: "ClusterNotFoundException" }));
+    ecs
+      .on(DescribeTasksCommand, { cluster: "tern" })
+      .resolves({ tasks: [{ ...stopped.oom, taskArn: `${TASK_ARN}9` }] });
+    const lines: string[] = [];
+    const result = await reconcileEcsTasks([denied, deleted, fine], {
+      nowMs: NOW + 120_000,
+      log: (l) => lines.push(l),
+      submittedGraceMs: 300_000,
+    });
+    expect(result.untracked).toEqual([denied.id]);
+    expect(
+      result.decisions.map((d) => [
+        d.runId,
+        d.to,
+        d.reason.includes("no longer exists") || d.reason.includes("out of memory"),
+      ]),
+    ).toEqual([
+      [deleted.id, "Failed", true],
+      [fine.id, "Failed", true],
+    ]);
+    expect(lines).toEqual([expect.stringMatching(/describing 1 ECS tasks in denied .*not authorized/)]);
   });
 });
