@@ -1,0 +1,179 @@
+import * as z from "zod/mini";
+
+/** A configuration that cannot work: every missing or invalid variable, named. */
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(
+      `tern Lambda configuration: ${problems.length} problem${problems.length === 1 ? "" : "s"}:\n  - ${problems.join("\n  - ")}\nSet these environment variables on the function (the tern CDK stack sets them all).`,
+    );
+    this.name = "ConfigError";
+  }
+}
+
+/** What a handler needs from its environment. */
+export interface LambdaConfig {
+  /** `dynamodb://<table>?region=<region>` */
+  readonly backendUrl: string;
+  readonly labels: readonly string[];
+  /** Stop claiming this long before the invocation's time runs out. */
+  readonly safetyMarginMs: number;
+  /** How long a run may stay Submitted with no task before the sweep acts. */
+  readonly submittedGraceMs: number;
+  /** Trigger rules inline (JSON), or where to read them (`s3://bucket/key`). */
+  readonly rules?: { readonly inline: string } | { readonly s3: { readonly bucket: string; readonly key: string } };
+  readonly cloudEvents?: {
+    readonly auth: "iam" | "hmac";
+    /** Secrets Manager secret holding the HMAC key (what the stack sets). */
+    readonly secretArn?: string;
+    /** The HMAC key itself (local use and tests). */
+    readonly secret?: string;
+    /** How far a signature's timestamp may be from now. */
+    readonly toleranceSeconds: number;
+  };
+}
+
+/** Which parts a handler needs: the ECS settings to launch runs, the rules, the CloudEvents auth. */
+export interface ConfigNeeds {
+  readonly ecs?: boolean;
+  readonly rules?: boolean;
+  readonly cloudEvents?: boolean;
+}
+
+const SUBNET = /^subnet-[0-9a-f]{8}([0-9a-f]{9})?$/;
+const SECURITY_GROUP = /^sg-[0-9a-f]{8}([0-9a-f]{9})?$/;
+const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/;
+const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$/;
+
+const list = (pattern: RegExp, example: string) =>
+  z.string().check(
+    z.refine(
+      (v) =>
+        v
+          .split(",")
+          .map((s) => s.trim())
+          .every((s) => pattern.test(s)),
+      `must be a comma-separated list of ids such as ${example}`,
+    ),
+  );
+
+const integer = (min: number, max: number) =>
+  z
+    .string()
+    .check(
+      z.refine(
+        (v) => /^\d+$/.test(v) && Number(v) >= min && Number(v) <= max,
+        `must be an integer from ${min} to ${max}`,
+      ),
+    );
+
+const schema = z.object({
+  TERN_BACKEND: z.optional(
+    z
+      .string()
+      .check(
+        z.refine(
+          (v) => v.startsWith("dynamodb://"),
+          "must be a dynamodb://<table>?region=<region> URL (Lambda has no disk to keep SQLite on)",
+        ),
+      ),
+  ),
+  TERN_AGENT_LABELS: z.optional(z.string()),
+  TERN_SAFETY_MARGIN_MS: z.optional(integer(0, 600_000)),
+  TERN_SUBMITTED_GRACE_MS: z.optional(integer(1_000, 86_400_000)),
+  TERN_ECS_CLUSTER: z.optional(z.string().check(z.minLength(1))),
+  TERN_ECS_SUBNETS: z.optional(list(SUBNET, "subnet-0123456789abcdef0")),
+  TERN_ECS_SECURITY_GROUPS: z.optional(list(SECURITY_GROUP, "sg-0123456789abcdef0")),
+  TERN_ECS_TASK_ROLE_ARN: z.optional(z.string().check(z.regex(ROLE_ARN, "must be an IAM role ARN"))),
+  TERN_ECS_EXECUTION_ROLE_ARN: z.optional(z.string().check(z.regex(ROLE_ARN, "must be an IAM role ARN"))),
+  TERN_RUNNER_IMAGE: z.optional(z.string().check(z.regex(/^\S+$/, "must be an image URI"))),
+  TERN_LOG_GROUP: z.optional(z.string().check(z.minLength(1))),
+  TERN_TRIGGER_RULES: z.optional(z.string()),
+  TERN_TRIGGER_RULES_URL: z.optional(
+    z.string().check(z.regex(/^s3:\/\/[a-z0-9.-]{3,63}\/.+$/, "must be s3://<bucket>/<key>")),
+  ),
+  TERN_CLOUDEVENTS_AUTH: z.optional(z.enum(["iam", "hmac"])),
+  TERN_CLOUDEVENTS_SECRET_ARN: z.optional(
+    z.string().check(z.regex(SECRET_ARN, "must be a Secrets Manager secret ARN")),
+  ),
+  TERN_CLOUDEVENTS_SECRET: z.optional(z.string().check(z.minLength(32, "must be at least 32 characters"))),
+  TERN_SIGNATURE_TOLERANCE_S: z.optional(integer(1, 3600)),
+});
+
+/**
+ * Reads a handler's configuration from environment variables, once per cold start. Throws a
+ * `ConfigError` naming every missing or invalid variable at once.
+ */
+export function loadConfig(env: Readonly<Record<string, string | undefined>>, needs: ConfigNeeds = {}): LambdaConfig {
+  const present = Object.fromEntries(
+    Object.keys(schema.shape)
+      .map((name) => [name, env[name]?.trim()])
+      .filter(([, value]) => value !== undefined && value !== ""),
+  );
+  const parsed = z.safeParse(schema, present);
+  const problems: string[] = [];
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const name = String(issue.path[0] ?? "");
+      problems.push(`${name} ${issue.message}${name in present ? ` (got ${JSON.stringify(present[name])})` : ""}`);
+    }
+  }
+  const value = (parsed.success ? parsed.data : {}) as z.infer<typeof schema>;
+  const require = (name: keyof z.infer<typeof schema>, why: string) => {
+    if (!(name in present)) problems.push(`${name} is missing: ${why}`);
+  };
+  require("TERN_BACKEND", "the state table, as dynamodb://<table>?region=<region>");
+  if (needs.ecs) {
+    require("TERN_ECS_CLUSTER", "the ECS cluster runs are launched on");
+    require("TERN_ECS_SUBNETS", "the subnets of the runs' tasks");
+    require("TERN_ECS_EXECUTION_ROLE_ARN", "the role ECS pulls the runner image and writes logs with");
+    require("TERN_RUNNER_IMAGE", "the runner image");
+    require("TERN_LOG_GROUP", "the log group of the runs' output");
+  }
+  if (needs.rules && !("TERN_TRIGGER_RULES" in present) && !("TERN_TRIGGER_RULES_URL" in present)) {
+    problems.push(
+      "TERN_TRIGGER_RULES (JSON) or TERN_TRIGGER_RULES_URL (s3://bucket/key) is missing: the trigger rules",
+    );
+  }
+  if (needs.cloudEvents) {
+    require("TERN_CLOUDEVENTS_AUTH", 'how requests are authenticated: "iam" (the function URL\'s IAM auth) or "hmac"');
+    if (
+      value.TERN_CLOUDEVENTS_AUTH === "hmac" &&
+      !("TERN_CLOUDEVENTS_SECRET_ARN" in present) &&
+      !("TERN_CLOUDEVENTS_SECRET" in present)
+    ) {
+      problems.push(
+        "TERN_CLOUDEVENTS_SECRET_ARN is missing: with hmac auth, the Secrets Manager secret holding the signing key",
+      );
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  const labels = (value.TERN_AGENT_LABELS ?? "")
+    .split(",")
+    .map((l) => l.trim())
+    .filter((l) => l !== "");
+  const rulesUrl = value.TERN_TRIGGER_RULES_URL;
+  const s3 = rulesUrl === undefined ? undefined : /^s3:\/\/([^/]+)\/(.+)$/.exec(rulesUrl);
+  return {
+    backendUrl: value.TERN_BACKEND as string,
+    labels,
+    safetyMarginMs: Number(value.TERN_SAFETY_MARGIN_MS ?? 15_000),
+    submittedGraceMs: Number(value.TERN_SUBMITTED_GRACE_MS ?? 300_000),
+    ...(value.TERN_TRIGGER_RULES !== undefined
+      ? { rules: { inline: value.TERN_TRIGGER_RULES } }
+      : s3 !== undefined && s3 !== null
+        ? { rules: { s3: { bucket: s3[1] as string, key: s3[2] as string } } }
+        : {}),
+    ...(value.TERN_CLOUDEVENTS_AUTH === undefined
+      ? {}
+      : {
+          cloudEvents: {
+            auth: value.TERN_CLOUDEVENTS_AUTH,
+            ...(value.TERN_CLOUDEVENTS_SECRET_ARN === undefined
+              ? {}
+              : { secretArn: value.TERN_CLOUDEVENTS_SECRET_ARN }),
+            ...(value.TERN_CLOUDEVENTS_SECRET === undefined ? {} : { secret: value.TERN_CLOUDEVENTS_SECRET }),
+            toleranceSeconds: Number(value.TERN_SIGNATURE_TOLERANCE_S ?? 300),
+          },
+        }),
+  };
+}

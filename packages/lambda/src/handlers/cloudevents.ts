@@ -1,0 +1,92 @@
+/**
+ * CloudEvents over HTTP (a Lambda function URL, or API Gateway HTTP API, payload 2.0): structured
+ * and binary content modes, parsed with the `cloudevents` SDK, matched by the trigger rules (the
+ * pattern sees the event's attributes and `data`), each matching rule starting a run keyed by the
+ * event's source and id, dispatched at once.
+ *
+ * Authentication: with `TERN_CLOUDEVENTS_AUTH=iam` the function URL's IAM auth has already
+ * checked the caller (and a request without an IAM identity is refused); with `hmac` the body
+ * must be signed (see signature.ts): header `X-Tern-Signature: t=<unix seconds>,v1=<hex>`.
+ *
+ * Replies: 202 with the run ids (the same ids for a duplicate event), 400 for a malformed event,
+ * 401 for a bad or stale signature, 413 above 256 KB, 404 when no rule matches.
+ */
+import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2 } from "aws-lambda";
+import { type CloudEvent, HTTP } from "cloudevents";
+import { matchingRules } from "../rules.js";
+import { logger, runtime } from "../runtime.js";
+import { checkSignature, SIGNATURE_HEADER } from "../signature.js";
+import { startRuns } from "../trigger-runs.js";
+
+/** Largest body accepted (EventBridge's own event size limit). */
+export const MAX_BODY_BYTES = 256 * 1024;
+
+type Request = Pick<APIGatewayProxyEventV2, "headers" | "body" | "isBase64Encoded"> & {
+  readonly requestContext?: { readonly authorizer?: { readonly iam?: unknown } } & Record<string, unknown>;
+};
+
+function reply(statusCode: number, body: Record<string, unknown>): APIGatewayProxyResultV2 {
+  return { statusCode, headers: { "content-type": "application/json" }, body: JSON.stringify(body) };
+}
+
+export async function handler(request: Request): Promise<APIGatewayProxyResultV2> {
+  const rt = await runtime("cloudevents", { ecs: true, rules: true, cloudEvents: true });
+  const auth = rt.config.cloudEvents;
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(request.headers ?? {})) {
+    if (value !== undefined) headers[name.toLowerCase()] = value;
+  }
+  const raw = request.body ?? "";
+  const body = request.isBase64Encoded ? Buffer.from(raw, "base64") : Buffer.from(raw, "utf8");
+  if (body.byteLength > MAX_BODY_BYTES) {
+    return reply(413, { error: `the body has ${body.byteLength} bytes; at most ${MAX_BODY_BYTES} are accepted` });
+  }
+  if (auth?.auth === "hmac") {
+    const refused = checkSignature(rt.hmacKey as string, headers[SIGNATURE_HEADER], body, auth.toleranceSeconds);
+    if (refused !== undefined) {
+      logger.warn("refused a CloudEvent: bad signature", { reason: refused });
+      return reply(401, { error: refused });
+    }
+  } else if (request.requestContext?.authorizer?.iam === undefined) {
+    // IAM auth: a request with no IAM identity means the URL was exposed without it.
+    logger.warn("refused a CloudEvent without an IAM identity (is the function URL's auth type AWS_IAM?)");
+    return reply(401, { error: "the request carries no IAM identity; sign it with SigV4 for this function URL" });
+  }
+  let event: Record<string, unknown>;
+  try {
+    const parsed = HTTP.toEvent({ headers, body: body.toString("utf8") }) as
+      | CloudEvent<unknown>
+      | CloudEvent<unknown>[];
+    if (Array.isArray(parsed))
+      return reply(400, { error: "batched CloudEvents are not accepted; send one event per request" });
+    parsed.validate();
+    event = { ...parsed.toJSON() } as Record<string, unknown>;
+  } catch (error) {
+    return reply(400, { error: `not a valid CloudEvent: ${(error as Error).message}` });
+  }
+  const rules = matchingRules(rt.rules, event);
+  if (rules.length === 0) {
+    logger.info("no trigger rule matches the CloudEvent", { type: event.type, source: event.source, id: event.id });
+    return reply(404, {
+      error: `no trigger rule matches type ${JSON.stringify(event.type)} from source ${JSON.stringify(event.source)}`,
+    });
+  }
+  const runs = await startRuns(rt, rules, event, `cloudevents:${String(event.source)}:${String(event.id)}`);
+  const failed = runs.filter((r) => r.runId === undefined);
+  if (failed.length === runs.length) {
+    return reply(400, {
+      error: "no run could be started",
+      runs: failed.map((r) => ({ rule: r.rule, flow: r.flow, reason: r.reason })),
+    });
+  }
+  return reply(202, {
+    id: event.id,
+    runs: runs.map((r) => ({
+      rule: r.rule,
+      flow: r.flow,
+      runId: r.runId,
+      duplicate: r.created === false,
+      ...(r.runId === undefined ? { error: r.reason } : {}),
+    })),
+  });
+}

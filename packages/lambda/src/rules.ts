@@ -1,0 +1,117 @@
+import type { JsonValue } from "@tern/core";
+import * as z from "zod/mini";
+import { compilePattern, type EventPattern, PatternError } from "./pattern.js";
+
+/**
+ * A trigger rule as written (JSON): when an event matches `pattern` (EventBridge's event-pattern
+ * syntax, so the stack can use it as the EventBridge rule's pattern too), a run of `flow` starts,
+ * with `parameters` picked out of the event by path (`$.detail.object.key`).
+ */
+export interface TriggerRuleInput {
+  /** For logs and replies. @default the flow's name */
+  readonly name?: string;
+  readonly flow: string;
+  /** @default "default" */
+  readonly project?: string;
+  readonly pattern: Readonly<Record<string, unknown>>;
+  readonly parameters?: Readonly<Record<string, string>>;
+}
+
+/** A rule ready to match. */
+export interface TriggerRule {
+  readonly name: string;
+  readonly flow: string;
+  readonly project: string;
+  readonly pattern: EventPattern;
+  readonly parameters: Readonly<Record<string, string>>;
+}
+
+const PATH = /^\$(\.[A-Za-z0-9_-]+|\[\d+\]|\["[^"]+"\])*$/;
+
+const ruleSchema = z.strictObject({
+  name: z.optional(z.string().check(z.minLength(1))),
+  flow: z.string().check(z.minLength(1)),
+  project: z.optional(z.string().check(z.minLength(1))),
+  pattern: z.record(z.string(), z.unknown()),
+  parameters: z.optional(
+    z.record(
+      z.string(),
+      z
+        .string()
+        .check(z.regex(PATH, 'must be a path into the event such as "$.detail.object.key" or "$.resources[0]"')),
+    ),
+  ),
+});
+
+/** A rule list that cannot work. */
+export class RulesError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "RulesError";
+  }
+}
+
+/** Parses and compiles trigger rules (a JSON array), naming the rule and the field of any problem. */
+export function parseRules(json: string, where: string): TriggerRule[] {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(json);
+  } catch (error) {
+    throw new RulesError(`Trigger rules in ${where} are not JSON: ${(error as Error).message}`);
+  }
+  if (!Array.isArray(raw))
+    throw new RulesError(`Trigger rules in ${where} must be a JSON array of rules, got ${typeof raw}.`);
+  return raw.map((entry, i) => {
+    const parsed = z.safeParse(ruleSchema, entry);
+    const label = `rule ${i}${typeof (entry as { name?: unknown })?.name === "string" ? ` ("${(entry as { name: string }).name}")` : ""} in ${where}`;
+    if (!parsed.success) {
+      const issues = parsed.error.issues.map((issue) => `${issue.path.join(".") || "(rule)"}: ${issue.message}`);
+      throw new RulesError(`Trigger ${label}: ${issues.join("; ")}.`);
+    }
+    let pattern: EventPattern;
+    try {
+      pattern = compilePattern(parsed.data.pattern);
+    } catch (error) {
+      if (error instanceof PatternError) throw new RulesError(`Trigger ${label}: ${error.message}`);
+      throw error;
+    }
+    return {
+      name: parsed.data.name ?? parsed.data.flow,
+      flow: parsed.data.flow,
+      project: parsed.data.project ?? "default",
+      pattern,
+      parameters: parsed.data.parameters ?? {},
+    };
+  });
+}
+
+/** The value at `path` (`$.a.b[0]["c d"]`) in `value`, or undefined. */
+export function pick(value: unknown, path: string): unknown {
+  const steps = path.slice(1).match(/\.[A-Za-z0-9_-]+|\[\d+\]|\["[^"]+"\]/g) ?? [];
+  let current: unknown = value;
+  for (const step of steps) {
+    if (current === null || typeof current !== "object") return undefined;
+    const key = step.startsWith(".")
+      ? step.slice(1)
+      : step.startsWith('["')
+        ? step.slice(2, -2)
+        : Number(step.slice(1, -1));
+    current = (current as Record<string | number, unknown>)[key];
+  }
+  return current;
+}
+
+/** The run parameters a rule picks out of an event; paths that find nothing are left out (the flow's defaults apply). */
+export function ruleParameters(rule: TriggerRule, event: unknown): Record<string, JsonValue> {
+  const parameters: Record<string, JsonValue> = {};
+  for (const [name, path] of Object.entries(rule.parameters)) {
+    const value = pick(event, path);
+    if (value !== undefined) parameters[name] = value as JsonValue;
+  }
+  return parameters;
+}
+
+/** The rules an event matches, in order. */
+export function matchingRules(rules: readonly TriggerRule[], event: unknown): TriggerRule[] {
+  return rules.filter((rule) => rule.pattern.test(event));
+}

@@ -1,0 +1,75 @@
+import { scheduleRun, TernError } from "@tern/core";
+import { ruleParameters, type TriggerRule } from "./rules.js";
+import { logger, type Runtime } from "./runtime.js";
+
+/** What happened for one matching rule. */
+export interface TriggeredRun {
+  readonly rule: string;
+  readonly project: string;
+  readonly flow: string;
+  readonly runId?: string;
+  /** false when the event was seen before: the run it started is returned again. */
+  readonly created?: boolean;
+  /** submitted, skipped (already dispatched, or another agent has it), failed, or error (no run). */
+  readonly dispatch: "submitted" | "skipped" | "failed" | "error";
+  readonly reason?: string;
+}
+
+/**
+ * Starts a run per matching rule, keyed by the event's id (a redelivered event finds its run
+ * instead of making another), and dispatches each at once instead of waiting for the agent's
+ * next tick. One rule's failure (a flow not registered, a bad parameter) does not stop the others.
+ */
+export async function startRuns(
+  rt: Runtime,
+  rules: readonly TriggerRule[],
+  event: unknown,
+  idempotencyKey: string,
+): Promise<TriggeredRun[]> {
+  return Promise.all(
+    rules.map(async (rule): Promise<TriggeredRun> => {
+      const base = { rule: rule.name, project: rule.project, flow: rule.flow };
+      let runId: string;
+      let created: boolean;
+      try {
+        const result = await scheduleRun(rt.backend, {
+          project: rule.project,
+          flow: rule.flow,
+          parameters: ruleParameters(rule, event),
+          idempotencyKey,
+        });
+        runId = result.run.id;
+        created = result.created;
+      } catch (error) {
+        const reason =
+          error instanceof TernError || typeof (error as TernError).code === "string"
+            ? (error as Error).message
+            : `unexpected: ${(error as Error).message}`;
+        logger.error("trigger rule could not start a run", {
+          rule: rule.name,
+          flow: rule.flow,
+          idempotencyKey,
+          reason,
+        });
+        return { ...base, dispatch: "error", reason };
+      }
+      const dispatched = await rt.agent.dispatch(runId);
+      logger.info("triggered run", {
+        rule: rule.name,
+        flow: rule.flow,
+        runId,
+        created,
+        idempotencyKey,
+        dispatch: dispatched.status,
+        reason: dispatched.reason,
+      });
+      return {
+        ...base,
+        runId,
+        created,
+        dispatch: dispatched.status,
+        ...(dispatched.reason === undefined ? {} : { reason: dispatched.reason }),
+      };
+    }),
+  );
+}
