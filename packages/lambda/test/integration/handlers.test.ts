@@ -1,0 +1,385 @@
+/**
+ * The Lambda handlers called with real-shaped events, against DynamoDB Local (state), s3rver
+ * (flows) and the fake ECS of test/support/fake-ecs.ts (reached through AWS_ENDPOINT_URL_ECS, as
+ * the default ECS client would in Lambda).
+ */
+import { randomUUID } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { createTernTable, DynamoDbBackend } from "@tern/backend-dynamodb";
+import type { Backend, Flow, RunRecord } from "@tern/core";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { FakeEcs } from "../../../../test/support/fake-ecs.js";
+import { type DynamoDbLocal, startDynamoDbLocal } from "../../../backend-dynamodb/test/dynamodb-local.js";
+import { type LocalServer, S3RVER_CREDENTIALS, startS3rver } from "../../../storage-cloud/test/servers.js";
+import { handler as agentHandler } from "../../src/handlers/agent.js";
+import { handler as cloudEventsHandler } from "../../src/handlers/cloudevents.js";
+import { handler as taskStateHandler } from "../../src/handlers/task-state.js";
+import { handler as triggerHandler } from "../../src/handlers/trigger.js";
+import { logger, resetRuntimes } from "../../src/runtime.js";
+import { SIGNATURE_HEADER, signBody } from "../../src/signature.js";
+
+const PROJECT = "lambda";
+const IMAGE = "ghcr.io/tern/runner:test";
+const HMAC_KEY = "a-test-signing-key-of-32-characters-or-more";
+const RULES = [
+  {
+    name: "uploads",
+    flow: "fargate-ingest",
+    project: PROJECT,
+    pattern: { source: ["aws.s3"], "detail-type": ["Object Created"], detail: { bucket: { name: ["uploads"] } } },
+    parameters: { key: "$.detail.object.key" },
+  },
+  {
+    name: "orders",
+    flow: "fargate-ingest",
+    project: PROJECT,
+    pattern: { type: ["com.acme.order.created"], source: [{ prefix: "/orders" }] },
+    parameters: { key: "$.data.orderId" },
+  },
+];
+
+let db: DynamoDbLocal;
+let s3: LocalServer;
+let ecs: FakeEcs;
+let backend: Backend;
+let home: string;
+const saved: Record<string, string | undefined> = {};
+
+function setEnv(values: Record<string, string>): void {
+  for (const [name, value] of Object.entries(values)) {
+    if (!(name in saved)) saved[name] = process.env[name];
+    process.env[name] = value;
+  }
+}
+
+const runsOf = async (flow: string): Promise<RunRecord[]> => backend.listRuns({ project: PROJECT, flow, limit: 1000 });
+const tasksOf = (runId: string) => ecs.launchedTasks.filter((t) => t.environment?.TERN_RUN_ID === runId);
+const context = (remainingMs: number) => {
+  const end = Date.now() + remainingMs;
+  return { getRemainingTimeInMillis: () => end - Date.now() };
+};
+
+/** An S3 "Object Created" event as EventBridge delivers it (shape of AWS's documented sample). */
+function objectCreated(key: string, id = randomUUID()) {
+  return {
+    version: "0",
+    id,
+    "detail-type": "Object Created",
+    source: "aws.s3",
+    account: "123456789012",
+    time: new Date().toISOString(),
+    region: "us-east-1",
+    resources: ["arn:aws:s3:::uploads"],
+    detail: {
+      version: "0",
+      bucket: { name: "uploads" },
+      object: { key, size: 5, etag: "b1946ac92492d2347c6235b4d2611184", sequencer: "00617F08299329D189" },
+      "request-id": "N4N7GDK58NMKJ12R",
+      requester: "123456789012",
+      "source-ip-address": "1.2.3.4",
+      reason: "PutObject",
+    },
+  };
+}
+
+/** A function URL request (payload 2.0) with `body`. */
+function httpRequest(body: string, headers: Record<string, string>, iam = false) {
+  return {
+    version: "2.0",
+    routeKey: "$default",
+    rawPath: "/",
+    rawQueryString: "",
+    headers: { host: "abc.lambda-url.us-east-1.on.aws", ...headers },
+    body: Buffer.from(body).toString("base64"),
+    isBase64Encoded: true,
+    requestContext: {
+      http: { method: "POST", path: "/", protocol: "HTTP/1.1", sourceIp: "1.2.3.4", userAgent: "test" },
+      ...(iam ? { authorizer: { iam: { accessKey: "AKIA...", userArn: "arn:aws:iam::123456789012:user/ci" } } } : {}),
+    },
+  };
+}
+
+const structured = (id: string, type = "com.acme.order.created", extra: Record<string, unknown> = {}) =>
+  JSON.stringify({ specversion: "1.0", id, source: "/orders/eu", type, data: { orderId: `order-${id}` }, ...extra });
+
+const signed = (body: string, at?: number) => ({
+  "content-type": "application/cloudevents+json",
+  [SIGNATURE_HEADER]: signBody(HMAC_KEY, body, at),
+});
+
+beforeAll(async () => {
+  home = await mkdtemp(join(tmpdir(), "tern-lambda-"));
+  logger.setLogLevel("WARN");
+  [db, s3, ecs] = await Promise.all([
+    startDynamoDbLocal(),
+    startS3rver(["tern-fargate"]),
+    FakeEcs.start({ clusters: ["tern"], launch: "none", pullableImages: (image) => image === IMAGE }),
+  ]);
+  setEnv({
+    TERN_HOME: home,
+    AWS_REGION: "us-east-1",
+    AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
+    AWS_ENDPOINT_URL_ECS: ecs.endpoint,
+    AWS_LAMBDA_FUNCTION_NAME: "tern-test",
+    TERN_TEST_S3_ENDPOINT: s3.endpoint,
+    TERN_BACKEND: `dynamodb://tern-lambda?region=us-east-1&endpoint=${db.endpoint}`,
+    TERN_ECS_CLUSTER: "tern",
+    TERN_ECS_SUBNETS: "subnet-0123456789abcdef0",
+    TERN_ECS_SECURITY_GROUPS: "sg-0123456789abcdef0",
+    TERN_ECS_TASK_ROLE_ARN: "arn:aws:iam::123456789012:role/tern-task",
+    TERN_ECS_EXECUTION_ROLE_ARN: "arn:aws:iam::123456789012:role/tern-execution",
+    TERN_RUNNER_IMAGE: IMAGE,
+    TERN_LOG_GROUP: "/tern/runs",
+    TERN_TRIGGER_RULES: JSON.stringify(RULES),
+    TERN_CLOUDEVENTS_AUTH: "hmac",
+    TERN_CLOUDEVENTS_SECRET: HMAC_KEY,
+  });
+  const client = new DynamoDBClient({ region: "us-east-1", endpoint: db.endpoint });
+  await createTernTable(client, "tern-lambda");
+  client.destroy();
+  backend = await DynamoDbBackend.open({ table: "tern-lambda", region: "us-east-1", endpoint: db.endpoint });
+  const flows = (await import("../../../../test/fixtures/fargate-flows.js")) as Record<string, Flow>;
+  for (const name of ["etl", "brokenImage", "ingest"]) await flows[name]?.register(PROJECT, { backend });
+}, 90_000);
+
+afterAll(async () => {
+  await resetRuntimes();
+  await backend?.close();
+  await Promise.all([db?.stop(), s3?.stop(), ecs?.close()]);
+  for (const [name, value] of Object.entries(saved)) {
+    if (value === undefined) delete process.env[name];
+    else process.env[name] = value;
+  }
+  await rm(home, { recursive: true, force: true });
+});
+
+describe("the scheduled agent", { timeout: 60_000 }, () => {
+  beforeEach(async () => {
+    await resetRuntimes();
+  });
+
+  it("claims and launches ready runs in one invocation", async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await backend.createRun({ project: PROJECT, flow: "fargate-etl" })).run.id);
+    const scheduled = {
+      version: "0",
+      id: randomUUID(),
+      "detail-type": "Scheduled Event",
+      source: "aws.events",
+      account: "123456789012",
+      time: new Date().toISOString(),
+      region: "us-east-1",
+      resources: ["arn:aws:events:us-east-1:123456789012:rule/tern-agent"],
+      detail: {},
+    };
+    const result = await agentHandler(scheduled, context(60_000));
+    expect(result).toMatchObject({ claimed: 3, submitted: 3, failed: 0, outOfTime: false });
+    for (const id of ids) {
+      const run = await backend.getRun(id);
+      expect(run?.state).toBe("Submitted");
+      expect(tasksOf(id)).toHaveLength(1);
+    }
+  });
+
+  it("given 500 ready runs and little time, returns in time and leaves the rest claimed by nobody", async () => {
+    setEnv({ TERN_SAFETY_MARGIN_MS: "2000" });
+    try {
+      const created: string[] = [];
+      for (let i = 0; i < 500; i += 25) {
+        const batch = await Promise.all(
+          Array.from({ length: 25 }, () => backend.createRun({ project: PROJECT, flow: "fargate-etl" })),
+        );
+        created.push(...batch.map((b) => b.run.id));
+      }
+      const remainingMs = 4_000;
+      const started = Date.now();
+      const result = await agentHandler({}, context(remainingMs));
+      // The deadline is the behaviour under test: Lambda would freeze the agent past it.
+      expect(Date.now() - started).toBeLessThan(remainingMs);
+      expect(result.outOfTime).toBe(true);
+      expect(result.claimed).toBeGreaterThan(0);
+      expect(result.claimed).toBeLessThan(500);
+      expect(result.submitted).toBe(result.claimed);
+      const runs = await Promise.all(created.map((id) => backend.getRun(id) as Promise<RunRecord>));
+      const submitted = runs.filter((r) => r.state === "Submitted");
+      const waiting = runs.filter((r) => r.state === "Scheduled");
+      expect(submitted).toHaveLength(result.submitted);
+      expect(waiting).toHaveLength(500 - result.submitted);
+      expect(waiting.every((r) => r.lease === undefined && r.attempts === 0)).toBe(true);
+    } finally {
+      setEnv({ TERN_SAFETY_MARGIN_MS: "15000" });
+      // Leave nothing for the other tests' agents.
+      for (const run of await backend.listRuns({
+        project: PROJECT,
+        flow: "fargate-etl",
+        state: "Scheduled",
+        limit: 1000,
+      })) {
+        await backend.transitionRun({
+          runId: run.id,
+          expectedRevision: run.revision,
+          to: "Cancelled",
+          reason: "test cleanup",
+        });
+      }
+    }
+  });
+});
+
+describe("task-state events", { timeout: 60_000 }, () => {
+  it("fails a run from an image-pull stop event alone, and ignores tasks that are not tern's", async () => {
+    const { run } = await backend.createRun({ project: PROJECT, flow: "fargate-broken-image" });
+    await resetRuntimes();
+    await agentHandler({}, context(60_000));
+    const submitted = await backend.getRun(run.id);
+    const taskArn = submitted?.deployment?.taskArn as string;
+    const stopped = await ecs.waitForTask(taskArn, "STOPPED");
+    // The event's detail is the task as ECS describes it, with times as ISO strings.
+    const event = {
+      version: "0",
+      id: randomUUID(),
+      "detail-type": "ECS Task State Change",
+      source: "aws.ecs",
+      account: "123456789012",
+      time: new Date().toISOString(),
+      region: "us-east-1",
+      resources: [taskArn],
+      detail: JSON.parse(JSON.stringify({ ...stopped, command: undefined, environment: undefined })),
+    };
+    expect(event.detail.stoppedReason).toContain("CannotPullContainerError");
+    const result = await taskStateHandler(event);
+    expect(result).toMatchObject({ status: "updated", runId: run.id, to: "Failed" });
+    const failed = await backend.getRun(run.id);
+    expect(failed?.state).toBe("Failed");
+    expect(failed?.reason).toMatch(/could not pull the runner image ghcr\.io\/acme\/does-not-exist:1/);
+    // Delivered again: nothing changes.
+    expect(await taskStateHandler(event)).toMatchObject({ status: "unchanged" });
+
+    const foreign = {
+      ...event,
+      detail: { ...event.detail, overrides: { containerOverrides: [] }, startedBy: "ecs-svc/123" },
+    };
+    expect(await taskStateHandler(foreign)).toMatchObject({ status: "ignored", reason: "not a tern task" });
+    expect(await taskStateHandler({ ...event, "detail-type": "EC2 Instance State-change Notification" })).toMatchObject(
+      {
+        status: "ignored",
+      },
+    );
+  });
+});
+
+describe("event triggers (EventBridge)", { timeout: 60_000 }, () => {
+  it("starts one run and one task for an event delivered five times, dispatched at once", async () => {
+    const event = objectCreated("incoming/orders-1.csv");
+    const before = ecs.calls.RunTask;
+    const results = await Promise.all(Array.from({ length: 5 }, () => triggerHandler(event)));
+    const runIds = new Set(results.flatMap((r) => r.runs.map((run) => run.runId)));
+    expect(runIds.size).toBe(1);
+    const runId = [...runIds][0] as string;
+    expect(results.filter((r) => r.runs[0]?.created === true)).toHaveLength(1);
+    expect(results.filter((r) => r.runs[0]?.dispatch === "submitted")).toHaveLength(1);
+    const run = await backend.getRun(runId);
+    // Launched without an agent tick: Submitted, its task recorded, its parameter from the event.
+    expect(run).toMatchObject({ state: "Submitted", parameters: { key: "incoming/orders-1.csv" } });
+    expect(run?.idempotencyKey).toBe(`eventbridge:${event.id}`);
+    expect(tasksOf(runId)).toHaveLength(1);
+    expect(ecs.calls.RunTask - before).toBe(1);
+  });
+
+  it("starts nothing for an event no rule matches, or one that is not an EventBridge event", async () => {
+    const before = (await runsOf("fargate-ingest")).length;
+    const other = { ...objectCreated("x.csv"), detail: { ...objectCreated("x.csv").detail, bucket: { name: "logs" } } };
+    expect(await triggerHandler(other)).toMatchObject({ status: "unmatched", runs: [] });
+    expect(await triggerHandler({ source: "aws.s3" } as never)).toMatchObject({ status: "rejected" });
+    expect((await runsOf("fargate-ingest")).length).toBe(before);
+  });
+});
+
+describe("CloudEvents over HTTP", { timeout: 60_000 }, () => {
+  it("accepts a signed structured event with 202 and the run id, and the same id for a duplicate", async () => {
+    const id = randomUUID();
+    const body = structured(id);
+    const first = await cloudEventsHandler(httpRequest(body, signed(body)));
+    expect(first).toMatchObject({ statusCode: 202 });
+    const reply = JSON.parse((first as { body: string }).body) as {
+      runs: Array<{ runId: string; duplicate: boolean }>;
+    };
+    const runId = reply.runs[0]?.runId as string;
+    expect(reply.runs).toEqual([expect.objectContaining({ flow: "fargate-ingest", duplicate: false })]);
+    const again = await cloudEventsHandler(httpRequest(body, signed(body)));
+    expect(JSON.parse((again as { body: string }).body).runs).toEqual([
+      expect.objectContaining({ runId, duplicate: true }),
+    ]);
+    expect(await backend.getRun(runId)).toMatchObject({ state: "Submitted", parameters: { key: `order-${id}` } });
+    expect(tasksOf(runId)).toHaveLength(1);
+  });
+
+  it("accepts a signed binary-mode event", async () => {
+    const id = randomUUID();
+    const body = JSON.stringify({ orderId: `order-${id}` });
+    const headers = {
+      "content-type": "application/json",
+      "ce-specversion": "1.0",
+      "ce-id": id,
+      "ce-source": "/orders/us",
+      "ce-type": "com.acme.order.created",
+      [SIGNATURE_HEADER]: signBody(HMAC_KEY, body),
+    };
+    const response = await cloudEventsHandler(httpRequest(body, headers));
+    expect(response).toMatchObject({ statusCode: 202 });
+    const runId = JSON.parse((response as { body: string }).body).runs[0].runId as string;
+    expect(await backend.getRun(runId)).toMatchObject({ parameters: { key: `order-${id}` } });
+  });
+
+  it("refuses a bad signature, a replayed timestamp, a malformed event, an oversized body and an unmatched event, starting no run", async () => {
+    const before = (await runsOf("fargate-ingest")).length;
+    const statusOf = async (request: ReturnType<typeof httpRequest>) => {
+      const response = (await cloudEventsHandler(request)) as { statusCode: number; body: string };
+      return [response.statusCode, JSON.parse(response.body).error as string] as const;
+    };
+    const body = structured(randomUUID());
+    const [badStatus, badReason] = await statusOf(
+      httpRequest(body, {
+        "content-type": "application/cloudevents+json",
+        [SIGNATURE_HEADER]: signBody("b".repeat(40), body),
+      }),
+    );
+    expect([badStatus, badReason]).toEqual([401, "the signature does not match the body"]);
+    const [replayStatus, replayReason] = await statusOf(
+      httpRequest(body, signed(body, Math.floor(Date.now() / 1000) - 3_600)),
+    );
+    expect(replayStatus).toBe(401);
+    expect(replayReason).toMatch(/replay/);
+    const [noSigStatus] = await statusOf(httpRequest(body, { "content-type": "application/cloudevents+json" }));
+    expect(noSigStatus).toBe(401);
+    const malformed = JSON.stringify({ specversion: "1.0", id: "x", source: "/orders" });
+    const [malformedStatus, malformedReason] = await statusOf(httpRequest(malformed, signed(malformed)));
+    expect(malformedStatus).toBe(400);
+    expect(malformedReason).toMatch(/not a valid CloudEvent/);
+    const huge = structured(randomUUID(), "com.acme.order.created", { pad: "x".repeat(300 * 1024) });
+    expect((await statusOf(httpRequest(huge, signed(huge))))[0]).toBe(413);
+    const unmatched = structured(randomUUID(), "com.acme.invoice.paid");
+    const [unmatchedStatus, unmatchedReason] = await statusOf(httpRequest(unmatched, signed(unmatched)));
+    expect(unmatchedStatus).toBe(404);
+    expect(unmatchedReason).toMatch(/com\.acme\.invoice\.paid/);
+    expect((await runsOf("fargate-ingest")).length).toBe(before);
+  });
+
+  it("with IAM auth, refuses a request without an IAM identity and accepts one with it", async () => {
+    setEnv({ TERN_CLOUDEVENTS_AUTH: "iam" });
+    await resetRuntimes();
+    try {
+      const body = structured(randomUUID());
+      const headers = { "content-type": "application/cloudevents+json" };
+      expect(await cloudEventsHandler(httpRequest(body, headers))).toMatchObject({ statusCode: 401 });
+      expect(await cloudEventsHandler(httpRequest(body, headers, true))).toMatchObject({ statusCode: 202 });
+    } finally {
+      setEnv({ TERN_CLOUDEVENTS_AUTH: "hmac" });
+      await resetRuntimes();
+    }
+  });
+});
