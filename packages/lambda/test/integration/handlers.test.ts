@@ -318,6 +318,20 @@ describe("CloudEvents over HTTP", { timeout: 60_000 }, () => {
     expect(tasksOf(runId)).toHaveLength(1);
   });
 
+  it("makes one run and one task when the same CloudEvent arrives five times at once", async () => {
+    const body = structured(randomUUID());
+    const replies = await Promise.all(
+      Array.from(
+        { length: 5 },
+        () => cloudEventsHandler(httpRequest(body, signed(body))) as Promise<{ statusCode: number; body: string }>,
+      ),
+    );
+    expect(replies.map((r) => r.statusCode)).toEqual([202, 202, 202, 202, 202]);
+    const ids = new Set(replies.map((r) => JSON.parse(r.body).runs[0].runId as string));
+    expect(ids.size).toBe(1);
+    expect(tasksOf([...ids][0] as string)).toHaveLength(1);
+  });
+
   it("accepts a signed binary-mode event", async () => {
     const id = randomUUID();
     const body = JSON.stringify({ orderId: `order-${id}` });

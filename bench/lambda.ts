@@ -1,0 +1,212 @@
+/**
+ * `pnpm bench lambda`: the Lambda handlers' three figures, each beside its baseline.
+ *
+ * 1. `event_to_run_task`: time from the EventBridge trigger handler's start to its `RunTask`
+ *    reaching ECS (the fake of test/support/fake-ecs.ts, which stamps each request), p50 and p99
+ *    over 200 events, warm, against DynamoDB Local and s3rver. Goal: p99 under 200 ms. Beside it,
+ *    the wait a polling agent adds before any launch: up to 10 s for Prefect 1's agent, up to
+ *    60 s for a one-minute schedule.
+ * 2. `bundle_kb`: each handler bundled and minified as the stack ships it (the AWS SDK left to
+ *    the Lambda runtime, which provides it), and for reference with the SDK inlined. Goal: at
+ *    most 750 KB.
+ * 3. `cold_import_ms`: importing each bundle in a fresh Node process, median of 5, beside an
+ *    empty handler's bundle.
+ *
+ * Prints one JSON line per figure.
+ */
+import { spawnSync } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const EVENTS = 200;
+const HANDLERS = ["agent", "task-state", "trigger", "cloudevents"] as const;
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const round = (n: number) => Math.round(n * 100) / 100;
+
+function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number;
+}
+
+async function bundle(entry: string, sdkExternal: boolean): Promise<Uint8Array> {
+  const esbuild = await import("esbuild");
+  const result = await esbuild.build({
+    entryPoints: [entry],
+    bundle: true,
+    minify: true,
+    platform: "node",
+    format: "esm",
+    target: "node22",
+    conditions: ["@tern/source"],
+    external: ["better-sqlite3", "esbuild", ...(sdkExternal ? ["@aws-sdk/*", "@smithy/*"] : [])],
+    banner: {
+      js: "import { createRequire as __ternRequire } from 'node:module'; const require = __ternRequire(import.meta.url);",
+    },
+    write: false,
+    logLevel: "error",
+  });
+  return result.outputFiles[0]?.contents ?? new Uint8Array();
+}
+
+async function sizesAndColdStarts(): Promise<void> {
+  // Under packages/lambda, so the SDK left out of the bundles resolves from its node_modules.
+  const dir = join(root, "packages", "lambda", ".bundles");
+  await mkdir(dir, { recursive: true });
+  const sizes: Record<string, number> = {};
+  const withSdk: Record<string, number> = {};
+  for (const name of HANDLERS) {
+    const entry = join(root, "packages", "lambda", "src", "handlers", `${name}.ts`);
+    const bytes = await bundle(entry, true);
+    await writeFile(join(dir, `${name}.mjs`), bytes);
+    sizes[name] = round(bytes.byteLength / 1024);
+    withSdk[name] = round((await bundle(entry, false)).byteLength / 1024);
+  }
+  await writeFile(join(dir, "empty.mjs"), "export const handler = async () => ({});\n");
+  console.log(
+    JSON.stringify({
+      name: "lambda",
+      figure: "bundle_kb",
+      goal_kb: 750,
+      bundle_kb: sizes,
+      goal_met: Object.values(sizes).every((kb) => kb <= 750),
+      with_sdk_inlined_kb: withSdk,
+    }),
+  );
+  const importMs = (file: string): number => {
+    const times: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const child = spawnSync(
+        process.execPath,
+        [
+          "--input-type=module",
+          "-e",
+          `const t = performance.now(); await import(${JSON.stringify(file)}); console.log(performance.now() - t);`,
+        ],
+        { encoding: "utf8", env: { ...process.env, NODE_OPTIONS: "" } },
+      );
+      if (child.status !== 0) throw new Error(`importing ${file} failed: ${child.stderr}`);
+      times.push(Number(child.stdout.trim()));
+    }
+    times.sort((a, b) => a - b);
+    return round(times[2] as number);
+  };
+  const cold: Record<string, number> = {};
+  for (const name of HANDLERS) cold[name] = importMs(join(dir, `${name}.mjs`));
+  console.log(
+    JSON.stringify({
+      name: "lambda",
+      figure: "cold_import_ms",
+      cold_import_ms: cold,
+      empty_handler_ms: importMs(join(dir, "empty.mjs")),
+    }),
+  );
+}
+
+async function eventToRunTask(): Promise<void> {
+  let local: typeof import("../packages/backend-dynamodb/test/dynamodb-local.js");
+  let db: Awaited<ReturnType<typeof local.startDynamoDbLocal>>;
+  try {
+    local = await import("../packages/backend-dynamodb/test/dynamodb-local.js");
+    db = await local.startDynamoDbLocal();
+  } catch (error) {
+    console.log(JSON.stringify({ name: "lambda", figure: "event_to_run_task", skipped: (error as Error).message }));
+    return;
+  }
+  const { startS3rver, S3RVER_CREDENTIALS } = await import("../packages/storage-cloud/test/servers.js");
+  const { FakeEcs } = await import("../test/support/fake-ecs.js");
+  const s3 = await startS3rver(["tern-fargate"]);
+  const ecs = await FakeEcs.start({ clusters: ["tern"], launch: "none", startDelayMs: 0 });
+  const home = await mkdtemp(join(tmpdir(), "tern-bench-lambda-"));
+  try {
+    Object.assign(process.env, {
+      TERN_HOME: home,
+      AWS_REGION: "us-east-1",
+      AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
+      AWS_ENDPOINT_URL_ECS: ecs.endpoint,
+      TERN_TEST_S3_ENDPOINT: s3.endpoint,
+      TERN_BACKEND: `dynamodb://tern-bench?region=us-east-1&endpoint=${db.endpoint}`,
+      TERN_ECS_CLUSTER: "tern",
+      TERN_ECS_SUBNETS: "subnet-0123456789abcdef0",
+      TERN_ECS_SECURITY_GROUPS: "sg-0123456789abcdef0",
+      TERN_ECS_TASK_ROLE_ARN: "arn:aws:iam::123456789012:role/tern-task",
+      TERN_ECS_EXECUTION_ROLE_ARN: "arn:aws:iam::123456789012:role/tern-execution",
+      TERN_RUNNER_IMAGE: "ghcr.io/tern/runner:bench",
+      TERN_LOG_GROUP: "/tern/runs",
+      TERN_TRIGGER_RULES: JSON.stringify([
+        {
+          flow: "fargate-ingest",
+          project: "bench",
+          pattern: { source: ["aws.s3"], "detail-type": ["Object Created"] },
+          parameters: { key: "$.detail.object.key" },
+        },
+      ]),
+    });
+    const { DynamoDBClient } = await import("@aws-sdk/client-dynamodb");
+    const { createTernTable, DynamoDbBackend } = await import("@tern/backend-dynamodb");
+    const client = new DynamoDBClient({ region: "us-east-1", endpoint: db.endpoint });
+    await createTernTable(client, "tern-bench");
+    client.destroy();
+    const backend = await DynamoDbBackend.open({ table: "tern-bench", region: "us-east-1", endpoint: db.endpoint });
+    const { ingest } = (await import("../test/fixtures/fargate-flows.js")) as { ingest: import("@tern/core").Flow };
+    await ingest.register("bench", { backend });
+    await backend.close();
+    const { handler } = await import("../packages/lambda/src/handlers/trigger.js");
+    const { logger } = await import("../packages/lambda/src/runtime.js");
+    logger.setLogLevel("ERROR");
+    const event = (key: string) => ({
+      version: "0",
+      id: randomUUID(),
+      "detail-type": "Object Created",
+      source: "aws.s3",
+      account: "123456789012",
+      time: new Date().toISOString(),
+      region: "us-east-1",
+      resources: ["arn:aws:s3:::uploads"],
+      detail: { bucket: { name: "uploads" }, object: { key, size: 1 } },
+    });
+    // Warm: the first invocation opens the backend and reads the rules (the cold start).
+    await handler(event("warm-up"));
+    const latencies: number[] = [];
+    for (let i = 0; i < EVENTS; i++) {
+      const started = Date.now();
+      const result = await handler(event(`incoming/${i}.csv`));
+      const run = result.runs[0];
+      if (run?.dispatch !== "submitted") throw new Error(`event ${i} was not dispatched: ${JSON.stringify(result)}`);
+      const call = ecs.callLog.find(
+        (c) =>
+          c.operation === "RunTask" &&
+          (c.input as { clientToken?: string }).clientToken?.startsWith(`tern-${run.runId}-`),
+      );
+      if (call === undefined) throw new Error(`no RunTask for run ${run.runId}`);
+      latencies.push(call.atMs - started);
+    }
+    latencies.sort((a, b) => a - b);
+    const p99 = percentile(latencies, 99);
+    console.log(
+      JSON.stringify({
+        name: "lambda",
+        figure: "event_to_run_task",
+        events: EVENTS,
+        p50_ms: percentile(latencies, 50),
+        p99_ms: p99,
+        max_ms: latencies.at(-1),
+        goal_p99_ms: 200,
+        goal_met: p99 < 200,
+        baseline_polling_wait_ms: { prefect1_agent_max: 10_000, one_minute_schedule_max: 60_000 },
+      }),
+    );
+    const { resetRuntimes } = await import("../packages/lambda/src/runtime.js");
+    await resetRuntimes();
+  } finally {
+    await Promise.all([ecs.close(), s3.stop(), db.stop()]);
+    await rm(home, { recursive: true, force: true });
+  }
+}
+
+export async function main(): Promise<void> {
+  await sizesAndColdStarts();
+  await eventToRunTask();
+}
