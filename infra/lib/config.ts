@@ -1,0 +1,118 @@
+import { parseRules, type TriggerRuleInput } from "@tern/lambda";
+import * as z from "zod/mini";
+
+/** What the `TernStack` is built from: CDK context `tern` (JSON) or the file it names. */
+export interface TernConfig {
+  /** Prefix of resource names (families are `tern-*` whatever it is). @default "tern" */
+  readonly name?: string;
+  /**
+   * The network: import an existing VPC (its private subnets run the tasks), or create one with
+   * private subnets reaching AWS through NAT gateways or through VPC endpoints.
+   * @default { create: { natGateways: 1 } }
+   */
+  readonly vpc?:
+    | {
+        readonly import: {
+          readonly vpcId: string;
+          readonly availabilityZones: string[];
+          readonly privateSubnetIds: string[];
+        };
+      }
+    | { readonly create: { readonly maxAzs?: number; readonly natGateways?: number; readonly endpoints?: boolean } };
+  /** The runner image: built from env-fargate's Dockerfile (a Docker image asset), or an image URI. @default "build" */
+  readonly runnerImage?: "build" | { readonly uri: string };
+  /** Labels of the Lambda agent: it takes runs whose labels are a subset. @default [] */
+  readonly agentLabels?: string[];
+  /** Trigger rules: an EventBridge rule each, targeting the trigger handler. @default [] */
+  readonly triggers?: TriggerRuleInput[];
+  /** The CloudEvents endpoint (a function URL). @default none */
+  readonly cloudEvents?: { readonly auth: "iam" | "hmac" };
+  /** Secrets Manager secret ARNs flows may name in `secrets` (the execution role may read them). @default [] */
+  readonly secrets?: string[];
+  /** Retention of the runs' logs and the functions' logs. @default 30 */
+  readonly logRetentionDays?: number;
+  /** Server access logs of the flow bucket go to this bucket, if given. @default none */
+  readonly accessLogsBucket?: string;
+  /** @default true */
+  readonly tableDeletionProtection?: boolean;
+  /** Days noncurrent versions of flow objects are kept. @default 90 */
+  readonly noncurrentVersionDays?: number;
+  /** An email notified when a handler errs. @default none */
+  readonly alarmEmail?: string;
+}
+
+const RETENTIONS = [
+  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+];
+
+const schema = z.strictObject({
+  name: z.optional(
+    z.string().check(z.regex(/^[a-z][a-z0-9-]{0,20}$/, "use 1 to 21 lowercase letters, digits and hyphens")),
+  ),
+  vpc: z.optional(
+    z.union([
+      z.strictObject({
+        import: z.strictObject({
+          vpcId: z.string().check(z.regex(/^vpc-[0-9a-f]{8,17}$/, "a VPC id such as vpc-0123456789abcdef0")),
+          availabilityZones: z.array(z.string()).check(z.minLength(1)),
+          privateSubnetIds: z
+            .array(z.string().check(z.regex(/^subnet-[0-9a-f]{8,17}$/, "subnet ids")))
+            .check(z.minLength(1)),
+        }),
+      }),
+      z.strictObject({
+        create: z.strictObject({
+          maxAzs: z.optional(z.int().check(z.minimum(1), z.maximum(6))),
+          natGateways: z.optional(z.int().check(z.minimum(0), z.maximum(6))),
+          endpoints: z.optional(z.boolean()),
+        }),
+      }),
+    ]),
+  ),
+  runnerImage: z.optional(z.union([z.literal("build"), z.strictObject({ uri: z.string().check(z.regex(/^\S+$/)) })])),
+  agentLabels: z.optional(z.array(z.string().check(z.minLength(1)))),
+  triggers: z.optional(z.array(z.record(z.string(), z.unknown()))),
+  cloudEvents: z.optional(z.strictObject({ auth: z.enum(["iam", "hmac"]) })),
+  secrets: z.optional(
+    z.array(
+      z
+        .string()
+        .check(z.regex(/^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$/, "Secrets Manager secret ARNs")),
+    ),
+  ),
+  logRetentionDays: z.optional(
+    z.int().check(z.refine((d) => RETENTIONS.includes(d), `one of ${RETENTIONS.join(", ")}`)),
+  ),
+  accessLogsBucket: z.optional(z.string().check(z.regex(/^[a-z0-9.-]{3,63}$/, "a bucket name"))),
+  tableDeletionProtection: z.optional(z.boolean()),
+  noncurrentVersionDays: z.optional(z.int().check(z.minimum(1))),
+  alarmEmail: z.optional(z.email()),
+});
+
+/** A configuration that cannot be deployed, with every problem named. */
+export class TernConfigError extends Error {
+  constructor(where: string, problems: readonly string[]) {
+    super(`tern infra configuration (${where}):\n  - ${problems.join("\n  - ")}`);
+    this.name = "TernConfigError";
+  }
+}
+
+/** Checks a configuration (from context or a file); trigger rules are compiled as the handlers will. */
+export function parseConfig(raw: unknown, where: string): TernConfig {
+  const parsed = z.safeParse(schema, raw ?? {});
+  if (!parsed.success) {
+    throw new TernConfigError(
+      where,
+      parsed.error.issues.map((issue) => `${issue.path.join(".") || "(config)"}: ${issue.message}`),
+    );
+  }
+  const config = parsed.data as TernConfig;
+  if (config.triggers !== undefined) {
+    try {
+      parseRules(JSON.stringify(config.triggers), `${where} triggers`);
+    } catch (error) {
+      throw new TernConfigError(where, [(error as Error).message]);
+    }
+  }
+  return config;
+}

@@ -1,0 +1,260 @@
+import { join } from "node:path";
+import type { TriggerRuleInput } from "@tern/lambda";
+import { Duration, RemovalPolicy, Stack } from "aws-cdk-lib";
+import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
+import * as cloudwatchActions from "aws-cdk-lib/aws-cloudwatch-actions";
+import type * as dynamodb from "aws-cdk-lib/aws-dynamodb";
+import type * as ec2 from "aws-cdk-lib/aws-ec2";
+import type * as ecs from "aws-cdk-lib/aws-ecs";
+import * as events from "aws-cdk-lib/aws-events";
+import * as targets from "aws-cdk-lib/aws-events-targets";
+import * as iam from "aws-cdk-lib/aws-iam";
+import * as lambda from "aws-cdk-lib/aws-lambda";
+import * as nodejs from "aws-cdk-lib/aws-lambda-nodejs";
+import * as logs from "aws-cdk-lib/aws-logs";
+import type * as s3 from "aws-cdk-lib/aws-s3";
+import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
+import * as sns from "aws-cdk-lib/aws-sns";
+import * as subscriptions from "aws-cdk-lib/aws-sns-subscriptions";
+import * as sqs from "aws-cdk-lib/aws-sqs";
+import { Construct } from "constructs";
+import { REPOSITORY_ROOT } from "./runtime.js";
+
+/** Task-definition families the agent may run: `FargateTaskEnvironment`'s default is `tern-<flow>`. */
+export const FAMILY_PREFIX = "tern-";
+
+/** Props of {@link TernHandlers}. */
+export interface TernHandlersProps {
+  readonly table: dynamodb.ITableV2;
+  readonly bucket: s3.IBucket;
+  readonly cluster: ecs.ICluster;
+  readonly subnets: readonly ec2.ISubnet[];
+  readonly taskSecurityGroup: ec2.ISecurityGroup;
+  readonly executionRole: iam.IRole;
+  readonly taskRole: iam.IRole;
+  readonly imageUri: string;
+  readonly runLogs: logs.ILogGroup;
+  readonly agentLabels?: readonly string[];
+  readonly triggers?: readonly TriggerRuleInput[];
+  readonly cloudEvents?: { readonly auth: "iam" | "hmac" };
+  readonly logRetention: logs.RetentionDays;
+  readonly alarmEmail?: string;
+}
+
+type HandlerName = "agent" | "task-state" | "trigger" | "cloudevents";
+
+/**
+ * tern's Lambda handlers (packages/lambda), bundled with esbuild from the sources (Node 22,
+ * ARM64, the AWS SDK left to the runtime): the scheduled agent every minute, the task-state
+ * rule for this cluster's tern tasks, one EventBridge rule per trigger, and optionally the
+ * CloudEvents function URL. Each function has a dead-letter queue for failed asynchronous
+ * invocations and an alarm on errors; each may launch only `tern-*` task definitions on this
+ * cluster and pass only the runner's two roles to ECS tasks.
+ */
+export class TernHandlers extends Construct {
+  readonly functions: Readonly<Record<HandlerName, nodejs.NodejsFunction | undefined>>;
+  readonly deadLetterQueue: sqs.Queue;
+  readonly alarmTopic: sns.Topic;
+  readonly cloudEventsUrl?: lambda.FunctionUrl;
+  readonly cloudEventsSecret?: secretsmanager.Secret;
+
+  constructor(scope: Construct, id: string, props: TernHandlersProps) {
+    super(scope, id);
+    const stack = Stack.of(this);
+    this.deadLetterQueue = new sqs.Queue(this, "DeadLetterQueue", {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    this.alarmTopic = new sns.Topic(this, "Alarms", { enforceSSL: true, masterKey: undefined });
+    if (props.alarmEmail !== undefined)
+      this.alarmTopic.addSubscription(new subscriptions.EmailSubscription(props.alarmEmail));
+
+    const rules = props.triggers ?? [];
+    const rulesJson = JSON.stringify(rules);
+    if (Buffer.byteLength(rulesJson) > 3_000) {
+      throw new Error(
+        `tern infra: the trigger rules take ${Buffer.byteLength(rulesJson)} bytes as JSON; Lambda environment variables hold 4 KB in all. Shorten the rules or split them across stacks.`,
+      );
+    }
+    if (props.cloudEvents?.auth === "hmac") {
+      this.cloudEventsSecret = new secretsmanager.Secret(this, "CloudEventsKey", {
+        description: "tern CloudEvents endpoint: the HMAC-SHA256 signing key (X-Tern-Signature)",
+        generateSecretString: { passwordLength: 48, excludePunctuation: true },
+        removalPolicy: RemovalPolicy.DESTROY,
+      });
+    }
+    const environment: Record<string, string> = {
+      TERN_BACKEND: `dynamodb://${props.table.tableName}?region=${stack.region}`,
+      TERN_AGENT_LABELS: (props.agentLabels ?? []).join(","),
+      TERN_ECS_CLUSTER: props.cluster.clusterName,
+      TERN_ECS_SUBNETS: props.subnets.map((s) => s.subnetId).join(","),
+      TERN_ECS_SECURITY_GROUPS: props.taskSecurityGroup.securityGroupId,
+      TERN_ECS_TASK_ROLE_ARN: props.taskRole.roleArn,
+      TERN_ECS_EXECUTION_ROLE_ARN: props.executionRole.roleArn,
+      TERN_RUNNER_IMAGE: props.imageUri,
+      TERN_LOG_GROUP: props.runLogs.logGroupName,
+      NODE_OPTIONS: "--enable-source-maps",
+    };
+    const make = (
+      name: HandlerName,
+      options: { timeout: Duration; reservedConcurrency: number; env?: Record<string, string> },
+    ) => {
+      const fn = new nodejs.NodejsFunction(this, `${name}-handler`, {
+        entry: join(REPOSITORY_ROOT, "packages", "lambda", "src", "handlers", `${name}.ts`),
+        handler: "handler",
+        runtime: lambda.Runtime.NODEJS_22_X,
+        architecture: lambda.Architecture.ARM_64,
+        memorySize: 512,
+        timeout: options.timeout,
+        reservedConcurrentExecutions: options.reservedConcurrency,
+        description: `tern ${name} handler`,
+        environment: { ...environment, ...options.env },
+        deadLetterQueue: this.deadLetterQueue,
+        logGroup: new logs.LogGroup(this, `${name}-logs`, {
+          retention: props.logRetention,
+          removalPolicy: RemovalPolicy.DESTROY,
+        }),
+        projectRoot: REPOSITORY_ROOT,
+        depsLockFilePath: join(REPOSITORY_ROOT, "pnpm-lock.yaml"),
+        bundling: {
+          format: nodejs.OutputFormat.ESM,
+          target: "node22",
+          minify: true,
+          sourceMap: true,
+          mainFields: ["module", "main"],
+          // The runtime provides AWS SDK v3; better-sqlite3 and esbuild are never loaded in Lambda.
+          externalModules: ["@aws-sdk/*", "@smithy/*", "better-sqlite3", "esbuild"],
+          esbuildArgs: { "--conditions": "@tern/source" },
+          banner:
+            "import { createRequire as __ternRequire } from 'node:module'; const require = __ternRequire(import.meta.url);",
+        },
+      });
+      props.table.grantReadWriteData(fn);
+      props.bucket.grantRead(fn);
+      this.grantLaunch(fn, props);
+      new cloudwatch.Alarm(this, `${name}-errors`, {
+        metric: fn.metricErrors({ period: Duration.minutes(5) }),
+        threshold: 1,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        alarmDescription: `tern ${name} handler errors (see its log group)`,
+      }).addAlarmAction(new cloudwatchActions.SnsAction(this.alarmTopic));
+      return fn;
+    };
+
+    const agent = make("agent", {
+      timeout: Duration.minutes(5),
+      reservedConcurrency: 1,
+      env: { TERN_SAFETY_MARGIN_MS: "20000" },
+    });
+    new events.Rule(this, "AgentSchedule", {
+      description: "tern: the agent polls every minute",
+      schedule: events.Schedule.rate(Duration.minutes(1)),
+      targets: [new targets.LambdaFunction(agent, { deadLetterQueue: this.deadLetterQueue, retryAttempts: 0 })],
+    });
+
+    const taskState = make("task-state", { timeout: Duration.seconds(60), reservedConcurrency: 10 });
+    new events.Rule(this, "TaskStateRule", {
+      description: "tern: stopped tern tasks of this cluster update their runs at once",
+      eventPattern: {
+        source: ["aws.ecs"],
+        detailType: ["ECS Task State Change"],
+        detail: { clusterArn: [props.cluster.clusterArn], lastStatus: ["STOPPED"], startedBy: [{ prefix: "tern/" }] },
+      },
+      targets: [new targets.LambdaFunction(taskState, { deadLetterQueue: this.deadLetterQueue, retryAttempts: 4 })],
+    });
+
+    let trigger: nodejs.NodejsFunction | undefined;
+    if (rules.length > 0) {
+      trigger = make("trigger", {
+        timeout: Duration.seconds(60),
+        reservedConcurrency: 20,
+        env: { TERN_TRIGGER_RULES: rulesJson },
+      });
+      rules.forEach((rule, i) => {
+        const eventRule = new events.Rule(this, `Trigger${i}`, {
+          description: `tern trigger "${rule.name ?? rule.flow}": starts a run of ${rule.flow}`,
+          // The raw pattern below replaces this placeholder: EventBridge takes the rule's JSON as is.
+          eventPattern: { source: ["tern.placeholder"] },
+          targets: [
+            new targets.LambdaFunction(trigger as nodejs.NodejsFunction, {
+              deadLetterQueue: this.deadLetterQueue,
+              retryAttempts: 4,
+            }),
+          ],
+        });
+        (eventRule.node.defaultChild as events.CfnRule).eventPattern = rule.pattern;
+      });
+    }
+
+    let cloudEvents: nodejs.NodejsFunction | undefined;
+    if (props.cloudEvents !== undefined) {
+      cloudEvents = make("cloudevents", {
+        timeout: Duration.seconds(30),
+        reservedConcurrency: 20,
+        env: {
+          TERN_TRIGGER_RULES: rulesJson,
+          TERN_CLOUDEVENTS_AUTH: props.cloudEvents.auth,
+          ...(this.cloudEventsSecret === undefined
+            ? {}
+            : { TERN_CLOUDEVENTS_SECRET_ARN: this.cloudEventsSecret.secretArn }),
+        },
+      });
+      this.cloudEventsSecret?.grantRead(cloudEvents);
+      this.cloudEventsUrl = cloudEvents.addFunctionUrl({
+        authType:
+          props.cloudEvents.auth === "iam" ? lambda.FunctionUrlAuthType.AWS_IAM : lambda.FunctionUrlAuthType.NONE,
+      });
+    }
+    this.functions = { agent, "task-state": taskState, trigger, cloudevents: cloudEvents };
+  }
+
+  /**
+   * What launching a run needs, and no more: RunTask on `tern-*` task definitions on this
+   * cluster; DescribeTasks and StopTask on this cluster's tasks; tagging only as part of
+   * RunTask and RegisterTaskDefinition; PassRole for the runner's two roles to ECS tasks only.
+   * RegisterTaskDefinition, DescribeTaskDefinition and ListTaskDefinitions support no resource
+   * scoping in IAM, so they take `*` (acknowledged in the stack with that reason).
+   */
+  private grantLaunch(fn: lambda.IFunction, props: TernHandlersProps): void {
+    const stack = Stack.of(this);
+    const taskDefinitions = stack.formatArn({
+      service: "ecs",
+      resource: "task-definition",
+      resourceName: `${FAMILY_PREFIX}*:*`,
+    });
+    const tasks = stack.formatArn({ service: "ecs", resource: "task", resourceName: `${props.cluster.clusterName}/*` });
+    const onCluster = { ArnEquals: { "ecs:cluster": props.cluster.clusterArn } };
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({ actions: ["ecs:RunTask"], resources: [taskDefinitions], conditions: onCluster }),
+    );
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ["ecs:DescribeTasks", "ecs:StopTask"],
+        resources: [tasks],
+        conditions: onCluster,
+      }),
+    );
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ["ecs:RegisterTaskDefinition", "ecs:DescribeTaskDefinition", "ecs:ListTaskDefinitions"],
+        resources: ["*"],
+      }),
+    );
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ["ecs:TagResource"],
+        resources: [taskDefinitions, tasks],
+        conditions: { StringEquals: { "ecs:CreateAction": ["RunTask", "RegisterTaskDefinition"] } },
+      }),
+    );
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ["iam:PassRole"],
+        resources: [props.executionRole.roleArn, props.taskRole.roleArn],
+        conditions: { StringEquals: { "iam:PassedToService": "ecs-tasks.amazonaws.com" } },
+      }),
+    );
+  }
+}

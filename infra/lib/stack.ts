@@ -1,0 +1,170 @@
+import { type CfnElement, CfnOutput, Stack, type StackProps, Validations } from "aws-cdk-lib";
+import type * as logs from "aws-cdk-lib/aws-logs";
+import * as s3 from "aws-cdk-lib/aws-s3";
+import type { Construct } from "constructs";
+import type { TernConfig } from "./config.js";
+import { TernHandlers } from "./handlers.js";
+import { TernNetwork, TernRunner } from "./runtime.js";
+import { FlowBucket, StateTable } from "./storage.js";
+
+/** Props of {@link TernStack}. */
+export interface TernStackProps extends StackProps {
+  readonly config?: TernConfig;
+}
+
+/**
+ * Everything a team needs to run tern serverless: the flow bucket, the state table, the
+ * network and cluster, the runner image and roles, and the Lambda handlers with their
+ * schedule and rules. Outputs what `tern register` needs in CI.
+ */
+export class TernStack extends Stack {
+  readonly storage: FlowBucket;
+  readonly state: StateTable;
+  readonly network: TernNetwork;
+  readonly runner: TernRunner;
+  readonly handlers: TernHandlers;
+
+  constructor(scope: Construct, id: string, props: TernStackProps = {}) {
+    super(scope, id, props);
+    const config = props.config ?? {};
+    const logRetention = (config.logRetentionDays ?? 30) as logs.RetentionDays;
+    this.storage = new FlowBucket(this, "Flows", {
+      ...(config.noncurrentVersionDays === undefined ? {} : { noncurrentVersionDays: config.noncurrentVersionDays }),
+      ...(config.accessLogsBucket === undefined
+        ? {}
+        : { accessLogsBucket: s3.Bucket.fromBucketName(this, "AccessLogs", config.accessLogsBucket) }),
+    });
+    this.state = new StateTable(this, "State", { deletionProtection: config.tableDeletionProtection ?? true });
+    this.network = new TernNetwork(this, "Network", {
+      ...(config.vpc === undefined ? {} : { vpc: config.vpc }),
+      logRetention,
+    });
+    this.runner = new TernRunner(this, "Runner", {
+      ...(config.runnerImage === undefined ? {} : { image: config.runnerImage }),
+      bucket: this.storage.bucket,
+      table: this.state.table,
+      runLogs: this.network.runLogs,
+      secrets: config.secrets ?? [],
+    });
+    this.handlers = new TernHandlers(this, "Handlers", {
+      table: this.state.table,
+      bucket: this.storage.bucket,
+      cluster: this.network.cluster,
+      subnets: this.network.subnets,
+      taskSecurityGroup: this.network.taskSecurityGroup,
+      executionRole: this.runner.executionRole,
+      taskRole: this.runner.taskRole,
+      imageUri: this.runner.imageUri,
+      runLogs: this.network.runLogs,
+      agentLabels: config.agentLabels ?? [],
+      triggers: config.triggers ?? [],
+      ...(config.cloudEvents === undefined ? {} : { cloudEvents: config.cloudEvents }),
+      logRetention,
+      ...(config.alarmEmail === undefined ? {} : { alarmEmail: config.alarmEmail }),
+    });
+
+    new CfnOutput(this, "FlowBucketName", {
+      value: this.storage.bucket.bucketName,
+      description: "S3Storage bucket for flows (TERN_FLOW_BUCKET in CI)",
+    });
+    new CfnOutput(this, "StateTableName", { value: this.state.table.tableName, description: "DynamoDB state table" });
+    new CfnOutput(this, "Region", { value: this.region, description: "Region of the bucket, table and cluster" });
+    new CfnOutput(this, "ClusterName", {
+      value: this.network.cluster.clusterName,
+      description: "ECS cluster runs are launched on",
+    });
+    new CfnOutput(this, "TernBackend", {
+      value: `dynamodb://${this.state.table.tableName}?region=${this.region}`,
+      description: "TERN_BACKEND for tern register / run / runs in CI",
+    });
+    if (this.handlers.cloudEventsUrl !== undefined) {
+      new CfnOutput(this, "CloudEventsUrl", {
+        value: this.handlers.cloudEventsUrl.url,
+        description: "POST CloudEvents here",
+      });
+    }
+    if (this.handlers.cloudEventsSecret !== undefined) {
+      new CfnOutput(this, "CloudEventsKeySecret", {
+        value: this.handlers.cloudEventsSecret.secretArn,
+        description: "Secrets Manager secret holding the HMAC key for X-Tern-Signature",
+      });
+    }
+    this.acknowledge();
+  }
+
+  /**
+   * cdk-nag findings tern accepts, each on the construct it concerns and with its reason. A
+   * finding id names the exact resource or action (`AwsSolutions-IAM5[Resource::...]`), so an
+   * acknowledgement never covers a wildcard it was not written for.
+   */
+  private acknowledge(): void {
+    const logicalId = (construct: Construct) => this.getLogicalId(construct.node.defaultChild as CfnElement);
+    const bucketArn = `<${logicalId(this.storage.bucket)}.Arn>`;
+    const tableArn = `<${logicalId(this.state.table)}.Arn>`;
+    const clusterRef = `<${logicalId(this.network.cluster)}>`;
+    const ack = (construct: Construct, ...acknowledgments: Array<[id: string, reason: string]>) => {
+      for (const [id, reason] of acknowledgments) Validations.of(construct).acknowledge({ id, reason });
+    };
+    const readsFlows: Array<[string, string]> = [
+      [
+        `AwsSolutions-IAM5[Resource::${bucketArn}/*]`,
+        "Reads any flow object in the flow bucket: bundles and manifests are content-addressed keys under it.",
+      ],
+      [
+        "AwsSolutions-IAM5[Action::s3:GetObject*]",
+        "bucket.grantRead: GetObject and its version/ACL/tagging reads, on the flow bucket only.",
+      ],
+      [
+        "AwsSolutions-IAM5[Action::s3:GetBucket*]",
+        "bucket.grantRead: bucket metadata reads (location, versioning), on the flow bucket only.",
+      ],
+      ["AwsSolutions-IAM5[Action::s3:List*]", "bucket.grantRead: listing the flow bucket only."],
+      [
+        `AwsSolutions-IAM5[Resource::${tableArn}/index/*]`,
+        "The backend queries the state table's global secondary indexes (claims, listings, idempotency keys).",
+      ],
+    ];
+    for (const fn of Object.values(this.handlers.functions)) {
+      if (fn === undefined) continue;
+      ack(
+        fn,
+        ...readsFlows,
+        [
+          "AwsSolutions-IAM5[Resource::*]",
+          'ecs:RegisterTaskDefinition, ecs:DescribeTaskDefinition and ecs:ListTaskDefinitions support no resource-level permissions; AWS requires Resource "*" for them (and only them in this statement).',
+        ],
+        [
+          "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecs:<AWS::Region>:<AWS::AccountId>:task-definition/tern-*:*]",
+          "RunTask and tagging at creation are limited to tern's task-definition families (tern-*), any revision, and to this cluster by condition.",
+        ],
+        [
+          `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecs:<AWS::Region>:<AWS::AccountId>:task/${clusterRef}/*]`,
+          "DescribeTasks, StopTask and tagging at creation apply to this cluster's tasks, whose ids are not known in advance.",
+        ],
+        [
+          "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+          "The AWS managed basic execution role only lets the function write its own CloudWatch log streams.",
+        ],
+        [
+          "AwsSolutions-L1",
+          "Node.js 22 is the runtime tern's handlers are built and tested for; it is pinned on purpose, not left to drift.",
+        ],
+      );
+    }
+    ack(this.runner.taskRole, ...readsFlows);
+    ack(this.runner.executionRole, [
+      "AwsSolutions-IAM5[Resource::*]",
+      'ecr:GetAuthorizationToken supports no resource-level permissions; AWS requires Resource "*". Image layers are pulled from the runner\'s repository only.',
+    ]);
+    ack(this.storage.bucket, [
+      "AwsSolutions-S1",
+      "Server access logs are the team's choice (config accessLogsBucket); CloudTrail S3 data events are the alternative.",
+    ]);
+    if (this.handlers.cloudEventsSecret !== undefined) {
+      ack(this.handlers.cloudEventsSecret, [
+        "AwsSolutions-SMG4",
+        "The HMAC key is shared with the senders of CloudEvents: rotating it must be coordinated with them, so it is rotated by hand (see infra/README.md).",
+      ]);
+    }
+  }
+}
