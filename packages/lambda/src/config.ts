@@ -114,7 +114,11 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ne
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       const name = String(issue.path[0] ?? "");
-      problems.push(`${name} ${issue.message}${name in present ? ` (got ${JSON.stringify(present[name])})` : ""}`);
+      const shown =
+        /SECRET|KEY|TOKEN|PASSWORD/.test(name) && !name.endsWith("_ARN")
+          ? "(value hidden)"
+          : JSON.stringify(present[name]);
+      problems.push(`${name} ${issue.message}${name in present ? ` (got ${shown})` : ""}`);
     }
   }
   const value = (parsed.success ? parsed.data : {}) as z.infer<typeof schema>;

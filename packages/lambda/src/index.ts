@@ -15,4 +15,4 @@ export {
   type TriggerRule,
   type TriggerRuleInput,
 } from "./rules.js";
-export { checkSignature, SIGNATURE_HEADER, signBody } from "./signature.js";
+export { checkSignature, SIGNATURE_HEADER, signedText, signRequest } from "./signature.js";

@@ -124,8 +124,8 @@ function leafMatcher(spec: Json, path: string): Matcher {
     case "exists": {
       if (typeof operand !== "boolean")
         throw new PatternError(path, `exists takes true or false, got ${JSON.stringify(operand)}.`);
-      // EventBridge: exists applies to leaf values; an object or array field "exists" too.
-      return (_v, present) => present === operand;
+      // EventBridge: exists works on leaf nodes only; an object in the event is not a leaf.
+      return (v, present) => (present && !isObject(v)) === operand;
     }
     case "numeric": {
       const test = numericMatcher(operand, path);
@@ -219,7 +219,7 @@ function compileObject(pattern: Record<string, Json>, path: string): Node {
         const present = isObject(event) && Object.hasOwn(event, key);
         const value = present ? (event as Record<string, Json>)[key] : undefined;
         if (Array.isArray(value)) {
-          // An array in the event matches when any element matches; exists looks at the field.
+          // An array in the event matches when any element matches.
           return value.some((element) => matchers.some((m) => m(element, true)));
         }
         return matchers.some((m) => m(value, present));
@@ -228,7 +228,14 @@ function compileObject(pattern: Record<string, Json>, path: string): Node {
     }
     if (isObject(spec)) {
       const nested = compileObject(spec, at);
-      parts.push((event) => isObject(event) && Object.hasOwn(event, key) && nested(event[key]));
+      parts.push((event) => {
+        const value = isObject(event) && Object.hasOwn(event, key) ? event[key] : undefined;
+        // EventBridge flattens arrays of objects: a nested pattern matches when any element does.
+        if (Array.isArray(value)) return value.some((element) => nested(element));
+        // A missing or non-object field still goes down the pattern: its leaves are absent there,
+        // which `exists: false` matches and every other matcher does not.
+        return nested(isObject(value) ? value : undefined);
+      });
       continue;
     }
     throw new PatternError(

@@ -61,7 +61,7 @@ export function parseRules(json: string, where: string): TriggerRule[] {
   }
   if (!Array.isArray(raw))
     throw new RulesError(`Trigger rules in ${where} must be a JSON array of rules, got ${typeof raw}.`);
-  return raw.map((entry, i) => {
+  const rules = raw.map((entry, i): TriggerRule => {
     const parsed = z.safeParse(ruleSchema, entry);
     const label = `rule ${i}${typeof (entry as { name?: unknown })?.name === "string" ? ` ("${(entry as { name: string }).name}")` : ""} in ${where}`;
     if (!parsed.success) {
@@ -83,6 +83,16 @@ export function parseRules(json: string, where: string): TriggerRule[] {
       parameters: parsed.data.parameters ?? {},
     };
   });
+  const seen = new Set<string>();
+  for (const rule of rules) {
+    if (seen.has(rule.name)) {
+      throw new RulesError(
+        `Trigger rules in ${where}: two rules are named "${rule.name}" (a rule's name defaults to its flow). Give each rule its own name: runs are keyed by event and rule name.`,
+      );
+    }
+    seen.add(rule.name);
+  }
+  return rules;
 }
 
 /** The value at `path` (`$.a.b[0]["c d"]`) in `value`, or undefined. */

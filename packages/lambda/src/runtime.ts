@@ -20,8 +20,8 @@ export interface Runtime {
   /** Deploys runs: claims, environments, the sweep. */
   readonly agent: LocalAgent;
   readonly rules: readonly TriggerRule[];
-  /** The CloudEvents HMAC key, read once from Secrets Manager. */
-  readonly hmacKey?: string;
+  /** The CloudEvents HMAC keys (current first, then the previous one while rotating), read once. */
+  readonly hmacKeys?: readonly string[];
 }
 
 const runtimes = new Map<string, Promise<Runtime>>();
@@ -64,9 +64,9 @@ async function start(
   env: Readonly<Record<string, string | undefined>>,
 ): Promise<Runtime> {
   const config = loadConfig(env, needs);
-  const backend = await DynamoDbBackend.open(parseDynamoDbUrl(config.backendUrl));
   const rules = needs.rules ? await loadRules(config) : [];
-  const hmacKey = needs.cloudEvents ? await loadHmacKey(config) : undefined;
+  const hmacKeys = needs.cloudEvents ? await loadHmacKeys(config) : undefined;
+  const backend = await DynamoDbBackend.open(parseDynamoDbUrl(config.backendUrl));
   const agent = new LocalAgent({
     backend,
     labels: config.labels,
@@ -79,7 +79,7 @@ async function start(
     log: (line) => logger.info(line),
   });
   logger.info("tern handler started", { handler, labels: config.labels, rules: rules.map((r) => r.name) });
-  return { config, backend, agent, rules, ...(hmacKey === undefined ? {} : { hmacKey }) };
+  return { config, backend, agent, rules, ...(hmacKeys === undefined ? {} : { hmacKeys }) };
 }
 
 async function loadRules(config: LambdaConfig): Promise<TriggerRule[]> {
@@ -100,20 +100,32 @@ async function loadRules(config: LambdaConfig): Promise<TriggerRule[]> {
   }
 }
 
-async function loadHmacKey(config: LambdaConfig): Promise<string | undefined> {
+/**
+ * The HMAC keys: the secret holds the key itself, or `{"current": "...", "previous": "..."}`
+ * while a rotation is under way (requests signed with either are accepted).
+ */
+async function loadHmacKeys(config: LambdaConfig): Promise<string[] | undefined> {
   const ce = config.cloudEvents;
   if (ce === undefined || ce.auth !== "hmac") return undefined;
-  if (ce.secret !== undefined) return ce.secret;
-  const { SecretsManagerClient, GetSecretValueCommand } = await import("@aws-sdk/client-secrets-manager");
-  const client = new SecretsManagerClient({});
-  try {
-    const output = await client.send(new GetSecretValueCommand({ SecretId: ce.secretArn }));
-    const key = output.SecretString;
-    if (key === undefined || key.length < 32) {
-      throw new Error(`the secret ${ce.secretArn} must hold a string of at least 32 characters`);
+  let text = ce.secret;
+  if (text === undefined) {
+    const { SecretsManagerClient, GetSecretValueCommand } = await import("@aws-sdk/client-secrets-manager");
+    const client = new SecretsManagerClient({});
+    try {
+      text = (await client.send(new GetSecretValueCommand({ SecretId: ce.secretArn }))).SecretString;
+    } finally {
+      client.destroy();
     }
-    return key;
-  } finally {
-    client.destroy();
   }
+  let keys: string[] = text === undefined ? [] : [text];
+  if (text?.trim().startsWith("{")) {
+    const parsed = JSON.parse(text) as { current?: unknown; previous?: unknown };
+    keys = [parsed.current, parsed.previous].filter((k): k is string => typeof k === "string");
+  }
+  if (keys.length === 0 || keys.some((k) => k.length < 32)) {
+    throw new Error(
+      `the CloudEvents signing secret ${ce.secretArn ?? "(TERN_CLOUDEVENTS_SECRET)"} must hold a key of at least 32 characters, or {"current": ..., "previous": ...} with such keys`,
+    );
+  }
+  return keys;
 }

@@ -24,10 +24,13 @@ export async function startRuns(
   rt: Runtime,
   rules: readonly TriggerRule[],
   event: unknown,
-  idempotencyKey: string,
+  eventKey: string,
 ): Promise<TriggeredRun[]> {
-  return Promise.all(
+  const unexpected: unknown[] = [];
+  const runs = await Promise.all(
     rules.map(async (rule): Promise<TriggeredRun> => {
+      // Per rule: two rules on one flow each start their run from the same event.
+      const idempotencyKey = `${eventKey}#${rule.name}`;
       const base = { rule: rule.name, project: rule.project, flow: rule.flow };
       let runId: string;
       let created: boolean;
@@ -41,6 +44,9 @@ export async function startRuns(
         runId = result.run.id;
         created = result.created;
       } catch (error) {
+        if (!(error instanceof TernError) && typeof (error as TernError).code !== "string") {
+          unexpected.push(error);
+        }
         const reason =
           error instanceof TernError || typeof (error as TernError).code === "string"
             ? (error as Error).message
@@ -72,4 +78,8 @@ export async function startRuns(
       };
     }),
   );
+  // A failure that is not about the event (the table throttled, the network): throw, so the
+  // event is delivered again; the runs the other rules started are found by their keys.
+  if (unexpected.length > 0) throw unexpected[0];
+  return runs;
 }

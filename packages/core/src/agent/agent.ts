@@ -174,7 +174,12 @@ export class LocalAgent {
     if (run.state !== "Scheduled") return { status: "skipped", reason: `it is ${run.state}` };
     if (run.lease !== undefined && run.lease.expiresAtMs > now)
       return { status: "skipped", reason: `${run.lease.owner} holds it` };
-    if (!labelsMatch(this.labels, run.labels)) return { status: "skipped", reason: "its labels are not this agent's" };
+    if (!labelsMatch(this.labels, run.labels)) {
+      return {
+        status: "skipped",
+        reason: `its labels [${run.labels.join(", ")}] are not all among this agent's [${this.labels.join(", ")}] (an agent's labels: TERN_AGENT_LABELS for the Lambda agent)`,
+      };
+    }
     if (run.scheduledAtMs > now) return { status: "skipped", reason: "it is not due yet" };
     let claimed: RunRecord;
     try {
@@ -420,12 +425,6 @@ export class LocalAgent {
   }
 
   /**
-   * Fails a run this agent is responsible for, unless it already ended; a run being cancelled
-   * ends Cancelled. With `claimedRevision`, the run is still Scheduled under this agent's claim
-   * only if nothing else wrote it: otherwise it belongs to someone else and is left alone.
-   * Resolves whether this agent recorded the end.
-   */
-  /**
    * Records launch bookkeeping on a run that must still be Submitted (this agent's launch);
    * throws when it moved on (cancelled, handed back, taken over), so the launch stops.
    */
@@ -468,6 +467,12 @@ export class LocalAgent {
     return this.fail(backend, runId, reason, claimedRevision);
   }
 
+  /**
+   * Fails a run this agent is responsible for, unless it already ended; a run being cancelled
+   * ends Cancelled. With `claimedRevision`, the run is still Scheduled under this agent's claim
+   * only if nothing else wrote it: otherwise it belongs to someone else and is left alone.
+   * Resolves whether this agent recorded the end.
+   */
   private async fail(backend: Backend, runId: string, reason: string, claimedRevision?: number): Promise<boolean> {
     for (let attempt = 0; attempt < 5; attempt++) {
       const run = await backend.getRun(runId);

@@ -6,16 +6,18 @@
  *
  * Authentication: with `TERN_CLOUDEVENTS_AUTH=iam` the function URL's IAM auth has already
  * checked the caller (and a request without an IAM identity is refused); with `hmac` the body
- * must be signed (see signature.ts): header `X-Tern-Signature: t=<unix seconds>,v1=<hex>`.
+ * must be signed (see signature.ts): header `X-Tern-Signature: t=<unix seconds>,v1=<hex>` over
+ * the content type, the `ce-*` headers and the body.
  *
  * Replies: 202 with the run ids (the same ids for a duplicate event), 400 for a malformed event,
- * 401 for a bad or stale signature, 413 above 256 KB, 404 when no rule matches.
+ * 401 for a bad or stale signature, 413 above 256 KB, 404 when no rule matches, 503 when the
+ * state table failed for a moment (retry: the same event finds its runs).
  */
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2 } from "aws-lambda";
 import { type CloudEvent, HTTP } from "cloudevents";
 import { matchingRules } from "../rules.js";
 import { logger, runtime } from "../runtime.js";
-import { checkSignature, SIGNATURE_HEADER } from "../signature.js";
+import { checkSignature } from "../signature.js";
 import { startRuns } from "../trigger-runs.js";
 
 /** Largest body accepted (EventBridge's own event size limit). */
@@ -42,7 +44,7 @@ export async function handler(request: Request): Promise<APIGatewayProxyResultV2
     return reply(413, { error: `the body has ${body.byteLength} bytes; at most ${MAX_BODY_BYTES} are accepted` });
   }
   if (auth?.auth === "hmac") {
-    const refused = checkSignature(rt.hmacKey as string, headers[SIGNATURE_HEADER], body, auth.toleranceSeconds);
+    const refused = checkSignature(rt.hmacKeys ?? [], headers, body, auth.toleranceSeconds);
     if (refused !== undefined) {
       logger.warn("refused a CloudEvent: bad signature", { reason: refused });
       return reply(401, { error: refused });
@@ -71,7 +73,19 @@ export async function handler(request: Request): Promise<APIGatewayProxyResultV2
       error: `no trigger rule matches type ${JSON.stringify(event.type)} from source ${JSON.stringify(event.source)}`,
     });
   }
-  const runs = await startRuns(rt, rules, event, `cloudevents:${String(event.source)}:${String(event.id)}`);
+  let runs: Awaited<ReturnType<typeof startRuns>>;
+  try {
+    // source and id, unambiguously (a source may contain ':').
+    runs = await startRuns(rt, rules, event, `cloudevents:${JSON.stringify([String(event.source), String(event.id)])}`);
+  } catch (error) {
+    // A passing failure (the table throttled): the sender should retry, and a retry finds the run.
+    logger.error("could not start runs for a CloudEvent", { id: event.id, reason: (error as Error).message });
+    return {
+      statusCode: 503,
+      headers: { "content-type": "application/json", "retry-after": "5" },
+      body: JSON.stringify({ error: "temporarily unable to start runs; retry" }),
+    };
+  }
   const failed = runs.filter((r) => r.runId === undefined);
   if (failed.length === runs.length) {
     return reply(400, {

@@ -43,15 +43,19 @@ export async function handler(event: EventBridgeEvent<string, unknown>): Promise
     // An earlier launch's task, or a launch not recorded yet: the sweep settles those.
     return { status: "ignored", runId, reason: "the run records another task" };
   }
-  const verdict = decideRun(run, detail as Task, Date.now());
-  if (verdict.stop !== undefined) {
+  const verdict = decideRun(run, detail as Task, Date.now(), { startTimeoutMs: rt.config.submittedGraceMs });
+  const stop = async (reason: string) => {
     const client = await ecsClient(deployment.region);
     const { StopTaskCommand } = await import("@aws-sdk/client-ecs");
-    await client.send(new StopTaskCommand({ cluster: deployment.cluster, task: detail.taskArn, reason: verdict.stop }));
-    logger.info("stopped task", { runId, taskArn: detail.taskArn, reason: verdict.stop });
-  }
+    await client.send(new StopTaskCommand({ cluster: deployment.cluster, task: detail.taskArn, reason }));
+    logger.info("stopped task", { runId, taskArn: detail.taskArn, reason });
+  };
   const decision = verdict.decision;
-  if (decision === undefined) return { status: verdict.stop === undefined ? "unchanged" : "stopping", runId };
+  if (decision === undefined) {
+    if (verdict.stop === undefined) return { status: "unchanged", runId };
+    await stop(verdict.stop);
+    return { status: "stopping", runId };
+  }
   try {
     await rt.backend.transitionRun({
       runId,
@@ -65,6 +69,8 @@ export async function handler(event: EventBridgeEvent<string, unknown>): Promise
     if (error instanceof RunConflictError) return { status: "unchanged", runId, reason: "the run moved on meanwhile" };
     throw error;
   }
+  // Stopped only once the run's end is written: a runner that reported just in time keeps its task.
+  if (verdict.stop !== undefined) await stop(verdict.stop);
   logger.info("run updated from its task's state", { runId, to: decision.to, reason: decision.reason });
   if (decision.to === "Scheduled") {
     // A relaunch: launch again now rather than at the next tick.

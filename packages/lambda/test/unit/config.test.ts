@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../../src/config.js";
 import { parseRules, RulesError } from "../../src/rules.js";
-import { checkSignature, signBody } from "../../src/signature.js";
+import { checkSignature, signRequest } from "../../src/signature.js";
 
 const FULL = {
   TERN_BACKEND: "dynamodb://tern-state?region=eu-west-1",
@@ -111,18 +111,56 @@ describe("HMAC signatures", () => {
   const key = "k".repeat(32);
   const body = Buffer.from('{"id":"1"}');
   const now = 1_800_000_000;
+  const headers = { "Content-Type": "application/json", "ce-id": "1", "ce-type": "com.acme.x", "ce-source": "/a" };
+  const withSignature = (signature: string, over: Record<string, string> = {}) => ({
+    ...headers,
+    ...over,
+    "X-Tern-Signature": signature,
+  });
 
-  it("accepts a fresh signature of the body and refuses anything else, saying why", () => {
-    expect(checkSignature(key, signBody(key, body, now), body, 300, now)).toBeUndefined();
-    expect(checkSignature(key, undefined, body, 300, now)).toMatch(/missing x-tern-signature/);
-    expect(checkSignature(key, "v1=abc", body, 300, now)).toMatch(/malformed/);
-    expect(checkSignature(key, signBody("x".repeat(32), body, now), body, 300, now)).toMatch(/does not match/);
-    expect(checkSignature(key, signBody(key, body, now), Buffer.from('{"id":"2"}'), 300, now)).toMatch(
+  it("accepts a fresh signature of the content type, ce-* headers and body, and refuses anything else, saying why", () => {
+    const good = signRequest(key, headers, body, now);
+    expect(checkSignature([key], withSignature(good), body, 300, now)).toBeUndefined();
+    expect(checkSignature([key], headers, body, 300, now)).toMatch(/missing x-tern-signature/);
+    expect(checkSignature([key], withSignature("v1=abc"), body, 300, now)).toMatch(/malformed/);
+    expect(
+      checkSignature([key], withSignature(signRequest("x".repeat(32), headers, body, now)), body, 300, now),
+    ).toMatch(/does not match/);
+    expect(checkSignature([key], withSignature(good), Buffer.from('{"id":"2"}'), 300, now)).toMatch(/does not match/);
+    expect(checkSignature([key], withSignature(signRequest(key, headers, body, now - 301)), body, 300, now)).toMatch(
+      /301 s from now .*replay/,
+    );
+    // The timestamp is signed: moving it forward breaks the signature.
+    const old = signRequest(key, headers, body, now - 3600);
+    expect(checkSignature([key], withSignature(old.replace(`t=${now - 3600}`, `t=${now}`)), body, 300, now)).toMatch(
       /does not match/,
     );
-    expect(checkSignature(key, signBody(key, body, now - 301), body, 300, now)).toMatch(/301 s from now .*replay/);
-    // The timestamp is signed: moving it forward breaks the signature.
-    const old = signBody(key, body, now - 3600);
-    expect(checkSignature(key, old.replace(`t=${now - 3600}`, `t=${now}`), body, 300, now)).toMatch(/does not match/);
+  });
+
+  it("refuses a captured request replayed with another id, type, source or content type", () => {
+    const good = signRequest(key, headers, body, now);
+    const overrides: Array<Record<string, string>> = [
+      { "ce-id": "2" },
+      { "ce-type": "com.acme.y" },
+      { "ce-source": "/b" },
+      { "Content-Type": "application/cloudevents+json" },
+      { "ce-subject": "added" },
+    ];
+    for (const over of overrides) {
+      expect(checkSignature([key], withSignature(good, over), body, 300, now)).toMatch(/does not match/);
+    }
+    // Header names are case-insensitive and their order does not matter.
+    const reordered = { "ce-source": "/a", "CE-TYPE": "com.acme.x", "content-type": "application/json", "ce-id": "1" };
+    expect(checkSignature([key], { ...reordered, "x-tern-signature": good }, body, 300, now)).toBeUndefined();
+  });
+
+  it("accepts the previous key while a rotation is under way", () => {
+    const previous = "p".repeat(32);
+    expect(
+      checkSignature([key, previous], withSignature(signRequest(previous, headers, body, now)), body, 300, now),
+    ).toBeUndefined();
+    expect(checkSignature([key], withSignature(signRequest(previous, headers, body, now)), body, 300, now)).toMatch(
+      /does not match/,
+    );
   });
 });

@@ -72,6 +72,25 @@ describe("compilePattern (EventBridge's comparison operators)", () => {
     expect(matches({ detail: { "source-ip-address": [{ cidr: "10.0.0.0/8" }] } })).toBe(false);
   });
 
+  it("flattens arrays of objects, applies exists to leaves only, and matches exists: false under a missing parent", () => {
+    const finding = {
+      source: "aws.securityhub",
+      detail: {
+        findings: [
+          { Severity: { Label: "LOW" } },
+          { Severity: { Label: "CRITICAL" }, Resources: [{ Type: "AwsS3Bucket" }] },
+        ],
+      },
+    };
+    expect(matches({ detail: { findings: { Severity: { Label: ["CRITICAL"] } } } }, finding)).toBe(true);
+    expect(matches({ detail: { findings: { Resources: { Type: ["AwsS3Bucket"] } } } }, finding)).toBe(true);
+    expect(matches({ detail: { findings: { Severity: { Label: ["MEDIUM"] } } } }, finding)).toBe(false);
+    expect(matches({ detail: { object: [{ exists: true }] } })).toBe(false);
+    expect(matches({ detail: { object: { key: [{ exists: true }] } } })).toBe(true);
+    expect(matches({ detail: { missing: { leaf: [{ exists: false }] } } })).toBe(true);
+    expect(matches({ detail: { missing: { leaf: [{ exists: true }] } } })).toBe(false);
+  });
+
   it("$or at any level", () => {
     const pattern = {
       source: ["aws.s3"],
