@@ -107,7 +107,7 @@ export class TernNetwork extends Construct {
     });
     this.taskSecurityGroup = new ec2.SecurityGroup(this, "TaskSecurityGroup", {
       vpc: this.vpc,
-      description: "tern runner tasks: HTTPS out to AWS APIs and the flows' own endpoints, nothing in",
+      description: "tern runner tasks - HTTPS out to AWS APIs and the services flows call, nothing in",
       allowAllOutbound: false,
     });
     this.taskSecurityGroup.addEgressRule(
@@ -159,7 +159,7 @@ export class TernRunner extends Construct {
         directory: REPOSITORY_ROOT,
         file: join("packages", "env-fargate", "docker", "Dockerfile"),
         platform: ecrAssets.Platform.LINUX_AMD64,
-        exclude: ["**/node_modules", "**/dist", "**/.tern", ".git", "**/cdk.out", "**/.bundles", "bench/.generated"],
+        exclude: ["**/node_modules", "**/dist", "**/.tern", ".git", "**/cdk.out", "**/.bundles", "**/.test-out-*", "bench/.generated"],
       });
       asset.repository.grantPull(this.executionRole);
       this.imageUri = asset.imageUri;

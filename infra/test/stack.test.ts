@@ -2,6 +2,11 @@
  * The CDK app, synthesized offline (env-agnostic) with cdk-nag's AwsSolutions pack, and its
  * template checked resource by resource and statement by statement.
  */
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { INDEXES, TTL_ATTRIBUTE } from "@tern/backend-dynamodb";
 import { App, Stack, Validations } from "aws-cdk-lib";
 import { Match, Template } from "aws-cdk-lib/assertions";
@@ -386,5 +391,55 @@ describe("TernStack variants", { timeout: 60_000 }, () => {
     expect(() => parseConfig({ triggers: [{ flow: "f", pattern: {} }] }, "x")).toThrow(
       /event pattern is an empty object/,
     );
+  });
+});
+
+describe("cdk synth (the CLI, as a user runs it)", { timeout: 120_000 }, () => {
+  it("synthesizes the app offline with cdk-nag and CloudFormation validation, without a finding", async () => {
+    const out = await mkdtemp(join(tmpdir(), "tern-cdk-synth-"));
+    try {
+      const infra = join(dirname(fileURLToPath(import.meta.url)), "..");
+      const { code, output } = await new Promise<{ code: number; output: string }>((resolve) => {
+        execFile(
+          join(infra, "node_modules", ".bin", "cdk"),
+          [
+            "synth",
+            "--quiet",
+            "--output",
+            out,
+            "--context",
+            `tern=${JSON.stringify({ triggers: [TRIGGER], cloudEvents: { auth: "iam" } })}`,
+          ],
+          {
+            cwd: infra,
+            env: {
+              ...process.env,
+              NODE_OPTIONS: "",
+              CDK_DISABLE_VERSION_CHECK: "true",
+              CDK_DISABLE_CLI_TELEMETRY: "true",
+            },
+            timeout: 110_000,
+          },
+          (error, stdout, stderr) =>
+            resolve({ code: error === null ? 0 : Number(error.code ?? 1), output: `${stdout}${stderr}` }),
+        );
+      });
+      expect(code, output).toBe(0);
+      expect(output).not.toMatch(/\b(ERROR|WARNING)\b/);
+      const report = JSON.parse(
+        await readFile(join(out, "validation-report.json"), "utf8").catch(() => '{"pluginReports":[]}'),
+      ) as {
+        pluginReports: Array<{ violations: unknown[] }>;
+      };
+      expect(report.pluginReports.flatMap((p) => p.violations)).toEqual([]);
+      const template = JSON.parse(await readFile(join(out, "Tern.template.json"), "utf8")) as {
+        Resources: Record<string, { Type: string }>;
+      };
+      expect(
+        Object.values(template.Resources).filter((r) => r.Type === "AWS::Lambda::Function").length,
+      ).toBeGreaterThanOrEqual(4);
+    } finally {
+      await rm(out, { recursive: true, force: true });
+    }
   });
 });
