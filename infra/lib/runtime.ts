@@ -159,7 +159,16 @@ export class TernRunner extends Construct {
         directory: REPOSITORY_ROOT,
         file: join("packages", "env-fargate", "docker", "Dockerfile"),
         platform: ecrAssets.Platform.LINUX_AMD64,
-        exclude: ["**/node_modules", "**/dist", "**/.tern", ".git", "**/cdk.out", "**/.bundles", "**/.test-out-*", "bench/.generated"],
+        exclude: [
+          "**/node_modules",
+          "**/dist",
+          "**/.tern",
+          ".git",
+          "**/cdk.out",
+          "**/.bundles",
+          "**/.test-out-*",
+          "bench/.generated",
+        ],
       });
       asset.repository.grantPull(this.executionRole);
       this.imageUri = asset.imageUri;

@@ -134,7 +134,8 @@ describe("the Lambda bundles cdk synth writes", { timeout: 60_000 }, () => {
       detail: { bucket: { name: "uploads" }, object: { key: "in/1.csv", size: 1 } },
     };
     const result = await handlers.trigger?.(event);
-    const runId = (result?.runs as Array<{ runId: string; dispatch: string }>)[0]?.runId as string;
+    const runs = (result?.runs ?? []) as Array<{ runId: string; dispatch: string }>;
+    const runId = runs[0]?.runId as string;
     expect(result).toMatchObject({ status: "started", runs: [{ dispatch: "submitted" }] });
     expect(await backend.getRun(runId)).toMatchObject({ state: "Submitted", parameters: { key: "in/1.csv" } });
   });
