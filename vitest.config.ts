@@ -11,6 +11,8 @@ export default defineConfig({
     // The AWS SDK's notice about future Node versions, printed once per worker otherwise.
     env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true" },
     testTimeout: 20_000,
+    // Setup hooks start local servers and synthesize CDK apps: slower than a test on a busy machine.
+    hookTimeout: 120_000,
     pool: "forks",
     reporters: ["default", "./scripts/summary-reporter.ts"],
   },

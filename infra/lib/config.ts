@@ -3,8 +3,6 @@ import * as z from "zod/mini";
 
 /** What the `TernStack` is built from: CDK context `tern` (JSON) or the file it names. */
 export interface TernConfig {
-  /** Prefix of resource names (families are `tern-*` whatever it is). @default "tern" */
-  readonly name?: string;
   /**
    * The network: import an existing VPC (its private subnets run the tasks), or create one with
    * private subnets reaching AWS through NAT gateways or through VPC endpoints.
@@ -39,6 +37,10 @@ export interface TernConfig {
   readonly noncurrentVersionDays?: number;
   /** An email notified when a handler errs. @default none */
   readonly alarmEmail?: string;
+  /** Reserved concurrency of the task-state, trigger and CloudEvents functions. @default none */
+  readonly reservedConcurrency?: number;
+  /** Managed policies added to the task role (what the flows' own code needs: their buckets, APIs). @default [] */
+  readonly taskRoleManagedPolicyArns?: string[];
 }
 
 const RETENTIONS = [
@@ -46,9 +48,6 @@ const RETENTIONS = [
 ];
 
 const schema = z.strictObject({
-  name: z.optional(
-    z.string().check(z.regex(/^[a-z][a-z0-9-]{0,20}$/, "use 1 to 21 lowercase letters, digits and hyphens")),
-  ),
   vpc: z.optional(
     z.union([
       z.strictObject({
@@ -77,7 +76,12 @@ const schema = z.strictObject({
     z.array(
       z
         .string()
-        .check(z.regex(/^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$/, "Secrets Manager secret ARNs")),
+        .check(
+          z.regex(
+            /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+-[A-Za-z0-9]{6}$/,
+            "complete Secrets Manager secret ARNs (ending in the 6-character suffix)",
+          ),
+        ),
     ),
   ),
   logRetentionDays: z.optional(
@@ -87,6 +91,10 @@ const schema = z.strictObject({
   tableDeletionProtection: z.optional(z.boolean()),
   noncurrentVersionDays: z.optional(z.int().check(z.minimum(1))),
   alarmEmail: z.optional(z.email()),
+  reservedConcurrency: z.optional(z.int().check(z.minimum(1), z.maximum(1000))),
+  taskRoleManagedPolicyArns: z.optional(
+    z.array(z.string().check(z.regex(/^arn:aws[a-z-]*:iam::(\d{12}|aws):policy\/.+$/, "IAM managed policy ARNs"))),
+  ),
 });
 
 /** A configuration that cannot be deployed, with every problem named. */

@@ -39,6 +39,11 @@ export interface TernHandlersProps {
   readonly cloudEvents?: { readonly auth: "iam" | "hmac" };
   readonly logRetention: logs.RetentionDays;
   readonly alarmEmail?: string;
+  /**
+   * Reserved concurrency of the task-state, trigger and CloudEvents functions (the agent always
+   * has 1). Reserving needs unreserved account concurrency left (Lambda keeps 100). @default none
+   */
+  readonly reservedConcurrency?: number;
 }
 
 type HandlerName = "agent" | "task-state" | "trigger" | "cloudevents";
@@ -98,23 +103,33 @@ export class TernHandlers extends Construct {
     };
     const make = (
       name: HandlerName,
-      options: { timeout: Duration; reservedConcurrency: number; env?: Record<string, string> },
+      options: { timeout: Duration; reservedConcurrency?: number; env?: Record<string, string> },
     ) => {
+      const logGroup = new logs.LogGroup(this, `${name}-logs`, {
+        retention: props.logRetention,
+        removalPolicy: RemovalPolicy.DESTROY,
+      });
+      // Its own role: write its own log group (not the managed basic role's logs on "*").
+      const role = new iam.Role(this, `${name}-role`, {
+        assumedBy: new iam.ServicePrincipal("lambda.amazonaws.com"),
+        description: `tern ${name} handler`,
+      });
+      logGroup.grantWrite(role);
       const fn = new nodejs.NodejsFunction(this, `${name}-handler`, {
+        role,
         entry: join(REPOSITORY_ROOT, "packages", "lambda", "src", "handlers", `${name}.ts`),
         handler: "handler",
         runtime: lambda.Runtime.NODEJS_22_X,
         architecture: lambda.Architecture.ARM_64,
         memorySize: 512,
         timeout: options.timeout,
-        reservedConcurrentExecutions: options.reservedConcurrency,
+        ...(options.reservedConcurrency === undefined
+          ? {}
+          : { reservedConcurrentExecutions: options.reservedConcurrency }),
         description: `tern ${name} handler`,
         environment: { ...environment, ...options.env },
         deadLetterQueue: this.deadLetterQueue,
-        logGroup: new logs.LogGroup(this, `${name}-logs`, {
-          retention: props.logRetention,
-          removalPolicy: RemovalPolicy.DESTROY,
-        }),
+        logGroup,
         projectRoot: REPOSITORY_ROOT,
         depsLockFilePath: join(REPOSITORY_ROOT, "pnpm-lock.yaml"),
         bundling: {
@@ -143,18 +158,38 @@ export class TernHandlers extends Construct {
       return fn;
     };
 
+    // One agent at a time; a tick that cannot run now is dropped, not queued for hours: the next
+    // one comes a minute later.
     const agent = make("agent", {
-      timeout: Duration.minutes(5),
+      timeout: Duration.seconds(90),
       reservedConcurrency: 1,
       env: { TERN_SAFETY_MARGIN_MS: "20000" },
     });
+    agent.configureAsyncInvoke({ maxEventAge: Duration.minutes(2), retryAttempts: 0 });
+    new cloudwatch.Alarm(this, "agent-throttles", {
+      metric: agent.metricThrottles({ period: Duration.minutes(15) }),
+      threshold: 3,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      alarmDescription: "tern agent ticks throttled: a poll ran longer than a minute several times",
+    }).addAlarmAction(new cloudwatchActions.SnsAction(this.alarmTopic));
+    new cloudwatch.Alarm(this, "dead-letters", {
+      metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5) }),
+      threshold: 1,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      alarmDescription: "tern events or ticks that failed for good are in the dead-letter queue",
+    }).addAlarmAction(new cloudwatchActions.SnsAction(this.alarmTopic));
     new events.Rule(this, "AgentSchedule", {
       description: "tern: the agent polls every minute",
       schedule: events.Schedule.rate(Duration.minutes(1)),
       targets: [new targets.LambdaFunction(agent, { deadLetterQueue: this.deadLetterQueue, retryAttempts: 0 })],
     });
 
-    const taskState = make("task-state", { timeout: Duration.seconds(60), reservedConcurrency: 10 });
+    const taskState = make("task-state", {
+      timeout: Duration.seconds(60),
+      reservedConcurrency: props.reservedConcurrency,
+    });
     new events.Rule(this, "TaskStateRule", {
       description: "tern: stopped tern tasks of this cluster update their runs at once",
       eventPattern: {
@@ -169,7 +204,7 @@ export class TernHandlers extends Construct {
     if (rules.length > 0) {
       trigger = make("trigger", {
         timeout: Duration.seconds(60),
-        reservedConcurrency: 20,
+        reservedConcurrency: props.reservedConcurrency,
         env: { TERN_TRIGGER_RULES: rulesJson },
       });
       rules.forEach((rule, i) => {
@@ -192,7 +227,7 @@ export class TernHandlers extends Construct {
     if (props.cloudEvents !== undefined) {
       cloudEvents = make("cloudevents", {
         timeout: Duration.seconds(30),
-        reservedConcurrency: 20,
+        reservedConcurrency: props.reservedConcurrency,
         env: {
           TERN_TRIGGER_RULES: rulesJson,
           TERN_CLOUDEVENTS_AUTH: props.cloudEvents.auth,

@@ -168,6 +168,15 @@ export class TernRunner extends Construct {
           "**/.bundles",
           "**/.test-out-*",
           "bench/.generated",
+          // Only what the image build reads: editing docs, tests or the infra app rebuilds nothing.
+          "docs",
+          "examples",
+          "**/test",
+          "infra/bin",
+          "infra/lib",
+          "**/*.md",
+          ".ci",
+          "scripts",
         ],
       });
       asset.repository.grantPull(this.executionRole);

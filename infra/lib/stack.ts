@@ -1,4 +1,5 @@
 import { type CfnElement, CfnOutput, Stack, type StackProps, Validations } from "aws-cdk-lib";
+import * as iam from "aws-cdk-lib/aws-iam";
 import type * as logs from "aws-cdk-lib/aws-logs";
 import * as s3 from "aws-cdk-lib/aws-s3";
 import type { Construct } from "constructs";
@@ -23,6 +24,8 @@ export class TernStack extends Stack {
   readonly network: TernNetwork;
   readonly runner: TernRunner;
   readonly handlers: TernHandlers;
+  /** What CI needs for `tern register`, `tern run` and `tern runs`: attach it to the CI role. */
+  readonly ciPolicy: iam.ManagedPolicy;
 
   constructor(scope: Construct, id: string, props: TernStackProps = {}) {
     super(scope, id, props);
@@ -61,11 +64,48 @@ export class TernStack extends Stack {
       ...(config.cloudEvents === undefined ? {} : { cloudEvents: config.cloudEvents }),
       logRetention,
       ...(config.alarmEmail === undefined ? {} : { alarmEmail: config.alarmEmail }),
+      ...(config.reservedConcurrency === undefined ? {} : { reservedConcurrency: config.reservedConcurrency }),
+    });
+    for (const arn of config.taskRoleManagedPolicyArns ?? []) {
+      this.runner.taskRole.addManagedPolicy(
+        iam.ManagedPolicy.fromManagedPolicyArn(this, `TaskPolicy${arn.slice(-12)}`, arn),
+      );
+    }
+    // What CI needs to register flows and start or inspect runs: write the flow bucket, read and
+    // write the state table. Attach it to the CI role (an OIDC role, see infra/README.md).
+    this.ciPolicy = new iam.ManagedPolicy(this, "CiPolicy", {
+      description: "tern CI: register flows (flow bucket) and start or inspect runs (state table)",
+      statements: [
+        new iam.PolicyStatement({
+          actions: ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+          resources: [this.storage.bucket.arnForObjects("*")],
+        }),
+        // ListBucket makes a missing key a 404 (not a 403), which registration relies on.
+        new iam.PolicyStatement({ actions: ["s3:ListBucket"], resources: [this.storage.bucket.bucketArn] }),
+        new iam.PolicyStatement({
+          actions: [
+            "dynamodb:DescribeTable",
+            "dynamodb:GetItem",
+            "dynamodb:BatchGetItem",
+            "dynamodb:Query",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:BatchWriteItem",
+            "dynamodb:ConditionCheckItem",
+          ],
+          resources: [this.state.table.tableArn, `${this.state.table.tableArn}/index/*`],
+        }),
+      ],
     });
 
     new CfnOutput(this, "FlowBucketName", {
       value: this.storage.bucket.bucketName,
       description: "S3Storage bucket for flows (TERN_FLOW_BUCKET in CI)",
+    });
+    new CfnOutput(this, "CiPolicyArn", {
+      value: this.ciPolicy.managedPolicyArn,
+      description: "Managed policy to attach to the CI role that runs tern register",
     });
     new CfnOutput(this, "StateTableName", { value: this.state.table.tableName, description: "DynamoDB state table" });
     new CfnOutput(this, "Region", { value: this.region, description: "Region of the bucket, table and cluster" });
@@ -126,32 +166,42 @@ export class TernStack extends Stack {
     ];
     for (const fn of Object.values(this.handlers.functions)) {
       if (fn === undefined) continue;
-      ack(
-        fn,
-        ...readsFlows,
-        [
-          "AwsSolutions-IAM5[Resource::*]",
-          'ecs:RegisterTaskDefinition, ecs:DescribeTaskDefinition and ecs:ListTaskDefinitions support no resource-level permissions; AWS requires Resource "*" for them (and only them in this statement).',
-        ],
-        [
-          "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecs:<AWS::Region>:<AWS::AccountId>:task-definition/tern-*:*]",
-          "RunTask and tagging at creation are limited to tern's task-definition families (tern-*), any revision, and to this cluster by condition.",
-        ],
-        [
-          `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecs:<AWS::Region>:<AWS::AccountId>:task/${clusterRef}/*]`,
-          "DescribeTasks, StopTask and tagging at creation apply to this cluster's tasks, whose ids are not known in advance.",
-        ],
-        [
-          "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
-          "The AWS managed basic execution role only lets the function write its own CloudWatch log streams.",
-        ],
-        [
-          "AwsSolutions-L1",
-          "Node.js 22 is the runtime tern's handlers are built and tested for; it is pinned on purpose, not left to drift.",
-        ],
-      );
+      // The function and its role (a sibling construct) carry the same acknowledgements.
+      for (const target of [fn, fn.role as unknown as Construct])
+        ack(
+          target,
+          ...readsFlows,
+          [
+            "AwsSolutions-IAM5[Resource::*]",
+            'ecs:RegisterTaskDefinition, ecs:DescribeTaskDefinition and ecs:ListTaskDefinitions support no resource-level permissions; AWS requires Resource "*" for them (and only them in this statement).',
+          ],
+          [
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecs:<AWS::Region>:<AWS::AccountId>:task-definition/tern-*:*]",
+            "RunTask and tagging at creation are limited to tern's task-definition families (tern-*), any revision, and to this cluster by condition.",
+          ],
+          [
+            `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecs:<AWS::Region>:<AWS::AccountId>:task/${clusterRef}/*]`,
+            "DescribeTasks, StopTask and tagging at creation apply to this cluster's tasks, whose ids are not known in advance.",
+          ],
+
+          [
+            "AwsSolutions-L1",
+            "Node.js 22 is the runtime tern's handlers are built and tested for; it is pinned on purpose, not left to drift.",
+          ],
+        );
     }
     ack(this.runner.taskRole, ...readsFlows);
+    ack(
+      this.ciPolicy,
+      [
+        `AwsSolutions-IAM5[Resource::${bucketArn}/*]`,
+        "CI writes flow bundles and manifests: content-addressed keys under the flow bucket.",
+      ],
+      [
+        `AwsSolutions-IAM5[Resource::${tableArn}/index/*]`,
+        "tern run, tern runs and registration query the state table's indexes.",
+      ],
+    );
     ack(this.runner.executionRole, [
       "AwsSolutions-IAM5[Resource::*]",
       'ecr:GetAuthorizationToken supports no resource-level permissions; AWS requires Resource "*". Image layers are pulled from the runner\'s repository only.',

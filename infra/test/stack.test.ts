@@ -47,6 +47,9 @@ function statements(template: Template): Array<Statement & { policy: string }> {
   for (const [id, policy] of Object.entries(template.findResources("AWS::IAM::Policy"))) {
     for (const s of (policy.Properties.PolicyDocument.Statement as Statement[]) ?? []) out.push({ ...s, policy: id });
   }
+  for (const [id, policy] of Object.entries(template.findResources("AWS::IAM::ManagedPolicy"))) {
+    for (const st of (policy.Properties.PolicyDocument.Statement as Statement[]) ?? []) out.push({ ...st, policy: id });
+  }
   for (const [id, role] of Object.entries(template.findResources("AWS::IAM::Role"))) {
     for (const p of (role.Properties.Policies as Array<{ PolicyDocument: { Statement: Statement[] } }>) ?? []) {
       for (const s of p.PolicyDocument.Statement) out.push({ ...s, policy: id });
@@ -63,6 +66,9 @@ describe("TernStack with triggers and a CloudEvents endpoint", { timeout: 60_000
   beforeAll(() => {
     result = synth({
       runnerImage: { uri: IMAGE },
+      reservedConcurrency: 5,
+      secrets: ["arn:aws:secretsmanager:eu-west-1:123456789012:secret:etl-db-AbCdEf"],
+      taskRoleManagedPolicyArns: ["arn:aws:iam::123456789012:policy/acme-uploads-read"],
       triggers: [TRIGGER],
       cloudEvents: { auth: "hmac" },
       agentLabels: ["prod"],
@@ -95,7 +101,6 @@ describe("TernStack with triggers and a CloudEvents endpoint", { timeout: 60_000
         "AwsSolutions-S1",
         "AwsSolutions-SMG4",
         "AwsSolutions-L1",
-        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
         "AwsSolutions-IAM5[Resource::*]",
         "AwsSolutions-IAM5[Resource::<id>/*]",
         "AwsSolutions-IAM5[Resource::<id>/index/*]",
@@ -198,7 +203,7 @@ describe("TernStack with triggers and a CloudEvents endpoint", { timeout: 60_000
     t.hasResourceProperties("AWS::Lambda::Function", {
       Description: "tern agent handler",
       ReservedConcurrentExecutions: 1,
-      Timeout: 300,
+      Timeout: 90,
       Environment: { Variables: Match.objectLike({ TERN_AGENT_LABELS: "prod", TERN_RUNNER_IMAGE: IMAGE }) },
     });
     t.hasResourceProperties("AWS::Lambda::Function", {
@@ -206,7 +211,18 @@ describe("TernStack with triggers and a CloudEvents endpoint", { timeout: 60_000
       Environment: { Variables: Match.objectLike({ TERN_TRIGGER_RULES: JSON.stringify([TRIGGER]) }) },
     });
     t.hasResourceProperties("AWS::SQS::Queue", { SqsManagedSseEnabled: true });
-    t.resourceCountIs("AWS::CloudWatch::Alarm", 4);
+    // An error alarm per function, the agent's throttles, the dead-letter queue's depth.
+    t.resourceCountIs("AWS::CloudWatch::Alarm", 6);
+    t.hasResourceProperties("AWS::Lambda::EventInvokeConfig", {
+      MaximumEventAgeInSeconds: 120,
+      MaximumRetryAttempts: 0,
+    });
+    // Each function writes its own log group through its own role: no managed policy.
+    const roles = t.findResources("AWS::IAM::Role", {
+      Properties: { Description: Match.stringLikeRegexp("handler$") },
+    });
+    expect(Object.keys(roles)).toHaveLength(4);
+    for (const role of Object.values(roles)) expect(role.Properties.ManagedPolicyArns).toBeUndefined();
     t.hasResourceProperties("AWS::CloudWatch::Alarm", {
       MetricName: "Errors",
       Threshold: 1,
@@ -299,6 +315,7 @@ describe("TernStack with triggers and a CloudEvents endpoint", { timeout: 60_000
         "ecr:GetDownloadUrlForLayer",
         "logs:CreateLogStream",
         "logs:PutLogEvents",
+        "secretsmanager:GetSecretValue",
       ].sort(),
     );
     const task = all.filter((s) => s.policy.startsWith("RunnerTaskRole"));
@@ -309,7 +326,7 @@ describe("TernStack with triggers and a CloudEvents endpoint", { timeout: 60_000
     expect(task.flatMap(actionsOf)).not.toEqual(expect.arrayContaining(["s3:PutObject"]));
   });
 
-  it("outputs what tern register needs in CI", () => {
+  it("outputs what tern register needs in CI, with a managed policy for the CI role", () => {
     const outputs = result.template.findOutputs("*");
     expect(Object.keys(outputs)).toEqual(
       expect.arrayContaining([
@@ -319,8 +336,32 @@ describe("TernStack with triggers and a CloudEvents endpoint", { timeout: 60_000
         "ClusterName",
         "TernBackend",
         "CloudEventsUrl",
+        "CiPolicyArn",
       ]),
     );
+    const ci = Object.values(result.template.findResources("AWS::IAM::ManagedPolicy"))[0]?.Properties.PolicyDocument
+      .Statement as Statement[];
+    expect(ci.map((st) => actionsOf(st))).toEqual([
+      ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+      ["s3:ListBucket"],
+      expect.arrayContaining(["dynamodb:DescribeTable", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"]),
+    ]);
+    for (const st of ci)
+      for (const resource of resourcesOf(st)) expect(JSON.stringify(resource)).toMatch(/Flows|State/);
+  });
+
+  it("lets the execution role read only the secrets named, and adds the task role's extra policies", () => {
+    const all = statements(result.template);
+    const secrets = all.filter(
+      (st) => actionsOf(st).includes("secretsmanager:GetSecretValue") && st.policy.startsWith("RunnerExecutionRole"),
+    );
+    expect(secrets).toEqual([
+      expect.objectContaining({ Resource: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:etl-db-AbCdEf" }),
+    ]);
+    result.template.hasResourceProperties("AWS::IAM::Role", {
+      Description: Match.stringLikeRegexp("tern runner tasks: read flows"),
+      ManagedPolicyArns: ["arn:aws:iam::123456789012:policy/acme-uploads-read"],
+    });
   });
 });
 
@@ -387,7 +428,7 @@ describe("TernStack variants", { timeout: 60_000 }, () => {
     }
     expect(message).toMatch(/tern\.config\.json/);
     expect(message).toMatch(/logRetentionDays: one of 1, 3, 5/);
-    expect(message).toMatch(/secrets\.0: Secrets Manager secret ARNs/);
+    expect(message).toMatch(/secrets\.0: complete Secrets Manager secret ARNs/);
     expect(() => parseConfig({ triggers: [{ flow: "f", pattern: {} }] }, "x")).toThrow(
       /event pattern is an empty object/,
     );
