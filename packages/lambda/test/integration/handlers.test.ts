@@ -273,6 +273,70 @@ describe("task-state events", { timeout: 60_000 }, () => {
   });
 });
 
+/** The `ECS Task State Change` event EventBridge delivers for a task as the fake describes it. */
+function taskStateEvent(task: object, taskArn: string) {
+  return {
+    version: "0",
+    id: randomUUID(),
+    "detail-type": "ECS Task State Change",
+    source: "aws.ecs",
+    account: "123456789012",
+    time: new Date().toISOString(),
+    region: "us-east-1",
+    resources: [taskArn],
+    detail: JSON.parse(JSON.stringify({ ...task, command: undefined, environment: undefined })),
+  };
+}
+
+describe("relaunches and cancellations", { timeout: 60_000 }, () => {
+  it("relaunches at once from a stop event that says the task never started for a passing reason", async () => {
+    await resetRuntimes();
+    const { run } = await backend.createRun({ project: PROJECT, flow: "fargate-etl" });
+    ecs.injectLaunchOutcomes([
+      { kind: "fail-to-start", stoppedReason: "Timeout waiting for network interface provisioning to complete." },
+    ]);
+    await agentHandler({}, context(60_000));
+    const first = (await backend.getRun(run.id))?.deployment?.taskArn as string;
+    const stopped = await ecs.waitForTask(first, "STOPPED");
+    const result = await taskStateHandler(taskStateEvent(stopped, first));
+    expect(result).toMatchObject({ status: "updated", to: "Scheduled" });
+    // Dispatched again by the handler itself, not at the next tick: a second task, the same run.
+    const relaunched = await backend.getRun(run.id);
+    expect(relaunched).toMatchObject({ state: "Submitted", deployment: { relaunches: 1, launch: 1 } });
+    expect(relaunched?.deployment?.taskArn).not.toBe(first);
+    expect(tasksOf(run.id)).toHaveLength(2);
+    // The stale event of the first task, delivered late, changes nothing.
+    expect(await taskStateHandler(taskStateEvent(stopped, first))).toMatchObject({ status: "ignored" });
+  });
+
+  it("stops a cancelled run's task from the scheduled agent's sweep, then ends the run Cancelled", async () => {
+    await resetRuntimes();
+    const { run } = await backend.createRun({ project: PROJECT, flow: "fargate-etl" });
+    await agentHandler({}, context(60_000));
+    const submitted = (await backend.getRun(run.id)) as RunRecord;
+    const taskArn = submitted.deployment?.taskArn as string;
+    await ecs.waitForTask(taskArn, "RUNNING");
+    await backend.transitionRun({
+      runId: run.id,
+      expectedRevision: submitted.revision,
+      to: "Cancelling",
+      reason: "tern cancel",
+    });
+    await agentHandler({}, context(60_000));
+    expect(
+      ecs.callLog.filter((c) => c.operation === "StopTask").map((c) => (c.input as { task: string }).task),
+    ).toContain(taskArn);
+    const stopped = await ecs.waitForTask(taskArn, "STOPPED");
+    expect(stopped.stopCode).toBe("UserInitiated");
+    // The stop event (or the next tick's sweep) ends the run.
+    expect(await taskStateHandler(taskStateEvent(stopped, taskArn))).toMatchObject({
+      status: "updated",
+      to: "Cancelled",
+    });
+    expect((await backend.getRun(run.id))?.state).toBe("Cancelled");
+  });
+});
+
 describe("event triggers (EventBridge)", { timeout: 60_000 }, () => {
   it("starts one run and one task for an event delivered five times, dispatched at once", async () => {
     const event = objectCreated("incoming/orders-1.csv");
