@@ -1,3 +1,5 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TriggerRuleInput } from "@tern/lambda";
 import { Duration, RemovalPolicy, Stack } from "aws-cdk-lib";
@@ -13,12 +15,24 @@ import * as lambda from "aws-cdk-lib/aws-lambda";
 import * as nodejs from "aws-cdk-lib/aws-lambda-nodejs";
 import * as logs from "aws-cdk-lib/aws-logs";
 import type * as s3 from "aws-cdk-lib/aws-s3";
+import * as s3assets from "aws-cdk-lib/aws-s3-assets";
 import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import * as sns from "aws-cdk-lib/aws-sns";
 import * as subscriptions from "aws-cdk-lib/aws-sns-subscriptions";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
 import { REPOSITORY_ROOT } from "./runtime.js";
+
+/** Reading the rules asset: that one object, not the whole assets bucket. */
+function readRules(asset: s3assets.Asset): iam.PolicyStatement {
+  return new iam.PolicyStatement({
+    actions: ["s3:GetObject"],
+    resources: [`arn:${Stack.of(asset).partition}:s3:::${asset.s3BucketName}/${asset.s3ObjectKey}`],
+  });
+}
+
+/** Trigger rules above this size (as JSON) go to an S3 asset instead of an environment variable. */
+export const INLINE_RULES_BYTES = 2_048;
 
 /** Task-definition families the agent may run: `FargateTaskEnvironment`'s default is `tern-<flow>`. */
 export const FAMILY_PREFIX = "tern-";
@@ -77,11 +91,18 @@ export class TernHandlers extends Construct {
 
     const rules = props.triggers ?? [];
     const rulesJson = JSON.stringify(rules);
-    if (Buffer.byteLength(rulesJson) > 3_000) {
-      throw new Error(
-        `tern infra: the trigger rules take ${Buffer.byteLength(rulesJson)} bytes as JSON; Lambda environment variables hold 4 KB in all. Shorten the rules or split them across stacks.`,
-      );
+    // Small rule sets travel in the functions' environment; larger ones (Lambda keeps 4 KB of
+    // environment in all) as an S3 asset the handlers read at cold start.
+    let rulesAsset: s3assets.Asset | undefined;
+    if (Buffer.byteLength(rulesJson) > INLINE_RULES_BYTES) {
+      const dir = mkdtempSync(join(tmpdir(), "tern-rules-"));
+      writeFileSync(join(dir, "rules.json"), rulesJson);
+      rulesAsset = new s3assets.Asset(this, "TriggerRules", { path: join(dir, "rules.json") });
     }
+    const rulesEnv: Record<string, string> =
+      rulesAsset === undefined
+        ? { TERN_TRIGGER_RULES: rulesJson }
+        : { TERN_TRIGGER_RULES_URL: `s3://${rulesAsset.s3BucketName}/${rulesAsset.s3ObjectKey}` };
     if (props.cloudEvents?.auth === "hmac") {
       this.cloudEventsSecret = new secretsmanager.Secret(this, "CloudEventsKey", {
         description: "tern CloudEvents endpoint: the HMAC-SHA256 signing key (X-Tern-Signature)",
@@ -205,8 +226,9 @@ export class TernHandlers extends Construct {
       trigger = make("trigger", {
         timeout: Duration.seconds(60),
         reservedConcurrency: props.reservedConcurrency,
-        env: { TERN_TRIGGER_RULES: rulesJson },
+        env: rulesEnv,
       });
+      if (rulesAsset !== undefined) trigger.addToRolePolicy(readRules(rulesAsset));
       rules.forEach((rule, i) => {
         const eventRule = new events.Rule(this, `Trigger${i}`, {
           description: `tern trigger "${rule.name ?? rule.flow}": starts a run of ${rule.flow}`,
@@ -229,7 +251,7 @@ export class TernHandlers extends Construct {
         timeout: Duration.seconds(30),
         reservedConcurrency: props.reservedConcurrency,
         env: {
-          TERN_TRIGGER_RULES: rulesJson,
+          ...rulesEnv,
           TERN_CLOUDEVENTS_AUTH: props.cloudEvents.auth,
           ...(this.cloudEventsSecret === undefined
             ? {}
@@ -237,6 +259,7 @@ export class TernHandlers extends Construct {
         },
       });
       this.cloudEventsSecret?.grantRead(cloudEvents);
+      if (rulesAsset !== undefined) cloudEvents.addToRolePolicy(readRules(rulesAsset));
       this.cloudEventsUrl = cloudEvents.addFunctionUrl({
         authType:
           props.cloudEvents.auth === "iam" ? lambda.FunctionUrlAuthType.AWS_IAM : lambda.FunctionUrlAuthType.NONE,

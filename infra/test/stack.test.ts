@@ -413,6 +413,26 @@ describe("TernStack variants", { timeout: 60_000 }, () => {
     });
   });
 
+  it("ships many trigger rules as an S3 asset the handlers may read (that object only) instead of an environment variable", () => {
+    const triggers = Array.from({ length: 30 }, (_, i) => ({
+      name: `rule-${i}`,
+      flow: "ingest",
+      pattern: { source: ["aws.s3"], detail: { bucket: { name: [`bucket-${i}-with-a-long-name`] } } },
+    }));
+    const { template, report } = synth({ runnerImage: { uri: IMAGE }, triggers, cloudEvents: { auth: "iam" } });
+    expect(report.violations.map((v) => v.ruleName)).toEqual([]);
+    const trigger = Object.values(
+      template.findResources("AWS::Lambda::Function", { Properties: { Description: "tern trigger handler" } }),
+    )[0];
+    const variables = trigger?.Properties.Environment.Variables as Record<string, unknown>;
+    expect(variables.TERN_TRIGGER_RULES).toBeUndefined();
+    expect(JSON.stringify(variables.TERN_TRIGGER_RULES_URL)).toMatch(/s3:\/\/.*\.json/);
+    const reads = statements(template).filter((st) => JSON.stringify(st.Resource).includes(".json"));
+    expect(reads).toHaveLength(2);
+    for (const st of reads) expect(actionsOf(st)).toEqual(["s3:GetObject"]);
+    template.resourceCountIs("AWS::Events::Rule", 2 + 30);
+  });
+
   it("refuses a configuration that cannot work, naming each problem", () => {
     expect(() =>
       parseConfig({ vpc: { create: { maxAzs: 9 } }, logRetentionDays: 10, secrets: ["my-secret"], extra: 1 }, "test"),

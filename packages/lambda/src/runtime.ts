@@ -82,7 +82,7 @@ async function start(
   return { config, backend, agent, rules, ...(hmacKeys === undefined ? {} : { hmacKeys }) };
 }
 
-async function loadRules(config: LambdaConfig): Promise<TriggerRule[]> {
+export async function loadRules(config: LambdaConfig): Promise<TriggerRule[]> {
   const source = config.rules;
   if (source === undefined) return [];
   if ("inline" in source) return parseRules(source.inline, "TERN_TRIGGER_RULES");
