@@ -22,7 +22,7 @@ import { clientToken, setEcsClientFactory } from "@tern/env-fargate";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type DynamoDbLocal, startDynamoDbLocal } from "../packages/backend-dynamodb/test/dynamodb-local.js";
 import { type LocalServer, S3RVER_CREDENTIALS, startS3rver } from "../packages/storage-cloud/test/servers.js";
-import { ROOT } from "./support/cli.js";
+import { ROOT, runTern } from "./support/cli.js";
 import { ECS_MESSAGES, FakeEcs, type FakeEcsOptions } from "./support/fake-ecs.js";
 
 const ENTRYPOINT = join(ROOT, "packages", "env-fargate", "docker", "entrypoint.sh");
@@ -264,6 +264,39 @@ describe("FargateTaskEnvironment through the agent, the fake ECS and runner proc
     const stops = ecs.callLog.filter((c) => c.operation === "StopTask").map((c) => c.input as { reason: string });
     expect(stops).toEqual([expect.objectContaining({ reason: `tern: run ${id} was cancelled` })]);
     expect(tasksOf(ecs, id)[0]?.stopCode).toBe("UserInitiated");
+  });
+
+  it("runs through `tern agent --once` and `tern cancel`, the CLI loading the Fargate environment on demand", async () => {
+    const env = {
+      ...AGENT_ENV,
+      TERN_HOME: join(dir, "cli-home"),
+      TERN_BACKEND: backend.url,
+      AWS_ENDPOINT_URL_ECS: ecs.endpoint,
+      TERN_TEST_S3_ENDPOINT: process.env.TERN_TEST_S3_ENDPOINT ?? "",
+    };
+    const started = await runTern(["run", "fargate-etl", "--project", "fargate", "--json"], env);
+    expect(started.code, started.stderr).toBe(0);
+    const { id } = JSON.parse(started.stdout) as { id: string };
+    const agent = await runTern(["agent", "--once"], env);
+    expect(agent.code, agent.stderr).toBe(0);
+    expect(tasksOf(ecs, id)).toHaveLength(1);
+    expect((await waitForState(id, "Success")).deployment).toMatchObject({ kind: "ecs-task" });
+
+    const { run: long } = await scheduleRun(backend, {
+      project: "fargate",
+      flow: "fargate-etl",
+      parameters: { sleepMs: 30_000 },
+    });
+    expect((await runTern(["agent", "--once"], env)).code).toBe(0);
+    await waitForState(long.id, "Running");
+    const cancel = await runTern(["cancel", long.id], env);
+    expect(cancel.code, cancel.stderr).toBe(0);
+    // The runner sees Cancelling and stops the flow itself (or the next agent's sweep stops the
+    // task if it does not): either way the run ends Cancelled and the task stops.
+    expect((await runTern(["agent", "--once"], env)).code).toBe(0);
+    expect((await waitForState(long.id, "Cancelled")).state).toBe("Cancelled");
+    const [task] = tasksOf(ecs, long.id);
+    expect((await ecs.waitForTask(task?.taskArn as string, "STOPPED")).lastStatus).toBe("STOPPED");
   });
 
   it("starts no second task when an agent dies after RunTask and another takes the run over", async () => {
