@@ -281,6 +281,10 @@ describe("FargateTaskEnvironment through the agent, the fake ECS and runner proc
     expect(agent.code, agent.stderr).toBe(0);
     expect(tasksOf(ecs, id)).toHaveLength(1);
     expect((await waitForState(id, "Success")).deployment).toMatchObject({ kind: "ecs-task" });
+    const shown = await runTern(["runs", "show", id], env);
+    expect(shown.stdout).toMatch(
+      /deployed {4}ECS task arn:aws:ecs:.*:task\/tern\/[0-9a-f]{32} \(cluster tern, us-east-1, logs \/tern\/runs tern\/tern-runner\/[0-9a-f]{32}\)/,
+    );
 
     const { run: long } = await scheduleRun(backend, {
       project: "fargate",

@@ -100,6 +100,23 @@ history and the task runs (slug, state, attempts).`,
   },
 };
 
+/** Where a run went, in a line: an ECS task with its log stream, a local process, or the raw details. */
+function describeDeployment(d: Readonly<Record<string, unknown>> | undefined): string | undefined {
+  if (d === undefined) return undefined;
+  if (d.kind === "ecs-task") {
+    if (typeof d.taskArn !== "string") return `ECS task not launched yet (launch ${String(d.launch ?? 0)})`;
+    const id = d.taskArn.slice(d.taskArn.lastIndexOf("/") + 1);
+    const logs =
+      typeof d.logGroup === "string"
+        ? `, logs ${d.logGroup} ${String(d.logStreamPrefix ?? "tern")}/${String(d.containerName ?? "tern-runner")}/${id}`
+        : "";
+    const relaunched = typeof d.relaunches === "number" && d.relaunches > 0 ? `, relaunched ${d.relaunches}x` : "";
+    return `ECS task ${d.taskArn} (cluster ${String(d.cluster)}, ${String(d.region)}${relaunched}${logs})`;
+  }
+  if (d.kind === "process" && typeof d.pid === "number") return `local process ${d.pid}`;
+  return JSON.stringify(d);
+}
+
 async function showRun(
   id: string,
   json: boolean,
@@ -125,6 +142,8 @@ async function showRun(
     `  parameters  ${JSON.stringify(run.parameters)}`,
     `  created     ${formatTime(run.createdAtMs)}   attempts ${run.attempts}`,
   ];
+  const deployed = describeDeployment(run.deployment);
+  if (deployed !== undefined) lines.push(`  deployed    ${deployed}`);
   if (run.outputs !== undefined) {
     for (const [key, value] of Object.entries(run.outputs)) {
       lines.push(
