@@ -52,8 +52,9 @@ Usage: tern runs [--project P] [--flow F] [--state S] [--limit N] [--json]
        tern runs show <id> [--json]
 
 States: ${RUN_STATES.join(", ")}.
-"runs show" prints id, flow, version, state, reason, labels, parameters, outputs, the state
-history and the task runs (slug, state, attempts).`,
+"runs show" prints id, flow, version, state, reason, labels, parameters, where the run was
+deployed (an ECS task and its log stream, or a local process), outputs, the state history and
+the task runs (slug, state, attempts).`,
   options: {
     project: { type: "string" },
     flow: { type: "string" },
