@@ -227,6 +227,7 @@ export class DynamoDbBackend implements Backend {
       state: "Scheduled" as const,
       revision: 1,
       labels: [...(input.labels ?? version.labels)],
+      environmentType: version.environmentType,
       ...(packed.ref === undefined ? { parameters } : { parametersRef: packed.ref }),
       ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
       scheduledAtMs: input.scheduledAtMs ?? now,
@@ -359,7 +360,14 @@ export class DynamoDbBackend implements Backend {
             .catch(ignoreCondition);
           continue;
         }
-        const update = claimUpdate({ revision, attempts, owner: input.agentId, leaseMs: input.leaseMs, nowMs: now });
+        const update = claimUpdate({
+          revision,
+          attempts,
+          owner: input.agentId,
+          leaseMs: input.leaseMs,
+          nowMs: now,
+          ...(input.environmentTypes === undefined ? {} : { environmentTypes: input.environmentTypes }),
+        });
         try {
           claimed.push(await this.#record(await this.#db.update(keys.run(runId), update, "claim runs"), "claim runs"));
         } catch (error) {

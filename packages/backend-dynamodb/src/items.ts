@@ -109,6 +109,7 @@ export interface RunItem {
   outputs?: string;
   outputsRef?: ChunkedRef;
   history: Array<{ state: RunState; atMs: number; reason?: string }>;
+  environmentType?: string;
 }
 
 /** A run item as a record, without the optional fields it does not have. */
@@ -128,6 +129,7 @@ export function runFromItem(item: Item, values: ResolvedValues): RunRecord {
     updatedAtMs: i.updatedAtMs,
     attempts: i.attempts,
   };
+  if (i.environmentType !== undefined) run.environmentType = i.environmentType;
   if (i.reason !== undefined) run.reason = i.reason;
   if (i.idempotencyKey !== undefined) run.idempotencyKey = i.idempotencyKey;
   if (i.leaseOwner !== undefined) run.lease = { owner: i.leaseOwner, expiresAtMs: i.leaseExpiresAtMs as number };

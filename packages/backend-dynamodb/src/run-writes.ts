@@ -27,6 +27,8 @@ export function claimUpdate(input: {
   owner: string;
   leaseMs: number;
   nowMs: number;
+  /** Claim only runs of these environment types (or that record none). */
+  environmentTypes?: readonly string[];
 }): ConditionalUpdate {
   const e = new Expr();
   e.set("leaseOwner", input.owner)
@@ -36,7 +38,13 @@ export function claimUpdate(input: {
     .set("updatedAtMs", input.nowMs);
   const condition =
     `${e.name("revision")} = ${e.value(input.revision)} AND ${e.name("state")} = ${e.value("Scheduled")}` +
-    ` AND (attribute_not_exists(${e.name("leaseOwner")}) OR ${e.name("leaseExpiresAtMs")} <= ${e.value(input.nowMs)})`;
+    ` AND (attribute_not_exists(${e.name("leaseOwner")}) OR ${e.name("leaseExpiresAtMs")} <= ${e.value(input.nowMs)})` +
+    // The claim index does not project the environment type: the write checks it.
+    (input.environmentTypes === undefined
+      ? ""
+      : ` AND (attribute_not_exists(${e.name("environmentType")}) OR ${e.name("environmentType")} IN (${
+          input.environmentTypes.length === 0 ? e.value("") : input.environmentTypes.map((t) => e.value(t)).join(", ")
+        }))`);
   return build(e, condition);
 }
 

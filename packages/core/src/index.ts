@@ -35,6 +35,7 @@ export {
   type CreateRunInput,
   checkAnnotations,
   checkTransition,
+  environmentMatches,
   type FlowSummary,
   type FlowVersionInput,
   type FlowVersionRecord,

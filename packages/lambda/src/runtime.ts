@@ -79,11 +79,6 @@ async function start(
     log: (line) => logger.info(line),
   });
   logger.info("tern handler started", { handler, labels: config.labels, rules: rules.map((r) => r.name) });
-  if (handler === "agent" && config.labels.length === 0) {
-    logger.warn(
-      "TERN_AGENT_LABELS is empty: this agent takes every unlabelled run and fails those not on a FargateTaskEnvironment. Give it a label (for example aws) and the same label to your Fargate flows if other agents serve this backend.",
-    );
-  }
   return { config, backend, agent, rules, ...(hmacKeys === undefined ? {} : { hmacKeys }) };
 }
 

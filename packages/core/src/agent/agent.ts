@@ -3,7 +3,7 @@ import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { createInterface } from "node:readline";
 import { openBackend } from "../backend/open.js";
-import { type Backend, isTerminalRunState, labelsMatch, type RunRecord } from "../backend/types.js";
+import { type Backend, environmentMatches, isTerminalRunState, labelsMatch, type RunRecord } from "../backend/types.js";
 import { checkLabels, type Deployment } from "../environment/environment.js";
 import { RunConflictError, TernError } from "../errors.js";
 import { describe } from "../flow/task.js";
@@ -33,8 +33,9 @@ export interface LocalAgentOptions {
   /** Progress lines (one per claimed, submitted or failed run). @default none */
   readonly log?: (line: string) => void;
   /**
-   * Environment types this agent deploys; a claimed run of another type fails with a reason
-   * that says so (a Lambda agent launches Fargate tasks, it cannot host local runners).
+   * Environment types this agent deploys (a Lambda agent launches Fargate tasks; it cannot host
+   * local runners): it claims only runs of these types and leaves the others to other agents. A
+   * run that does not record its type (created before tern 0.2) fails with a reason if claimed.
    * @default every type
    */
   readonly environmentTypes?: readonly string[];
@@ -135,6 +136,7 @@ export class LocalAgent {
         labels: this.labels,
         limit: 1,
         leaseMs: this.leaseMs,
+        ...(this.environmentTypes === undefined ? {} : { environmentTypes: this.environmentTypes }),
       });
       if (run === undefined) break;
       claimed += 1;
@@ -181,6 +183,9 @@ export class LocalAgent {
       };
     }
     if (run.scheduledAtMs > now) return { status: "skipped", reason: "it is not due yet" };
+    if (!environmentMatches(this.environmentTypes, run.environmentType)) {
+      return { status: "skipped", reason: `it runs on ${run.environmentType}, which this agent does not deploy` };
+    }
     let claimed: RunRecord;
     try {
       // A claim is a compare-and-swap like claimRuns': two dispatchers of one run, one winner.

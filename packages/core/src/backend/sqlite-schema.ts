@@ -9,7 +9,7 @@ export type Row = Record<string, unknown>;
  * The schema version this code writes, kept in `PRAGMA user_version`. `MIGRATIONS[i]` takes a
  * database from version `i` to `i + 1`; append a step (never edit a shipped one) to change it.
  */
-export const SQLITE_SCHEMA_VERSION = 2;
+export const SQLITE_SCHEMA_VERSION = 3;
 
 const MIGRATIONS: readonly string[] = [
   `
@@ -86,6 +86,11 @@ const MIGRATIONS: readonly string[] = [
   `,
   // 1 -> 2: what environments remember about a flow version (a task definition's ARN).
   `ALTER TABLE flow_versions ADD COLUMN annotations TEXT;`,
+  // 2 -> 3: each run's environment type, so that agents claim only runs they can deploy.
+  `ALTER TABLE runs ADD COLUMN environment_type TEXT;
+   UPDATE runs SET environment_type = (
+     SELECT v.environment_type FROM flow_versions v
+     WHERE v.project = runs.project AND v.flow = runs.flow AND v.version = runs.version);`,
 ];
 
 /**
@@ -142,6 +147,7 @@ export function toRun(row: Row): RunRecord {
     createdAtMs: row.created_at_ms as number,
     updatedAtMs: row.updated_at_ms as number,
     attempts: row.attempts as number,
+    ...(typeof row.environment_type === "string" ? { environmentType: row.environment_type } : {}),
   };
   if (row.reason !== null) run.reason = row.reason as string;
   if (row.idempotency_key !== null) run.idempotencyKey = row.idempotency_key as string;

@@ -13,6 +13,7 @@ import {
   type CreateRunInput,
   checkAnnotations,
   checkTransition,
+  environmentMatches,
   type FlowSummary,
   type FlowVersionInput,
   type FlowVersionRecord,
@@ -207,9 +208,9 @@ export class SqliteBackend implements Backend {
       // UNIQUE (project, flow, idempotency_key) is the guarantee should that ever change.
       const row = this.#sql.get(
         `INSERT INTO runs (id, project, flow, version, state, revision, labels, parameters, idempotency_key,
-           scheduled_at_ms, created_at_ms, updated_at_ms, attempts)
+           scheduled_at_ms, created_at_ms, updated_at_ms, attempts, environment_type)
          VALUES (@id, @project, @flow, @version, 'Scheduled', 1, @labels, @parameters, @idempotencyKey,
-           @scheduledAtMs, @now, @now, 0)
+           @scheduledAtMs, @now, @now, 0, @environmentType)
          RETURNING *`,
         {
           id: randomUUID(),
@@ -221,6 +222,7 @@ export class SqliteBackend implements Backend {
           idempotencyKey: idempotencyKey ?? null,
           scheduledAtMs: input.scheduledAtMs ?? now,
           now,
+          environmentType: version.environment_type,
         },
       )!;
       this.#appendHistory(row.id as string, "Scheduled", now, undefined);
@@ -268,7 +270,7 @@ export class SqliteBackend implements Backend {
       let after = { scheduledAtMs: Number.MIN_SAFE_INTEGER, id: "" };
       while (claimed.length < input.limit) {
         const candidates = this.#sql.all(
-          `SELECT id, labels, scheduled_at_ms, attempts, lease_owner FROM runs
+          `SELECT id, labels, scheduled_at_ms, attempts, lease_owner, environment_type FROM runs
            WHERE state = 'Scheduled' AND scheduled_at_ms <= @now
              AND (lease_owner IS NULL OR lease_expires_at_ms <= @now)
              AND (scheduled_at_ms, id) > (@scheduledAtMs, @id)
@@ -278,6 +280,7 @@ export class SqliteBackend implements Backend {
         for (const candidate of candidates) {
           if (claimed.length === input.limit) break;
           if (!labelsMatch(input.labels, JSON.parse(candidate.labels as string) as string[])) continue;
+          if (!environmentMatches(input.environmentTypes, candidate.environment_type)) continue;
           if ((candidate.attempts as number) >= maxAttempts && candidate.lease_owner !== null) {
             const reason = lostLeaseReason(candidate.attempts as number, candidate.lease_owner as string);
             this.#sql.run(

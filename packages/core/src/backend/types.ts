@@ -109,6 +109,8 @@ export interface RunRecord {
   readonly revision: number;
   /** Fixed at creation: from the flow version unless overridden. */
   readonly labels: readonly string[];
+  /** The flow version's environment type, fixed at creation (absent on runs older than tern 0.2). */
+  readonly environmentType?: string;
   readonly parameters: Readonly<Record<string, JsonValue>>;
   readonly idempotencyKey?: string;
   /** The run may be claimed from this time on. */
@@ -159,6 +161,11 @@ export interface ClaimInput {
   readonly labels: readonly string[];
   readonly limit: number;
   readonly leaseMs: number;
+  /**
+   * Only runs of these environment types (an agent that launches only Fargate tasks); runs that
+   * do not record their type are claimable by any agent. @default every type
+   */
+  readonly environmentTypes?: readonly string[];
   readonly nowMs?: number;
   /**
    * Claims a run may have. A run whose lease expired this many times (its agents died or hung
@@ -282,6 +289,11 @@ export function checkAnnotations(annotations: Readonly<Record<string, JsonValue>
     );
   }
   return JSON.parse(json) as Record<string, JsonValue>;
+}
+
+/** Whether a run of `environmentType` passes a claim's `environmentTypes` filter (an unrecorded type always does). */
+export function environmentMatches(allowed: readonly string[] | undefined, environmentType: unknown): boolean {
+  return allowed === undefined || typeof environmentType !== "string" || allowed.includes(environmentType);
 }
 
 /** Whether an agent with `agentLabels` may take a run with `runLabels` (the seeds' rule). */

@@ -39,6 +39,29 @@ export function claimAndTransitionContract(context: () => ContractContext): void
       });
     }
 
+    it("records each run's environment type and claims only the types asked for", async () => {
+      const { backend, version, project } = context();
+      await backend.registerFlowVersion(version("local", { environmentType: "LocalEnvironment" }));
+      await backend.registerFlowVersion(version("remote", { environmentType: "FargateTaskEnvironment" }));
+      const now = Date.now();
+      const { run: local } = await backend.createRun({ project, flow: "local", scheduledAtMs: now - 2_000 });
+      const { run: remote } = await backend.createRun({ project, flow: "remote", scheduledAtMs: now - 1_000 });
+      expect(local.environmentType).toBe("LocalEnvironment");
+      expect((await backend.getRun(remote.id))?.environmentType).toBe("FargateTaskEnvironment");
+      const fargate = await backend.claimRuns({
+        agentId: "lambda",
+        labels: [],
+        limit: 10,
+        leaseMs: LEASE_MS,
+        environmentTypes: ["FargateTaskEnvironment"],
+      });
+      expect(fargate.map((r) => r.id)).toEqual([remote.id]);
+      // The run it passed over is untouched and another agent takes it.
+      expect(await backend.getRun(local.id)).toMatchObject({ revision: local.revision, attempts: 0 });
+      const any = await backend.claimRuns({ agentId: "local", labels: [], limit: 10, leaseMs: LEASE_MS });
+      expect(any.map((r) => r.id)).toEqual([local.id]);
+    });
+
     it("claims matching runs behind many older runs whose labels do not match", async () => {
       const { backend } = context();
       const now = Date.now();

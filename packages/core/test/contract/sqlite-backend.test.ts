@@ -50,7 +50,7 @@ describe("SqliteBackend", () => {
     await expect(attempt).rejects.toMatchObject({ cause: { code: "ENOTDIR" } });
   });
 
-  it("migrates a schema-1 file (before annotations) and keeps its versions", async () => {
+  it("migrates a schema-1 file (before annotations and run environment types) and keeps its versions and runs", async () => {
     const path = join(dir, "old.db");
     const { default: Database } = await import("better-sqlite3");
     const { SQLITE_SCHEMA_VERSION } = await import("../../src/backend/sqlite-schema.js");
@@ -65,15 +65,19 @@ describe("SqliteBackend", () => {
       manifestHash: "b".repeat(64),
       environmentType: "LocalEnvironment",
     });
+    const { run } = await current.createRun({ project: "p", flow: "etl" });
     await current.close();
     const raw = new Database(path);
     raw.exec("ALTER TABLE flow_versions DROP COLUMN annotations");
+    raw.exec("ALTER TABLE runs DROP COLUMN environment_type");
     raw.pragma("user_version = 1");
     raw.close();
     const reopened = await SqliteBackend.open({ path });
     expect(await reopened.getFlowVersion("p", "etl", 1)).toMatchObject({ version: 1, manifestHash: "b".repeat(64) });
     await reopened.annotateFlowVersion("p", "etl", 1, { k: "v" });
     expect((await reopened.getFlowVersion("p", "etl"))?.annotations).toEqual({ k: "v" });
+    // Runs get their flow version's environment type.
+    expect((await reopened.getRun(run.id))?.environmentType).toBe("LocalEnvironment");
     await reopened.close();
     const check = new Database(path, { readonly: true });
     expect(check.pragma("user_version", { simple: true })).toBe(SQLITE_SCHEMA_VERSION);

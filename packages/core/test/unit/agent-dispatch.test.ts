@@ -71,16 +71,16 @@ describe("LocalAgent.pollOnce", () => {
     expect(runs.every((r) => r.state === "Scheduled" && r.lease === undefined)).toBe(true);
   });
 
-  it("fails a run of an environment type it does not deploy, naming the way out", async () => {
+  it("leaves runs of environment types it does not deploy to other agents", async () => {
     const { run } = await backend.createRun({ project: "p", flow: "local" });
-    const result = await agent({ environmentTypes: ["RecordingEnvironment"] }).pollOnce();
-    expect(result.failed).toEqual([
-      {
-        runId: run.id,
-        reason: expect.stringMatching(
-          /deploys only RecordingEnvironment.*uses LocalEnvironment.*label this agent lacks/,
-        ),
-      },
-    ]);
+    expect(run.environmentType).toBe("LocalEnvironment");
+    const fargateOnly = agent({ environmentTypes: ["RecordingEnvironment"] });
+    expect(await fargateOnly.pollOnce()).toEqual({ claimed: 0, submitted: [], failed: [] });
+    expect(await fargateOnly.dispatch(run.id)).toMatchObject({
+      status: "skipped",
+      reason: "it runs on LocalEnvironment, which this agent does not deploy",
+    });
+    expect(await backend.getRun(run.id)).toMatchObject({ state: "Scheduled", attempts: 0 });
+    expect(run.lease).toBeUndefined();
   });
 });
