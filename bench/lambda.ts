@@ -114,27 +114,22 @@ async function eventToRunTask(): Promise<void> {
     console.log(JSON.stringify({ name: "lambda", figure: "event_to_run_task", skipped: (error as Error).message }));
     return;
   }
-  const { startS3rver, S3RVER_CREDENTIALS } = await import("../packages/storage-cloud/test/servers.js");
+  const { startS3rver } = await import("../packages/storage-cloud/test/servers.js");
   const { FakeEcs } = await import("../test/support/fake-ecs.js");
   const s3 = await startS3rver(["tern-fargate"]);
   const ecs = await FakeEcs.start({ clusters: ["tern"], launch: "none", startDelayMs: 0 });
   const home = await mkdtemp(join(tmpdir(), "tern-bench-lambda-"));
   try {
-    Object.assign(process.env, {
-      TERN_HOME: home,
-      AWS_REGION: "us-east-1",
-      AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
-      AWS_ENDPOINT_URL_ECS: ecs.endpoint,
-      TERN_TEST_S3_ENDPOINT: s3.endpoint,
-      TERN_BACKEND: `dynamodb://tern-bench?region=us-east-1&endpoint=${db.endpoint}`,
-      TERN_ECS_CLUSTER: "tern",
-      TERN_ECS_SUBNETS: "subnet-0123456789abcdef0",
-      TERN_ECS_SECURITY_GROUPS: "sg-0123456789abcdef0",
-      TERN_ECS_TASK_ROLE_ARN: "arn:aws:iam::123456789012:role/tern-task",
-      TERN_ECS_EXECUTION_ROLE_ARN: "arn:aws:iam::123456789012:role/tern-execution",
-      TERN_RUNNER_IMAGE: "ghcr.io/tern/runner:bench",
-      TERN_LOG_GROUP: "/tern/runs",
+    const { serverlessEnv, setEnv, openLocalTable } = await import("../test/support/serverless.js");
+    setEnv({
+      ...serverlessEnv({
+        home,
+        table: "tern-bench",
+        dynamodbEndpoint: db.endpoint,
+        s3Endpoint: s3.endpoint,
+        ecsEndpoint: ecs.endpoint,
+        image: "ghcr.io/tern/runner:bench",
+      }),
       TERN_TRIGGER_RULES: JSON.stringify([
         {
           flow: "fargate-ingest",
@@ -144,12 +139,7 @@ async function eventToRunTask(): Promise<void> {
         },
       ]),
     });
-    const { DynamoDBClient } = await import("@aws-sdk/client-dynamodb");
-    const { createTernTable, DynamoDbBackend } = await import("@tern/backend-dynamodb");
-    const client = new DynamoDBClient({ region: "us-east-1", endpoint: db.endpoint });
-    await createTernTable(client, "tern-bench");
-    client.destroy();
-    const backend = await DynamoDbBackend.open({ table: "tern-bench", region: "us-east-1", endpoint: db.endpoint });
+    const backend = await openLocalTable(db.endpoint, "tern-bench");
     const { ingest } = (await import("../test/fixtures/fargate-flows.js")) as { ingest: import("@tern/core").Flow };
     await ingest.register("bench", { backend });
     await backend.close();

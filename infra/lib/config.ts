@@ -1,5 +1,7 @@
+import { AWS_ID_PATTERNS } from "@tern/env-fargate";
 import { parseRules, type TriggerRuleInput } from "@tern/lambda";
 import * as z from "zod/mini";
+import type { VpcSpec } from "./runtime.js";
 
 /** What the `TernStack` is built from: CDK context `tern` (JSON) or the file it names. */
 export interface TernConfig {
@@ -8,15 +10,7 @@ export interface TernConfig {
    * private subnets reaching AWS through NAT gateways or through VPC endpoints.
    * @default { create: { natGateways: 1 } }
    */
-  readonly vpc?:
-    | {
-        readonly import: {
-          readonly vpcId: string;
-          readonly availabilityZones: string[];
-          readonly privateSubnetIds: string[];
-        };
-      }
-    | { readonly create: { readonly maxAzs?: number; readonly natGateways?: number; readonly endpoints?: boolean } };
+  readonly vpc?: VpcSpec;
   /** The runner image: built from env-fargate's Dockerfile (a Docker image asset), or an image URI. @default "build" */
   readonly runnerImage?: "build" | { readonly uri: string };
   /** Labels of the Lambda agent: it takes runs whose labels are a subset. @default [] */
@@ -55,7 +49,7 @@ const schema = z.strictObject({
           vpcId: z.string().check(z.regex(/^vpc-[0-9a-f]{8,17}$/, "a VPC id such as vpc-0123456789abcdef0")),
           availabilityZones: z.array(z.string()).check(z.minLength(1)),
           privateSubnetIds: z
-            .array(z.string().check(z.regex(/^subnet-[0-9a-f]{8,17}$/, "subnet ids")))
+            .array(z.string().check(z.regex(AWS_ID_PATTERNS.subnet, "subnet ids such as subnet-0123456789abcdef0")))
             .check(z.minLength(1)),
         }),
       }),

@@ -169,13 +169,12 @@ export class TernHandlers extends Construct {
       props.table.grantReadWriteData(fn);
       props.bucket.grantRead(fn);
       this.grantLaunch(fn, props);
-      new cloudwatch.Alarm(this, `${name}-errors`, {
-        metric: fn.metricErrors({ period: Duration.minutes(5) }),
-        threshold: 1,
-        evaluationPeriods: 1,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-        alarmDescription: `tern ${name} handler errors (see its log group)`,
-      }).addAlarmAction(new cloudwatchActions.SnsAction(this.alarmTopic));
+      this.alarm(
+        `${name}-errors`,
+        fn.metricErrors({ period: Duration.minutes(5) }),
+        1,
+        `tern ${name} handler errors (see its log group)`,
+      );
       return fn;
     };
 
@@ -187,20 +186,18 @@ export class TernHandlers extends Construct {
       env: { TERN_SAFETY_MARGIN_MS: "20000" },
     });
     agent.configureAsyncInvoke({ maxEventAge: Duration.minutes(2), retryAttempts: 0 });
-    new cloudwatch.Alarm(this, "agent-throttles", {
-      metric: agent.metricThrottles({ period: Duration.minutes(15) }),
-      threshold: 3,
-      evaluationPeriods: 1,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      alarmDescription: "tern agent ticks throttled: a poll ran longer than a minute several times",
-    }).addAlarmAction(new cloudwatchActions.SnsAction(this.alarmTopic));
-    new cloudwatch.Alarm(this, "dead-letters", {
-      metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5) }),
-      threshold: 1,
-      evaluationPeriods: 1,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      alarmDescription: "tern events or ticks that failed for good are in the dead-letter queue",
-    }).addAlarmAction(new cloudwatchActions.SnsAction(this.alarmTopic));
+    this.alarm(
+      "agent-throttles",
+      agent.metricThrottles({ period: Duration.minutes(15) }),
+      3,
+      "tern agent ticks throttled: a poll ran longer than a minute several times",
+    );
+    this.alarm(
+      "dead-letters",
+      this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5) }),
+      1,
+      "tern events or ticks that failed for good are in the dead-letter queue",
+    );
     new events.Rule(this, "AgentSchedule", {
       description: "tern: the agent polls every minute",
       schedule: events.Schedule.rate(Duration.minutes(1)),
@@ -266,6 +263,17 @@ export class TernHandlers extends Construct {
       });
     }
     this.functions = { agent, "task-state": taskState, trigger, cloudevents: cloudEvents };
+  }
+
+  /** An alarm to the alarm topic when `metric` reaches `threshold` in one period. */
+  private alarm(id: string, metric: cloudwatch.IMetric, threshold: number, description: string): void {
+    new cloudwatch.Alarm(this, id, {
+      metric,
+      threshold,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      alarmDescription: description,
+    }).addAlarmAction(new cloudwatchActions.SnsAction(this.alarmTopic));
   }
 
   /**

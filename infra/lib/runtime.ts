@@ -13,18 +13,21 @@ import { Construct } from "constructs";
 /** The repository root (the runner image's build context). */
 export const REPOSITORY_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
+/** An existing VPC (its private subnets run the tasks), or how to create one. */
+export type VpcSpec =
+  | {
+      readonly import: {
+        readonly vpcId: string;
+        readonly availabilityZones: string[];
+        readonly privateSubnetIds: string[];
+      };
+    }
+  | { readonly create: { readonly maxAzs?: number; readonly natGateways?: number; readonly endpoints?: boolean } };
+
 /** Props of {@link TernNetwork}. */
 export interface TernNetworkProps {
-  /** An existing VPC, or how to create one. @default create with one NAT gateway */
-  readonly vpc?:
-    | {
-        readonly import: {
-          readonly vpcId: string;
-          readonly availabilityZones: string[];
-          readonly privateSubnetIds: string[];
-        };
-      }
-    | { readonly create: { readonly maxAzs?: number; readonly natGateways?: number; readonly endpoints?: boolean } };
+  /** @default create with one NAT gateway */
+  readonly vpc?: VpcSpec;
   readonly logRetention: logs.RetentionDays;
 }
 

@@ -9,15 +9,14 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { createTernTable, DynamoDbBackend } from "@tern/backend-dynamodb";
 import type { Backend, Flow } from "@tern/core";
 import { App } from "aws-cdk-lib";
 import { Template } from "aws-cdk-lib/assertions";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type DynamoDbLocal, startDynamoDbLocal } from "../../packages/backend-dynamodb/test/dynamodb-local.js";
-import { type LocalServer, S3RVER_CREDENTIALS, startS3rver } from "../../packages/storage-cloud/test/servers.js";
+import { type LocalServer, startS3rver } from "../../packages/storage-cloud/test/servers.js";
 import { FakeEcs } from "../../test/support/fake-ecs.js";
+import { openLocalTable, serverlessEnv, setEnv, taskStateEvent } from "../../test/support/serverless.js";
 import { parseConfig } from "../lib/config.js";
 import { TernStack } from "../lib/stack.js";
 
@@ -42,7 +41,7 @@ let ecs: FakeEcs;
 let backend: Backend;
 const handlers: Record<string, Handler> = {};
 const environments: Record<string, Record<string, unknown>> = {};
-const saved: Record<string, string | undefined> = {};
+let restoreEnv: () => void = () => {};
 
 beforeAll(async () => {
   // Inside infra/, so the SDK the bundles leave out resolves from infra's node_modules.
@@ -70,36 +69,23 @@ beforeAll(async () => {
     startS3rver(["tern-fargate"]),
     FakeEcs.start({ clusters: ["tern"], launch: "none", pullableImages: (image) => image === IMAGE }),
   ]);
-  const env: Record<string, string> = {
-    TERN_HOME: home,
-    AWS_REGION: "us-east-1",
-    AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
-    AWS_ENDPOINT_URL_ECS: ecs.endpoint,
-    TERN_TEST_S3_ENDPOINT: s3.endpoint,
+  restoreEnv = setEnv({
     // What the stack sets, with the local servers in place of the deployed resources.
-    TERN_BACKEND: `dynamodb://tern-bundles?region=us-east-1&endpoint=${db.endpoint}`,
+    ...serverlessEnv({
+      home,
+      table: "tern-bundles",
+      dynamodbEndpoint: db.endpoint,
+      s3Endpoint: s3.endpoint,
+      ecsEndpoint: ecs.endpoint,
+      image: IMAGE,
+    }),
     TERN_AGENT_LABELS: "",
-    TERN_ECS_CLUSTER: "tern",
-    TERN_ECS_SUBNETS: "subnet-0123456789abcdef0",
-    TERN_ECS_SECURITY_GROUPS: "sg-0123456789abcdef0",
-    TERN_ECS_TASK_ROLE_ARN: "arn:aws:iam::123456789012:role/tern-task",
-    TERN_ECS_EXECUTION_ROLE_ARN: "arn:aws:iam::123456789012:role/tern-execution",
-    TERN_RUNNER_IMAGE: IMAGE,
-    TERN_LOG_GROUP: "/tern/runs",
     TERN_TRIGGER_RULES: environments.trigger?.TERN_TRIGGER_RULES as string,
     TERN_CLOUDEVENTS_AUTH: "hmac",
     TERN_CLOUDEVENTS_SECRET: HMAC_KEY,
     POWERTOOLS_LOG_LEVEL: "ERROR",
-  };
-  for (const [name, value] of Object.entries(env)) {
-    saved[name] = process.env[name];
-    process.env[name] = value;
-  }
-  const client = new DynamoDBClient({ region: "us-east-1", endpoint: db.endpoint });
-  await createTernTable(client, "tern-bundles");
-  client.destroy();
-  backend = await DynamoDbBackend.open({ table: "tern-bundles", region: "us-east-1", endpoint: db.endpoint });
+  });
+  backend = await openLocalTable(db.endpoint, "tern-bundles");
   const flows = (await import("../../test/fixtures/fargate-flows.js")) as Record<string, Flow>;
   for (const name of ["etl", "ingest"]) await flows[name]?.register("bundles", { backend });
 }, 120_000);
@@ -107,10 +93,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await backend?.close();
   await Promise.all([db?.stop(), s3?.stop(), ecs?.close()]);
-  for (const [name, value] of Object.entries(saved)) {
-    if (value === undefined) delete process.env[name];
-    else process.env[name] = value;
-  }
+  restoreEnv();
   await rm(outdir, { recursive: true, force: true });
   await rm(home, { recursive: true, force: true });
 });
@@ -157,13 +140,7 @@ describe("the Lambda bundles cdk synth writes", { timeout: 60_000 }, () => {
     await ecs.waitForTask(taskArn, "RUNNING");
     ecs.finishTask(taskArn, 1);
     const stopped = await ecs.waitForTask(taskArn, "STOPPED");
-    const detail = JSON.parse(JSON.stringify({ ...stopped, command: undefined, environment: undefined }));
-    const result = await handlers["task-state"]?.({
-      id: randomUUID(),
-      "detail-type": "ECS Task State Change",
-      source: "aws.ecs",
-      detail,
-    });
+    const result = await handlers["task-state"]?.(taskStateEvent(stopped, taskArn));
     expect(result).toMatchObject({ status: "updated", to: "Failed" });
     expect((await backend.getRun(run.id))?.reason).toMatch(/exited with code 1 before reporting/);
   });

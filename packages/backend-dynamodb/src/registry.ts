@@ -158,11 +158,7 @@ export async function annotateFlowVersion(
     return versionFromItem(item);
   } catch (error) {
     if (!(error instanceof ConditionFailed)) throw error;
-    throw new NotFoundError(
-      "flowVersion",
-      `${project}/${flow}@${version}`,
-      `Flow "${flow}" version ${version} (project "${project}") is not in ${db.target.url}.`,
-    );
+    throw NotFoundError.flowVersion(project, flow, version, db.target.url);
   }
 }
 

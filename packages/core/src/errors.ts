@@ -127,4 +127,13 @@ export class NotFoundError extends TernError {
     this.kind = kind;
     this.id = id;
   }
+
+  /** A flow version that a backend does not hold, named with the backend's URL. */
+  static flowVersion(project: string, flow: string, version: number, backendUrl: string): NotFoundError {
+    return new NotFoundError(
+      "flowVersion",
+      `${project}/${flow}@${version}`,
+      `Flow "${flow}" version ${version} (project "${project}") is not in ${backendUrl}.`,
+    );
+  }
 }

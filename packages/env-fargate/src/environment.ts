@@ -105,10 +105,8 @@ export class FargateTaskEnvironment extends Environment {
   #prepared: Prepared | undefined;
 
   constructor(options: FargateTaskEnvironmentOptions = {}) {
+    // (Environment's constructor refuses options that are not an object.)
     super(options);
-    if (typeof options !== "object" || options === null) {
-      throw new EnvironmentError(`FargateTaskEnvironment: options must be an object, got ${typeof options}.`);
-    }
     this.options = Object.freeze(validateOptions(options));
   }
 

@@ -34,6 +34,7 @@ export {
   TASK_DEFINITION_ANNOTATION,
 } from "./environment.js";
 export {
+  AWS_ID_PATTERNS,
   defaultFamily,
   ENVIRONMENT_DEFAULTS,
   EXTRA_KEYS,

@@ -182,9 +182,15 @@ function show(value: unknown): string {
   }
 }
 
-const SUBNET = /^subnet-[0-9a-f]{8}([0-9a-f]{9})?$/;
-const SECURITY_GROUP = /^sg-[0-9a-f]{8}([0-9a-f]{9})?$/;
-const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
+/** The shapes of the AWS ids the options take (the Lambda and infra configurations check with them too). */
+export const AWS_ID_PATTERNS = {
+  subnet: /^subnet-[0-9a-f]{8}([0-9a-f]{9})?$/,
+  securityGroup: /^sg-[0-9a-f]{8}([0-9a-f]{9})?$/,
+  roleArn: /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/,
+} as const;
+const SUBNET = AWS_ID_PATTERNS.subnet;
+const SECURITY_GROUP = AWS_ID_PATTERNS.securityGroup;
+const ROLE_ARN = AWS_ID_PATTERNS.roleArn;
 const SECRET_ARN = /^arn:aws[a-z-]*:(secretsmanager:[a-z0-9-]+:\d{12}:secret:.+|ssm:[a-z0-9-]+:\d{12}:parameter\/.+)$/;
 const REGION = /^[a-z]{2}(-[a-z]+)+-\d$/;
 const FAMILY = /^[A-Za-z0-9_-]{1,255}$/;

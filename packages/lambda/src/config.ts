@@ -1,3 +1,4 @@
+import { AWS_ID_PATTERNS } from "@tern/env-fargate";
 import * as z from "zod/mini";
 
 /** A configuration that cannot work: every missing or invalid variable, named. */
@@ -39,9 +40,7 @@ export interface ConfigNeeds {
   readonly cloudEvents?: boolean;
 }
 
-const SUBNET = /^subnet-[0-9a-f]{8}([0-9a-f]{9})?$/;
-const SECURITY_GROUP = /^sg-[0-9a-f]{8}([0-9a-f]{9})?$/;
-const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/;
+const { subnet: SUBNET, securityGroup: SECURITY_GROUP, roleArn: ROLE_ARN } = AWS_ID_PATTERNS;
 const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$/;
 
 const list = (pattern: RegExp, example: string) =>

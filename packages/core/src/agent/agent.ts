@@ -318,12 +318,12 @@ export class LocalAgent {
             manifest: resolved.manifest,
             backendUrl: backend.url,
             saveDeployment: async (details) => {
-              run = await this.saveLaunch(backend, run, details);
+              run = await this.writeDeployment(backend, run, details, "launch");
             },
           })
         : await this.deployCustom(run.id, runnerEnv, onOutput);
     if (deployment.exited !== undefined) this.watch(backend, run.id, deployment.exited);
-    await this.recordDeployment(backend, run, deployment.details);
+    await this.writeDeployment(backend, run, deployment.details, "record");
     return true;
   }
 
@@ -386,27 +386,41 @@ export class LocalAgent {
     return { details, exited };
   }
 
-  private async recordDeployment(
+  /**
+   * Writes deployment details on a run, a compare-and-swap retried on conflict. `launch` is
+   * launch bookkeeping before the task exists: the run must still be Submitted, and a run that
+   * moved on (cancelled, handed back, taken over) throws so the launch stops. `record` is the
+   * launch itself: the details go beside whatever state the runner moved the run to.
+   */
+  private async writeDeployment(
     backend: Backend,
     run: RunRecord,
     details: Readonly<Record<string, JsonValue>>,
+    mode: "launch" | "record",
   ): Promise<RunRecord> {
     for (let attempt = 0; attempt < 5; attempt++) {
       try {
         return await backend.transitionRun({
           runId: run.id,
           expectedRevision: run.revision,
-          to: run.state,
+          to: mode === "launch" ? "Submitted" : run.state,
           deployment: details,
         });
       } catch (error) {
         if (!(error instanceof RunConflictError)) throw error;
-        // The runner moved the run on (Running, or already finished): write the details beside its state.
         const latest = await backend.getRun(run.id);
+        if (mode === "launch" && latest?.state !== "Submitted") {
+          throw new TernError(
+            "RUN_MOVED_ON",
+            `run ${run.id} is ${latest?.state ?? "gone"} now; this agent stops launching it`,
+          );
+        }
         if (latest === undefined || isTerminalRunState(latest.state)) return latest ?? run;
         run = latest;
       }
     }
+    if (mode === "launch")
+      throw new TernError("RUN_MOVED_ON", `run ${run.id} kept changing while its launch was recorded`);
     return run;
   }
 
@@ -427,38 +441,6 @@ export class LocalAgent {
       .catch((error: unknown) => this.log(`watching run ${runId} failed: ${(error as Error).message}`))
       .finally(() => this.active.delete(runId));
     this.active.set(runId, done);
-  }
-
-  /**
-   * Records launch bookkeeping on a run that must still be Submitted (this agent's launch);
-   * throws when it moved on (cancelled, handed back, taken over), so the launch stops.
-   */
-  private async saveLaunch(
-    backend: Backend,
-    run: RunRecord,
-    details: Readonly<Record<string, JsonValue>>,
-  ): Promise<RunRecord> {
-    for (let attempt = 0; attempt < 5; attempt++) {
-      try {
-        return await backend.transitionRun({
-          runId: run.id,
-          expectedRevision: run.revision,
-          to: "Submitted",
-          deployment: details,
-        });
-      } catch (error) {
-        if (!(error instanceof RunConflictError)) throw error;
-        const latest = await backend.getRun(run.id);
-        if (latest?.state !== "Submitted") {
-          throw new TernError(
-            "RUN_MOVED_ON",
-            `run ${run.id} is ${latest?.state ?? "gone"} now; this agent stops launching it`,
-          );
-        }
-        run = latest;
-      }
-    }
-    throw new TernError("RUN_MOVED_ON", `run ${run.id} kept changing while its launch was recorded`);
   }
 
   /**

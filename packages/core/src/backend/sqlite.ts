@@ -146,13 +146,7 @@ export class SqliteBackend implements Backend {
     const patch = checkAnnotations(annotations);
     return this.#sql.write("annotate a flow version", () => {
       const row = this.#versionRow(project, flow, version);
-      if (row === undefined) {
-        throw new NotFoundError(
-          "flowVersion",
-          `${project}/${flow}@${version}`,
-          `Flow "${flow}" version ${version} (project "${project}") is not in ${this.url}.`,
-        );
-      }
+      if (row === undefined) throw NotFoundError.flowVersion(project, flow, version, this.url);
       const current = typeof row.annotations === "string" ? (JSON.parse(row.annotations) as object) : {};
       const updated = this.#sql.get(
         `UPDATE flow_versions SET annotations = @annotations

@@ -7,13 +7,12 @@ import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { createTernTable, DynamoDbBackend } from "@tern/backend-dynamodb";
 import type { Backend, Flow, RunRecord } from "@tern/core";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { FakeEcs } from "../../../../test/support/fake-ecs.js";
+import { openLocalTable, serverlessEnv, setEnv, taskStateEvent } from "../../../../test/support/serverless.js";
 import { type DynamoDbLocal, startDynamoDbLocal } from "../../../backend-dynamodb/test/dynamodb-local.js";
-import { type LocalServer, S3RVER_CREDENTIALS, startS3rver } from "../../../storage-cloud/test/servers.js";
+import { type LocalServer, startS3rver } from "../../../storage-cloud/test/servers.js";
 import { handler as agentHandler } from "../../src/handlers/agent.js";
 import { handler as cloudEventsHandler } from "../../src/handlers/cloudevents.js";
 import { handler as taskStateHandler } from "../../src/handlers/task-state.js";
@@ -46,14 +45,7 @@ let s3: LocalServer;
 let ecs: FakeEcs;
 let backend: Backend;
 let home: string;
-const saved: Record<string, string | undefined> = {};
-
-function setEnv(values: Record<string, string>): void {
-  for (const [name, value] of Object.entries(values)) {
-    if (!(name in saved)) saved[name] = process.env[name];
-    process.env[name] = value;
-  }
-}
+let restoreEnv: () => void = () => {};
 
 const runsOf = async (flow: string): Promise<RunRecord[]> => backend.listRuns({ project: PROJECT, flow, limit: 1000 });
 const tasksOf = (runId: string) => ecs.launchedTasks.filter((t) => t.environment?.TERN_RUN_ID === runId);
@@ -119,30 +111,21 @@ beforeAll(async () => {
     startS3rver(["tern-fargate"]),
     FakeEcs.start({ clusters: ["tern"], launch: "none", pullableImages: (image) => image === IMAGE }),
   ]);
-  setEnv({
-    TERN_HOME: home,
-    AWS_REGION: "us-east-1",
-    AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
-    AWS_ENDPOINT_URL_ECS: ecs.endpoint,
+  restoreEnv = setEnv({
+    ...serverlessEnv({
+      home,
+      table: "tern-lambda",
+      dynamodbEndpoint: db.endpoint,
+      s3Endpoint: s3.endpoint,
+      ecsEndpoint: ecs.endpoint,
+      image: IMAGE,
+    }),
     AWS_LAMBDA_FUNCTION_NAME: "tern-test",
-    TERN_TEST_S3_ENDPOINT: s3.endpoint,
-    TERN_BACKEND: `dynamodb://tern-lambda?region=us-east-1&endpoint=${db.endpoint}`,
-    TERN_ECS_CLUSTER: "tern",
-    TERN_ECS_SUBNETS: "subnet-0123456789abcdef0",
-    TERN_ECS_SECURITY_GROUPS: "sg-0123456789abcdef0",
-    TERN_ECS_TASK_ROLE_ARN: "arn:aws:iam::123456789012:role/tern-task",
-    TERN_ECS_EXECUTION_ROLE_ARN: "arn:aws:iam::123456789012:role/tern-execution",
-    TERN_RUNNER_IMAGE: IMAGE,
-    TERN_LOG_GROUP: "/tern/runs",
     TERN_TRIGGER_RULES: JSON.stringify(RULES),
     TERN_CLOUDEVENTS_AUTH: "hmac",
     TERN_CLOUDEVENTS_SECRET: HMAC_KEY,
   });
-  const client = new DynamoDBClient({ region: "us-east-1", endpoint: db.endpoint });
-  await createTernTable(client, "tern-lambda");
-  client.destroy();
-  backend = await DynamoDbBackend.open({ table: "tern-lambda", region: "us-east-1", endpoint: db.endpoint });
+  backend = await openLocalTable(db.endpoint, "tern-lambda");
   const flows = (await import("../../../../test/fixtures/fargate-flows.js")) as Record<string, Flow>;
   for (const name of ["etl", "brokenImage", "ingest"]) await flows[name]?.register(PROJECT, { backend });
 }, 90_000);
@@ -151,10 +134,7 @@ afterAll(async () => {
   await resetRuntimes();
   await backend?.close();
   await Promise.all([db?.stop(), s3?.stop(), ecs?.close()]);
-  for (const [name, value] of Object.entries(saved)) {
-    if (value === undefined) delete process.env[name];
-    else process.env[name] = value;
-  }
+  restoreEnv();
   await rm(home, { recursive: true, force: true });
 });
 
@@ -187,7 +167,7 @@ describe("the scheduled agent", { timeout: 60_000 }, () => {
   });
 
   it("given 500 ready runs and little time, returns in time and leaves the rest claimed by nobody", async () => {
-    setEnv({ TERN_SAFETY_MARGIN_MS: "2000" });
+    const restore = setEnv({ TERN_SAFETY_MARGIN_MS: "2000" });
     try {
       const created: string[] = [];
       for (let i = 0; i < 500; i += 25) {
@@ -212,7 +192,7 @@ describe("the scheduled agent", { timeout: 60_000 }, () => {
       expect(waiting).toHaveLength(500 - result.submitted);
       expect(waiting.every((r) => r.lease === undefined && r.attempts === 0)).toBe(true);
     } finally {
-      setEnv({ TERN_SAFETY_MARGIN_MS: "15000" });
+      restore();
       // Leave nothing for the other tests' agents.
       for (const run of await backend.listRuns({
         project: PROJECT,
@@ -240,17 +220,7 @@ describe("task-state events", { timeout: 60_000 }, () => {
     const taskArn = submitted?.deployment?.taskArn as string;
     const stopped = await ecs.waitForTask(taskArn, "STOPPED");
     // The event's detail is the task as ECS describes it, with times as ISO strings.
-    const event = {
-      version: "0",
-      id: randomUUID(),
-      "detail-type": "ECS Task State Change",
-      source: "aws.ecs",
-      account: "123456789012",
-      time: new Date().toISOString(),
-      region: "us-east-1",
-      resources: [taskArn],
-      detail: JSON.parse(JSON.stringify({ ...stopped, command: undefined, environment: undefined })),
-    };
+    const event = taskStateEvent(stopped, taskArn);
     expect(event.detail.stoppedReason).toContain("CannotPullContainerError");
     const result = await taskStateHandler(event);
     expect(result).toMatchObject({ status: "updated", runId: run.id, to: "Failed" });
@@ -272,21 +242,6 @@ describe("task-state events", { timeout: 60_000 }, () => {
     );
   });
 });
-
-/** The `ECS Task State Change` event EventBridge delivers for a task as the fake describes it. */
-function taskStateEvent(task: object, taskArn: string) {
-  return {
-    version: "0",
-    id: randomUUID(),
-    "detail-type": "ECS Task State Change",
-    source: "aws.ecs",
-    account: "123456789012",
-    time: new Date().toISOString(),
-    region: "us-east-1",
-    resources: [taskArn],
-    detail: JSON.parse(JSON.stringify({ ...task, command: undefined, environment: undefined })),
-  };
-}
 
 describe("relaunches and cancellations", { timeout: 60_000 }, () => {
   it("relaunches at once from a stop event that says the task never started for a passing reason", async () => {
@@ -450,7 +405,7 @@ describe("CloudEvents over HTTP", { timeout: 60_000 }, () => {
   });
 
   it("with IAM auth, refuses a request without an IAM identity and accepts one with it", async () => {
-    setEnv({ TERN_CLOUDEVENTS_AUTH: "iam" });
+    const restore = setEnv({ TERN_CLOUDEVENTS_AUTH: "iam" });
     await resetRuntimes();
     try {
       const body = structured(randomUUID());
@@ -458,7 +413,7 @@ describe("CloudEvents over HTTP", { timeout: 60_000 }, () => {
       expect(await cloudEventsHandler(httpRequest(body, headers))).toMatchObject({ statusCode: 401 });
       expect(await cloudEventsHandler(httpRequest(body, headers, true))).toMatchObject({ statusCode: 202 });
     } finally {
-      setEnv({ TERN_CLOUDEVENTS_AUTH: "hmac" });
+      restore();
       await resetRuntimes();
     }
   });
