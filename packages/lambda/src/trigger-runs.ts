@@ -2,6 +2,15 @@ import { scheduleRun, TernError } from "@tern/core";
 import { ruleParameters, type TriggerRule } from "./rules.js";
 import { logger, type Runtime } from "./runtime.js";
 
+/**
+ * Whether a failure is not the event's fault and may pass (the state table throttled, storage
+ * unreachable, anything unforeseen): the event is then delivered again. A flow that is not
+ * registered or a parameter that does not fit is the event's fault, and retrying would not help.
+ */
+export function isPassing(error: unknown): boolean {
+  return !(error instanceof TernError) || error.code === "BACKEND" || error.code === "STORAGE";
+}
+
 /** What happened for one matching rule. */
 export interface TriggeredRun {
   readonly rule: string;
@@ -44,13 +53,8 @@ export async function startRuns(
         runId = result.run.id;
         created = result.created;
       } catch (error) {
-        if (!(error instanceof TernError) && typeof (error as TernError).code !== "string") {
-          unexpected.push(error);
-        }
-        const reason =
-          error instanceof TernError || typeof (error as TernError).code === "string"
-            ? (error as Error).message
-            : `unexpected: ${(error as Error).message}`;
+        if (isPassing(error)) unexpected.push(error);
+        const reason = error instanceof TernError ? error.message : `unexpected: ${(error as Error).message}`;
         logger.error("trigger rule could not start a run", {
           rule: rule.name,
           flow: rule.flow,

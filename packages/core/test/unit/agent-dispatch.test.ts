@@ -80,7 +80,8 @@ describe("LocalAgent.pollOnce", () => {
       status: "skipped",
       reason: "it runs on LocalEnvironment, which this agent does not deploy",
     });
-    expect(await backend.getRun(run.id)).toMatchObject({ state: "Scheduled", attempts: 0 });
-    expect(run.lease).toBeUndefined();
+    const untouched = await backend.getRun(run.id);
+    expect(untouched).toMatchObject({ state: "Scheduled", attempts: 0, revision: run.revision });
+    expect(untouched?.lease).toBeUndefined();
   });
 });
