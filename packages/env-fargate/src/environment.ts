@@ -233,7 +233,7 @@ export class FargateTaskEnvironment extends Environment {
         networkConfiguration: {
           awsvpcConfiguration: {
             subnets: [...config.subnets],
-            ...(config.securityGroups.length === 0 ? {} : { securityGroups: [...config.securityGroups] }),
+            securityGroups: [...config.securityGroups],
             assignPublicIp: config.assignPublicIp ? "ENABLED" : "DISABLED",
           },
         },
