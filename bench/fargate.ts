@@ -37,32 +37,23 @@ export async function main(): Promise<void> {
   const home = await mkdtemp(join(tmpdir(), "tern-bench-fargate-"));
   const { FakeEcs } = await import("../test/support/fake-ecs.js");
   const { setEcsClientFactory } = await import("@tern/env-fargate");
-  const { createTernTable, DynamoDbBackend } = await import("@tern/backend-dynamodb");
-  const { DynamoDBClient } = await import("@aws-sdk/client-dynamodb");
+  const { openLocalTable, serverlessEnv, setEnv } = await import("../test/support/serverless.js");
   const ecs = await FakeEcs.start({ clusters: ["tern"], launch: "none", startDelayMs: 0 });
   const credentials = { accessKeyId: "bench", secretAccessKey: "bench" };
-  Object.assign(process.env, {
-    TERN_HOME: home,
-    AWS_REGION: "us-east-1",
-    AWS_ACCESS_KEY_ID: local.LOCAL_CREDENTIALS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: local.LOCAL_CREDENTIALS.secretAccessKey,
-    TERN_ECS_CLUSTER: "tern",
-    TERN_ECS_SUBNETS: "subnet-0123456789abcdef0",
-    TERN_ECS_EXECUTION_ROLE_ARN: "arn:aws:iam::123456789012:role/tern-execution",
-    TERN_RUNNER_IMAGE: "ghcr.io/tern/runner:bench",
-    TERN_LOG_GROUP: "/tern/runs",
-  });
+  // The agent's environment as the stack sets it (the flow itself stays in local storage).
+  setEnv(
+    serverlessEnv({
+      home,
+      table: "tern-bench",
+      dynamodbEndpoint: server.endpoint,
+      ecsEndpoint: ecs.endpoint,
+      image: "ghcr.io/tern/runner:bench",
+    }),
+  );
   const ecsClient = new ECSClient({ region: "us-east-1", endpoint: ecs.endpoint, credentials });
   setEcsClientFactory(() => ecsClient);
   try {
-    const client = new DynamoDBClient({
-      region: "us-east-1",
-      endpoint: server.endpoint,
-      credentials: local.LOCAL_CREDENTIALS,
-    });
-    await createTernTable(client, "tern-bench");
-    client.destroy();
-    const backend = await DynamoDbBackend.open({ table: "tern-bench", region: "us-east-1", endpoint: server.endpoint });
+    const backend = await openLocalTable(server.endpoint, "tern-bench");
     const { flow } = (await import(pathToFileURL(join(root, "bench", "fixtures", "fargate-flow.ts")).href)) as {
       flow: Flow;
     };
