@@ -31,7 +31,11 @@ export interface TernConfig {
   readonly noncurrentVersionDays?: number;
   /** An email notified when a handler errs. @default none */
   readonly alarmEmail?: string;
-  /** Reserved concurrency of the task-state, trigger and CloudEvents functions. @default none */
+  /**
+   * Reserved concurrency of every handler, the agent included. None by default: new accounts
+   * (quota 10) cannot reserve any, and overlapping agent ticks are safe (compare-and-swap claims).
+   * @default none
+   */
   readonly reservedConcurrency?: number;
   /** Managed policies added to the task role (what the flows' own code needs: their buckets, APIs). @default [] */
   readonly taskRoleManagedPolicyArns?: string[];

@@ -54,8 +54,12 @@ export interface TernHandlersProps {
   readonly logRetention: logs.RetentionDays;
   readonly alarmEmail?: string;
   /**
-   * Reserved concurrency of the task-state, trigger and CloudEvents functions (the agent always
-   * has 1). Reserving needs unreserved account concurrency left (Lambda keeps 100). @default none
+   * Reserved concurrency of every function, the agent included. None by default: Lambda keeps
+   * 100 of the account's concurrency unreserved, and new accounts have a quota of 10, so any
+   * reservation fails their first deploy. Without one, a tick that outlasts the minute overlaps
+   * the next; that is safe, since each run is claimed by compare-and-swap (one of two overlapping
+   * ticks takes it, the other skips it) and launched with the run's ECS `clientToken`.
+   * @default none
    */
   readonly reservedConcurrency?: number;
 }
@@ -86,6 +90,19 @@ export class TernHandlers extends Construct {
       retentionPeriod: Duration.days(14),
     });
     this.alarmTopic = new sns.Topic(this, "Alarms", { enforceSSL: true, masterKey: undefined });
+    // A topic policy replaces SNS's default one: without this Allow, enforceSSL's Deny alone would
+    // leave CloudWatch alarms unable to publish.
+    this.alarmTopic.addToResourcePolicy(
+      new iam.PolicyStatement({
+        principals: [new iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+        actions: ["sns:Publish"],
+        resources: [this.alarmTopic.topicArn],
+        conditions: {
+          StringEquals: { "aws:SourceAccount": stack.account },
+          ArnLike: { "aws:SourceArn": `arn:${stack.partition}:cloudwatch:${stack.region}:${stack.account}:alarm:*` },
+        },
+      }),
+    );
     if (props.alarmEmail !== undefined)
       this.alarmTopic.addSubscription(new subscriptions.EmailSubscription(props.alarmEmail));
 
@@ -178,11 +195,11 @@ export class TernHandlers extends Construct {
       return fn;
     };
 
-    // One agent at a time; a tick that cannot run now is dropped, not queued for hours: the next
-    // one comes a minute later.
+    // A tick that cannot run now (throttled) is dropped, not queued for hours: the next one comes
+    // a minute later. Overlapping ticks are safe (claims are compare-and-swap).
     const agent = make("agent", {
       timeout: Duration.seconds(90),
-      reservedConcurrency: 1,
+      reservedConcurrency: props.reservedConcurrency,
       env: { TERN_SAFETY_MARGIN_MS: "20000" },
     });
     agent.configureAsyncInvoke({ maxEventAge: Duration.minutes(2), retryAttempts: 0 });
@@ -190,7 +207,7 @@ export class TernHandlers extends Construct {
       "agent-throttles",
       agent.metricThrottles({ period: Duration.minutes(15) }),
       3,
-      "tern agent ticks throttled: a poll ran longer than a minute several times",
+      "tern agent ticks throttled: the account's (or the reserved) concurrency was used up several times",
     );
     this.alarm(
       "dead-letters",

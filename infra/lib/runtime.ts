@@ -107,6 +107,8 @@ export class TernNetwork extends Construct {
     this.cluster = new ecs.Cluster(this, "Cluster", {
       vpc: this.vpc,
       containerInsightsV2: ecs.ContainerInsights.ENABLED,
+      // FARGATE_SPOT for FargateTaskEnvironment's Spot option (x86 tasks only: Spot runs no ARM64).
+      enableFargateCapacityProviders: true,
     });
     this.taskSecurityGroup = new ec2.SecurityGroup(this, "TaskSecurityGroup", {
       vpc: this.vpc,

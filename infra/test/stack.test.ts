@@ -173,7 +173,7 @@ describe("TernStack with triggers and a CloudEvents endpoint", { timeout: 60_000
     t.hasResourceProperties("AWS::EC2::FlowLog", { TrafficType: "REJECT" });
   });
 
-  it("runs the handlers on Node 22 ARM64 with reserved concurrency, a dead-letter queue, their configuration and an alarm", () => {
+  it("runs the handlers on Node 22 ARM64 with the reserved concurrency asked for, a dead-letter queue, their configuration and an alarm", () => {
     const t = result.template;
     const functions = t.findResources("AWS::Lambda::Function", {
       Properties: { Description: Match.stringLikeRegexp("^tern ") },
@@ -186,7 +186,7 @@ describe("TernStack with triggers and a CloudEvents endpoint", { timeout: 60_000
         Handler: "index.handler",
         DeadLetterConfig: { TargetArn: expect.anything() },
       });
-      expect(fn.Properties.ReservedConcurrentExecutions).toBeGreaterThan(0);
+      expect(fn.Properties.ReservedConcurrentExecutions).toBe(5);
       expect(Object.keys(fn.Properties.Environment.Variables)).toEqual(
         expect.arrayContaining([
           "TERN_BACKEND",
@@ -202,7 +202,6 @@ describe("TernStack with triggers and a CloudEvents endpoint", { timeout: 60_000
     }
     t.hasResourceProperties("AWS::Lambda::Function", {
       Description: "tern agent handler",
-      ReservedConcurrentExecutions: 1,
       Timeout: 90,
       Environment: { Variables: Match.objectLike({ TERN_AGENT_LABELS: "prod", TERN_RUNNER_IMAGE: IMAGE }) },
     });
@@ -361,6 +360,44 @@ describe("TernStack with triggers and a CloudEvents endpoint", { timeout: 60_000
     result.template.hasResourceProperties("AWS::IAM::Role", {
       Description: Match.stringLikeRegexp("tern runner tasks: read flows"),
       ManagedPolicyArns: ["arn:aws:iam::123456789012:policy/acme-uploads-read"],
+    });
+  });
+});
+
+describe("TernStack on a new AWS account (defaults)", { timeout: 60_000 }, () => {
+  let template: Template;
+  beforeAll(() => {
+    template = synth({ runnerImage: { uri: IMAGE }, triggers: [TRIGGER], cloudEvents: { auth: "iam" } }).template;
+  });
+
+  it("reserves no concurrency (new accounts have a quota of 10 and must keep 10 unreserved)", () => {
+    const functions = Object.values(template.findResources("AWS::Lambda::Function"));
+    expect(functions.filter((fn) => String(fn.Properties.Description).startsWith("tern "))).toHaveLength(4);
+    for (const fn of functions) expect(fn.Properties.ReservedConcurrentExecutions).toBeUndefined();
+  });
+
+  it("lets CloudWatch alarms of this account publish to the alarm topic, whose policy also denies plain HTTP", () => {
+    template.hasResourceProperties("AWS::SNS::TopicPolicy", {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: "Deny", Condition: { Bool: { "aws:SecureTransport": "false" } } }),
+          Match.objectLike({
+            Effect: "Allow",
+            Principal: { Service: "cloudwatch.amazonaws.com" },
+            Action: "sns:Publish",
+            Condition: {
+              StringEquals: { "aws:SourceAccount": { Ref: "AWS::AccountId" } },
+              ArnLike: { "aws:SourceArn": Match.anyValue() },
+            },
+          }),
+        ]),
+      },
+    });
+  });
+
+  it("gives the cluster the FARGATE and FARGATE_SPOT capacity providers", () => {
+    template.hasResourceProperties("AWS::ECS::ClusterCapacityProviderAssociations", {
+      CapacityProviders: ["FARGATE", "FARGATE_SPOT"],
     });
   });
 });
