@@ -12,7 +12,6 @@ import * as events from "aws-cdk-lib/aws-events";
 import * as targets from "aws-cdk-lib/aws-events-targets";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as lambda from "aws-cdk-lib/aws-lambda";
-import * as nodejs from "aws-cdk-lib/aws-lambda-nodejs";
 import * as logs from "aws-cdk-lib/aws-logs";
 import type * as s3 from "aws-cdk-lib/aws-s3";
 import * as s3assets from "aws-cdk-lib/aws-s3-assets";
@@ -21,7 +20,7 @@ import * as sns from "aws-cdk-lib/aws-sns";
 import * as subscriptions from "aws-cdk-lib/aws-sns-subscriptions";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
-import { REPOSITORY_ROOT } from "./runtime.js";
+import { type HandlerName, handlerCode } from "./handler-code.js";
 
 /** Reading the rules asset: that one object, not the whole assets bucket. */
 function readRules(asset: s3assets.Asset): iam.PolicyStatement {
@@ -64,18 +63,16 @@ export interface TernHandlersProps {
   readonly reservedConcurrency?: number;
 }
 
-type HandlerName = "agent" | "task-state" | "trigger" | "cloudevents";
-
 /**
- * tern's Lambda handlers (packages/lambda), bundled with esbuild from the sources (Node 22,
- * ARM64, the AWS SDK left to the runtime): the scheduled agent every minute, the task-state
- * rule for this cluster's tern tasks, one EventBridge rule per trigger, and optionally the
- * CloudEvents function URL. Each function has a dead-letter queue for failed asynchronous
- * invocations and an alarm on errors; each may launch only `tern-*` task definitions on this
- * cluster and pass only the runner's two roles to ECS tasks.
+ * tern's Lambda handlers (packages/lambda), from the bundles the package's build made
+ * (`assets/handlers/<name>`: esbuild, the AWS SDK left to the runtime; Node 22, ARM64): the
+ * scheduled agent every minute, the task-state rule for this cluster's tern tasks, one
+ * EventBridge rule per trigger, and optionally the CloudEvents function URL. Each function has a
+ * dead-letter queue for failed asynchronous invocations and an alarm on errors; each may launch
+ * only `tern-*` task definitions on this cluster and pass only the runner's two roles to ECS tasks.
  */
 export class TernHandlers extends Construct {
-  readonly functions: Readonly<Record<HandlerName, nodejs.NodejsFunction | undefined>>;
+  readonly functions: Readonly<Record<HandlerName, lambda.Function | undefined>>;
   readonly deadLetterQueue: sqs.Queue;
   readonly alarmTopic: sns.Topic;
   readonly cloudEventsUrl?: lambda.FunctionUrl;
@@ -153,10 +150,10 @@ export class TernHandlers extends Construct {
         description: `tern ${name} handler`,
       });
       logGroup.grantWrite(role);
-      const fn = new nodejs.NodejsFunction(this, `${name}-handler`, {
+      const fn = new lambda.Function(this, `${name}-handler`, {
         role,
-        entry: join(REPOSITORY_ROOT, "packages", "lambda", "src", "handlers", `${name}.ts`),
-        handler: "handler",
+        code: handlerCode(name),
+        handler: "index.handler",
         runtime: lambda.Runtime.NODEJS_22_X,
         architecture: lambda.Architecture.ARM_64,
         memorySize: 512,
@@ -168,20 +165,6 @@ export class TernHandlers extends Construct {
         environment: { ...environment, ...options.env },
         deadLetterQueue: this.deadLetterQueue,
         logGroup,
-        projectRoot: REPOSITORY_ROOT,
-        depsLockFilePath: join(REPOSITORY_ROOT, "pnpm-lock.yaml"),
-        bundling: {
-          format: nodejs.OutputFormat.ESM,
-          target: "node22",
-          minify: true,
-          sourceMap: true,
-          mainFields: ["module", "main"],
-          // The runtime provides AWS SDK v3; better-sqlite3 and esbuild are never loaded in Lambda.
-          externalModules: ["@aws-sdk/*", "@smithy/*", "better-sqlite3", "esbuild"],
-          esbuildArgs: { "--conditions": "@tern/source" },
-          banner:
-            "import { createRequire as __ternRequire } from 'node:module'; const require = __ternRequire(import.meta.url);",
-        },
       });
       props.table.grantReadWriteData(fn);
       props.bucket.grantRead(fn);
@@ -235,7 +218,7 @@ export class TernHandlers extends Construct {
       targets: [new targets.LambdaFunction(taskState, { deadLetterQueue: this.deadLetterQueue, retryAttempts: 4 })],
     });
 
-    let trigger: nodejs.NodejsFunction | undefined;
+    let trigger: lambda.Function | undefined;
     if (rules.length > 0) {
       trigger = make("trigger", {
         timeout: Duration.seconds(60),
@@ -249,7 +232,7 @@ export class TernHandlers extends Construct {
           // The raw pattern below replaces this placeholder: EventBridge takes the rule's JSON as is.
           eventPattern: { source: ["tern.placeholder"] },
           targets: [
-            new targets.LambdaFunction(trigger as nodejs.NodejsFunction, {
+            new targets.LambdaFunction(trigger as lambda.Function, {
               deadLetterQueue: this.deadLetterQueue,
               retryAttempts: 4,
             }),
@@ -259,7 +242,7 @@ export class TernHandlers extends Construct {
       });
     }
 
-    let cloudEvents: nodejs.NodejsFunction | undefined;
+    let cloudEvents: lambda.Function | undefined;
     if (props.cloudEvents !== undefined) {
       cloudEvents = make("cloudevents", {
         timeout: Duration.seconds(30),

@@ -1,8 +1,9 @@
 /**
- * The Lambda bundles that `cdk synth` writes (cdk.out/asset.<hash>/index.mjs) imported and
- * invoked with real-shaped events against DynamoDB Local, s3rver and the fake ECS: the bundle
- * that ships is the one that works. The AWS SDK the bundles leave to the Lambda runtime resolves
- * from infra's node_modules, as it would from the runtime's.
+ * The Lambda bundles that `cdk synth` writes (cdk.out/asset.<hash>/index.mjs, copies of the
+ * package's prebuilt assets/handlers/<name>) imported and invoked with real-shaped events against
+ * DynamoDB Local, s3rver and the fake ECS: the bundle that ships is the one that works. The AWS
+ * SDK the bundles leave to the Lambda runtime resolves from infra's node_modules, as it would
+ * from the runtime's.
  */
 import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";

@@ -1,0 +1,9 @@
+/**
+ * `@tern/infra`: tern's serverless setup on AWS as CDK constructs. `new TernStack(app, "Tern")`
+ * deploys all of it; the constructs compose it in a stack of your own.
+ */
+export { parseConfig, type TernConfig, TernConfigError } from "./config.js";
+export { TernHandlers, type TernHandlersProps } from "./handlers.js";
+export { TernNetwork, type TernNetworkProps, TernRunner, type TernRunnerProps, type VpcSpec } from "./runtime.js";
+export { TernStack, type TernStackProps } from "./stack.js";
+export { FlowBucket, type FlowBucketProps, StateTable, type StateTableProps } from "./storage.js";
