@@ -344,6 +344,29 @@ describe("FakeEcs task lifecycle with local processes", () => {
     expect(fake.task(taskArn)?.command?.[0]).toBe(process.execPath);
   });
 
+  it("runs a command that starts with node with this process's Node, as a stock Node image would", async () => {
+    // No runner: a "node" command needs none, as on ECS with a node image.
+    const { fake, ecs } = await start();
+    const program = "console.log(process.env.FROM_DEFINITION + process.env.FROM_OVERRIDE); process.exit(70);";
+    await ecs.send(
+      new RegisterTaskDefinitionCommand(definition("tern-node", ["node", "--input-type=module", "-e", program])),
+    );
+    const taskArn = await runOne(
+      ecs,
+      runInput("tern-node", {
+        overrides: { containerOverrides: [{ name: "runner", environment: [{ name: "FROM_OVERRIDE", value: "o" }] }] },
+      }),
+    );
+    await fake.waitForTask(taskArn, "STOPPED");
+    expect(fake.task(taskArn)?.command).toEqual([process.execPath, "--input-type=module", "-e", program]);
+    expect(fake.output(taskArn, "stdout")).toBe("do\n");
+    expect(await describeOne(ecs, taskArn)).toMatchObject({
+      stopCode: "EssentialContainerExited",
+      stoppedReason: ECS_MESSAGES.essentialContainerExited,
+      containers: [{ name: "runner", exitCode: 70 }],
+    });
+  });
+
   it("stops a task with SIGTERM, then SIGKILL after the stop timeout, as UserInitiated with the reason", async () => {
     const { fake, ecs } = await start({ runner: { command: [process.execPath] }, stopTimeoutMs: 300 });
     const sleeper = "console.log('ready'); setInterval(() => {}, 1000);";

@@ -84,7 +84,7 @@ export interface FakeEcsOptions {
   readonly region?: string;
   /** Clusters that exist besides `"default"`. @default - only "default" */
   readonly clusters?: readonly string[];
-  /** @default - container commands run as given (a leading "tern" is looked up on PATH) */
+  /** @default - container commands run as given (a leading "tern" is looked up on PATH; a leading "node" is this process's Node) */
   readonly runner?: FakeEcsRunner;
   /**
    * `"process"` starts the essential container's command as a child process; `"none"` starts nothing
@@ -792,7 +792,10 @@ export class FakeEcs {
     return record;
   }
 
-  /** The container's argv (entryPoint + command), with a leading "tern" replaced by the runner's command. */
+  /**
+   * The container's argv (entryPoint + command), with a leading "tern" replaced by the runner's
+   * command and a leading "node" by this process's Node (a stock Node image's `node`).
+   */
   private containerCommand(
     container: ContainerDefinition,
     override: ContainerOverride | undefined,
@@ -800,6 +803,7 @@ export class FakeEcs {
     const argv = [...(container.entryPoint ?? []), ...(override?.command ?? container.command ?? [])];
     if (argv.length === 0) return undefined;
     if (argv[0] === "tern" && this.runner !== undefined) return [...this.runner.command, ...argv.slice(1)];
+    if (argv[0] === "node") return [process.execPath, ...argv.slice(1)];
     return argv;
   }
 

@@ -1,10 +1,14 @@
 import { createHash } from "node:crypto";
+import { bootstrapCommand } from "./bootstrap.js";
 import type { ResolvedFargateConfig } from "./options.js";
 
 /** The tag that carries a task definition revision's content hash. */
 export const HASH_TAG = "tern:definition-hash";
 
-/** The command of the runner container: the run comes from `TERN_RUN_ID` in the overrides. */
+/**
+ * The command of the runner container in an image that holds tern: the run comes from
+ * `TERN_RUN_ID` in the overrides. With a runner bundle, the command is the bootstrap instead.
+ */
 export const RUNNER_COMMAND: readonly string[] = ["tern", "execute"];
 
 /** A task definition as `RegisterTaskDefinition` takes it (without tags), in JSON. */
@@ -15,18 +19,27 @@ export type TaskDefinitionInput = Record<string, unknown> & {
 
 const byName = (a: { name: string }, b: { name: string }) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 
+/** The runner container's command for a configuration: the bootstrap with a runner bundle, else `tern execute`. */
+export function runnerCommand(config: Pick<ResolvedFargateConfig, "runner">): string[] {
+  return config.runner === undefined ? [...RUNNER_COMMAND] : bootstrapCommand();
+}
+
 /**
  * The task definition a configuration asks for: a pure function of it, normalized (variables
  * and secrets sorted by name, defaults written out), so equal configurations give equal JSON.
+ * With a runner bundle, its sha256 is in the container's environment (TERN_RUNNER_SHA256): a new
+ * bundle is a new revision, and a task only ever runs the bundle its revision names.
  */
 export function desiredTaskDefinition(config: ResolvedFargateConfig): TaskDefinitionInput {
+  const environment: Record<string, string> = { ...config.environment };
+  if (config.runner !== undefined) environment.TERN_RUNNER_SHA256 = config.runner.sha256;
   const container: Record<string, unknown> = {
     ...config.extraContainerDefinition,
     name: config.containerName,
     image: config.image,
     essential: true,
-    command: [...RUNNER_COMMAND],
-    environment: Object.entries(config.environment)
+    command: runnerCommand(config),
+    environment: Object.entries(environment)
       .map(([name, value]) => ({ name, value }))
       .sort(byName),
     secrets: Object.entries(config.secrets)

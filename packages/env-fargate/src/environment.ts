@@ -30,6 +30,7 @@ import {
   resolveConfig,
   validateOptions,
 } from "./options.js";
+import { presignRunnerBundle } from "./presign.js";
 import { ECS_DEPLOYMENT_KIND, type EcsDeployment, ecsDeployment } from "./reconcile.js";
 
 /** The flow-version annotation that remembers the task definition of a configuration. */
@@ -177,23 +178,35 @@ export class FargateTaskEnvironment extends Environment {
         `FargateTaskEnvironment: a task on Fargate cannot reach this agent's ${backendUrl === undefined ? "embedded SQLite backend" : `backend ${backendUrl}`}. Run the agent against a shared backend: TERN_BACKEND=dynamodb://<table>?region=<region>.`,
       );
     }
+    // With a runner bundle, the bootstrap downloads it through a URL signed now (one per
+    // execute, so the retries below send the same request). It carries a signature: it goes
+    // into the overrides and nowhere else (no log line, no error message, no deployment record).
+    const runnerUrl =
+      config.runner === undefined
+        ? undefined
+        : await presignRunnerBundle(config.region, config.runner.bucket, config.runner.key);
     const overrides = {
       containerOverrides: [
         {
           name: config.containerName,
-          // The run id and the backend only: the runner reads parameters from the backend and
-          // the flow's storage from the flow version.
+          // The run id and the backend (and the bundle's URL) only: the runner reads parameters
+          // from the backend and the flow's storage from the flow version.
           environment: [
             { name: "TERN_RUN_ID", value: run.id },
             { name: "TERN_BACKEND", value: backendUrl },
+            ...(runnerUrl === undefined ? [] : [{ name: "TERN_RUNNER_URL", value: runnerUrl }]),
           ],
         },
       ],
     };
     const overridesChars = JSON.stringify(overrides.containerOverrides).length;
     if (overridesChars > MAX_OVERRIDES_CHARS) {
+      const urlPart =
+        runnerUrl === undefined
+          ? ""
+          : ` The runner bundle's presigned URL takes ${runnerUrl.length} of them (longer with temporary credentials; a shorter bucket name and key help).`;
       throw new EnvironmentError(
-        `FargateTaskEnvironment: the container overrides of run ${run.id} take ${overridesChars} characters; ECS allows ${MAX_OVERRIDES_CHARS}. The backend URL is too long: ${backendUrl.slice(0, 80)}...`,
+        `FargateTaskEnvironment: the container overrides of run ${run.id} take ${overridesChars} characters; ECS allows ${MAX_OVERRIDES_CHARS}. The backend URL takes ${backendUrl.length}: ${backendUrl.slice(0, 80)}${backendUrl.length > 80 ? "..." : ""}.${urlPart}`,
       );
     }
     const previous = ecsDeployment(run);
@@ -301,6 +314,7 @@ export class FargateTaskEnvironment extends Environment {
           clientToken: token,
           containerName: config.containerName,
           memory: config.memory,
+          ...(config.runner === undefined ? {} : { runnerBundleSha256: config.runner.sha256 }),
           ...(config.log === undefined ? {} : { logGroup: config.log.group, logStreamPrefix: config.log.streamPrefix }),
         };
         return { details: details as unknown as Record<string, JsonValue> };

@@ -15,7 +15,15 @@ import { ECS_DEPLOYMENT_KIND, reconcileEcsTasks } from "./reconcile.js";
 registerEnvironmentType(FargateTaskEnvironment.type, fargateEnvironmentFromJSON);
 registerDeploymentReconciler(ECS_DEPLOYMENT_KIND, async () => reconcileEcsTasks);
 
-export { canonicalJson, definitionHash, desiredTaskDefinition, HASH_TAG, RUNNER_COMMAND } from "./definition.js";
+export { BOOTSTRAP, BOOTSTRAP_EXIT, bootstrapCommand } from "./bootstrap.js";
+export {
+  canonicalJson,
+  definitionHash,
+  desiredTaskDefinition,
+  HASH_TAG,
+  RUNNER_COMMAND,
+  runnerCommand,
+} from "./definition.js";
 export {
   backoffMs,
   clearDefinitionCache,
@@ -43,11 +51,19 @@ export {
   type FargateJsonOptions,
   type FargateLogConfiguration,
   type FargateTaskEnvironmentOptions,
+  parseRunnerBundle,
   type ResolvedFargateConfig,
+  RUNNER_BUNDLE_PATTERN,
   resolveConfig,
   secretLooking,
   validateOptions,
 } from "./options.js";
+export {
+  presignRunnerBundle,
+  RUNNER_URL_EXPIRY_SECONDS,
+  type S3ClientFactory,
+  setS3ClientFactory,
+} from "./presign.js";
 export {
   decideRun,
   diagnoseStoppedTask,
@@ -57,5 +73,6 @@ export {
   MISSING_GRACE_MS,
   type RunVerdict,
   reconcileEcsTasks,
+  startupFailure,
   type TaskDiagnosis,
 } from "./reconcile.js";

@@ -27,8 +27,20 @@ export interface FargateTaskEnvironmentOptions extends EnvironmentOptions {
   readonly cluster?: string;
   /** @default `AWS_REGION`, else `AWS_DEFAULT_REGION` */
   readonly region?: string;
-  /** The runner image (holds the tern CLI). @default `TERN_RUNNER_IMAGE` */
+  /**
+   * The runner image: a stock Node image (20 or later) when a runner bundle is configured, else an
+   * image whose `tern` command runs the flow. @default `TERN_RUNNER_IMAGE`
+   */
   readonly image?: string;
+  /**
+   * The runner bundle, `s3://<bucket>/<key>`: the task's bootstrap downloads it through a URL the
+   * agent presigns at launch, checks it against `runnerBundleSha256` and runs it, so the image
+   * needs only Node. `"none"` runs `tern execute` from the image instead, whatever the agent's
+   * default. @default `TERN_RUNNER_BUNDLE`, else none
+   */
+  readonly runnerBundle?: string;
+  /** The runner bundle's sha256 (64 hex digits); with `runnerBundle`. @default `TERN_RUNNER_BUNDLE_SHA256` */
+  readonly runnerBundleSha256?: string;
   /** CPU units: 256, 512, 1024, 2048, 4096, 8192 or 16384. @default 512 */
   readonly cpu?: number;
   /** MiB, valid for the cpu given (Fargate's table). @default 1024 */
@@ -75,6 +87,56 @@ export interface FargateTaskEnvironmentOptions extends EnvironmentOptions {
   readonly extraContainerDefinition?: Readonly<Record<string, JsonValue>>;
   /** Further `RunTask` fields (enableExecuteCommand, group, propagateTags...). */
   readonly extraRunTask?: Readonly<Record<string, JsonValue>>;
+}
+
+/** Variables tern sets in the runner's container itself (per run, or from the runner bundle). */
+const RESERVED_VARIABLES: readonly string[] = ["TERN_RUN_ID", "TERN_BACKEND", "TERN_RUNNER_URL", "TERN_RUNNER_SHA256"];
+
+/** The shape of a runner bundle location: `s3://<bucket>/<key>` (S3's bucket naming rules). */
+export const RUNNER_BUNDLE_PATTERN = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\/(\S{1,1024})$/;
+const SHA256 = /^[0-9a-fA-F]{64}$/;
+
+/** A runner bundle location split into its bucket and key, or undefined when it is not one. */
+export function parseRunnerBundle(url: string): { readonly bucket: string; readonly key: string } | undefined {
+  const match = RUNNER_BUNDLE_PATTERN.exec(url);
+  if (match === null || (match[1] as string).includes("..")) return undefined;
+  return { bucket: match[1] as string, key: match[2] as string };
+}
+
+/** Checks runnerBundle and runnerBundleSha256 (given together, or runnerBundle "none" alone). */
+function validateRunnerBundle(o: Record<string, unknown>, out: Record<string, unknown>): void {
+  const bundle = o.runnerBundle;
+  const sha256 = o.runnerBundleSha256;
+  if (bundle === undefined && sha256 === undefined) return;
+  if (
+    bundle !== undefined &&
+    (typeof bundle !== "string" || (bundle !== "none" && parseRunnerBundle(bundle) === undefined))
+  ) {
+    throw optionError(
+      "runnerBundle",
+      `${show(bundle)} is not a runner bundle location: give s3://<bucket>/<key> (the object the tern stack deploys, e.g. s3://my-assets-bucket/runner/abc123.mjs), or "none" to run tern execute from the image.`,
+    );
+  }
+  if (sha256 !== undefined && (typeof sha256 !== "string" || !SHA256.test(sha256))) {
+    throw optionError(
+      "runnerBundleSha256",
+      `${show(sha256)} is not a sha256: give the bundle's 64 hex digits (what bundleRunner returns, or sha256sum runner.mjs).`,
+    );
+  }
+  if (bundle === "none") {
+    if (sha256 !== undefined) throw optionError("runnerBundleSha256", 'remove it: runnerBundle is "none".');
+    out.runnerBundle = "none";
+    return;
+  }
+  if (bundle === undefined)
+    throw optionError("runnerBundle", "missing: runnerBundleSha256 is given; give both or neither.");
+  if (sha256 === undefined)
+    throw optionError(
+      "runnerBundleSha256",
+      `missing: runnerBundle is ${show(bundle)}; give both or neither (the bootstrap refuses a bundle it cannot verify).`,
+    );
+  out.runnerBundle = bundle;
+  out.runnerBundleSha256 = (sha256 as string).toLowerCase();
 }
 
 /** The escape hatches' allowed keys (documented ECS fields tern does not set itself). */
@@ -127,7 +189,7 @@ const OWNED_KEYS: Record<keyof typeof EXTRA_KEYS, Record<string, string>> = {
   extraContainerDefinition: {
     name: "containerName",
     image: "image",
-    command: "(the runner's command)",
+    command: "(the runner's command; see runnerBundle)",
     environment: "environment",
     secrets: "secrets",
     logConfiguration: "logConfiguration",
@@ -353,6 +415,8 @@ const KNOWN_OPTIONS = new Set([
   "cluster",
   "region",
   "image",
+  "runnerBundle",
+  "runnerBundleSha256",
   "cpu",
   "memory",
   "subnets",
@@ -408,6 +472,7 @@ export function validateOptions(options: FargateTaskEnvironmentOptions): Fargate
       /^\S{1,1024}$/,
       "give an image URI such as 123456789012.dkr.ecr.eu-west-1.amazonaws.com/tern-runner:1.0",
     );
+  validateRunnerBundle(o, out);
   const cpu = o.cpu ?? 512;
   const memory = o.memory ?? 1024;
   const memories = typeof cpu === "number" ? FARGATE_SIZES.get(cpu) : undefined;
@@ -466,7 +531,7 @@ export function validateOptions(options: FargateTaskEnvironmentOptions): Fargate
   if (o.environment !== undefined) {
     const environment = stringMap("environment", o.environment);
     for (const [name, value] of Object.entries(environment)) {
-      if (name.startsWith("TERN_") && ["TERN_RUN_ID", "TERN_BACKEND"].includes(name)) {
+      if (RESERVED_VARIABLES.includes(name)) {
         throw optionError(`environment.${name}`, "tern sets this variable for each run; remove it.");
       }
       const why = secretLooking(name, value);
@@ -627,6 +692,8 @@ export const ENVIRONMENT_DEFAULTS = {
   taskRoleArn: "TERN_ECS_TASK_ROLE_ARN",
   executionRoleArn: "TERN_ECS_EXECUTION_ROLE_ARN",
   image: "TERN_RUNNER_IMAGE",
+  runnerBundle: "TERN_RUNNER_BUNDLE",
+  runnerBundleSha256: "TERN_RUNNER_BUNDLE_SHA256",
   logGroup: "TERN_LOG_GROUP",
 } as const;
 
@@ -636,6 +703,8 @@ export interface ResolvedFargateConfig {
   readonly cluster: string;
   readonly region: string;
   readonly image: string;
+  /** The runner bundle the bootstrap runs; undefined: the image's `tern execute`. */
+  readonly runner?: { readonly bucket: string; readonly key: string; readonly sha256: string };
   readonly cpu: number;
   readonly memory: number;
   readonly subnets: readonly string[];
@@ -706,6 +775,24 @@ export function resolveConfig(
     const value = fromEnv(ENVIRONMENT_DEFAULTS[key]);
     if (options[key] === undefined && value !== undefined) defaults[key] = value;
   }
+  // The bundle and its sha256 come as a pair: from the options, or both from the environment.
+  if (options.runnerBundle === undefined && options.runnerBundleSha256 === undefined) {
+    const bundle = fromEnv(ENVIRONMENT_DEFAULTS.runnerBundle);
+    const sha256 = fromEnv(ENVIRONMENT_DEFAULTS.runnerBundleSha256);
+    if (bundle !== undefined || sha256 !== undefined) {
+      if (bundle === undefined || sha256 === undefined) {
+        const [set, unset] =
+          bundle === undefined
+            ? [ENVIRONMENT_DEFAULTS.runnerBundleSha256, ENVIRONMENT_DEFAULTS.runnerBundle]
+            : [ENVIRONMENT_DEFAULTS.runnerBundle, ENVIRONMENT_DEFAULTS.runnerBundleSha256];
+        throw new EnvironmentError(
+          `${WHERE}: ${set} is set where the agent runs but ${unset} is not: set both (the CDK stack sets both), or neither to run tern execute from the image.`,
+        );
+      }
+      defaults.runnerBundle = bundle;
+      defaults.runnerBundleSha256 = sha256;
+    }
+  }
   const region = options.region ?? fromEnv("AWS_REGION") ?? fromEnv("AWS_DEFAULT_REGION");
   if (options.region === undefined && region !== undefined) defaults.region = region;
   let merged: FargateJsonOptions;
@@ -724,7 +811,11 @@ export function resolveConfig(
       `${WHERE}: no ${option}: ${why}. Pass ${option} in the environment's options, or set ${variable} where the agent runs (the CDK stack sets it).`,
     );
   if (merged.image === undefined)
-    throw missing("image", ENVIRONMENT_DEFAULTS.image, "the runner image holds the tern CLI that runs the flow");
+    throw missing(
+      "image",
+      ENVIRONMENT_DEFAULTS.image,
+      "the runner image is a stock Node image (with a runner bundle) or one that holds the tern CLI",
+    );
   if (merged.subnets === undefined)
     throw missing("subnets", ENVIRONMENT_DEFAULTS.subnets, "Fargate tasks need a subnet for their network interface");
   if (merged.region === undefined) throw missing("region", "AWS_REGION", "ECS calls and logs need a region");
@@ -767,6 +858,14 @@ export function resolveConfig(
     cluster: merged.cluster ?? "default",
     region: merged.region,
     image: merged.image,
+    ...(merged.runnerBundle === undefined || merged.runnerBundle === "none"
+      ? {}
+      : {
+          runner: {
+            ...(parseRunnerBundle(merged.runnerBundle) as { bucket: string; key: string }),
+            sha256: merged.runnerBundleSha256 as string,
+          },
+        }),
     cpu: merged.cpu ?? 512,
     memory: merged.memory ?? 1024,
     subnets: merged.subnets,

@@ -1,5 +1,6 @@
 import type { Task } from "@aws-sdk/client-ecs";
 import type { DeploymentReconciler, JsonValue, ReconcileDecision, ReconcileResult, RunRecord } from "@tern/core";
+import { BOOTSTRAP_EXIT } from "./bootstrap.js";
 import { ecsClient, ecsSdk, errorName } from "./ecs.js";
 
 /** `deployment.kind` of runs launched as ECS tasks. */
@@ -24,6 +25,8 @@ export interface EcsDeployment {
   readonly memory?: number;
   readonly logGroup?: string;
   readonly logStreamPrefix?: string;
+  /** The sha256 of the runner bundle the task's bootstrap runs; absent: the image runs `tern execute`. */
+  readonly runnerBundleSha256?: string;
   /** Tasks of earlier launches and why each ended. */
   readonly previousTasks?: ReadonlyArray<{ readonly taskArn: string; readonly reason: string }>;
 }
@@ -131,6 +134,38 @@ export function diagnoseStoppedTask(task: Task, deployment: EcsDeployment): Task
   };
 }
 
+/**
+ * Why a task stopped before its runner reported, when its exit code is one of the bootstrap's or
+ * the runner's start-up codes (see BOOTSTRAP_EXIT), or undefined. Only meaningful for a run that
+ * is still Submitted: once the runner has claimed the run, exit codes are the flow's business.
+ */
+export function startupFailure(task: Task, deployment: EcsDeployment): string | undefined {
+  if (task.stopCode !== "EssentialContainerExited") return undefined;
+  const container =
+    task.containers?.find((c) => c.name === (deployment.containerName ?? "tern-runner")) ?? task.containers?.[0];
+  const code = container?.exitCode;
+  const arn = task.taskArn ?? deployment.taskArn ?? "(unknown task)";
+  const where = `ECS task ${taskId(arn)}`;
+  const logs = logsHint(deployment, arn);
+  const bundle = deployment.runnerBundleSha256;
+  if (code === BOOTSTRAP_EXIT.missingEnvironment) {
+    return bundle === undefined
+      ? `${where} exited with code 64 before the runner started: the runner's environment is incomplete (TERN_RUN_ID or TERN_BACKEND is missing, or TERN_BACKEND is not a shared backend). Launch runs through a tern agent with TERN_BACKEND=dynamodb://<table>?region=<region>.${logs}`
+      : `${where} exited with code 64 before the runner started: the runner's environment is incomplete (TERN_RUNNER_URL, TERN_RUNNER_SHA256, TERN_RUN_ID or TERN_BACKEND is missing); the task definition and the launch must both come from a tern agent.${logs}`;
+  }
+  if (bundle === undefined) return undefined;
+  if (code === BOOTSTRAP_EXIT.integrity) {
+    return `the runner bundle's integrity check failed: ${where} downloaded a bundle whose sha256 is not ${bundle} (exit code 70), so the object was changed after deploy, and it was not run. Redeploy the stack to upload the bundle again.${logs}`;
+  }
+  if (code === BOOTSTRAP_EXIT.download) {
+    return `${where} could not download the runner bundle (exit code 71; its log names the HTTP status): an expired launch URL (start a new run), an agent role without s3:GetObject on the bundle, a bundle object that is gone (redeploy the stack), or subnets that do not reach S3.${logs}`;
+  }
+  if (code === BOOTSTRAP_EXIT.load) {
+    return `${where} could not write or load the runner bundle (exit code 72): the image needs Node 20 or later and a writable TERN_HOME or temporary directory.${logs}`;
+  }
+  return undefined;
+}
+
 /** What to do about one run given its task (undefined: ECS no longer knows the task). */
 export interface RunVerdict {
   readonly decision?: ReconcileDecision;
@@ -204,6 +239,8 @@ export function decideRun(
   if (run.state === "Cancelling") {
     return { decision: { ...base, to: "Cancelled", reason: `cancelled; ${diagnosis.reason}` } };
   }
+  const startup = run.state === "Submitted" ? startupFailure(task, d) : undefined;
+  if (startup !== undefined) return { decision: { ...base, to: "Failed", reason: startup } };
   if (run.state === "Submitted" && diagnosis.transient && !diagnosis.started && d.relaunches < d.maxRelaunches) {
     const deployment: Record<string, JsonValue> = {
       ...(d as unknown as Record<string, JsonValue>),

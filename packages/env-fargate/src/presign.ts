@@ -1,0 +1,60 @@
+import type { S3Client } from "@aws-sdk/client-s3";
+import { EnvironmentError } from "@tern/core";
+
+/** How long the URL of the runner bundle that a launch passes stays valid (Fargate starts within minutes). */
+export const RUNNER_URL_EXPIRY_SECONDS = 3600;
+
+/** Makes the S3 client that presigns runner bundle URLs for a region. */
+export type S3ClientFactory = (region: string) => S3Client | Promise<S3Client>;
+
+let factory: S3ClientFactory | undefined;
+const clients = new Map<string, Promise<S3Client>>();
+
+/**
+ * Replaces how the S3 clients that presign the runner bundle's URL are made (credentials, an
+ * endpoint). The default is `new S3Client({ region })` with the usual credential chain. Clears
+ * the clients made so far.
+ */
+export function setS3ClientFactory(make: S3ClientFactory | undefined): void {
+  factory = make;
+  clients.clear();
+}
+
+function s3Client(region: string): Promise<S3Client> {
+  let client = clients.get(region);
+  if (client === undefined) {
+    client = (async () => {
+      if (factory !== undefined) return factory(region);
+      // Imported on first use: agents without a runner bundle never load the S3 SDK.
+      const { S3Client } = await import("@aws-sdk/client-s3");
+      return new S3Client({ region });
+    })();
+    clients.set(region, client);
+  }
+  return client;
+}
+
+/**
+ * A GET URL of the runner bundle object, signed with the agent's credentials (local computation,
+ * no request). It carries a signature: pass it to the task only, never log it.
+ */
+export async function presignRunnerBundle(
+  region: string,
+  bucket: string,
+  key: string,
+  expiresIn = RUNNER_URL_EXPIRY_SECONDS,
+): Promise<string> {
+  try {
+    const [client, { GetObjectCommand }, { getSignedUrl }] = await Promise.all([
+      s3Client(region),
+      import("@aws-sdk/client-s3"),
+      import("@aws-sdk/s3-request-presigner"),
+    ]);
+    return await getSignedUrl(client, new GetObjectCommand({ Bucket: bucket, Key: key }), { expiresIn });
+  } catch (error) {
+    throw new EnvironmentError(
+      `FargateTaskEnvironment: presigning the runner bundle s3://${bucket}/${key} failed: ${(error as Error).message}. The agent signs it with its own credentials; check that it has some (its role) and that the region ${region} is right.`,
+      { cause: error },
+    );
+  }
+}
