@@ -24,7 +24,8 @@ export const BOOTSTRAP_EXIT = {
 /**
  * The bootstrap program, run by `node --input-type=module -e`. It lives in every task
  * definition revision, so it stays small; it uses Node's built-ins only (global fetch: Node 18+).
- * It retries network errors, 429 and 5xx answers (5 attempts, 1 to 8 s apart), not 4xx ones.
+ * It retries network errors, 429 and 5xx answers (5 attempts, 1 to 8 s apart; the first wait is
+ * TERN_BOOTSTRAP_BACKOFF_MS when set), not other 4xx ones.
  * It never prints the URL: its query string carries a signature.
  */
 export const BOOTSTRAP = `// tern runner bootstrap: fetch the runner bundle, check its sha256, import it (see @tern/env-fargate).
@@ -58,7 +59,7 @@ for (let attempt = 1; body === undefined; attempt++) {
   }
   if (body === undefined) {
     if (attempt >= 5) stop(71, "runner bundle download failed after " + attempt + " attempts (" + why + "): check that the task's subnets reach S3 (a NAT gateway or an S3 gateway endpoint)");
-    await new Promise((r) => setTimeout(r, 1000 * 2 ** (attempt - 1)));
+    await new Promise((r) => setTimeout(r, Number(env.TERN_BOOTSTRAP_BACKOFF_MS ?? 1000) * 2 ** (attempt - 1)));
   }
 }
 const got = createHash("sha256").update(body).digest("hex");

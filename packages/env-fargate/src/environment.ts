@@ -206,7 +206,7 @@ export class FargateTaskEnvironment extends Environment {
           ? ""
           : ` The runner bundle's presigned URL takes ${runnerUrl.length} of them (longer with temporary credentials; a shorter bucket name and key help).`;
       throw new EnvironmentError(
-        `FargateTaskEnvironment: the container overrides of run ${run.id} take ${overridesChars} characters; ECS allows ${MAX_OVERRIDES_CHARS}. The backend URL takes ${backendUrl.length}: ${backendUrl.slice(0, 80)}${backendUrl.length > 80 ? "..." : ""}.${urlPart}`,
+        `FargateTaskEnvironment: the container overrides of run ${run.id} take ${overridesChars} characters; ECS allows ${MAX_OVERRIDES_CHARS}. The backend URL takes ${backendUrl.length} (${backendUrl.length > 80 ? `${backendUrl.slice(0, 80)}[...]` : backendUrl}).${urlPart}`,
       );
     }
     const previous = ecsDeployment(run);

@@ -4,8 +4,10 @@ import { EnvironmentError } from "@tern/core";
 /** How long the URL of the runner bundle that a launch passes stays valid (Fargate starts within minutes). */
 export const RUNNER_URL_EXPIRY_SECONDS = 3600;
 
-/** Makes the S3 client that presigns runner bundle URLs for a region. */
-export type S3ClientFactory = (region: string) => S3Client | Promise<S3Client>;
+type S3Sdk = typeof import("@aws-sdk/client-s3");
+
+/** Makes the S3 client that presigns runner bundle URLs for a region, from the SDK env-fargate loaded. */
+export type S3ClientFactory = (region: string, sdk: S3Sdk) => S3Client | Promise<S3Client>;
 
 let factory: S3ClientFactory | undefined;
 const clients = new Map<string, Promise<S3Client>>();
@@ -14,6 +16,9 @@ const clients = new Map<string, Promise<S3Client>>();
  * Replaces how the S3 clients that presign the runner bundle's URL are made (credentials, an
  * endpoint). The default is `new S3Client({ region })` with the usual credential chain. Clears
  * the clients made so far.
+ *
+ * @example
+ * setS3ClientFactory((region, { S3Client }) => new S3Client({ region, endpoint, forcePathStyle: true }));
  */
 export function setS3ClientFactory(make: S3ClientFactory | undefined): void {
   factory = make;
@@ -24,10 +29,9 @@ function s3Client(region: string): Promise<S3Client> {
   let client = clients.get(region);
   if (client === undefined) {
     client = (async () => {
-      if (factory !== undefined) return factory(region);
       // Imported on first use: agents without a runner bundle never load the S3 SDK.
-      const { S3Client } = await import("@aws-sdk/client-s3");
-      return new S3Client({ region });
+      const sdk = await import("@aws-sdk/client-s3");
+      return factory !== undefined ? factory(region, sdk) : new sdk.S3Client({ region });
     })();
     clients.set(region, client);
   }

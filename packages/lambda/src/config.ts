@@ -1,4 +1,4 @@
-import { AWS_ID_PATTERNS } from "@tern/env-fargate";
+import { AWS_ID_PATTERNS, parseRunnerBundle } from "@tern/env-fargate";
 import * as z from "zod/mini";
 
 /** A configuration that cannot work: every missing or invalid variable, named. */
@@ -85,6 +85,19 @@ const schema = z.object({
   TERN_ECS_TASK_ROLE_ARN: z.optional(z.string().check(z.regex(ROLE_ARN, "must be an IAM role ARN"))),
   TERN_ECS_EXECUTION_ROLE_ARN: z.optional(z.string().check(z.regex(ROLE_ARN, "must be an IAM role ARN"))),
   TERN_RUNNER_IMAGE: z.optional(z.string().check(z.regex(/^\S+$/, "must be an image URI"))),
+  TERN_RUNNER_BUNDLE: z.optional(
+    z
+      .string()
+      .check(
+        z.refine(
+          (v) => parseRunnerBundle(v) !== undefined,
+          "must be s3://<bucket>/<key>, the runner bundle object the stack deploys",
+        ),
+      ),
+  ),
+  TERN_RUNNER_BUNDLE_SHA256: z.optional(
+    z.string().check(z.regex(/^[0-9a-fA-F]{64}$/, "must be the runner bundle's sha256 (64 hex digits)")),
+  ),
   TERN_LOG_GROUP: z.optional(z.string().check(z.minLength(1))),
   TERN_TRIGGER_RULES: z.optional(z.string()),
   TERN_TRIGGER_RULES_URL: z.optional(
@@ -131,6 +144,17 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ne
     require("TERN_ECS_EXECUTION_ROLE_ARN", "the role ECS pulls the runner image and writes logs with");
     require("TERN_RUNNER_IMAGE", "the runner image");
     require("TERN_LOG_GROUP", "the log group of the runs' output");
+  }
+  // The runner bundle and its sha256 come together (the task's bootstrap verifies one with the other).
+  if ("TERN_RUNNER_BUNDLE" in present && !("TERN_RUNNER_BUNDLE_SHA256" in present)) {
+    problems.push(
+      "TERN_RUNNER_BUNDLE_SHA256 is missing: TERN_RUNNER_BUNDLE is set, and the bundle is run only if its sha256 matches",
+    );
+  }
+  if ("TERN_RUNNER_BUNDLE_SHA256" in present && !("TERN_RUNNER_BUNDLE" in present)) {
+    problems.push(
+      "TERN_RUNNER_BUNDLE is missing: TERN_RUNNER_BUNDLE_SHA256 is set without the bundle's s3://<bucket>/<key>",
+    );
   }
   if (needs.rules && !("TERN_TRIGGER_RULES" in present) && !("TERN_TRIGGER_RULES_URL" in present)) {
     problems.push(

@@ -84,6 +84,35 @@ describe("loadConfig", () => {
   });
 });
 
+describe("loadConfig: the runner bundle", () => {
+  const SHA = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+  it("accepts the bundle with its sha256, or neither", () => {
+    expect(
+      problems(
+        { ...FULL, TERN_RUNNER_BUNDLE: "s3://cdk-assets-eu/runner/a.mjs", TERN_RUNNER_BUNDLE_SHA256: SHA },
+        { ecs: true },
+      ),
+    ).toEqual([]);
+    expect(problems(FULL, { ecs: true })).toEqual([]);
+  });
+
+  it("names a bad value and what it must be, and half a pair", () => {
+    expect(
+      problems({ ...FULL, TERN_RUNNER_BUNDLE: "https://example.com/runner.mjs", TERN_RUNNER_BUNDLE_SHA256: "abc" }, {}),
+    ).toEqual([
+      'TERN_RUNNER_BUNDLE must be s3://<bucket>/<key>, the runner bundle object the stack deploys (got "https://example.com/runner.mjs")',
+      `TERN_RUNNER_BUNDLE_SHA256 must be the runner bundle's sha256 (64 hex digits) (got "abc")`,
+    ]);
+    expect(problems({ ...FULL, TERN_RUNNER_BUNDLE: "s3://cdk-assets-eu/runner/a.mjs" }, {})).toEqual([
+      expect.stringMatching(/^TERN_RUNNER_BUNDLE_SHA256 is missing: TERN_RUNNER_BUNDLE is set/),
+    ]);
+    expect(problems({ ...FULL, TERN_RUNNER_BUNDLE_SHA256: SHA }, {})).toEqual([
+      expect.stringMatching(/^TERN_RUNNER_BUNDLE is missing: TERN_RUNNER_BUNDLE_SHA256 is set/),
+    ]);
+  });
+});
+
 describe("parseRules", () => {
   it("compiles rules and names the rule and field of any problem", () => {
     const [rule] = parseRules(

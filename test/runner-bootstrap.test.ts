@@ -1,0 +1,286 @@
+/**
+ * The runner with no image build, end to end: the runner bundle built by `bundleRunner`, uploaded
+ * to S3 (s3rver); an agent configured with TERN_RUNNER_BUNDLE and its sha256; the fake ECS running
+ * the task definition's real command (`node --input-type=module -e BOOTSTRAP`) with this Node,
+ * the URL the agent presigned at launch in the overrides; state in DynamoDB Local. Then what the
+ * bootstrap refuses: a bundle changed after its sha256 was taken, an expired URL, a missing object.
+ */
+import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { once } from "node:events";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { ECSClient } from "@aws-sdk/client-ecs";
+import { createTernTable, DynamoDbBackend } from "@tern/backend-dynamodb";
+import { type Backend, type Flow, isTerminalRunState, LocalAgent, type RunRecord, scheduleRun } from "@tern/core";
+import {
+  BOOTSTRAP,
+  BOOTSTRAP_EXIT,
+  bootstrapCommand,
+  presignRunnerBundle,
+  setEcsClientFactory,
+  setS3ClientFactory,
+} from "@tern/env-fargate";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { type DynamoDbLocal, startDynamoDbLocal } from "../packages/backend-dynamodb/test/dynamodb-local.js";
+import { bundleRunner } from "../packages/cli/scripts/bundle-runner.js";
+import { type LocalServer, S3RVER_CREDENTIALS, startS3rver } from "../packages/storage-cloud/test/servers.js";
+import { FakeEcs } from "./support/fake-ecs.js";
+
+const NODE_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/ecr-public/docker/library/node:22-bookworm-slim";
+const ASSETS = "tern-assets";
+const KEY = "runner/runner.mjs";
+const AGENT_ENV: Record<string, string> = {
+  AWS_REGION: "us-east-1",
+  AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
+  AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
+  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
+  TERN_ECS_CLUSTER: "tern",
+  TERN_ECS_SUBNETS: "subnet-0123456789abcdef0",
+  TERN_ECS_SECURITY_GROUPS: "sg-0123456789abcdef0",
+  TERN_ECS_EXECUTION_ROLE_ARN: "arn:aws:iam::123456789012:role/tern-execution",
+  TERN_ECS_TASK_ROLE_ARN: "arn:aws:iam::123456789012:role/tern-task",
+  TERN_RUNNER_IMAGE: NODE_IMAGE,
+  TERN_LOG_GROUP: "/tern/runs",
+};
+
+let db: DynamoDbLocal;
+let s3: LocalServer;
+let backend: Backend;
+let ecs: FakeEcs;
+let dir: string;
+let bundle: Buffer;
+let sha256: string;
+const saved: Record<string, string | undefined> = {};
+
+/** Writes an object to s3rver (it takes unsigned requests), as `cdk deploy` uploads the asset. */
+async function putObject(key: string, body: Uint8Array): Promise<void> {
+  const response = await fetch(`${s3.endpoint}/${ASSETS}/${key}`, { method: "PUT", body });
+  expect(response.status, await response.text()).toBe(200);
+}
+
+async function deleteObject(key: string): Promise<void> {
+  const response = await fetch(`${s3.endpoint}/${ASSETS}/${key}`, { method: "DELETE" });
+  expect(response.status).toBe(204);
+}
+
+function agent(): LocalAgent {
+  return new LocalAgent({ backend, runnerCommand: ["tern"], concurrency: 10 });
+}
+
+/** Polls the agent until every run is final (the agent's sweep decides runs whose task died). */
+async function drive(ids: readonly string[], timeoutMs = 60_000): Promise<RunRecord[]> {
+  const a = agent();
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    await a.pollOnce();
+    const runs = await Promise.all(ids.map(async (id) => (await backend.getRun(id)) as RunRecord));
+    if (runs.every((r) => isTerminalRunState(r.state))) return runs;
+    if (Date.now() > deadline) {
+      throw new Error(`runs not finished: ${runs.map((r) => `${r.id} ${r.state} ${r.reason ?? ""}`).join("; ")}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+const schedule = async () => (await scheduleRun(backend, { project: "bootstrap", flow: "fargate-etl" })).run.id;
+const taskOf = (runId: string) => ecs.launchedTasks.filter((t) => t.environment?.TERN_RUN_ID === runId);
+
+/** Runs the bootstrap as the task definition's command does, outside ECS. */
+function bootstrap(env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
+  const [, ...args] = bootstrapCommand();
+  const child = spawn(process.execPath, args, {
+    cwd: dir,
+    env: { PATH: process.env.PATH ?? "", TERN_HOME: join(dir, "bootstrap-home"), ...env },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let stderr = "";
+  child.stderr.setEncoding("utf8").on("data", (text: string) => {
+    stderr += text;
+  });
+  return new Promise((resolve) => child.once("close", (code) => resolve({ code, stderr })));
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "tern-bootstrap-"));
+  const built = await bundleRunner(join(dir, "runner.mjs"));
+  bundle = await readFile(join(dir, "runner.mjs"));
+  sha256 = built.sha256;
+  expect(createHash("sha256").update(bundle).digest("hex")).toBe(sha256);
+  expect(built.bytes).toBe(bundle.length);
+  [db, s3] = await Promise.all([startDynamoDbLocal(), startS3rver(["tern-fargate", ASSETS])]);
+  await putObject(KEY, bundle);
+  for (const [name, value] of Object.entries({
+    ...AGENT_ENV,
+    TERN_HOME: join(dir, "agent-home"),
+    TERN_TEST_S3_ENDPOINT: s3.endpoint,
+    TERN_RUNNER_BUNDLE: `s3://${ASSETS}/${KEY}`,
+    TERN_RUNNER_BUNDLE_SHA256: sha256,
+  })) {
+    saved[name] = process.env[name];
+    process.env[name] = value;
+  }
+  // The agent signs with its own credentials; s3rver checks the signature and the expiry.
+  setS3ClientFactory(
+    (region, { S3Client }) =>
+      new S3Client({ region, endpoint: s3.endpoint, forcePathStyle: true, credentials: S3RVER_CREDENTIALS }),
+  );
+  const client = new DynamoDBClient({ region: "us-east-1", endpoint: db.endpoint });
+  await createTernTable(client, "tern-bootstrap");
+  client.destroy();
+  backend = await DynamoDbBackend.open({ table: "tern-bootstrap", region: "us-east-1", endpoint: db.endpoint });
+  const { etl } = (await import("./fixtures/fargate-flows.js")) as { etl: Flow };
+  await etl.register("bootstrap", { backend });
+  // No runner substitution: the task definition's own command runs, "node" being this Node.
+  // The task's working directory is outside the workspace, so nothing resolves from its node_modules.
+  ecs = await FakeEcs.start({
+    clusters: ["tern"],
+    runner: { command: [], cwd: dir, env: { TERN_HOME: join(dir, "task-home") } },
+    pullableImages: (image) => image === NODE_IMAGE,
+  });
+  setEcsClientFactory(
+    (region) =>
+      new ECSClient({ region, endpoint: ecs.endpoint, credentials: { accessKeyId: "fake", secretAccessKey: "fake" } }),
+  );
+}, 120_000);
+
+afterAll(async () => {
+  await ecs?.close();
+  setEcsClientFactory(undefined);
+  setS3ClientFactory(undefined);
+  await backend?.close();
+  await Promise.all([db?.stop(), s3?.stop()]);
+  for (const [name, value] of Object.entries(saved)) {
+    if (value === undefined) delete process.env[name];
+    else process.env[name] = value;
+  }
+  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+});
+
+describe("the runner bundle through the bootstrap, on a stock Node image", { timeout: 90_000 }, () => {
+  it("runs a flow to Success: the task definition holds the bootstrap, the launch a presigned URL", async () => {
+    const id = await schedule();
+    const [run] = await drive([id]);
+    expect(run?.state, run?.reason).toBe("Success");
+    expect(run?.outputs?.total).toEqual({ kind: "json", value: 6 });
+    expect(run?.deployment).toMatchObject({ kind: "ecs-task", runnerBundleSha256: sha256 });
+
+    const [definition] = ecs.taskDefinitions("tern-fargate-etl");
+    const container = definition?.containerDefinitions?.[0];
+    expect(container?.image).toBe(NODE_IMAGE);
+    expect(container?.command).toEqual(["node", "--input-type=module", "-e", BOOTSTRAP]);
+    expect(container?.environment).toContainEqual({ name: "TERN_RUNNER_SHA256", value: sha256 });
+
+    const [task] = taskOf(id);
+    expect(task?.command?.[0]).toBe(process.execPath);
+    const described = await ecs.waitForTask(task?.taskArn as string, "STOPPED");
+    expect(described.containers?.[0]?.exitCode).toBe(0);
+    const overrides = described.overrides?.containerOverrides?.[0]?.environment ?? [];
+    expect(overrides.map((e) => e.name)).toEqual(["TERN_RUN_ID", "TERN_BACKEND", "TERN_RUNNER_URL"]);
+    const url = new URL(overrides[2]?.value as string);
+    expect(`${url.origin}${url.pathname}`).toBe(`${s3.endpoint}/${ASSETS}/${KEY}`);
+    expect(url.searchParams.get("X-Amz-Expires")).toBe("3600");
+    expect(url.searchParams.get("X-Amz-Signature")).toMatch(/^[0-9a-f]{64}$/);
+    expect(ecs.output(task?.taskArn as string)).toMatch(/runner: run .* Success/);
+    // The URL carries a signature: it is in the overrides only, never in what tern records.
+    expect(JSON.stringify(await backend.getRunHistory(id))).not.toContain("X-Amz-Signature");
+    expect(JSON.stringify(run)).not.toContain("X-Amz-Signature");
+    // The bootstrap wrote the bundle to a fresh private file under the task's TERN_HOME.
+    const [fresh] = (await readdir(join(dir, "task-home"))).filter((name) => name.startsWith("tern-runner-"));
+    expect(fresh).toBeDefined();
+    expect(await readFile(join(dir, "task-home", fresh as string, "runner.mjs"))).toEqual(bundle);
+  });
+
+  it("refuses a bundle changed after its sha256 was taken: the run fails, saying the integrity check failed", async () => {
+    const tampered = Buffer.concat([bundle, Buffer.from("\nconsole.log('not what was deployed');\n")]);
+    await putObject(KEY, tampered);
+    try {
+      const id = await schedule();
+      const [run] = await drive([id]);
+      expect(run?.state).toBe("Failed");
+      expect(run?.reason).toMatch(/^the runner bundle's integrity check failed: ECS task [0-9a-f]{32} .*exit code 70/);
+      expect(run?.reason).toMatch(/Redeploy the stack/);
+      const [task] = taskOf(id);
+      expect(task?.containers?.[0]?.exitCode).toBe(BOOTSTRAP_EXIT.integrity);
+      const got = createHash("sha256").update(tampered).digest("hex");
+      expect(ecs.output(task?.taskArn as string, "stderr")).toBe(
+        `tern-bootstrap: runner bundle integrity check failed: sha256 is ${got}, expected ${sha256}: the object was changed after deploy; redeploy the stack\n`,
+      );
+      expect(ecs.output(task?.taskArn as string, "stdout")).not.toContain("not what was deployed");
+    } finally {
+      await putObject(KEY, bundle);
+    }
+  });
+
+  it("fails a run whose bundle object is gone, with the download failure", async () => {
+    await deleteObject(KEY);
+    try {
+      const id = await schedule();
+      const [run] = await drive([id]);
+      expect(run?.state).toBe("Failed");
+      expect(run?.reason).toMatch(/could not download the runner bundle \(exit code 71/);
+      const [task] = taskOf(id);
+      expect(ecs.output(task?.taskArn as string, "stderr")).toBe(
+        "tern-bootstrap: runner bundle download failed (HTTP 404): the bundle object is gone; redeploy the stack\n",
+      );
+    } finally {
+      await putObject(KEY, bundle);
+    }
+  });
+});
+
+describe("the bootstrap on its own", () => {
+  it("says the launch URL expired when S3 answers 403 Request has expired", async () => {
+    // Signed two hours ago, valid for one: expired by the time the task starts.
+    vi.useFakeTimers({ toFake: ["Date"], now: Date.now() - 2 * 3600_000 });
+    let url: string;
+    try {
+      url = await presignRunnerBundle("us-east-1", ASSETS, KEY);
+    } finally {
+      vi.useRealTimers();
+    }
+    const { code, stderr } = await bootstrap({ TERN_RUNNER_URL: url, TERN_RUNNER_SHA256: sha256 });
+    expect(code).toBe(BOOTSTRAP_EXIT.download);
+    expect(stderr).toBe(
+      "tern-bootstrap: runner bundle download failed (HTTP 403): the launch URL expired (valid for an hour after RunTask); start a new run\n",
+    );
+    expect(stderr).not.toContain("X-Amz");
+  });
+
+  it("exits 64 naming what is missing, before any download", async () => {
+    const noUrl = await bootstrap({ TERN_RUNNER_SHA256: sha256 });
+    expect(noUrl.code).toBe(BOOTSTRAP_EXIT.missingEnvironment);
+    expect(noUrl.stderr).toMatch(/^tern-bootstrap: TERN_RUNNER_URL is not set: start this task through a tern agent/);
+    const badSha = await bootstrap({ TERN_RUNNER_URL: `${s3.endpoint}/${ASSETS}/${KEY}`, TERN_RUNNER_SHA256: "abc" });
+    expect(badSha.code).toBe(BOOTSTRAP_EXIT.missingEnvironment);
+    expect(badSha.stderr).toMatch(/^tern-bootstrap: TERN_RUNNER_SHA256 is not a sha256/);
+  });
+
+  it("retries a refused connection, then gives up with exit 71 naming the network error", async () => {
+    // A port nothing listens on (any more); waits of 10, 20, 40 and 80 ms between the five attempts.
+    const server = createServer().listen(0, "127.0.0.1");
+    await once(server, "listening");
+    const { port } = server.address() as AddressInfo;
+    await new Promise((resolve) => server.close(resolve));
+    const { code, stderr } = await bootstrap({
+      TERN_RUNNER_URL: `http://127.0.0.1:${port}/runner.mjs`,
+      TERN_RUNNER_SHA256: sha256,
+      TERN_BOOTSTRAP_BACKOFF_MS: "10",
+    });
+    expect(code).toBe(BOOTSTRAP_EXIT.download);
+    expect(stderr).toMatch(
+      /^tern-bootstrap: runner bundle download failed after 5 attempts \(network error: ECONNREFUSED\)/,
+    );
+  });
+
+  it("runs the verified bundle, whose runner refuses to start without TERN_RUN_ID (exit 64)", async () => {
+    const url = await presignRunnerBundle("us-east-1", ASSETS, KEY);
+    const { code, stderr } = await bootstrap({ TERN_RUNNER_URL: url, TERN_RUNNER_SHA256: sha256 });
+    expect(code).toBe(64);
+    expect(stderr).toMatch(/^tern-runner: TERN_RUN_ID is not set/);
+  });
+});
