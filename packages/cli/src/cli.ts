@@ -1,5 +1,5 @@
 import { type ParseArgsConfig, parseArgs } from "node:util";
-import { type Backend, openBackend, type TernError } from "@tern/core";
+import type { Backend, TernError } from "@tern/core";
 
 /** A mistake in how a command was called: exit code 2. */
 export class UsageError extends Error {
@@ -30,13 +30,11 @@ type Options = NonNullable<ParseArgsConfig["options"]>;
 /** One `tern` command. */
 export interface Command {
   readonly name: string;
-  readonly summary: string;
   /** Usage lines and option descriptions, shown by `--help`. */
   readonly help: string;
   readonly options: Options;
   /** Positional arguments: `[min, max]`. */
   readonly positionals: readonly [number, number];
-  readonly hidden?: boolean;
   run(args: ParsedArgs, context: CommandContext): Promise<number>;
 }
 
@@ -109,7 +107,8 @@ export async function runCommand(command: Command, argv: readonly string[], io: 
     return await command.run(args, {
       io,
       backend: async () => {
-        backend ??= await openBackend();
+        // Loaded here: `tern --help` and usage errors need none of tern's core.
+        backend ??= await (await import("@tern/core")).openBackend();
         return backend;
       },
     });

@@ -1,47 +1,71 @@
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import {
-  registerBackendScheme,
-  registerDeploymentReconciler,
-  registerEnvironmentLoader,
-  registerStorageLoader,
-} from "@tern/core";
 import { type Command, type Io, isTernError, runCommand, UsageError } from "./cli.js";
-import { agentCommand } from "./commands/agent.js";
-import { deployCommand, executeCommand } from "./commands/execute.js";
-import { cancelCommand, flowsCommand, logsCommand, runsCommand, whyCommand } from "./commands/inspect.js";
-import { registerCommand } from "./commands/register.js";
-import { runCommand as runFlowCommand } from "./commands/run.js";
 
-// tern pins SDK versions that support the Node it runs on; the SDK's notice about future Node
-// support would otherwise be printed by every command that touches S3.
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+/**
+ * The commands, each loaded only when it runs: `tern --help` and a mistyped command load none of
+ * them, and a command loads the SDKs and tools it needs (esbuild, cloud SDKs) by itself.
+ */
+interface CommandEntry {
+  readonly name: string;
+  readonly summary: string;
+  /** Used by agents, not listed in the usage. */
+  readonly hidden?: boolean;
+  load(): Promise<Command>;
+}
 
-// Cloud storages load their SDK only when a flow stored there is used.
-registerStorageLoader("S3Storage", () => import("@tern/storage-cloud/s3"));
-registerStorageLoader("GCSStorage", () => import("@tern/storage-cloud/gcs"));
-registerStorageLoader("AzureStorage", () => import("@tern/storage-cloud/azure"));
-// FargateTaskEnvironment (and the sweep's view of ECS tasks) loads the ECS SDK only when a flow
-// or a run uses it.
-registerEnvironmentLoader("FargateTaskEnvironment", () => import("@tern/env-fargate"));
-registerDeploymentReconciler("ecs-task", async () => (await import("@tern/env-fargate")).reconcileEcsTasks);
-// Likewise the DynamoDB backend, only when TERN_BACKEND names a dynamodb:// table.
-registerBackendScheme("dynamodb", async (url) => {
-  const { DynamoDbBackend, parseDynamoDbUrl } = await import("@tern/backend-dynamodb");
-  return DynamoDbBackend.open(parseDynamoDbUrl(url));
-});
-
-const commands: readonly Command[] = [
-  registerCommand,
-  runFlowCommand,
-  agentCommand,
-  flowsCommand,
-  runsCommand,
-  logsCommand,
-  cancelCommand,
-  whyCommand,
-  executeCommand,
-  deployCommand,
+const commands: readonly CommandEntry[] = [
+  {
+    name: "register",
+    summary: "bundle the flows exported by files into storage and record their versions",
+    load: async () => (await import("./commands/register.js")).registerCommand,
+  },
+  {
+    name: "run",
+    summary: "create a run of a registered flow",
+    load: async () => (await import("./commands/run.js")).runCommand,
+  },
+  {
+    name: "agent",
+    summary: "run a local agent: claim runs whose labels it satisfies and deploy them",
+    load: async () => (await import("./commands/agent.js")).agentCommand,
+  },
+  {
+    name: "flows",
+    summary: "list registered flows with their newest version",
+    load: async () => (await import("./commands/inspect.js")).flowsCommand,
+  },
+  {
+    name: "runs",
+    summary: "list runs, or show one: tern runs show <id>",
+    load: async () => (await import("./commands/inspect.js")).runsCommand,
+  },
+  {
+    name: "logs",
+    summary: "print what a run's tasks logged (console output included)",
+    load: async () => (await import("./commands/inspect.js")).logsCommand,
+  },
+  {
+    name: "cancel",
+    summary: "cancel a run (Scheduled: at once; Submitted or Running: through its runner)",
+    load: async () => (await import("./commands/inspect.js")).cancelCommand,
+  },
+  {
+    name: "why",
+    summary: "explain why a run is or is not being picked up (labels, agents, lease)",
+    load: async () => (await import("./commands/inspect.js")).whyCommand,
+  },
+  {
+    name: "execute",
+    summary: "run a flow run in this process (what agents start; exit 0 only on Success)",
+    load: async () => (await import("./commands/execute.js")).executeCommand,
+  },
+  {
+    name: "deploy",
+    summary: "run a custom environment's setup and execute from the flow's bundle (used by agents)",
+    hidden: true,
+    load: async () => (await import("./commands/execute.js")).deployCommand,
+  },
 ];
 
 function usage(): string {
@@ -72,26 +96,28 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
     (name === undefined ? io.err : io.out)(usage());
     return name === undefined ? 2 : 0;
   }
-  const command = commands.find((c) => c.name === name);
-  if (command === undefined) {
+  const entry = commands.find((c) => c.name === name);
+  if (entry === undefined) {
     io.err(`tern: unknown command "${name}"\n\n${usage()}`);
     return 2;
   }
   // Agents start runners with the same node, flags and entry point as this process.
   process.env.TERN_RUNNER_COMMAND ??= JSON.stringify([process.execPath, ...process.execArgv, process.argv[1] ?? ""]);
   try {
-    return await runCommand(command, rest, io);
+    // Storage, environment and backend loaders are registered before a command can open them.
+    await import("./loaders.js");
+    return await runCommand(await entry.load(), rest, io);
   } catch (error) {
     if (error instanceof UsageError) {
       io.err(`tern ${error.command}: ${error.message}\nRun "tern ${error.command} --help" for usage.\n`);
       return 2;
     }
     if (isTernError(error)) {
-      io.err(`tern ${command.name}: ${error.message}\n`);
+      io.err(`tern ${entry.name}: ${error.message}\n`);
       if (process.env.TERN_DEBUG) io.err(`${error.stack}\n`);
       return 1;
     }
-    io.err(`tern ${command.name}: unexpected error: ${(error as Error)?.stack ?? String(error)}\n`);
+    io.err(`tern ${entry.name}: unexpected error: ${(error as Error)?.stack ?? String(error)}\n`);
     return 1;
   }
 }
@@ -109,18 +135,25 @@ function isEntryPoint(): boolean {
 /** Commands that run user code, which may leave timers or sockets open: they exit when done. */
 const EXIT_WHEN_DONE = new Set(["execute", "deploy"]);
 
-if (isEntryPoint()) {
-  const argv = process.argv.slice(2);
-  if (EXIT_WHEN_DONE.has(argv[0] ?? "")) {
+/**
+ * Runs `tern` as a process: {@link main} with `argv`, then sets the exit code (or exits, once
+ * output is flushed, after commands that run user code). The `tern` bin and the runner bundle
+ * start here.
+ */
+export async function runCli(argv: readonly string[]): Promise<void> {
+  const exitWhenDone = EXIT_WHEN_DONE.has(argv[0] ?? "");
+  if (exitWhenDone) {
     // The agent reading our output may be gone (killed): a closed pipe must not crash the run.
     process.stdout.on("error", () => {});
     process.stderr.on("error", () => {});
   }
   const code = await main(argv);
-  if (EXIT_WHEN_DONE.has(argv[0] ?? "")) {
+  if (exitWhenDone) {
     // Let buffered output reach the pipe first.
     process.stdout.write("", () => process.stderr.write("", () => process.exit(code)));
   } else {
     process.exitCode = code;
   }
 }
+
+if (isEntryPoint()) await runCli(process.argv.slice(2));

@@ -162,6 +162,7 @@ export {
   sha256Hex,
 } from "./storage/blob-store.js";
 export { BundleError, bundleFlowModule, isLoadingBundle } from "./storage/bundle.js";
+export { importFlowFile } from "./storage/load-file.js";
 export {
   LocalStorage,
   type LocalStorageOptions,

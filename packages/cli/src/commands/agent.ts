@@ -3,7 +3,6 @@ import { type Command, intOption, splitLabels } from "../cli.js";
 
 export const agentCommand: Command = {
   name: "agent",
-  summary: "run a local agent: claim runs whose labels it satisfies and deploy them",
   help: `
 Usage: tern agent [--labels a,b] [--once] [--concurrency N] [--poll-interval-ms MS]
 

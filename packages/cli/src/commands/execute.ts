@@ -3,7 +3,6 @@ import { type Command, UsageError } from "../cli.js";
 
 export const executeCommand: Command = {
   name: "execute",
-  summary: "run a flow run in this process (what agents start; exit 0 only on Success)",
   help: `
 Usage: tern execute [<runId>]
 
@@ -40,8 +39,6 @@ the final state.`,
 
 export const deployCommand: Command = {
   name: "deploy",
-  summary: "run a custom environment's setup and execute from the flow's bundle (used by agents)",
-  hidden: true,
   help: `
 Usage: tern deploy <runId>
 

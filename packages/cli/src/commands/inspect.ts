@@ -13,7 +13,6 @@ const RUN_STATES: readonly RunState[] = [
 
 export const flowsCommand: Command = {
   name: "flows",
-  summary: "list registered flows with their newest version",
   help: `
 Usage: tern flows [--project P] [--json]`,
   options: { project: { type: "string" }, json: { type: "boolean" } },
@@ -46,7 +45,6 @@ Usage: tern flows [--project P] [--json]`,
 
 export const runsCommand: Command = {
   name: "runs",
-  summary: "list runs, or show one: tern runs show <id>",
   help: `
 Usage: tern runs [--project P] [--flow F] [--state S] [--limit N] [--json]
        tern runs show <id> [--json]
@@ -168,7 +166,6 @@ async function showRun(
 
 export const logsCommand: Command = {
   name: "logs",
-  summary: "print what a run's tasks logged (console output included)",
   help: `
 Usage: tern logs <runId> [--json]`,
   options: { json: { type: "boolean" } },
@@ -189,7 +186,6 @@ Usage: tern logs <runId> [--json]`,
 
 export const cancelCommand: Command = {
   name: "cancel",
-  summary: "cancel a run (Scheduled: at once; Submitted or Running: through its runner)",
   help: `
 Usage: tern cancel <runId>`,
   options: {},
@@ -225,7 +221,6 @@ Usage: tern cancel <runId>`,
 
 export const whyCommand: Command = {
   name: "why",
-  summary: "explain why a run is or is not being picked up (labels, agents, lease)",
   help: `
 Usage: tern why <runId> [--json]`,
   options: { json: { type: "boolean" } },

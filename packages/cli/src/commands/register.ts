@@ -1,12 +1,12 @@
 import { access } from "node:fs/promises";
 import { resolve } from "node:path";
-import { pathToFileURL } from "node:url";
 import {
   BundleError,
   checkLabels,
   defaultStorage,
   type Flow,
   flowExports,
+  importFlowFile,
   type PlannedFlow,
   type RegisterResult,
   type Storage,
@@ -15,7 +15,6 @@ import { type Command, printJson, projectOption, splitLabels, UsageError } from 
 
 export const registerCommand: Command = {
   name: "register",
-  summary: "bundle the flows exported by files into storage and record their versions",
   help: `
 Usage: tern register <files...> [--project P] [--labels a,b] [--no-build] [--json]
 
@@ -52,12 +51,7 @@ Options:
     // leaves storage and backend as they were.
     const flows: Array<{ file: string; flow: Flow }> = [];
     for (const file of files) {
-      let exports: Record<string, unknown>;
-      try {
-        exports = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
-      } catch (error) {
-        throw new BundleError(`Could not load ${file}: ${(error as Error).message}`, { cause: error });
-      }
+      const exports = await importFlowFile(file);
       for (const { flow } of flowExports(exports, file)) {
         const clash = flows.find((f) => f.flow.name === flow.name);
         if (clash !== undefined) {

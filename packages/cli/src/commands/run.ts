@@ -3,7 +3,6 @@ import { type Command, type CommandContext, printJson, splitLabels, UsageError }
 
 export const runCommand: Command = {
   name: "run",
-  summary: "create a run of a registered flow",
   help: `
 Usage: tern run <flow> [--project P] [--param k=v]... [--labels a,b] [--idempotency-key K] [--wait] [--json]
 

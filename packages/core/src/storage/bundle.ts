@@ -60,6 +60,14 @@ const withoutRegistration = {
 const ALWAYS_EXTERNAL = ["better-sqlite3", "esbuild"];
 
 /**
+ * The export conditions packages are resolved with. A published tern runs from `dist/` and
+ * resolves a flow's imports as the user's project does (each package's published `exports`).
+ * Only when tern itself runs from this repository's TypeScript sources (its development
+ * workspace, where packages export `src/` under `@tern/source`) do flows get the sources too.
+ */
+export const BUNDLE_CONDITIONS: readonly string[] = import.meta.url.endsWith(".ts") ? ["@tern/source"] : [];
+
+/**
  * Bundles a flow module into one ESM file for Node 20 with its dependencies inlined (tern
  * included, so a registered flow runs with the tern it was registered with).
  */
@@ -73,6 +81,7 @@ export async function bundleFlowModule(
     throw new BundleError(`Flow file ${file} does not exist or cannot be read. Check the path.`, { cause: error });
   }
   const esbuild = await import("esbuild");
+  const root = await packageRoot(file);
   let result: Awaited<ReturnType<typeof esbuild.build>>;
   try {
     result = await esbuild.build({
@@ -82,7 +91,7 @@ export async function bundleFlowModule(
       platform: "node",
       format: "esm",
       target: "node20",
-      conditions: ["@tern/source"],
+      conditions: [...BUNDLE_CONDITIONS],
       external: [...ALWAYS_EXTERNAL, ...(options.external ?? [])],
       // Lets inlined CommonJS dependencies call require() for Node built-ins.
       banner: {
@@ -93,26 +102,10 @@ export async function bundleFlowModule(
       logLevel: "silent",
       // Paths in the bundle are relative to this directory: the flow's package, not the current
       // directory, so registering from anywhere gives the same bytes (and hash).
-      absWorkingDir: await packageRoot(file),
+      absWorkingDir: root,
     });
   } catch (error) {
-    const errors = (
-      error as {
-        errors?: Array<{
-          text: string;
-          location?: { file: string; line: number; column: number; lineText: string } | null;
-        }>;
-      }
-    ).errors;
-    if (errors !== undefined && errors.length > 0) {
-      const lines = errors.slice(0, 5).map((e) => {
-        const at = e.location ? `${e.location.file}:${e.location.line}:${e.location.column + 1}: ` : "";
-        const source = e.location ? `\n    ${e.location.lineText}` : "";
-        return `${at}${e.text}${source}`;
-      });
-      throw new BundleError(`Could not bundle ${file}:\n  ${lines.join("\n  ")}`, { cause: error });
-    }
-    throw new BundleError(`Could not bundle ${file}: ${(error as Error).message}`, { cause: error });
+    throw esbuildError(file, error, root);
   }
   const output = result.outputFiles?.[0];
   if (output === undefined) throw new BundleError(`Bundling ${file} produced no output.`);
@@ -120,8 +113,32 @@ export async function bundleFlowModule(
   return { bytes, sha256: sha256Hex(bytes) };
 }
 
+/**
+ * A {@link BundleError} listing esbuild's first errors with their file (absolute: esbuild names
+ * it relative to `root`, its working directory), line and source line.
+ */
+export function esbuildError(file: string, error: unknown, root: string): BundleError {
+  const errors = (
+    error as {
+      errors?: Array<{
+        text: string;
+        location?: { file: string; line: number; column: number; lineText: string } | null;
+      }>;
+    }
+  ).errors;
+  if (errors !== undefined && errors.length > 0) {
+    const lines = errors.slice(0, 5).map((e) => {
+      const at = e.location ? `${resolve(root, e.location.file)}:${e.location.line}:${e.location.column + 1}: ` : "";
+      const source = e.location ? `\n    ${e.location.lineText}` : "";
+      return `${at}${e.text}${source}`;
+    });
+    return new BundleError(`Could not bundle ${file}:\n  ${lines.join("\n  ")}`, { cause: error });
+  }
+  return new BundleError(`Could not bundle ${file}: ${(error as Error).message}`, { cause: error });
+}
+
 /** The nearest directory above `file` with a package.json (the file's own directory if none). */
-async function packageRoot(file: string): Promise<string> {
+export async function packageRoot(file: string): Promise<string> {
   const start = dirname(resolve(file));
   for (let dir = start; ; dir = dirname(dir)) {
     try {

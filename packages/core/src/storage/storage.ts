@@ -212,7 +212,7 @@ export abstract class Storage {
           storage: this.toJSON(),
         });
         // Checked now, so that upload() cannot fail on a manifest after the bundle is stored.
-        encodeManifest(manifest);
+        await encodeManifest(manifest);
         planned.push({ name: flow.name, manifest, bytes });
       }
     }
@@ -244,7 +244,7 @@ export abstract class Storage {
 
   /** Stores a manifest (content-addressed; nothing is uploaded when it is already there). */
   async writeManifest(manifest: Manifest): Promise<StoredManifest> {
-    const bytes = encodeManifest(manifest);
+    const bytes = await encodeManifest(manifest);
     const hash = sha256Hex(bytes);
     const location = `${this.prefix}/${slugify(manifest.flow.name)}/${hash}.json`;
     const bytesUploaded = await this.#putIfAbsent(location, bytes, hash, "application/json");

@@ -1,0 +1,79 @@
+import { access, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { BUNDLE_CONDITIONS, BundleError, esbuildError, packageRoot } from "./bundle.js";
+import { isFlow } from "./storage.js";
+
+/**
+ * Imports a user's flow file, TypeScript (`.ts`, `.mts`, `.cts`) or JavaScript, whatever the
+ * module type of its project (ESM or CommonJS), without a runtime TypeScript hook.
+ *
+ * esbuild compiles the file and the files it imports by relative path into one ESM module and
+ * leaves every package import (`@tern/core` included) to Node. The module is written under the
+ * project's `node_modules/.cache/tern/`, so those imports resolve exactly as they do for the
+ * user's own code, to the same copies the caller uses, then imported and removed.
+ * `import.meta.url`, `.filename` and `.dirname` keep naming the original file, and flows that
+ * tell their file from the call stack are given the original file as their source.
+ */
+export async function importFlowFile(file: string): Promise<Record<string, unknown>> {
+  const path = resolve(file);
+  try {
+    await access(path);
+  } catch (error) {
+    throw new BundleError(`Flow file ${path} does not exist or cannot be read. Check the path.`, { cause: error });
+  }
+  const root = await packageRoot(path);
+  const esbuild = await import("esbuild");
+  let code: string;
+  try {
+    const result = await esbuild.build({
+      entryPoints: [path],
+      bundle: true,
+      packages: "external",
+      write: false,
+      platform: "node",
+      format: "esm",
+      target: "node20",
+      conditions: [...BUNDLE_CONDITIONS],
+      define: {
+        "import.meta.url": JSON.stringify(pathToFileURL(path).href),
+        "import.meta.filename": JSON.stringify(path),
+        "import.meta.dirname": JSON.stringify(dirname(path)),
+      },
+      logLevel: "silent",
+      absWorkingDir: root,
+    });
+    code = result.outputFiles?.[0]?.text ?? "";
+  } catch (error) {
+    throw esbuildError(path, error, root);
+  }
+  const cache = join(root, "node_modules", ".cache", "tern");
+  let dir: string;
+  try {
+    await mkdir(cache, { recursive: true });
+    dir = await mkdtemp(join(cache, "load-"));
+  } catch (error) {
+    throw new BundleError(
+      `Could not load ${path}: tern compiles it into ${cache} before importing it, and that directory cannot be written (${(error as Error).message}). Make it writable.`,
+      { cause: error },
+    );
+  }
+  const compiled = join(dir, "flow.mjs");
+  try {
+    await writeFile(compiled, code, { mode: 0o600 });
+    let exports: Record<string, unknown>;
+    try {
+      exports = (await import(pathToFileURL(compiled).href)) as Record<string, unknown>;
+    } catch (error) {
+      throw new BundleError(`Could not load ${path}: ${(error as Error).message}`, { cause: error });
+    }
+    for (const value of Object.values(exports)) {
+      if (isFlow(value) && value.sourceFile === compiled) {
+        Object.defineProperty(value, "sourceFile", { value: path, enumerable: true });
+      }
+    }
+    return exports;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
