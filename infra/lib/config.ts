@@ -1,6 +1,7 @@
 import { AWS_ID_PATTERNS } from "@tern/env-fargate";
 import { parseRules, type TriggerRuleInput } from "@tern/lambda";
 import * as z from "zod/mini";
+import { type RunnerImage, type RunnerSource, type StockImageOptions, stockImageProblems } from "./runner-image.js";
 import type { VpcSpec } from "./runtime.js";
 
 /** What the `TernStack` is built from: CDK context `tern` (JSON) or the file it names. */
@@ -11,8 +12,22 @@ export interface TernConfig {
    * @default { create: { natGateways: 1 } }
    */
   readonly vpc?: VpcSpec;
-  /** The runner image: built from env-fargate's Dockerfile (a Docker image asset), or an image URI. @default "build" */
-  readonly runnerImage?: "build" | { readonly uri: string };
+  /**
+   * The image runner tasks start from: `"stock"` (the official Node.js image from ECR Public,
+   * through an ECR pull-through cache; no Docker anywhere), `{ stock: { tag, digest, repository,
+   * cachePrefix, createCacheRule } }` (the same, otherwise), `{ uri }` (an image you publish),
+   * `{ build: { directory, file, include } }` (a Docker build of your directory at deploy time) or
+   * `"build"` (a Docker build of this repository's Dockerfile).
+   * @default "stock"
+   */
+  readonly runnerImage?: RunnerImage;
+  /**
+   * How tasks get tern: `"bundle"` (the runner bundle shipped in this package, downloaded by the
+   * task at start and checked against its sha256; the image needs only Node.js 22+ as `node`) or
+   * `"image"` (the image's own `tern`).
+   * @default "bundle" with the stock image, "image" with `{ uri }` and built images
+   */
+  readonly runner?: RunnerSource;
   /** Labels of the Lambda agent: it takes runs whose labels are a subset. @default [] */
   readonly agentLabels?: string[];
   /** Trigger rules: an EventBridge rule each, targeting the trigger handler. @default [] */
@@ -66,7 +81,19 @@ const schema = z.strictObject({
       }),
     ]),
   ),
-  runnerImage: z.optional(z.union([z.literal("build"), z.strictObject({ uri: z.string().check(z.regex(/^\S+$/)) })])),
+  runnerImage: z.optional(z.unknown().check(z.superRefine((value, ctx) => checkRunnerImage(value, ctx.issues)))),
+  runner: z.optional(
+    z.unknown().check(
+      z.superRefine((value, ctx) => {
+        if (value === "bundle" || value === "image") return;
+        ctx.issues.push({
+          code: "custom",
+          input: value,
+          message: `${JSON.stringify(value)} is neither "bundle" (tasks download the runner bundle; the image needs Node.js as node) nor "image" (the image runs its own tern)`,
+        });
+      }),
+    ),
+  ),
   agentLabels: z.optional(z.array(z.string().check(z.minLength(1)))),
   triggers: z.optional(z.array(z.record(z.string(), z.unknown()))),
   cloudEvents: z.optional(z.strictObject({ auth: z.enum(["iam", "hmac"]) })),
@@ -94,6 +121,73 @@ const schema = z.strictObject({
     z.array(z.string().check(z.regex(/^arn:aws[a-z-]*:iam::(\d{12}|aws):policy\/.+$/, "IAM managed policy ARNs"))),
   ),
 });
+
+const RUNNER_IMAGE_FORMS =
+  '"stock" (the default), { "stock": { "tag", "digest", "repository", "cachePrefix", "createCacheRule" } }, { "uri": "<image URI>" }, { "build": { "directory", "file", "include" } } or "build"';
+
+type Issue = { code: "custom"; message: string; input: unknown; path?: PropertyKey[] };
+
+/** Checks `runnerImage`, naming the value and what it should be. */
+function checkRunnerImage(value: unknown, issues: unknown[]): void {
+  const problem = (message: string, path: PropertyKey[] = []) =>
+    issues.push({ code: "custom", message, input: value, path } satisfies Issue);
+  if (value === "stock" || value === "build") return;
+  const keys = typeof value === "object" && value !== null && !Array.isArray(value) ? Object.keys(value) : [];
+  const record = value as Record<string, unknown>;
+  if (keys.length !== 1) {
+    problem(`${JSON.stringify(value)} is not a runner image: use ${RUNNER_IMAGE_FORMS}`);
+    return;
+  }
+  const form = keys[0] as string;
+  const options = record[form];
+  if (form === "uri") {
+    if (typeof options !== "string" || !/^\S+$/.test(options)) {
+      problem(
+        `${JSON.stringify(options)} is not an image URI (e.g. "123456789012.dkr.ecr.eu-west-1.amazonaws.com/tern-runner:1")`,
+        ["uri"],
+      );
+    }
+    return;
+  }
+  if (form !== "stock" && form !== "build") {
+    problem(`"${form}" is not a runner image form: use ${RUNNER_IMAGE_FORMS}`);
+    return;
+  }
+  if (typeof options !== "object" || options === null || Array.isArray(options)) {
+    problem(`${JSON.stringify(options)} is not an object of ${form} options`, [form]);
+    return;
+  }
+  const allowed =
+    form === "stock"
+      ? ["tag", "digest", "repository", "cachePrefix", "createCacheRule"]
+      : ["directory", "file", "include"];
+  for (const key of Object.keys(options)) {
+    if (!allowed.includes(key)) problem(`unknown option "${key}" (${form} takes ${allowed.join(", ")})`, [form, key]);
+  }
+  const fields = options as Record<string, unknown>;
+  if (form === "stock") {
+    for (const key of ["tag", "digest", "repository", "cachePrefix"]) {
+      if (fields[key] !== undefined && typeof fields[key] !== "string") problem("must be a string", [form, key]);
+    }
+    if (fields.createCacheRule !== undefined && typeof fields.createCacheRule !== "boolean") {
+      problem("must be true or false", [form, "createCacheRule"]);
+    }
+    for (const message of stockImageProblems(fields as StockImageOptions)) problem(message, [form]);
+    return;
+  }
+  if (typeof fields.directory !== "string" || fields.directory.trim() === "") {
+    problem("the Docker build context, a directory (relative to the CDK app's working directory)", [form, "directory"]);
+  }
+  if (fields.file !== undefined && (typeof fields.file !== "string" || fields.file.trim() === "")) {
+    problem("the Dockerfile, relative to build.directory", [form, "file"]);
+  }
+  if (
+    fields.include !== undefined &&
+    !(Array.isArray(fields.include) && fields.include.every((p) => typeof p === "string" && p.trim() !== ""))
+  ) {
+    problem('paths inside build.directory, e.g. ["package.json", "dist"]', [form, "include"]);
+  }
+}
 
 /** A configuration that cannot be deployed, with every problem named. */
 export class TernConfigError extends Error {

@@ -21,6 +21,7 @@ import * as subscriptions from "aws-cdk-lib/aws-sns-subscriptions";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
 import { type HandlerName, handlerCode } from "./handler-code.js";
+import type { RunnerBundle } from "./runner-image.js";
 
 /** Reading the rules asset: that one object, not the whole assets bucket. */
 function readRules(asset: s3assets.Asset): iam.PolicyStatement {
@@ -46,6 +47,13 @@ export interface TernHandlersProps {
   readonly executionRole: iam.IRole;
   readonly taskRole: iam.IRole;
   readonly imageUri: string;
+  /**
+   * The runner bundle tasks download at start (`TernRunner.bundle`): the functions get its
+   * `s3://` URL and sha256 (`TERN_RUNNER_BUNDLE`, `TERN_RUNNER_BUNDLE_SHA256`) and may read that
+   * one object, to presign a short-lived GET URL for each task they launch.
+   * @default none (the image runs its own tern)
+   */
+  readonly runnerBundle?: Pick<RunnerBundle, "s3Url" | "objectArn" | "sha256">;
   readonly runLogs: logs.ILogGroup;
   readonly agentLabels?: readonly string[];
   readonly triggers?: readonly TriggerRuleInput[];
@@ -133,6 +141,9 @@ export class TernHandlers extends Construct {
       TERN_ECS_TASK_ROLE_ARN: props.taskRole.roleArn,
       TERN_ECS_EXECUTION_ROLE_ARN: props.executionRole.roleArn,
       TERN_RUNNER_IMAGE: props.imageUri,
+      ...(props.runnerBundle === undefined
+        ? {}
+        : { TERN_RUNNER_BUNDLE: props.runnerBundle.s3Url, TERN_RUNNER_BUNDLE_SHA256: props.runnerBundle.sha256 }),
       TERN_LOG_GROUP: props.runLogs.logGroupName,
       NODE_OPTIONS: "--enable-source-maps",
     };
@@ -279,7 +290,8 @@ export class TernHandlers extends Construct {
   /**
    * What launching a run needs, and no more: RunTask on `tern-*` task definitions on this
    * cluster; DescribeTasks and StopTask on this cluster's tasks; tagging only as part of
-   * RunTask and RegisterTaskDefinition; PassRole for the runner's two roles to ECS tasks only.
+   * RunTask and RegisterTaskDefinition; reading the runner bundle's object (to presign it);
+   * PassRole for the runner's two roles to ECS tasks only.
    * RegisterTaskDefinition, DescribeTaskDefinition and ListTaskDefinitions support no resource
    * scoping in IAM, so they take `*` (acknowledged in the stack with that reason).
    */
@@ -315,6 +327,12 @@ export class TernHandlers extends Construct {
         conditions: { StringEquals: { "ecs:CreateAction": ["RunTask", "RegisterTaskDefinition"] } },
       }),
     );
+    if (props.runnerBundle !== undefined) {
+      // Presigning a GET of the runner bundle for a task: that object, nothing else of the assets bucket.
+      fn.addToRolePolicy(
+        new iam.PolicyStatement({ actions: ["s3:GetObject"], resources: [props.runnerBundle.objectArn] }),
+      );
+    }
     fn.addToRolePolicy(
       new iam.PolicyStatement({
         actions: ["iam:PassRole"],

@@ -4,6 +4,15 @@
  */
 export { parseConfig, type TernConfig, TernConfigError } from "./config.js";
 export { TernHandlers, type TernHandlersProps } from "./handlers.js";
+export {
+  type BuildImageOptions,
+  DEFAULT_CACHE_PREFIX,
+  type RunnerBundle,
+  type RunnerImage,
+  type RunnerSource,
+  STOCK_NODE_IMAGE,
+  type StockImageOptions,
+} from "./runner-image.js";
 export { TernNetwork, type TernNetworkProps, TernRunner, type TernRunnerProps, type VpcSpec } from "./runtime.js";
 export { TernStack, type TernStackProps } from "./stack.js";
 export { FlowBucket, type FlowBucketProps, StateTable, type StateTableProps } from "./storage.js";

@@ -1,16 +1,30 @@
-import { dirname, join } from "node:path";
+import { existsSync } from "node:fs";
+import { dirname, isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { RemovalPolicy, Validations } from "aws-cdk-lib";
+import { IgnoreMode, RemovalPolicy, Stack, Validations } from "aws-cdk-lib";
 import type * as dynamodb from "aws-cdk-lib/aws-dynamodb";
 import * as ec2 from "aws-cdk-lib/aws-ec2";
+import * as ecr from "aws-cdk-lib/aws-ecr";
 import * as ecrAssets from "aws-cdk-lib/aws-ecr-assets";
 import * as ecs from "aws-cdk-lib/aws-ecs";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as logs from "aws-cdk-lib/aws-logs";
 import type * as s3 from "aws-cdk-lib/aws-s3";
 import { Construct } from "constructs";
+import {
+  type BuildImageOptions,
+  DEFAULT_CACHE_PREFIX,
+  defaultRunnerSource,
+  type RunnerBundle,
+  type RunnerImage,
+  type RunnerSource,
+  runnerBundle,
+  STOCK_NODE_IMAGE,
+  type StockImageOptions,
+  stockImageProblems,
+} from "./runner-image.js";
 
-/** The repository root (the runner image's build context). */
+/** The repository root (the build context of `image: "build"`). */
 export const REPOSITORY_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
 /** An existing VPC (its private subnets run the tasks), or how to create one. */
@@ -129,8 +143,18 @@ export class TernNetwork extends Construct {
 
 /** Props of {@link TernRunner}. */
 export interface TernRunnerProps {
-  /** Build env-fargate's Dockerfile (an image asset) or use an image URI. @default "build" */
-  readonly image?: "build" | { readonly uri: string };
+  /**
+   * The image tasks start from (see {@link RunnerImage}).
+   * @default the stock Node.js image, through an ECR pull-through cache (no Docker build)
+   */
+  readonly image?: RunnerImage;
+  /**
+   * How a task gets tern: `"bundle"` sets `TERN_RUNNER_BUNDLE` on the launching functions, and
+   * tasks download the runner bundle and check its sha256 before running it (the image needs only
+   * Node.js 22 or later as `node`); `"image"` runs the image's own `tern`.
+   * @default "bundle" for the stock image, "image" for `{ uri }` and built images
+   */
+  readonly runner?: RunnerSource;
   readonly bucket: s3.IBucket;
   readonly table: dynamodb.ITableV2;
   readonly runLogs: logs.ILogGroup;
@@ -138,15 +162,29 @@ export interface TernRunnerProps {
   readonly secrets?: readonly string[];
 }
 
+/** The repository's Dockerfile that `image: "build"` builds, relative to {@link REPOSITORY_ROOT}. */
+const REPOSITORY_DOCKERFILE = join("packages", "env-fargate", "docker", "Dockerfile");
+
+const ECR_PULL = ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"];
+
 /**
- * The runner: its image and its two roles. The execution role pulls the image, writes the log
- * group and reads the named secrets; the task role (what the flow's code runs as) reads the flow
- * bucket and reads and writes the state table. Nothing wider.
+ * The runner: its image, its code and its two roles. The execution role pulls the image (and,
+ * for the stock image, lets ECR import it into the pull-through cache's repository: that
+ * repository only), writes the log group and reads the named secrets; the task role (what the
+ * flow's code runs as) reads the flow bucket and reads and writes the state table. Nothing wider.
+ * With `runner: "bundle"` the runner bundle is an S3 asset ({@link TernRunner.bundle}) that the
+ * launching functions presign for each task; the task itself needs no permission for it.
  */
 export class TernRunner extends Construct {
   readonly imageUri: string;
   readonly executionRole: iam.Role;
   readonly taskRole: iam.Role;
+  /** How tasks get tern. */
+  readonly runner: RunnerSource;
+  /** The runner bundle tasks download at start (with `runner: "bundle"`). */
+  readonly bundle?: RunnerBundle;
+  /** The pull-through cache rule of the stock image (unless `createCacheRule: false`). */
+  readonly cacheRule?: ecr.CfnPullThroughCacheRule;
 
   constructor(scope: Construct, id: string, props: TernRunnerProps) {
     super(scope, id);
@@ -158,50 +196,51 @@ export class TernRunner extends Construct {
       assumedBy: new iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
       description: "tern runner tasks: read flows from the bucket, read and write run state",
     });
-    const image = props.image ?? "build";
-    if (image === "build") {
-      const asset = new ecrAssets.DockerImageAsset(this, "Image", {
-        directory: REPOSITORY_ROOT,
-        file: join("packages", "env-fargate", "docker", "Dockerfile"),
-        platform: ecrAssets.Platform.LINUX_AMD64,
-        exclude: [
-          "**/node_modules",
-          "**/dist",
-          "**/.tern",
-          ".git",
-          "**/cdk.out",
-          "**/.bundles",
-          "**/.test-out-*",
-          "bench/.generated",
-          // Only what the image build reads: editing docs, tests or the infra app rebuilds nothing.
-          "docs",
-          "examples",
-          "**/test",
-          "infra/bin",
-          "infra/lib",
-          "**/*.md",
-          ".ci",
-          "scripts",
-        ],
-      });
+    const image = props.image ?? "stock";
+    if (image === "stock" || (typeof image === "object" && "stock" in image)) {
+      const pulled = this.stockImage(image === "stock" ? {} : image.stock);
+      this.imageUri = pulled.uri;
+      this.cacheRule = pulled.rule;
+    } else if (image === "build" || (typeof image === "object" && "build" in image)) {
+      const asset = image === "build" ? this.repositoryImage() : this.builtImage(image.build);
       asset.repository.grantPull(this.executionRole);
       this.imageUri = asset.imageUri;
-    } else {
+    } else if (
+      typeof image === "object" &&
+      "uri" in image &&
+      typeof image.uri === "string" &&
+      /^\S+$/.test(image.uri)
+    ) {
       this.imageUri = image.uri;
-      const ecr = /^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com\/([^:@]+)/.exec(image.uri);
-      if (ecr !== null) {
+      const ecrImage = /^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?\/([^:@]+)/.exec(image.uri);
+      if (ecrImage !== null) {
         // An image in ECR: pull from that repository only.
         this.executionRole.addToPolicy(
           new iam.PolicyStatement({
-            actions: ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"],
-            resources: [`arn:aws:ecr:${ecr[2]}:${ecr[1]}:repository/${ecr[3]}`],
+            actions: ECR_PULL,
+            resources: [
+              Stack.of(this).formatArn({
+                service: "ecr",
+                region: ecrImage[2],
+                account: ecrImage[1],
+                resource: "repository",
+                resourceName: ecrImage[3],
+              }),
+            ],
           }),
         );
-        this.executionRole.addToPolicy(
-          new iam.PolicyStatement({ actions: ["ecr:GetAuthorizationToken"], resources: ["*"] }),
-        );
+        this.grantEcrLogin();
       }
+    } else {
+      throw new Error(
+        `TernRunner image: ${JSON.stringify(image)} is not a runner image. Use "stock" (the default), { stock: { tag, digest, cachePrefix } }, { uri: "<image URI>" }, { build: { directory, file } } or "build".`,
+      );
     }
+    this.runner = props.runner ?? defaultRunnerSource(image);
+    if (this.runner !== "bundle" && this.runner !== "image") {
+      throw new Error(`TernRunner runner: ${JSON.stringify(this.runner)} is neither "bundle" nor "image".`);
+    }
+    if (this.runner === "bundle") this.bundle = runnerBundle(this, "Bundle");
     props.runLogs.grantWrite(this.executionRole);
     if ((props.secrets ?? []).length > 0) {
       this.executionRole.addToPolicy(
@@ -210,5 +249,111 @@ export class TernRunner extends Construct {
     }
     props.bucket.grantRead(this.taskRole);
     props.table.grantReadWriteData(this.taskRole);
+  }
+
+  /**
+   * The stock image through a pull-through cache rule for ECR Public: the image URI is this
+   * account's and region's registry, `<prefix>/<repository>`, which ECR creates and fills at the
+   * first pull. The execution role may pull from that one repository, and let ECR create it and
+   * import the upstream image into it (`ecr:CreateRepository`, `ecr:BatchImportUpstreamImage`: what
+   * a pull through the cache needs from the puller).
+   */
+  private stockImage(options: StockImageOptions): { uri: string; rule?: ecr.CfnPullThroughCacheRule } {
+    const problems = stockImageProblems(options);
+    if (problems.length > 0) throw new Error(`TernRunner image { stock }: ${problems.join("; ")}`);
+    const stack = Stack.of(this);
+    const prefix = options.cachePrefix ?? DEFAULT_CACHE_PREFIX;
+    const repository = `${prefix}/${options.repository ?? STOCK_NODE_IMAGE.repository}`;
+    const rule =
+      options.createCacheRule === false
+        ? undefined
+        : new ecr.CfnPullThroughCacheRule(this, "ImageCache", {
+            ecrRepositoryPrefix: prefix,
+            upstreamRegistry: "ecr-public",
+            upstreamRegistryUrl: "public.ecr.aws",
+          });
+    this.executionRole.addToPolicy(
+      new iam.PolicyStatement({
+        actions: [...ECR_PULL, "ecr:BatchImportUpstreamImage", "ecr:CreateRepository"],
+        resources: [stack.formatArn({ service: "ecr", resource: "repository", resourceName: repository })],
+      }),
+    );
+    this.grantEcrLogin();
+    const reference = options.digest === undefined ? `:${options.tag ?? STOCK_NODE_IMAGE.tag}` : `@${options.digest}`;
+    return {
+      uri: `${stack.account}.dkr.ecr.${stack.region}.${stack.urlSuffix}/${repository}${reference}`,
+      ...(rule === undefined ? {} : { rule }),
+    };
+  }
+
+  /** This repository's Dockerfile as an image asset (the repository is the build context). */
+  private repositoryImage(): ecrAssets.DockerImageAsset {
+    if (!existsSync(join(REPOSITORY_ROOT, REPOSITORY_DOCKERFILE))) {
+      throw new Error(
+        `TernRunner image "build" builds the tern repository's ${REPOSITORY_DOCKERFILE}, which is not here (${REPOSITORY_ROOT}): an installed @tern/infra does not contain it. Use the stock image (the default), { uri } of an image you publish, or { build: { directory } } with a Dockerfile of your own.`,
+      );
+    }
+    return new ecrAssets.DockerImageAsset(this, "Image", {
+      directory: REPOSITORY_ROOT,
+      file: REPOSITORY_DOCKERFILE,
+      platform: ecrAssets.Platform.LINUX_AMD64,
+      exclude: [
+        "**/node_modules",
+        "**/dist",
+        "**/.tern",
+        ".git",
+        "**/cdk.out",
+        "**/.bundles",
+        "**/.test-out-*",
+        "bench/.generated",
+        // Only what the image build reads: editing docs, tests or the infra app rebuilds nothing.
+        "docs",
+        "examples",
+        "**/test",
+        "infra/bin",
+        "infra/lib",
+        "infra/assets",
+        "**/*.md",
+        ".ci",
+        "scripts",
+      ],
+    });
+  }
+
+  /** A Docker build of the caller's directory; with `include`, only those paths are its context. */
+  private builtImage(options: BuildImageOptions): ecrAssets.DockerImageAsset {
+    const directory = resolve(options.directory);
+    const file = options.file ?? "Dockerfile";
+    if (!existsSync(join(directory, file))) {
+      throw new Error(
+        `TernRunner image { build }: ${join(directory, file)} does not exist. build.directory is the Docker build context (relative to the CDK app's working directory) and build.file its Dockerfile (relative to the directory, default "Dockerfile").`,
+      );
+    }
+    const include = options.include ?? [];
+    for (const path of include) {
+      if (isAbsolute(path) || path.split(/[\\/]/).includes("..") || path.startsWith("!") || path.trim() === "") {
+        throw new Error(
+          `TernRunner image { build }: include entry ${JSON.stringify(path)} must be a path inside build.directory, relative to it (e.g. "dist" or "package.json").`,
+        );
+      }
+    }
+    return new ecrAssets.DockerImageAsset(this, "Image", {
+      directory,
+      file,
+      platform: ecrAssets.Platform.LINUX_AMD64,
+      ignoreMode: IgnoreMode.DOCKER,
+      // An allow-list: everything is left out, then the Dockerfile and the named paths come back.
+      exclude:
+        include.length > 0
+          ? ["**", `!${file}`, ...include.map((path) => `!${path}`)]
+          : [".git", "**/node_modules", "**/cdk.out"],
+    });
+  }
+
+  /** `ecr:GetAuthorizationToken` takes no resource: AWS requires `*`. */
+  private grantEcrLogin(): void {
+    this.executionRole.addToPolicy(
+      new iam.PolicyStatement({ actions: ["ecr:GetAuthorizationToken"], resources: ["*"] }),
+    );
   }
 }

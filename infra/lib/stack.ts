@@ -1,4 +1,4 @@
-import { type CfnElement, CfnOutput, Stack, type StackProps, Validations } from "aws-cdk-lib";
+import { type CfnElement, CfnOutput, Stack, type StackProps, Token, Validations } from "aws-cdk-lib";
 import * as iam from "aws-cdk-lib/aws-iam";
 import type * as logs from "aws-cdk-lib/aws-logs";
 import * as s3 from "aws-cdk-lib/aws-s3";
@@ -15,7 +15,7 @@ export interface TernStackProps extends StackProps {
 
 /**
  * Everything a team needs to run tern serverless: the flow bucket, the state table, the
- * network and cluster, the runner image and roles, and the Lambda handlers with their
+ * network and cluster, the runner (image, bundle and roles), and the Lambda handlers with their
  * schedule and rules. Outputs what `tern register` needs in CI.
  */
 export class TernStack extends Stack {
@@ -44,6 +44,7 @@ export class TernStack extends Stack {
     });
     this.runner = new TernRunner(this, "Runner", {
       ...(config.runnerImage === undefined ? {} : { image: config.runnerImage }),
+      ...(config.runner === undefined ? {} : { runner: config.runner }),
       bucket: this.storage.bucket,
       table: this.state.table,
       runLogs: this.network.runLogs,
@@ -58,6 +59,7 @@ export class TernStack extends Stack {
       executionRole: this.runner.executionRole,
       taskRole: this.runner.taskRole,
       imageUri: this.runner.imageUri,
+      ...(this.runner.bundle === undefined ? {} : { runnerBundle: this.runner.bundle }),
       runLogs: this.network.runLogs,
       agentLabels: config.agentLabels ?? [],
       triggers: config.triggers ?? [],
@@ -142,6 +144,12 @@ export class TernStack extends Stack {
     const bucketArn = `<${logicalId(this.storage.bucket)}.Arn>`;
     const tableArn = `<${logicalId(this.state.table)}.Arn>`;
     const clusterRef = `<${logicalId(this.network.cluster)}>`;
+    // cdk-nag names a resource by its ARN as synthesized: the stack's own region and account when
+    // its env is explicit, the pseudo parameters when it is environment-agnostic.
+    const regionAccount = [
+      Token.isUnresolved(this.region) ? "<AWS::Region>" : this.region,
+      Token.isUnresolved(this.account) ? "<AWS::AccountId>" : this.account,
+    ].join(":");
     const ack = (construct: Construct, ...acknowledgments: Array<[id: string, reason: string]>) => {
       for (const [id, reason] of acknowledgments) Validations.of(construct).acknowledge({ id, reason });
     };
@@ -176,11 +184,11 @@ export class TernStack extends Stack {
             'ecs:RegisterTaskDefinition, ecs:DescribeTaskDefinition and ecs:ListTaskDefinitions support no resource-level permissions; AWS requires Resource "*" for them (and only them in this statement).',
           ],
           [
-            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecs:<AWS::Region>:<AWS::AccountId>:task-definition/tern-*:*]",
+            `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecs:${regionAccount}:task-definition/tern-*:*]`,
             "RunTask and tagging at creation are limited to tern's task-definition families (tern-*), any revision, and to this cluster by condition.",
           ],
           [
-            `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecs:<AWS::Region>:<AWS::AccountId>:task/${clusterRef}/*]`,
+            `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecs:${regionAccount}:task/${clusterRef}/*]`,
             "DescribeTasks, StopTask and tagging at creation apply to this cluster's tasks, whose ids are not known in advance.",
           ],
 

@@ -3,17 +3,21 @@
  * template checked resource by resource and statement by statement.
  */
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { INDEXES, TTL_ATTRIBUTE } from "@tern/backend-dynamodb";
 import { App, Validations } from "aws-cdk-lib";
 import { Match, Template } from "aws-cdk-lib/assertions";
+import { DockerImageAsset } from "aws-cdk-lib/aws-ecr-assets";
 import { AwsSolutionsChecks } from "cdk-nag";
 import type { IConstruct } from "constructs";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseConfig, TernConfigError } from "../lib/config.js";
+import { RUNNER_BUNDLE, STOCK_NODE_IMAGE } from "../lib/runner-image.js";
 import { TernStack } from "../lib/stack.js";
 
 const IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/tern-runner:1";
@@ -57,6 +61,25 @@ function statements(template: Template): Array<Statement & { policy: string }> {
   }
   return out;
 }
+
+/** The agent function's environment variables. */
+function agentEnvironment(template: Template): Record<string, unknown> {
+  const agent = Object.values(
+    template.findResources("AWS::Lambda::Function", { Properties: { Description: "tern agent handler" } }),
+  )[0];
+  return agent?.Properties.Environment.Variables as Record<string, unknown>;
+}
+
+/** The asset manifest `app.synth()` wrote for the stack (what `cdk deploy` publishes). */
+function assetManifest(app: App): {
+  files: Record<string, { source: { path: string }; destinations: Record<string, { objectKey: string }> }>;
+  dockerImages: Record<string, { source: { directory: string } }>;
+} {
+  const assembly = app.synth();
+  return JSON.parse(readFileSync(join(assembly.directory, "Tern.assets.json"), "utf8"));
+}
+
+const sha256 = (bytes: Buffer) => createHash("sha256").update(bytes).digest("hex");
 
 const actionsOf = (s: Statement) => (Array.isArray(s.Action) ? s.Action : [s.Action]);
 const resourcesOf = (s: Statement) => (Array.isArray(s.Resource) ? s.Resource : [s.Resource]);
@@ -403,27 +426,24 @@ describe("TernStack on a new AWS account (defaults)", { timeout: 60_000 }, () =>
 });
 
 describe("TernStack variants", { timeout: 60_000 }, () => {
-  it("builds the runner image from env-fargate's Dockerfile by default, and uses VPC endpoints instead of NAT when asked", () => {
+  it("uses VPC endpoints instead of NAT when asked, and tasks still reach the stock image through the pull-through cache", () => {
     const { template, report } = synth({ vpc: { create: { endpoints: true } } });
     expect(report.violations.map((v) => v.ruleName)).toEqual([]);
     template.resourceCountIs("AWS::EC2::NatGateway", 0);
     const endpoints = Object.values(template.findResources("AWS::EC2::VPCEndpoint")).map((e) =>
       JSON.stringify(e.Properties.ServiceName),
     );
+    // ECR's API and registry endpoints (and S3's, where image layers are) serve the cached image.
     for (const service of ["s3", "dynamodb", "ecr.api", "ecr.dkr", "logs", "secretsmanager"]) {
       expect(
         endpoints.some((name) => name.includes(`.${service}`)),
         service,
       ).toBe(true);
     }
-    template.hasResourceProperties("AWS::Lambda::Function", {
-      Description: "tern agent handler",
-      Environment: {
-        Variables: Match.objectLike({
-          TERN_RUNNER_IMAGE: Match.objectLike({ "Fn::Sub": Match.stringLikeRegexp("container-assets") }),
-        }),
-      },
-    });
+    template.resourceCountIs("AWS::ECR::PullThroughCacheRule", 1);
+    const image = agentEnvironment(template).TERN_RUNNER_IMAGE;
+    expect(JSON.stringify(image)).toContain(`/tern-ecr-public/docker/library/node:${STOCK_NODE_IMAGE.tag}`);
+    expect(JSON.stringify(image)).toContain(".dkr.ecr.");
   });
 
   it("imports an existing VPC and uses IAM auth for CloudEvents when asked", () => {
@@ -490,15 +510,249 @@ describe("TernStack variants", { timeout: 60_000 }, () => {
   });
 });
 
+describe("new TernStack(app, id, { env }) with nothing else: the stock image and the runner bundle, no Docker", {
+  timeout: 60_000,
+}, () => {
+  const ENV = { account: "123456789012", region: "eu-west-1" };
+  let app: App;
+  let stack: TernStack;
+  let template: Template;
+  let outdir: string;
+  beforeAll(async () => {
+    outdir = await mkdtemp(join(tmpdir(), "tern-default-stack-"));
+    app = new App({ outdir });
+    stack = new TernStack(app, "Tern", { env: ENV });
+    template = Template.fromStack(stack);
+  });
+  afterAll(async () => {
+    await rm(outdir, { recursive: true, force: true });
+  });
+
+  it("has no Docker image asset: the cloud assembly publishes files only", () => {
+    const manifest = assetManifest(app);
+    expect(manifest.dockerImages).toEqual({});
+    // The two handlers' code, the runner bundle and the template.
+    expect(Object.values(manifest.files).filter((f) => f.source.path.endsWith(".mjs"))).toHaveLength(1);
+    expect(Object.keys(manifest.files)).toHaveLength(4);
+    expect(stack.node.findAll().filter((c) => c instanceof DockerImageAsset)).toEqual([]);
+  });
+
+  it("passes cdk-nag with no acknowledgement beyond the existing ones", () => {
+    const report = new AwsSolutionsChecks(app).validateScope(stack);
+    expect(report.violations.map((v) => `${v.ruleName}: ${v.description}`)).toEqual([]);
+  });
+
+  it("mirrors ECR Public with a pull-through cache rule and runs the pinned Node.js image from this account's registry", () => {
+    template.resourceCountIs("AWS::ECR::PullThroughCacheRule", 1);
+    template.hasResourceProperties("AWS::ECR::PullThroughCacheRule", {
+      EcrRepositoryPrefix: "tern-ecr-public",
+      UpstreamRegistry: "ecr-public",
+      UpstreamRegistryUrl: "public.ecr.aws",
+    });
+    expect(stack.resolve(stack.runner.imageUri)).toEqual({
+      "Fn::Join": [
+        "",
+        [
+          "123456789012.dkr.ecr.eu-west-1.",
+          { Ref: "AWS::URLSuffix" },
+          `/tern-ecr-public/docker/library/node:${STOCK_NODE_IMAGE.tag}`,
+        ],
+      ],
+    });
+    expect(agentEnvironment(template).TERN_RUNNER_IMAGE).toEqual(stack.resolve(stack.runner.imageUri));
+    expect(STOCK_NODE_IMAGE.tag).toMatch(/^22\.\d+\.\d+-bookworm-slim$/);
+    expect(STOCK_NODE_IMAGE.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+  });
+
+  it("lets the execution role pull, create and import that one cached repository, and nothing else of ECR", () => {
+    const execution = statements(template).filter((s) => s.policy.startsWith("RunnerExecutionRole"));
+    const ecrStatements = execution.filter((s) => actionsOf(s).some((a) => a.startsWith("ecr:")));
+    expect(
+      ecrStatements.map((s) => ({ actions: [...actionsOf(s)].sort(), resource: stack.resolve(s.Resource) })),
+    ).toEqual([
+      {
+        actions: [
+          "ecr:BatchCheckLayerAvailability",
+          "ecr:BatchGetImage",
+          "ecr:BatchImportUpstreamImage",
+          "ecr:CreateRepository",
+          "ecr:GetDownloadUrlForLayer",
+        ],
+        resource: {
+          "Fn::Join": [
+            "",
+            [
+              "arn:",
+              { Ref: "AWS::Partition" },
+              ":ecr:eu-west-1:123456789012:repository/tern-ecr-public/docker/library/node",
+            ],
+          ],
+        },
+      },
+      { actions: ["ecr:GetAuthorizationToken"], resource: "*" },
+    ]);
+  });
+
+  it("gives every launching function the runner bundle's S3 asset and sha256, and GetObject on exactly that object", () => {
+    const manifest = assetManifest(app);
+    const [hash, entry] = Object.entries(manifest.files).find(([, f]) => f.source.path.endsWith(".mjs")) ?? [];
+    expect(hash).toBeDefined();
+    const objectKey = Object.values(entry?.destinations ?? {})[0]?.objectKey;
+    const bucket = "cdk-hnb659fds-assets-123456789012-eu-west-1";
+    const built = readFileSync(RUNNER_BUNDLE);
+    // The staged copy that cdk deploy uploads is the file the build wrote, and the sha256 is its own.
+    const staged = readFileSync(join(outdir, entry?.source.path ?? ""));
+    expect(sha256(staged)).toBe(sha256(built));
+    expect(stack.runner.bundle?.sha256).toBe(sha256(built));
+    const functions = Object.values(
+      template.findResources("AWS::Lambda::Function", {
+        Properties: { Description: Match.stringLikeRegexp("^tern ") },
+      }),
+    );
+    expect(functions).toHaveLength(2); // agent and task-state: no triggers, no CloudEvents here
+    for (const fn of functions) {
+      expect(fn.Properties.Environment.Variables).toMatchObject({
+        TERN_RUNNER_BUNDLE: `s3://${bucket}/${objectKey}`,
+        TERN_RUNNER_BUNDLE_SHA256: sha256(built),
+      });
+    }
+    const reads = statements(template).filter((s) => JSON.stringify(s.Resource).includes(String(objectKey)));
+    expect(reads.map((s) => s.policy.replace(/[0-9A-F]{8}$/, "")).sort()).toEqual([
+      "Handlersagentrole" + "DefaultPolicy",
+      "Handlerstaskstaterole" + "DefaultPolicy",
+    ]);
+    for (const s of reads) {
+      expect(actionsOf(s)).toEqual(["s3:GetObject"]);
+      expect(stack.resolve(s.Resource)).toEqual({
+        "Fn::Join": ["", ["arn:", { Ref: "AWS::Partition" }, `:s3:::${bucket}/${objectKey}`]],
+      });
+    }
+    // The task itself does not read the assets bucket: the agent hands it a presigned URL.
+    const task = statements(template).filter((s) => s.policy.startsWith("RunnerTaskRole"));
+    expect(JSON.stringify(task)).not.toContain(bucket);
+  });
+});
+
+describe("runner images other than the stock one", { timeout: 60_000 }, () => {
+  it('{ uri }: runs the image\'s own tern (no runner bundle, no cache rule) unless runner is "bundle"', () => {
+    const own = synth({ runnerImage: { uri: IMAGE } }).template;
+    own.resourceCountIs("AWS::ECR::PullThroughCacheRule", 0);
+    expect(agentEnvironment(own)).toMatchObject({ TERN_RUNNER_IMAGE: IMAGE });
+    expect(agentEnvironment(own).TERN_RUNNER_BUNDLE).toBeUndefined();
+    expect(JSON.stringify(statements(own))).not.toContain(".mjs");
+
+    const { template, report } = synth({ runnerImage: { uri: IMAGE }, runner: "bundle" });
+    expect(report.violations.map((v) => v.ruleName)).toEqual([]);
+    expect(agentEnvironment(template)).toMatchObject({
+      TERN_RUNNER_IMAGE: IMAGE,
+      TERN_RUNNER_BUNDLE: expect.anything(),
+      TERN_RUNNER_BUNDLE_SHA256: sha256(readFileSync(RUNNER_BUNDLE)),
+    });
+    template.resourceCountIs("AWS::ECR::PullThroughCacheRule", 0);
+  });
+
+  it("{ stock } options: another prefix and an existing rule, or a pull by digest", () => {
+    const shared = synth({ runnerImage: { stock: { cachePrefix: "acme/ecr-public", createCacheRule: false } } });
+    shared.template.resourceCountIs("AWS::ECR::PullThroughCacheRule", 0);
+    expect(JSON.stringify(agentEnvironment(shared.template).TERN_RUNNER_IMAGE)).toContain(
+      `/acme/ecr-public/docker/library/node:${STOCK_NODE_IMAGE.tag}`,
+    );
+    expect(JSON.stringify(statements(shared.template))).toContain("repository/acme/ecr-public/docker/library/node");
+    const pinned = synth({ runnerImage: { stock: { digest: STOCK_NODE_IMAGE.digest } } });
+    expect(JSON.stringify(agentEnvironment(pinned.template).TERN_RUNNER_IMAGE)).toContain(
+      `/tern-ecr-public/docker/library/node@${STOCK_NODE_IMAGE.digest}`,
+    );
+  });
+
+  it("{ build }: a Docker image asset of the allow-listed context only, built at deploy (not at synth)", async () => {
+    const context = await mkdtemp(join(tmpdir(), "tern-build-context-"));
+    const outdir = await mkdtemp(join(tmpdir(), "tern-build-out-"));
+    try {
+      await mkdir(join(context, "dist"));
+      await mkdir(join(context, "secrets"));
+      await writeFile(join(context, "runner.Dockerfile"), "FROM node:22-bookworm-slim\nCOPY dist /opt/tern\n");
+      await writeFile(join(context, "dist", "tern.mjs"), "export {};\n");
+      await writeFile(join(context, "secrets", "key.pem"), "not for the image\n");
+      await writeFile(join(context, "package.json"), "{}\n");
+      const app = new App({ outdir });
+      const stack = new TernStack(app, "Tern", {
+        config: parseConfig(
+          { runnerImage: { build: { directory: context, file: "runner.Dockerfile", include: ["dist"] } } },
+          "test",
+        ),
+      });
+      const manifest = assetManifest(app);
+      const images = Object.values(manifest.dockerImages);
+      expect(images).toHaveLength(1);
+      const staged = join(outdir, images[0]?.source.directory ?? "");
+      expect(readdirSync(staged).sort()).toEqual(["dist", "runner.Dockerfile"]);
+      expect(readdirSync(join(staged, "dist"))).toEqual(["tern.mjs"]);
+      const template = Template.fromStack(stack);
+      template.resourceCountIs("AWS::ECR::PullThroughCacheRule", 0);
+      expect(JSON.stringify(agentEnvironment(template).TERN_RUNNER_IMAGE)).toContain("container-assets");
+      expect(agentEnvironment(template).TERN_RUNNER_BUNDLE).toBeUndefined();
+      expect(
+        () =>
+          new TernStack(new App(), "Tern", {
+            config: parseConfig({ runnerImage: { build: { directory: join(context, "nowhere") } } }, "test"),
+          }),
+      ).toThrow(`${join(context, "nowhere", "Dockerfile")} does not exist`);
+    } finally {
+      await rm(context, { recursive: true, force: true });
+      await rm(outdir, { recursive: true, force: true });
+    }
+  });
+
+  it('"build": this repository\'s Dockerfile, as before, when asked', () => {
+    const app = new App();
+    const stack = new TernStack(app, "Tern", { config: parseConfig({ runnerImage: "build" }, "test") });
+    const manifest = assetManifest(app);
+    expect(Object.values(manifest.dockerImages)).toHaveLength(1);
+    const report = new AwsSolutionsChecks(app).validateScope(stack);
+    expect(report.violations.map((v) => v.ruleName)).toEqual([]);
+    expect(stack.node.findAll().filter((c) => c instanceof DockerImageAsset)).toHaveLength(1);
+  });
+
+  it("refuses runner images and runners that cannot work, naming the value and the fix", () => {
+    const problems = (runnerImage: unknown, runner?: unknown) => {
+      try {
+        parseConfig({ runnerImage, ...(runner === undefined ? {} : { runner }) }, "tern.config.json");
+      } catch (error) {
+        expect(error).toBeInstanceOf(TernConfigError);
+        return (error as Error).message;
+      }
+      return "";
+    };
+    expect(problems("docker")).toMatch(/runnerImage: "docker" is not a runner image: use "stock" \(the default\)/);
+    expect(problems({ image: "node" })).toMatch(/runnerImage: "image" is not a runner image form: use "stock"/);
+    expect(problems({ uri: "has spaces in it" })).toMatch(/runnerImage\.uri: "has spaces in it" is not an image URI/);
+    expect(problems({ stock: { cachePrefix: "X", digest: "sha256:abc", tagg: "1" } })).toMatch(
+      /runnerImage\.stock\.tagg: unknown option "tagg"[\s\S]*cachePrefix "X" is not an ECR repository prefix[\s\S]*digest "sha256:abc" is not "sha256:" and 64/,
+    );
+    expect(problems({ build: { file: "Dockerfile" } })).toMatch(
+      /runnerImage\.build\.directory: the Docker build context/,
+    );
+    expect(problems({ build: { directory: ".", include: "dist" } })).toMatch(
+      /runnerImage\.build\.include: paths inside/,
+    );
+    expect(problems("stock", "docker")).toMatch(/runner: "docker" is neither "bundle"/);
+    expect(problems({ stock: { tag: "22.23.1-bookworm-slim" } }, "image")).toBe("");
+  });
+});
+
 describe("cdk synth (the CLI, as a user runs it)", { timeout: 120_000 }, () => {
-  it("synthesizes the app offline with cdk-nag and CloudFormation validation, without a finding", async () => {
+  it("synthesizes the app offline with cdk-nag and CloudFormation validation, without a finding and without docker", async () => {
     const out = await mkdtemp(join(tmpdir(), "tern-cdk-synth-"));
+    // A PATH with node and nothing else: no docker to run, whatever the synth (or its build step) tries.
+    const bin = await mkdtemp(join(tmpdir(), "tern-no-docker-"));
+    await symlink(process.execPath, join(bin, "node"));
     try {
       const infra = join(dirname(fileURLToPath(import.meta.url)), "..");
       const { code, output } = await new Promise<{ code: number; output: string }>((resolve) => {
         execFile(
-          join(infra, "node_modules", ".bin", "cdk"),
+          process.execPath,
           [
+            join(infra, "node_modules", "aws-cdk", "bin", "cdk"),
             "synth",
             "--quiet",
             "--output",
@@ -510,6 +764,7 @@ describe("cdk synth (the CLI, as a user runs it)", { timeout: 120_000 }, () => {
             cwd: infra,
             env: {
               ...process.env,
+              PATH: bin,
               NODE_OPTIONS: "",
               CDK_DISABLE_VERSION_CHECK: "true",
               CDK_DISABLE_CLI_TELEMETRY: "true",
@@ -528,14 +783,19 @@ describe("cdk synth (the CLI, as a user runs it)", { timeout: 120_000 }, () => {
         pluginReports: Array<{ violations: unknown[] }>;
       };
       expect(report.pluginReports.flatMap((p) => p.violations)).toEqual([]);
+      // The default runner image is the stock one: nothing for Docker to build or push at deploy.
+      const assets = JSON.parse(await readFile(join(out, "Tern.assets.json"), "utf8")) as { dockerImages: object };
+      expect(assets.dockerImages).toEqual({});
       const template = JSON.parse(await readFile(join(out, "Tern.template.json"), "utf8")) as {
         Resources: Record<string, { Type: string }>;
       };
       expect(
         Object.values(template.Resources).filter((r) => r.Type === "AWS::Lambda::Function").length,
       ).toBeGreaterThanOrEqual(4);
+      expect(Object.values(template.Resources).some((r) => r.Type === "AWS::ECR::PullThroughCacheRule")).toBe(true);
     } finally {
       await rm(out, { recursive: true, force: true });
+      await rm(bin, { recursive: true, force: true });
     }
   });
 });
