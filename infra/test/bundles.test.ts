@@ -5,8 +5,8 @@
  * SDK the bundles leave to the Lambda runtime resolves from infra's node_modules, as it would
  * from the runtime's.
  */
-import { randomUUID } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
+import { createHash, randomUUID } from "node:crypto";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -15,7 +15,7 @@ import { App } from "aws-cdk-lib";
 import { Template } from "aws-cdk-lib/assertions";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type DynamoDbLocal, startDynamoDbLocal } from "../../packages/backend-dynamodb/test/dynamodb-local.js";
-import { type LocalServer, startS3rver } from "../../packages/storage-cloud/test/servers.js";
+import { type LocalServer, S3RVER_CREDENTIALS, startS3rver } from "../../packages/storage-cloud/test/servers.js";
 import { FakeEcs } from "../../test/support/fake-ecs.js";
 import { openLocalTable, serverlessEnv, setEnv, taskStateEvent } from "../../test/support/serverless.js";
 import { parseConfig } from "../lib/config.js";
@@ -43,6 +43,7 @@ let backend: Backend;
 const handlers: Record<string, Handler> = {};
 const environments: Record<string, Record<string, unknown>> = {};
 let restoreEnv: () => void = () => {};
+let bundleKey: string;
 
 beforeAll(async () => {
   // Inside infra/, so the SDK the bundles leave out resolves from infra's node_modules.
@@ -50,7 +51,11 @@ beforeAll(async () => {
   home = await mkdtemp(join(tmpdir(), "tern-bundles-"));
   const app = new App({ outdir });
   const stack = new TernStack(app, "Tern", {
-    config: parseConfig({ runnerImage: { uri: IMAGE }, triggers: [RULE], cloudEvents: { auth: "hmac" } }, "test"),
+    // runner "bundle": the functions presign the runner bundle for each task, as with the stock image.
+    config: parseConfig(
+      { runnerImage: { uri: IMAGE }, runner: "bundle", triggers: [RULE], cloudEvents: { auth: "hmac" } },
+      "test",
+    ),
   });
   app.synth();
   const template = Template.fromStack(stack);
@@ -70,6 +75,21 @@ beforeAll(async () => {
     startS3rver(["tern-fargate"]),
     FakeEcs.start({ clusters: ["tern"], launch: "none", pullableImages: (image) => image === IMAGE }),
   ]);
+  // The runner bundle synth staged (what cdk deploy uploads), put in s3rver where the stack says.
+  // The stack's s3:// URL names the CDK assets bucket (a token here); the key is the asset's file.
+  const key = /\/([0-9a-f]{64}\.mjs)"/.exec(JSON.stringify(environments.agent?.TERN_RUNNER_BUNDLE ?? ""));
+  if (key === null) throw new Error(`no runner bundle: ${JSON.stringify(environments.agent)}`);
+  bundleKey = key[1] as string;
+  const staged = await readFile(join(outdir, `asset.${bundleKey}`));
+  const { S3Client, PutObjectCommand } = await import("@aws-sdk/client-s3");
+  const client = new S3Client({
+    region: "us-east-1",
+    endpoint: s3.endpoint,
+    forcePathStyle: true,
+    credentials: S3RVER_CREDENTIALS,
+  });
+  await client.send(new PutObjectCommand({ Bucket: "tern-fargate", Key: bundleKey, Body: staged }));
+  client.destroy();
   restoreEnv = setEnv({
     // What the stack sets, with the local servers in place of the deployed resources.
     ...serverlessEnv({
@@ -81,6 +101,10 @@ beforeAll(async () => {
       image: IMAGE,
     }),
     TERN_AGENT_LABELS: "",
+    TERN_RUNNER_BUNDLE: `s3://tern-fargate/${bundleKey}`,
+    TERN_RUNNER_BUNDLE_SHA256: environments.agent?.TERN_RUNNER_BUNDLE_SHA256 as string,
+    // The presigning S3 client (new S3Client({ region })) finds s3rver through the SDK's own variable.
+    AWS_ENDPOINT_URL_S3: s3.endpoint,
     TERN_TRIGGER_RULES: environments.trigger?.TERN_TRIGGER_RULES as string,
     TERN_CLOUDEVENTS_AUTH: "hmac",
     TERN_CLOUDEVENTS_SECRET: HMAC_KEY,
@@ -131,7 +155,19 @@ describe("the Lambda bundles cdk synth writes", { timeout: 60_000 }, () => {
       { getRemainingTimeInMillis: () => 60_000 },
     );
     expect(result).toMatchObject({ submitted: 1, failed: 0 });
-    expect((await backend.getRun(run.id))?.deployment?.taskArn).toEqual(expect.stringContaining(":task/"));
+    const taskArn = (await backend.getRun(run.id))?.deployment?.taskArn as string;
+    expect(taskArn).toEqual(expect.stringContaining(":task/"));
+    // The task gets a presigned GET of the runner bundle (the presigner is bundled; the S3 client is
+    // the runtime's): it downloads exactly the file whose sha256 the stack computed.
+    const runTask = ecs.callLog.filter((call) => call.operation === "RunTask").at(-1)?.input as {
+      overrides?: { containerOverrides?: Array<{ environment?: Array<{ name: string; value: string }> }> };
+    };
+    const url = runTask.overrides?.containerOverrides?.[0]?.environment?.find(
+      (e) => e.name === "TERN_RUNNER_URL",
+    )?.value;
+    expect(url).toMatch(new RegExp(`^${s3.endpoint}/tern-fargate/${bundleKey}\\?.*X-Amz-Signature=`));
+    const body = Buffer.from(await (await fetch(url as string)).arrayBuffer());
+    expect(createHash("sha256").update(body).digest("hex")).toBe(environments.agent?.TERN_RUNNER_BUNDLE_SHA256);
   });
 
   it("task-state: a stopped task's event fails its run", async () => {
