@@ -24,6 +24,11 @@ export const PACKAGE_DIRS = [
   "infra",
 ] as const;
 
+/** A progress line on stderr: long steps say what they did and how long it took. */
+function progress(what: string, since: number): void {
+  process.stderr.write(`packed: ${what} (${((Date.now() - since) / 1000).toFixed(1)} s)\n`);
+}
+
 /** A command's output, with the command and both streams in the error when it fails. */
 export async function exec(
   file: string,
@@ -48,11 +53,13 @@ export async function exec(
 /** Builds every package (`pnpm build`) and packs each into `out`; resolves to the tarballs' paths. */
 export async function packWorkspace(out: string): Promise<string[]> {
   await mkdir(out, { recursive: true });
+  const started = Date.now();
   await exec("pnpm", ["build"], { cwd: ROOT, timeoutMs: 600_000 });
   for (const dir of PACKAGE_DIRS) {
     // pnpm (not npm) packs: it replaces `workspace:*` with the packages' versions.
     await exec("pnpm", ["pack", "--pack-destination", out], { cwd: join(ROOT, dir) });
   }
+  progress(`built and packed ${PACKAGE_DIRS.length} packages`, started);
   const tarballs = (await readdir(out)).filter((f) => f.endsWith(".tgz")).map((f) => join(out, f));
   if (tarballs.length !== PACKAGE_DIRS.length) {
     throw new Error(`expected ${PACKAGE_DIRS.length} tarballs in ${out}, found ${tarballs.join(", ")}`);
@@ -98,6 +105,8 @@ export function projectEnv(runtime: NodeRuntime, extra: Record<string, string> =
     npm_config_update_notifier: "false",
     npm_config_fund: "false",
     npm_config_audit: "false",
+    // node-gyp compiles better-sqlite3 on every core.
+    JOBS: "max",
     ...extra,
   };
   // Nothing of the test runner's or this workspace's resolution leaks in.
@@ -135,6 +144,7 @@ export interface ProjectOptions {
 /** A user's project: `npm init -y`, its module type, then `npm install` of the tarballs. */
 export async function createProject(options: ProjectOptions): Promise<string> {
   const { dir, runtime } = options;
+  const started = Date.now();
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
   const env = projectEnv(runtime);

@@ -1,0 +1,170 @@
+/**
+ * tern as a user installs it: every package built and packed, the tarballs installed with npm
+ * into projects outside this workspace (an ES module project and a CommonJS one, npm's default),
+ * under the machine's Node and under Node 24. There, with the commands of the README's "Use tern
+ * in your project": `npx tern register` of `.ts`, `.mts` and `.mjs` flows, `npx tern run`,
+ * `npx tern agent --once`, the run's state and outputs; `flow.register()` from a plain `.mjs`
+ * script; and `npx cdk synth` of a user's CDK app that imports `TernStack` from `@tern/infra`,
+ * whose assembly must hold no Docker image asset.
+ *
+ * The slow part is npm building better-sqlite3 from source once per Node version; the CommonJS
+ * project starts from the ES module project's `node_modules` so that it builds nothing again.
+ */
+import { cp, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ROOT } from "./support/cli.js";
+import {
+  CURRENT_NODE,
+  createProject,
+  exec,
+  type NodeRuntime,
+  node24,
+  npxTern,
+  packWorkspace,
+  projectEnv,
+} from "./support/packed.js";
+
+/** What a user adds beside tern for their CDK app (the versions this repository is tested with). */
+const CDK_PACKAGES = ["aws-cdk-lib@2.276.0", "constructs@10.8.1", "aws-cdk@2.1148.1"];
+const FIXTURE = join(ROOT, "test", "fixtures", "user-project");
+const ENV = { account: "123456789012", region: "eu-west-1" };
+
+let work: string;
+let tarballs: string[];
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), "tern-packed-"));
+  tarballs = await packWorkspace(join(work, "pack"));
+}, 900_000);
+
+afterAll(async () => {
+  if (work !== undefined) await rm(work, { recursive: true, force: true });
+});
+
+interface RunView {
+  state: string;
+  reason?: string;
+  outputs?: Record<string, { kind: string; value?: unknown }>;
+}
+
+/** The user's files: flows, a registration script and a CDK app (ESM `.mjs`, or CommonJS `.cjs`). */
+async function addUserFiles(project: string, type: "module" | "commonjs"): Promise<void> {
+  await cp(FIXTURE, project, { recursive: true });
+  const app =
+    type === "module"
+      ? `import { App } from "aws-cdk-lib";\nimport { TernStack } from "@tern/infra";\n\nconst app = new App();\nnew TernStack(app, "Tern", { env: ${JSON.stringify(ENV)} });\n`
+      : `const { App } = require("aws-cdk-lib");\nconst { TernStack } = require("@tern/infra");\n\nconst app = new App();\nnew TernStack(app, "Tern", { env: ${JSON.stringify(ENV)} });\n`;
+  const file = type === "module" ? "app.mjs" : "app.cjs";
+  await writeFile(join(project, file), app);
+  await writeFile(join(project, "cdk.json"), `${JSON.stringify({ app: `node ${file}` }, null, 2)}\n`);
+  // The availability zones, which the CDK CLI otherwise looks up with the user's credentials on
+  // the first synth of a stack with an explicit account and region (and keeps in this file).
+  const zones = {
+    [`availability-zones:account=${ENV.account}:region=${ENV.region}`]: ["a", "b", "c"].map((z) => ENV.region + z),
+  };
+  await writeFile(join(project, "cdk.context.json"), `${JSON.stringify(zones, null, 2)}\n`);
+}
+
+/** Registers, runs and checks the flows of a project, as its README says. */
+async function registerAndRun(project: string, runtime: NodeRuntime): Promise<void> {
+  const env = { TERN_HOME: join(project, ".tern") };
+  // flow.register() from a plain ES module script, before anything else is registered.
+  const script = await exec(runtime.node, ["register.mjs"], { cwd: project, env: projectEnv(runtime, env) });
+  expect(JSON.parse(script.stdout)).toMatchObject({ name: "hello", project: "demo", version: 1, status: "new" });
+
+  const registered = await npxTern(
+    project,
+    runtime,
+    ["register", "flows/etl.ts", "flows/report.mts", "flows/hello.mjs", "--project", "demo", "--json"],
+    env,
+  );
+  const results = JSON.parse(registered.stdout) as Array<{ name: string; status: string }>;
+  expect(results.map((r) => [r.name, r.status])).toEqual([
+    ["etl", "new"],
+    ["report", "new"],
+    ["hello", "unchanged"],
+  ]);
+
+  const ids: Record<string, string> = {};
+  for (const [flow, params] of [
+    ["etl", ["--param", "factor=2"]],
+    ["report", []],
+    ["hello", ["--param", "name=tern"]],
+  ] as const) {
+    const created = await npxTern(project, runtime, ["run", flow, "--project", "demo", ...params, "--json"], env);
+    ids[flow] = (JSON.parse(created.stdout) as { id: string }).id;
+  }
+  const agent = await npxTern(project, runtime, ["agent", "--once"], env);
+  expect(agent.stderr).toContain("claimed 3, submitted 3");
+
+  const show = async (id: string) =>
+    JSON.parse((await npxTern(project, runtime, ["runs", "show", id, "--json"], env)).stdout) as RunView;
+  const etl = await show(ids.etl as string);
+  expect(etl.state, etl.reason).toBe("Success");
+  expect(etl.outputs?.data?.value).toEqual([2, 4, 6]);
+  expect(etl.outputs?.count?.value).toBe(3);
+  expect((await show(ids.report as string)).outputs?.total?.value).toBe(15);
+  expect((await show(ids.hello as string)).outputs?.greeting?.value).toBe("hello tern");
+  const logs = await npxTern(project, runtime, ["logs", ids.etl as string], env);
+  expect(logs.stdout).toContain("loaded 2,4,6");
+}
+
+/** `npx cdk synth` of the user's app; resolves to the asset manifest of the stack. */
+async function synth(project: string, runtime: NodeRuntime): Promise<{ files: object; dockerImages: object }> {
+  const out = join(project, "cdk.out");
+  // No docker anywhere on PATH: only the runtime's node and the system's basic tools.
+  const env = projectEnv(runtime, { PATH: `${join(runtime.node, "..")}:/usr/bin:/bin` });
+  await exec(runtime.node, [join(project, "node_modules", "aws-cdk", "bin", "cdk"), "synth", "--quiet", "-o", out], {
+    cwd: project,
+    env,
+  });
+  const manifests = (await readdir(out)).filter((f) => f.endsWith(".assets.json"));
+  expect(manifests).toEqual(["Tern.assets.json"]);
+  return JSON.parse(await readFile(join(out, "Tern.assets.json"), "utf8")) as { files: object; dockerImages: object };
+}
+
+describe.each([
+  ["the machine's Node", async () => CURRENT_NODE],
+  ["Node 24", () => node24(join(ROOT, "node_modules", ".cache", "tern-test", "node24"))],
+] as const)("tern installed from its tarballs, under %s", (_name, runtime) => {
+  let node: NodeRuntime;
+  let esm: string;
+  let cjs: string;
+
+  beforeAll(async () => {
+    node = await runtime();
+    const dir = await mkdtemp(join(work, "projects-"));
+    esm = await createProject({ dir: join(dir, "esm"), type: "module", runtime: node, tarballs, extra: CDK_PACKAGES });
+    cjs = await createProject({
+      dir: join(dir, "cjs"),
+      type: "commonjs",
+      runtime: node,
+      tarballs,
+      extra: CDK_PACKAGES,
+      seed: esm,
+    });
+    await addUserFiles(esm, "module");
+    await addUserFiles(cjs, "commonjs");
+  }, 1_200_000);
+
+  it("registers, runs and reports flows in an ES module project", async () => {
+    await registerAndRun(esm, node);
+  }, 240_000);
+
+  it("registers, runs and reports flows in a CommonJS project", async () => {
+    await registerAndRun(cjs, node);
+  }, 240_000);
+
+  it("synthesizes a user's CDK app (ES module) with TernStack and no Docker image asset", async () => {
+    const assets = await synth(esm, node);
+    expect(assets.dockerImages).toEqual({});
+    expect(Object.keys(assets.files).length).toBeGreaterThan(0);
+  }, 240_000);
+
+  it("synthesizes a user's CDK app (CommonJS, require) with TernStack", async () => {
+    const assets = await synth(cjs, node);
+    expect(assets.dockerImages).toEqual({});
+  }, 240_000);
+});
