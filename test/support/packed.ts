@@ -164,6 +164,7 @@ export async function createProject(options: ProjectOptions): Promise<string> {
     env,
     timeoutMs: 900_000,
   });
+  progress(`installed a ${options.type} project with ${runtime.node}`, started);
   return dir;
 }
 
