@@ -46,6 +46,23 @@ describe("tern register rejects bad flow files and writes nothing", () => {
     expect(await stored()).toEqual([]);
   });
 
+  it("rejects a CommonJS flow file, saying to write it with import and export", async () => {
+    const result = await t.tern(["register", "test/fixtures/commonjs-flow.cjs"]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/commonjs-flow\.cjs is a CommonJS module .* Write the file with import and export/);
+    expect(await stored()).toEqual([]);
+  });
+
+  it("names a package that is not installed, the flow's file and the install command", async () => {
+    const result = await t.tern(["register", "test/fixtures/missing-package.ts"]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain("Cannot find package 'tern-test-package-not-installed'");
+    expect(result.stderr).toContain("test/fixtures/missing-package.ts");
+    expect(result.stderr).not.toContain(".cache/tern");
+    expect(result.stderr).toContain("npm i tern-test-package-not-installed");
+    expect(await stored()).toEqual([]);
+  });
+
   it("rejects a syntax error with the file and the line", async () => {
     const file = join(t.home, "broken.ts");
     await writeFile(

@@ -83,3 +83,14 @@ describe("a custom environment that starts nothing the agent can watch", () => {
     expect(run.outputs?.out).toEqual({ kind: "json", value: 42 });
   });
 });
+
+describe("a flow that calls require()", () => {
+  it("registers and runs: require resolves as the flow's imports do", async () => {
+    expect((await t.tern(["register", "test/fixtures/requires-builtin.ts"])).code).toBe(0);
+    const { id } = await t.json<{ id: string }>(["run", "requires-builtin"]);
+    expect((await t.tern(["agent", "--once"])).code).toBe(0);
+    const run = await show(id);
+    expect(run.state, run.reason).toBe("Success");
+    expect(run.outputs?.name).toMatchObject({ value: "c.txt" });
+  });
+});

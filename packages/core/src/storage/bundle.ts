@@ -1,5 +1,5 @@
 import { access, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join, relative, resolve, sep } from "node:path";
 import { pathToFileURL } from "node:url";
 import { TernError } from "../errors.js";
 import { sha256Hex } from "./blob-store.js";
@@ -56,6 +56,10 @@ const withoutRegistration = {
   },
 };
 
+/** Lets CommonJS code in an ES module output (inlined dependencies, a flow's own `require()`) call require(). */
+export const REQUIRE_BANNER =
+  "import { createRequire as __ternCreateRequire } from 'node:module'; const require = __ternCreateRequire(import.meta.url);";
+
 /** tern's own native or build-time dependencies: never inlined (and tree-shaken away when unused). */
 const ALWAYS_EXTERNAL = ["better-sqlite3", "esbuild"];
 
@@ -93,10 +97,8 @@ export async function bundleFlowModule(
       target: "node20",
       conditions: [...BUNDLE_CONDITIONS],
       external: [...ALWAYS_EXTERNAL, ...(options.external ?? [])],
-      // Lets inlined CommonJS dependencies call require() for Node built-ins.
-      banner: {
-        js: "import { createRequire as __ternCreateRequire } from 'node:module'; const require = __ternCreateRequire(import.meta.url);",
-      },
+      banner: { js: REQUIRE_BANNER },
+      metafile: true,
       legalComments: "none",
       plugins: [withoutRegistration],
       logLevel: "silent",
@@ -107,6 +109,7 @@ export async function bundleFlowModule(
   } catch (error) {
     throw esbuildError(file, error, root);
   }
+  checkModuleFormat(file, result.metafile, root);
   const output = result.outputFiles?.[0];
   if (output === undefined) throw new BundleError(`Bundling ${file} produced no output.`);
   const bytes = output.contents;
@@ -135,6 +138,24 @@ export function esbuildError(file: string, error: unknown, root: string): Bundle
     return new BundleError(`Could not bundle ${file}:\n  ${lines.join("\n  ")}`, { cause: error });
   }
   return new BundleError(`Could not bundle ${file}: ${(error as Error).message}`, { cause: error });
+}
+
+/**
+ * Refuses a flow file written as a CommonJS module (`module.exports`, `exports.flow = ...`): its
+ * flows are no ES module exports, which is how tern finds a flow in its file and in its bundle.
+ * `result.metafile` is esbuild's, built with `absWorkingDir: root`.
+ */
+export function checkModuleFormat(
+  file: string,
+  metafile: { inputs: Record<string, { format?: string }> } | undefined,
+  root: string,
+): void {
+  const entry = metafile?.inputs[relative(root, resolve(file)).split(sep).join("/")];
+  if (entry?.format === "cjs") {
+    throw new BundleError(
+      `${file} is a CommonJS module (it assigns module.exports or exports): tern finds flows by their ES module exports. Write the file with import and export (export const flow = new Flow(...)); it can keep its extension, also in a CommonJS project, since tern compiles it.`,
+    );
+  }
 }
 
 /** The nearest directory above `file` with a package.json (the file's own directory if none). */

@@ -1,7 +1,14 @@
 import { access, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { BUNDLE_CONDITIONS, BundleError, esbuildError, packageRoot } from "./bundle.js";
+import {
+  BUNDLE_CONDITIONS,
+  BundleError,
+  checkModuleFormat,
+  esbuildError,
+  packageRoot,
+  REQUIRE_BANNER,
+} from "./bundle.js";
 import { isFlow } from "./storage.js";
 
 /**
@@ -25,6 +32,7 @@ export async function importFlowFile(file: string): Promise<Record<string, unkno
   const root = await packageRoot(path);
   const esbuild = await import("esbuild");
   let code: string;
+  let metafile: { inputs: Record<string, { format?: string }> } | undefined;
   try {
     const result = await esbuild.build({
       entryPoints: [path],
@@ -40,13 +48,18 @@ export async function importFlowFile(file: string): Promise<Record<string, unkno
         "import.meta.filename": JSON.stringify(path),
         "import.meta.dirname": JSON.stringify(dirname(path)),
       },
+      // A flow may require() packages too (resolved from the project, as its imports are).
+      banner: { js: REQUIRE_BANNER },
+      metafile: true,
       logLevel: "silent",
       absWorkingDir: root,
     });
     code = result.outputFiles?.[0]?.text ?? "";
+    metafile = result.metafile;
   } catch (error) {
     throw esbuildError(path, error, root);
   }
+  checkModuleFormat(path, metafile, root);
   const cache = join(root, "node_modules", ".cache", "tern");
   let dir: string;
   try {
@@ -65,7 +78,7 @@ export async function importFlowFile(file: string): Promise<Record<string, unkno
     try {
       exports = (await import(pathToFileURL(compiled).href)) as Record<string, unknown>;
     } catch (error) {
-      throw new BundleError(`Could not load ${path}: ${(error as Error).message}`, { cause: error });
+      throw loadError(path, compiled, error);
     }
     for (const value of Object.values(exports)) {
       if (isFlow(value) && value.sourceFile === compiled) {
@@ -76,4 +89,21 @@ export async function importFlowFile(file: string): Promise<Record<string, unkno
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Why importing the compiled flow failed, in terms of the user's file: the compiled module's
+ * path (removed by now) becomes the original's, and a package that is not installed is named
+ * with the command that installs it.
+ */
+function loadError(path: string, compiled: string, error: unknown): BundleError {
+  const message = String((error as Error)?.message ?? error)
+    .replaceAll(pathToFileURL(compiled).href, pathToFileURL(path).href)
+    .replaceAll(compiled, path);
+  const missing =
+    (error as { code?: string })?.code === "ERR_MODULE_NOT_FOUND"
+      ? /Cannot find package '([^']+)'/.exec(message)
+      : null;
+  const fix = missing === null ? "" : `. Install it in the flow's project (npm i ${missing[1]}).`;
+  return new BundleError(`Could not load ${path}: ${message}${fix}`, { cause: error });
 }
