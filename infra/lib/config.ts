@@ -1,8 +1,12 @@
 import { AWS_ID_PATTERNS } from "@tern/env-fargate";
 import { parseRules, type TriggerRuleInput } from "@tern/lambda";
+import { en } from "zod/locales";
 import * as z from "zod/mini";
 import { type RunnerImage, type RunnerSource, type StockImageOptions, stockImageProblems } from "./runner-image.js";
 import type { VpcSpec } from "./runtime.js";
+
+// zod/mini carries no messages of its own ("Invalid input" for everything) until a locale is loaded.
+z.config(en());
 
 /** What the `TernStack` is built from: CDK context `tern` (JSON) or the file it names. */
 export interface TernConfig {

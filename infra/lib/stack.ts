@@ -3,7 +3,7 @@ import * as iam from "aws-cdk-lib/aws-iam";
 import type * as logs from "aws-cdk-lib/aws-logs";
 import * as s3 from "aws-cdk-lib/aws-s3";
 import type { Construct } from "constructs";
-import type { TernConfig } from "./config.js";
+import { parseConfig, type TernConfig } from "./config.js";
 import { TernHandlers } from "./handlers.js";
 import { TernNetwork, TernRunner } from "./runtime.js";
 import { FlowBucket, StateTable } from "./storage.js";
@@ -29,7 +29,9 @@ export class TernStack extends Stack {
 
   constructor(scope: Construct, id: string, props: TernStackProps = {}) {
     super(scope, id, props);
-    const config = props.config ?? {};
+    // Checked here too: a JavaScript app passes whatever it likes, and a typo must be an error
+    // that names it, not a TypeError deep in a construct.
+    const config = parseConfig(props.config ?? {}, `TernStack "${id}" props.config`);
     const logRetention = (config.logRetentionDays ?? 30) as logs.RetentionDays;
     this.storage = new FlowBucket(this, "Flows", {
       ...(config.noncurrentVersionDays === undefined ? {} : { noncurrentVersionDays: config.noncurrentVersionDays }),

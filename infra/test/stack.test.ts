@@ -16,7 +16,7 @@ import { DockerImageAsset } from "aws-cdk-lib/aws-ecr-assets";
 import { AwsSolutionsChecks } from "cdk-nag";
 import type { IConstruct } from "constructs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseConfig, TernConfigError } from "../lib/config.js";
+import { parseConfig, type TernConfig, TernConfigError } from "../lib/config.js";
 import { RUNNER_BUNDLE, STOCK_NODE_IMAGE } from "../lib/runner-image.js";
 import { TernStack } from "../lib/stack.js";
 
@@ -506,6 +506,14 @@ describe("TernStack variants", { timeout: 60_000 }, () => {
     expect(message).toMatch(/secrets\.0: complete Secrets Manager secret ARNs/);
     expect(() => parseConfig({ triggers: [{ flow: "f", pattern: {} }] }, "x")).toThrow(
       /event pattern is an empty object/,
+    );
+  });
+
+  it("checks the config a JavaScript app passes to TernStack, naming the wrong key and type", () => {
+    const config = { agentLabels: "prod", logRetentionDayz: 30 } as unknown as TernConfig;
+    expect(() => new TernStack(new App(), "Bad", { config })).toThrow(TernConfigError);
+    expect(() => new TernStack(new App(), "Bad", { config })).toThrow(
+      /TernStack "Bad" props\.config[\s\S]*agentLabels: Invalid input: expected array, received string[\s\S]*Unrecognized key: "logRetentionDayz"/,
     );
   });
 });

@@ -1,5 +1,9 @@
 import { AWS_ID_PATTERNS, parseRunnerBundle } from "@tern/env-fargate";
+import { en } from "zod/locales";
 import * as z from "zod/mini";
+
+// zod/mini carries no messages of its own ("Invalid input" for everything) until a locale is loaded.
+z.config(en());
 
 /** A configuration that cannot work: every missing or invalid variable, named. */
 export class ConfigError extends Error {

@@ -1,6 +1,10 @@
 import type { JsonValue } from "@tern/core";
+import { en } from "zod/locales";
 import * as z from "zod/mini";
 import { compilePattern, type EventPattern, PatternError } from "./pattern.js";
+
+// zod/mini carries no messages of its own ("Invalid input" for everything) until a locale is loaded.
+z.config(en());
 
 /**
  * A trigger rule as written (JSON): when an event matches `pattern` (EventBridge's event-pattern

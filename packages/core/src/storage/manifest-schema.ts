@@ -5,8 +5,12 @@
  * keeps what bundles inline of it tree-shaken (storage classes, and so this schema, are inlined
  * into flow bundles and the Lambda handlers).
  */
+import { en } from "zod/locales";
 import * as z from "zod/mini";
 import type { JsonValue } from "../runner/serialize.js";
+
+// zod/mini carries no messages of its own ("Invalid input" for everything) until a locale is loaded.
+z.config(en());
 
 const jsonValue: z.ZodMiniType<JsonValue> = z.lazy(() =>
   z.union([z.null(), z.boolean(), z.number(), z.string(), z.array(jsonValue), z.record(z.string(), jsonValue)]),
