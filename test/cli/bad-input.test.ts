@@ -322,6 +322,13 @@ describe("usage", () => {
       expect(result.stdout).toMatch(new RegExp(`^Usage: tern ${command}`));
     },
   );
+
+  it("prints the version of tern and of node", async () => {
+    const { version } = JSON.parse(await readFile("packages/core/package.json", "utf8")) as { version: string };
+    const result = await t.tern(["--version"]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toBe(`tern ${version} (node ${process.version})\n`);
+  });
 });
 
 describe("registering from another directory", () => {

@@ -75,7 +75,7 @@ function usage(): string {
 Commands:
 ${rows.join("\n")}
 
-Run "tern <command> --help" for a command's options.
+Run "tern <command> --help" for a command's options, "tern --version" for the version.
 Environment: TERN_HOME (embedded home, default ./.tern), TERN_BACKEND (sqlite://<path>),
 TERN_PROJECT (default project).
 `;
@@ -95,6 +95,11 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
     (name === undefined ? io.err : io.out)(usage());
     return name === undefined ? 2 : 0;
+  }
+  if (name === "--version" || name === "-v" || name === "version") {
+    const { TERN_VERSION } = await import("@tern/core");
+    io.out(`tern ${TERN_VERSION} (node ${process.version})\n`);
+    return 0;
   }
   const entry = commands.find((c) => c.name === name);
   if (entry === undefined) {
