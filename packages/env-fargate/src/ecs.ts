@@ -53,7 +53,29 @@ export function errorName(error: unknown): string {
     : "";
 }
 
-export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+/**
+ * The clock the launch path waits on (RunTask pacing, backoff between attempts). Real time by
+ * default; a benchmark that runs the fake ECS on a scaled clock gives the same clock here, so
+ * both sides agree on what a second is (see bench/README.md).
+ */
+export interface LaunchClock {
+  now(): number;
+  sleep(ms: number): Promise<void>;
+}
+
+const realClock: LaunchClock = {
+  now: () => Date.now(),
+  sleep: (ms) => new Promise<void>((resolve) => setTimeout(resolve, ms)),
+};
+let launchClock: LaunchClock = realClock;
+
+/** Replaces the launch path's clock (`undefined`: real time again). Resets the RunTask pacer. */
+export function setLaunchClock(clock: LaunchClock | undefined): void {
+  launchClock = clock ?? realClock;
+  runTaskPacer.reset();
+}
+
+export const sleep = (ms: number): Promise<void> => launchClock.sleep(ms);
 
 /** Exponential backoff with full jitter: a random wait up to `base * 2^(attempt-1)`, capped. */
 export function backoffMs(attempt: number, baseMs: number, capMs = 20_000): number {
@@ -61,28 +83,103 @@ export function backoffMs(attempt: number, baseMs: number, capMs = 20_000): numb
 }
 
 /**
- * Spaces calls of one kind in this process to at most `perSecond` (RunTask: ECS allows about 20
- * per second per account and Region). Each caller reserves the next free slot synchronously,
- * so concurrent launches queue instead of bursting.
+ * Spaces calls of one kind in this process to at most `perSecond`, after an initial burst of
+ * `burst` calls: a token bucket (as ECS's own limits are), kept as a schedule of slots. Each
+ * caller reserves the next free slot synchronously, so concurrent launches queue instead of
+ * bursting past the bucket, and a caller that arrives late for its slot loses nothing.
  */
 export class Pacer {
-  #next = 0;
+  /** When the bucket is full again, on the launch clock ("theoretical arrival time"). */
+  #tat: number | undefined;
   readonly intervalMs: number;
 
-  constructor(perSecond: number) {
+  constructor(
+    perSecond: number,
+    readonly burst = 1,
+  ) {
     this.intervalMs = 1000 / perSecond;
   }
 
   /** Resolves when the caller may make its call. */
-  async wait(now = Date.now()): Promise<void> {
-    const at = Math.max(now, this.#next);
-    this.#next = at + this.intervalMs;
+  async wait(now = launchClock.now()): Promise<void> {
+    const tat = Math.max(now, this.#tat ?? now);
+    const at = Math.max(now, tat - (this.burst - 1) * this.intervalMs);
+    this.#tat = tat + this.intervalMs;
     if (at > now) await sleep(at - now);
+  }
+
+  /** Forgets the calls made so far (a full bucket). */
+  reset(): void {
+    this.#tat = undefined;
   }
 }
 
-/** The pacer every FargateTaskEnvironment in this process shares for RunTask. */
-export const runTaskPacer = new Pacer(20);
+/**
+ * The pacer every FargateTaskEnvironment in this process shares for RunTask: 20 per second
+ * (Fargate's sustained task-launch rate per account and Region; RunTask itself allows 40) after
+ * a burst of 50 (half of Fargate's 100, leaving room for other launchers in the account).
+ */
+export const runTaskPacer = new Pacer(20, 50);
+
+/** What a failed launch attempt means for the run; decided in one place, {@link launchFailureKind}. */
+export type LaunchFailureKind =
+  /** The request may have started a task (timeout, 5xx, reset): retry with the same clientToken. */
+  | "uncertain"
+  /** ECS refused for now and started nothing (throttling, capacity, vCPU quota): back off and retry, or hand the run back. */
+  | "transient"
+  /** Retrying cannot help (a bad parameter, a missing role): the run fails with the reason. */
+  | "permanent";
+
+/** Answers of ECS that a later attempt may get past (RunTask `failures[].reason`s and error messages). */
+const TRANSIENT_TEXT =
+  /capacity|RESOURCE:|throttl|rate exceeded|request limit exceeded|limit on the number of vcpus|AGENT|timeout|unavailable|internal error|try again/i;
+
+const THROTTLING_NAMES = new Set([
+  "ThrottlingException",
+  "Throttling",
+  "ThrottledException",
+  "TooManyRequestsException",
+  "RequestLimitExceeded",
+  "LimitExceededException",
+]);
+
+const UNCERTAIN_NAMES = new Set([
+  "ServerException",
+  "ServiceUnavailableException",
+  "InternalFailure",
+  "InternalServerError",
+  "TimeoutError",
+  "RequestTimeout",
+  "RequestTimeoutException",
+]);
+
+/**
+ * Whether and how a launch attempt may be retried, from the error RunTask threw or the
+ * `failures[]` reason it returned (a string). The one place that decides "retryable" for the
+ * launch path.
+ */
+export function launchFailureKind(problem: unknown): LaunchFailureKind {
+  if (typeof problem === "string") return TRANSIENT_TEXT.test(problem) ? "transient" : "permanent";
+  const e = problem as {
+    name?: string;
+    code?: string;
+    message?: string;
+    $metadata?: { httpStatusCode?: number };
+    $retryable?: unknown;
+  };
+  if (e === null || typeof e !== "object") return "permanent";
+  const name = e.name ?? "";
+  if (THROTTLING_NAMES.has(name)) return "transient";
+  if (UNCERTAIN_NAMES.has(name)) return "uncertain";
+  if (["ECONNRESET", "ETIMEDOUT", "EPIPE", "ECONNREFUSED", "EAI_AGAIN"].includes(e.code ?? "")) return "uncertain";
+  const status = e.$metadata?.httpStatusCode;
+  if (status !== undefined && status >= 500) return "uncertain";
+  if (e.$retryable !== undefined) return "uncertain";
+  // A ClientException or LimitExceeded wording of throttling or a quota ("Request limit exceeded",
+  // "You've reached the limit on the number of vCPUs you can run concurrently").
+  if (TRANSIENT_TEXT.test(e.message ?? "") && name !== "InvalidParameterException") return "transient";
+  return "permanent";
+}
 
 /** Task definitions already resolved in this process: `<region>|<hash>` to ARN. */
 const knownDefinitions = new Map<string, string>();
@@ -225,5 +322,60 @@ async function findRevision(
       return arn;
     }
   }
+  return undefined;
+}
+
+/** The parts of a task-definition ARN. */
+const TASK_DEFINITION_ARN = /^arn:aws[a-z-]*:ecs:([a-z0-9-]+):(\d{12}):task-definition\/([A-Za-z0-9_-]{1,255}):(\d+)$/;
+const ACCOUNT_OF_ARN = /^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:(\d{12}):/;
+
+/** What an annotated task-definition ARN must match: the agent's own configuration. */
+export interface ExpectedDefinition {
+  readonly region: string;
+  /** The cluster (name or ARN) and roles of the configuration: the account is taken from the first ARN among them. */
+  readonly cluster: string;
+  readonly taskRoleArn?: string;
+  readonly executionRoleArn?: string;
+  readonly definition: TaskDefinitionInput;
+  readonly hash: string;
+}
+
+/**
+ * Checks a task-definition ARN that a flow version's annotation names (anyone who can write the
+ * state table can write one) before it is run: the same Region, the same account as the agent's
+ * cluster (or roles; when none of them is an ARN the account cannot be known without STS and
+ * only the rest is checked), the configuration's family, ACTIVE, its content-hash tag equal to
+ * the configuration's hash and the same content. Resolves `undefined` when it passes, or why not.
+ */
+export async function annotatedDefinitionProblem(
+  client: ECSClient,
+  arn: string,
+  expected: ExpectedDefinition,
+): Promise<string | undefined> {
+  const parts = TASK_DEFINITION_ARN.exec(arn);
+  if (parts === null) return `"${arn}" is not a task-definition ARN`;
+  const [, region, account, family] = parts;
+  if (region !== expected.region) return `it is in Region ${region}, the agent launches in ${expected.region}`;
+  const accountOf = [expected.cluster, expected.taskRoleArn, expected.executionRoleArn]
+    .map((candidate) => (candidate === undefined ? undefined : ACCOUNT_OF_ARN.exec(candidate)?.[1]))
+    .find((found) => found !== undefined);
+  if (accountOf !== undefined && account !== accountOf) {
+    return `it belongs to account ${account}, the agent's cluster to ${accountOf}`;
+  }
+  if (family !== expected.definition.family) {
+    return `its family ${family} is not the configuration's ${expected.definition.family}`;
+  }
+  const sdk = await ecsSdk();
+  let described: { taskDefinition?: TaskDefinition; tags?: Tag[] } | undefined;
+  try {
+    described = await client.send(new sdk.DescribeTaskDefinitionCommand({ taskDefinition: arn, include: ["TAGS"] }));
+  } catch (error) {
+    return `DescribeTaskDefinition failed (${(error as Error).message})`;
+  }
+  if (described?.taskDefinition?.status !== "ACTIVE") {
+    return `it is ${described?.taskDefinition?.status ?? "not described"}`;
+  }
+  if (!hasHash(described.tags, expected.hash)) return `its ${HASH_TAG} tag is not the configuration's hash`;
+  if (!sameContent(described.taskDefinition, expected.definition)) return "its content differs from the configuration";
   return undefined;
 }

@@ -12,6 +12,7 @@ import {
 } from "@tern/core";
 import { definitionHash, desiredTaskDefinition, tagList } from "./definition.js";
 import {
+  annotatedDefinitionProblem,
   backoffMs,
   ecsClient,
   ecsSdk,
@@ -19,6 +20,7 @@ import {
   errorName,
   forgetDefinition,
   knownDefinition,
+  launchFailureKind,
   rememberDefinition,
   runTaskPacer,
   sleep,
@@ -38,31 +40,6 @@ export const TASK_DEFINITION_ANNOTATION = "fargate.taskDefinition";
 
 /** ECS's limit on the JSON of `overrides.containerOverrides`. */
 export const MAX_OVERRIDES_CHARS = 8192;
-
-/** A RunTask answer that a later attempt may get past (capacity, throttling, agent trouble). */
-const TRANSIENT_FAILURE =
-  /capacity|RESOURCE:|throttl|rate exceeded|AGENT|timeout|unavailable|internal error|try again/i;
-
-const UNCERTAIN_NAMES = new Set([
-  "ThrottlingException",
-  "ServerException",
-  "ServiceUnavailableException",
-  "InternalFailure",
-  "InternalServerError",
-  "TimeoutError",
-  "RequestTimeout",
-  "RequestTimeoutException",
-]);
-
-/** An error after which RunTask may have started a task: throttling, 5xx, timeouts, resets. */
-function isUncertain(error: unknown): boolean {
-  const e = error as { name?: string; code?: string; $metadata?: { httpStatusCode?: number }; $retryable?: unknown };
-  if (UNCERTAIN_NAMES.has(e.name ?? "")) return true;
-  if (["ECONNRESET", "ETIMEDOUT", "EPIPE", "ECONNREFUSED", "EAI_AGAIN"].includes(e.code ?? "")) return true;
-  if (e.$retryable !== undefined) return true;
-  const status = e.$metadata?.httpStatusCode;
-  return status !== undefined && status >= 500;
-}
 
 /** What `setup` prepared for `execute`. */
 interface Prepared {
@@ -139,12 +116,25 @@ export class FargateTaskEnvironment extends Environment {
       | { hash?: string; arn?: string; region?: string }
       | undefined;
     // This process's cache first: it is corrected at once when a remembered revision turns out
-    // to be gone; the flow version's annotation then catches up below.
-    let arn =
-      knownDefinition(config.region, hash) ??
-      (annotated?.hash === hash && annotated.region === config.region && typeof annotated.arn === "string"
-        ? annotated.arn
-        : undefined);
+    // to be gone. The flow version's annotation is written by flow-side code paths and anyone
+    // who can write the state table: it is checked (account, Region, family, hash tag, content)
+    // before it is trusted, and a bad one is replaced by a revision found or registered here.
+    let arn = knownDefinition(config.region, hash);
+    if (arn === undefined && annotated?.hash === hash && typeof annotated.arn === "string") {
+      const problem = await annotatedDefinitionProblem(await ecsClient(config.region), annotated.arn, {
+        region: config.region,
+        cluster: config.cluster,
+        taskRoleArn: config.taskRoleArn,
+        executionRoleArn: config.executionRoleArn,
+        definition,
+        hash,
+      });
+      if (problem === undefined) arn = annotated.arn;
+      else
+        console.warn(
+          `tern: FargateTaskEnvironment: the task definition annotated on ${flow ?? "the flow"}'s version, ${annotated.arn}, is not run: ${problem}. Using one found or registered for the configuration instead.`,
+        );
+    }
     if (arn === undefined) {
       const ensured = await ensureTaskDefinition(await ecsClient(config.region), definition, config.tags, hash);
       arn = ensured.arn;
@@ -285,12 +275,21 @@ export class FargateTaskEnvironment extends Environment {
           rememberDefinition(config.region, prepared.hash, ensured.arn);
           attempt -= 1;
           continue;
-        } else if (isUncertain(error)) {
-          // The request may have landed (a timeout, a 5xx, a reset after the SDK's own retries):
-          // try again with the same token, so a launch that happened is returned, not repeated.
+        } else {
+          const kind = launchFailureKind(error);
+          if (kind === "permanent") {
+            throw new EnvironmentError(`ECS RunTask failed for run ${run.id}: ${(error as Error).message}`, {
+              cause: error,
+            });
+          }
+          // Throttling or a quota (nothing started), or a timeout, a 5xx, a reset after the SDK's
+          // own retries (the request may have landed): try again with the same token, so a
+          // launch that happened is returned, not repeated.
           if (attempt >= config.launchAttempts) {
             throw new LaunchUncertainError(
-              `ECS RunTask for run ${run.id} kept failing (${(error as Error).message}) and may or may not have started a task; the run is handed back and launched again with the same clientToken`,
+              kind === "uncertain"
+                ? `ECS RunTask for run ${run.id} kept failing (${(error as Error).message}) and may or may not have started a task; the run is handed back and launched again with the same clientToken`
+                : `ECS RunTask for run ${run.id} was refused ${attempt} times for now (${(error as Error).message}); the run is handed back to be launched later, not failed`,
               { cause: error },
             );
           }
@@ -299,10 +298,6 @@ export class FargateTaskEnvironment extends Environment {
           );
           await sleep(backoffMs(attempt, config.launchBackoffMs));
           continue;
-        } else {
-          throw new EnvironmentError(`ECS RunTask failed for run ${run.id}: ${(error as Error).message}`, {
-            cause: error,
-          });
         }
       }
       if (taskArn !== undefined) {
@@ -320,11 +315,15 @@ export class FargateTaskEnvironment extends Environment {
         return { details: details as unknown as Record<string, JsonValue> };
       }
       const reason = failure ?? "unknown";
-      if (!TRANSIENT_FAILURE.test(reason)) {
+      if (launchFailureKind(reason) === "permanent") {
         throw new EnvironmentError(`ECS could not start a task for run ${run.id}: ${reason}`);
       }
       if (attempt >= config.launchAttempts) {
-        throw new EnvironmentError(`ECS could not start a task for run ${run.id} after ${attempt} attempts: ${reason}`);
+        // Capacity, a vCPU quota, throttling: AWS's condition, not the run's. It started no task;
+        // the run is handed back (claimable again) instead of failed.
+        throw new LaunchUncertainError(
+          `ECS started no task for run ${run.id} in ${attempt} attempts (${reason}); the run is handed back to be launched later, not failed. If this repeats, check the account's Fargate vCPU quota and the capacity providers of cluster ${config.cluster}`,
+        );
       }
       context.onOutput?.(
         `RunTask attempt ${attempt} of ${config.launchAttempts} for run ${run.id} failed (${reason}); retrying`,

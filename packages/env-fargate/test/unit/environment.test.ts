@@ -255,7 +255,7 @@ describe("setup: the task definition by content", () => {
     );
   });
 
-  it("makes no ECS call when the flow version remembers the ARN for this content, or this process does", async () => {
+  it("checks the ARN a flow version remembers with one DescribeTaskDefinition; this process's cache makes no call", async () => {
     ecs
       .on(DescribeTaskDefinitionCommand)
       .rejects(Object.assign(new Error("Unable to describe task definition."), { name: "ClientException" }));
@@ -263,8 +263,13 @@ describe("setup: the task definition by content", () => {
     const { context, annotate } = setupContext();
     await new FargateTaskEnvironment(OPTIONS).setup(storage, context);
     const remembered = annotate.mock.calls[0]?.[0] as Record<string, JsonValue>;
+    const registered = ecs.commandCalls(RegisterTaskDefinitionCommand)[0]?.args[0].input;
     ecs.reset();
     clearDefinitionCache();
+    ecs.on(DescribeTaskDefinitionCommand).resolves({
+      taskDefinition: { ...registered, taskDefinitionArn: TD_ARN, status: "ACTIVE" } as never,
+      tags: registered?.tags,
+    });
     const fromVersion = setupContext(remembered);
     const env = new FargateTaskEnvironment(OPTIONS);
     await env.setup(storage, fromVersion.context);
@@ -274,7 +279,11 @@ describe("setup: the task definition by content", () => {
     const other = new FargateTaskEnvironment(OPTIONS);
     await other.setup(storage, setupContext().context);
     expect(other.taskDefinitionArn).toBe(TD_ARN);
-    expect(ecs.calls()).toHaveLength(0);
+    expect(ecs.calls()).toHaveLength(1);
+    expect(ecs.commandCalls(DescribeTaskDefinitionCommand)[0]?.args[0].input).toEqual({
+      taskDefinition: TD_ARN,
+      include: ["TAGS"],
+    });
   });
 });
 
@@ -399,11 +408,13 @@ describe("execute: RunTask", () => {
     expect(ecs.commandCalls(RunTaskCommand)[0]?.args[0].input.clientToken).toBe(clientToken(RUN_ID, 2));
   });
 
-  it("gives up after launchAttempts transient failures, with AWS's reason", async () => {
+  it("hands the run back (never fails it) after launchAttempts transient failures, with AWS's reason", async () => {
     const env = await launched({ ...OPTIONS, launchAttempts: 3 });
     ecs.on(RunTaskCommand).resolves({ tasks: [], failures: [{ reason: "Capacity is unavailable at this time." }] });
-    await expect(env.execute(storage, "loc", executeContext({ saveDeployment: async () => {} }))).rejects.toThrow(
-      /after 3 attempts: Capacity is unavailable at this time\./,
+    const attempt = env.execute(storage, "loc", executeContext({ saveDeployment: async () => {} }));
+    await expect(attempt).rejects.toBeInstanceOf(LaunchUncertainError);
+    await expect(attempt).rejects.toThrow(
+      /in 3 attempts \(Capacity is unavailable at this time\.\); the run is handed back/,
     );
     expect(ecs.commandCalls(RunTaskCommand)).toHaveLength(3);
   });

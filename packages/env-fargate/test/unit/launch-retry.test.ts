@@ -1,0 +1,240 @@
+/**
+ * The launch path and AWS's limits: throttling, "Request limit exceeded", vCPU quotas and
+ * capacity are AWS's conditions, not the run's. They are retried with backoff within the
+ * launch's attempts and then the run is handed back (LaunchUncertainError), never failed.
+ */
+import {
+  DescribeTaskDefinitionCommand,
+  ECSClient,
+  RegisterTaskDefinitionCommand,
+  RunTaskCommand,
+} from "@aws-sdk/client-ecs";
+import {
+  EnvironmentError,
+  type ExecuteContext,
+  type FlowVersionRecord,
+  LaunchUncertainError,
+  type Manifest,
+  type RunRecord,
+  type Storage,
+} from "@tern/core";
+import { mockClient } from "aws-sdk-client-mock";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { launchFailureKind, Pacer, setLaunchClock } from "../../src/ecs.js";
+import {
+  clearDefinitionCache,
+  clientToken,
+  FargateTaskEnvironment,
+  type FargateTaskEnvironmentOptions,
+} from "../../src/index.js";
+
+const ecs = mockClient(ECSClient);
+const storage = {} as Storage;
+const RUN_ID = "9a1c2b9e-8d7a-4c6b-9e5f-0a1b2c3d4e5f";
+const TD_ARN = "arn:aws:ecs:eu-west-1:123456789012:task-definition/tern-etl:7";
+const TASK_ARN = "arn:aws:ecs:eu-west-1:123456789012:task/tern/0123456789abcdef0123456789abcdef";
+const OPTIONS: FargateTaskEnvironmentOptions = {
+  region: "eu-west-1",
+  cluster: "tern",
+  image: "ghcr.io/acme/tern-runner:1",
+  subnets: ["subnet-0123456789abcdef0"],
+  securityGroups: ["sg-0123456789abcdef0"],
+  taskRoleArn: "arn:aws:iam::123456789012:role/tern-task",
+  logConfiguration: "none",
+  launchBackoffMs: 1000,
+  launchAttempts: 4,
+};
+const VCPU_LIMIT = "You've reached the limit on the number of vCPUs you can run concurrently";
+
+const flowVersion = {
+  project: "p",
+  flow: "etl",
+  version: 1,
+  labels: [],
+  storage: { type: "S3Storage", options: {} },
+  location: "flows/etl/m.json",
+  manifestHash: "a".repeat(64),
+  environmentType: "FargateTaskEnvironment",
+  createdAtMs: 1,
+} as FlowVersionRecord;
+const manifest = { flow: { name: "etl" } } as unknown as Manifest;
+const run = {
+  id: RUN_ID,
+  project: "p",
+  flow: "etl",
+  version: 1,
+  state: "Submitted",
+  revision: 2,
+  labels: [],
+  parameters: {},
+  scheduledAtMs: 1,
+  createdAtMs: 1,
+  updatedAtMs: 1,
+  attempts: 1,
+} as RunRecord;
+
+function context(): ExecuteContext {
+  return {
+    run,
+    flowVersion,
+    manifest,
+    runnerCommand: ["tern"],
+    runnerEnv: {},
+    backendUrl: "dynamodb://tern-state?region=eu-west-1",
+    saveDeployment: async () => {},
+  };
+}
+
+/** A clock that records the waits instead of waiting. */
+const waits: number[] = [];
+let nowMs = 0;
+
+async function environment(options: FargateTaskEnvironmentOptions = OPTIONS): Promise<FargateTaskEnvironment> {
+  ecs
+    .on(DescribeTaskDefinitionCommand)
+    .rejects(Object.assign(new Error("Unable to describe task definition."), { name: "ClientException" }));
+  ecs.on(RegisterTaskDefinitionCommand).resolves({ taskDefinition: { taskDefinitionArn: TD_ARN } });
+  const env = new FargateTaskEnvironment(options);
+  await env.setup(storage, { flowVersion, manifest, annotate: async () => {} });
+  return env;
+}
+
+// ECS's model has no ThrottlingException shape: the SDK raises a service exception named after `__type`, as here.
+const throttled = () =>
+  Object.assign(new Error("Rate exceeded"), { name: "ThrottlingException", $metadata: { httpStatusCode: 400 } });
+
+beforeEach(() => {
+  ecs.reset();
+  clearDefinitionCache();
+  waits.length = 0;
+  nowMs = 0;
+  setLaunchClock({
+    now: () => nowMs,
+    sleep: async (ms) => {
+      waits.push(ms);
+      nowMs += ms;
+    },
+  });
+});
+afterEach(() => setLaunchClock(undefined));
+
+describe("launchFailureKind: the one place that decides what is retryable", () => {
+  it("calls throttling, request limits, vCPU quotas and capacity transient", () => {
+    expect(launchFailureKind(throttled())).toBe("transient");
+    expect(launchFailureKind(Object.assign(new Error("Request limit exceeded."), { name: "ClientException" }))).toBe(
+      "transient",
+    );
+    expect(launchFailureKind(Object.assign(new Error(VCPU_LIMIT), { name: "ClientException" }))).toBe("transient");
+    expect(launchFailureKind(VCPU_LIMIT)).toBe("transient");
+    expect(launchFailureKind("Capacity is unavailable at this time.")).toBe("transient");
+    expect(launchFailureKind("RESOURCE:MEMORY")).toBe("transient");
+  });
+
+  it("calls 5xx, timeouts and resets uncertain, and the rest permanent", () => {
+    expect(launchFailureKind(Object.assign(new Error("boom"), { name: "ServerException" }))).toBe("uncertain");
+    expect(launchFailureKind(Object.assign(new Error("socket hang up"), { code: "ECONNRESET" }))).toBe("uncertain");
+    expect(
+      launchFailureKind(Object.assign(new Error("?"), { name: "Unknown", $metadata: { httpStatusCode: 503 } })),
+    ).toBe("uncertain");
+    expect(
+      launchFailureKind(Object.assign(new Error("subnets can not be empty."), { name: "InvalidParameterException" })),
+    ).toBe("permanent");
+    expect(launchFailureKind("MISSING")).toBe("permanent");
+  });
+});
+
+describe("RunTask answered with AWS's limits", () => {
+  it("retries a ThrottlingException with the same clientToken after a jittered backoff, and launches once", async () => {
+    const env = await environment();
+    ecs
+      .on(RunTaskCommand)
+      .rejectsOnce(throttled())
+      .rejectsOnce(throttled())
+      .resolves({ tasks: [{ taskArn: TASK_ARN }] });
+    const deployment = await env.execute(storage, "loc", context());
+    expect(deployment.details).toMatchObject({ launched: true, taskArn: TASK_ARN });
+    const tokens = ecs.commandCalls(RunTaskCommand).map((call) => call.args[0].input.clientToken);
+    expect(tokens).toEqual([clientToken(RUN_ID, 0), clientToken(RUN_ID, 0), clientToken(RUN_ID, 0)]);
+    // Full jitter: each backoff is at most base * 2^(attempt-1), on the launch clock.
+    const backoffs = waits.filter((ms) => ms > 50);
+    expect(backoffs.length).toBeLessThanOrEqual(2);
+    for (const ms of waits) expect(ms).toBeLessThanOrEqual(2000);
+  });
+
+  it("hands the run back after launchAttempts throttled answers instead of failing it", async () => {
+    const env = await environment();
+    ecs.on(RunTaskCommand).rejects(throttled());
+    const launch = env.execute(storage, "loc", context());
+    await expect(launch).rejects.toBeInstanceOf(LaunchUncertainError);
+    await expect(launch).rejects.toThrow(/refused 4 times for now \(Rate exceeded\); the run is handed back/);
+    expect(ecs.commandCalls(RunTaskCommand)).toHaveLength(4);
+  });
+
+  it("retries a vCPU-quota failure with a new, recorded clientToken and hands the run back when it persists", async () => {
+    const env = await environment();
+    ecs
+      .on(RunTaskCommand)
+      .resolvesOnce({ tasks: [], failures: [{ reason: VCPU_LIMIT }] })
+      .resolves({ tasks: [{ taskArn: TASK_ARN }] });
+    const saved: unknown[] = [];
+    const deployment = await env.execute(storage, "loc", {
+      ...context(),
+      saveDeployment: async (details) => void saved.push(details),
+    });
+    expect(deployment.details).toMatchObject({ launched: true, clientToken: clientToken(RUN_ID, 1) });
+    expect(saved).toEqual([expect.objectContaining({ launched: false, launch: 1 })]);
+
+    ecs.reset();
+    ecs.on(RunTaskCommand).resolves({ tasks: [], failures: [{ reason: VCPU_LIMIT }] });
+    const again = env.execute(storage, "loc", context());
+    await expect(again).rejects.toBeInstanceOf(LaunchUncertainError);
+    await expect(again).rejects.toThrow(/vCPUs.*handed back.*vCPU quota/);
+  });
+
+  it("retries a vCPU quota or 'Request limit exceeded' thrown as a ClientException", async () => {
+    const env = await environment();
+    ecs
+      .on(RunTaskCommand)
+      .rejectsOnce(Object.assign(new Error(VCPU_LIMIT), { name: "ClientException" }))
+      .rejectsOnce(Object.assign(new Error("Request limit exceeded."), { name: "ClientException" }))
+      .resolves({ tasks: [{ taskArn: TASK_ARN }] });
+    await expect(env.execute(storage, "loc", context())).resolves.toMatchObject({
+      details: expect.objectContaining({ taskArn: TASK_ARN }),
+    });
+    expect(ecs.commandCalls(RunTaskCommand)).toHaveLength(3);
+  });
+
+  it("still fails a run at once on a permanent answer", async () => {
+    const env = await environment();
+    ecs
+      .on(RunTaskCommand)
+      .rejects(Object.assign(new Error("subnets can not be empty."), { name: "InvalidParameterException" }));
+    const launch = env.execute(storage, "loc", context());
+    await expect(launch).rejects.toBeInstanceOf(EnvironmentError);
+    await expect(launch).rejects.not.toBeInstanceOf(LaunchUncertainError);
+    expect(ecs.commandCalls(RunTaskCommand)).toHaveLength(1);
+  });
+});
+
+describe("Pacer: a token bucket on the launch clock", () => {
+  it("lets a burst through at once, then spaces calls to the rate", async () => {
+    const pacer = new Pacer(20, 3);
+    const at: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      await pacer.wait();
+      at.push(nowMs);
+    }
+    expect(at).toEqual([0, 0, 0, 50, 100, 150]);
+  });
+
+  it("loses no slot when a caller arrives late", async () => {
+    const pacer = new Pacer(20, 1);
+    await pacer.wait();
+    nowMs = 30;
+    await pacer.wait();
+    expect(nowMs).toBe(50);
+    nowMs = 120;
+    await pacer.wait();
+    expect(nowMs).toBe(120);
+  });
+});
