@@ -43,6 +43,7 @@ export {
 } from "./environment.js";
 export {
   AWS_ID_PATTERNS,
+  checkGuardrails,
   defaultFamily,
   ENVIRONMENT_DEFAULTS,
   EXTRA_KEYS,
@@ -51,10 +52,15 @@ export {
   type FargateJsonOptions,
   type FargateLogConfiguration,
   type FargateTaskEnvironmentOptions,
+  GUARDRAIL_VARIABLES,
+  guardrailsFromEnv,
+  type LaunchGuardrails,
+  overridesLength,
   parseRunnerBundle,
   type ResolvedFargateConfig,
   RUNNER_BUNDLE_PATTERN,
   resolveConfig,
+  STACK_TAG,
   secretLooking,
   validateOptions,
 } from "./options.js";
@@ -70,9 +76,11 @@ export {
   ECS_DEPLOYMENT_KIND,
   type EcsDeployment,
   ecsDeployment,
+  explainStopCode,
   MISSING_GRACE_MS,
   type RunVerdict,
   reconcileEcsTasks,
+  STOP_CODE_EXPLANATIONS,
   startupFailure,
   type TaskDiagnosis,
 } from "./reconcile.js";

@@ -161,14 +161,7 @@ export const EXTRA_KEYS = {
     "memoryReservation",
     "versionConsistency",
   ],
-  extraRunTask: [
-    "enableExecuteCommand",
-    "group",
-    "propagateTags",
-    "enableECSManagedTags",
-    "referenceId",
-    "volumeConfigurations",
-  ],
+  extraRunTask: ["enableExecuteCommand", "group", "propagateTags", "enableECSManagedTags", "volumeConfigurations"],
 } as const;
 
 /** Keys tern sets itself, with the option that controls each. */
@@ -370,10 +363,20 @@ function nonEmptyString(option: string, value: unknown, pattern?: RegExp, hint?:
   return value;
 }
 
+/** ECS fields that are no user's to set, with why. */
+const REFUSED_KEYS: Partial<Record<keyof typeof EXTRA_KEYS, Record<string, string>>> = {
+  extraRunTask: {
+    referenceId:
+      "is not a user option: ECS documents RunTask's referenceId for its own use (volume configurations), not for callers; remove it",
+  },
+};
+
 function extras(option: keyof typeof EXTRA_KEYS, value: unknown): Record<string, JsonValue> {
   if (!isPlainObject(value)) throw optionError(option, `expected an object of ECS fields, got ${show(value)}.`);
   const allowed: readonly string[] = EXTRA_KEYS[option];
   for (const key of Object.keys(value)) {
+    const refused = REFUSED_KEYS[option]?.[key];
+    if (refused !== undefined) throw optionError(`${option}.${key}`, `${refused}.`);
     const owner = OWNED_KEYS[option][key];
     if (owner !== undefined) {
       throw optionError(
@@ -404,6 +407,43 @@ function extras(option: keyof typeof EXTRA_KEYS, value: unknown): Record<string,
     );
   }
   return json;
+}
+
+/** An image reference that names an x86 architecture in its path or tag (`amd64/node`, `app:1-amd64`). */
+const X86_ONLY_IMAGE = /(^|[/:@_.-])(amd64|x86_64|x86-64)([/:@_.-]|$)/i;
+
+/**
+ * ARM64 checks that need no registry: Fargate Spot runs no ARM64 task, and an image whose
+ * reference names an x86 architecture has no arm64 variant. Whether a multi-architecture image
+ * holds an arm64 variant is known only to its registry: ECS then fails the task with
+ * CannotPullContainerError ("no matching manifest"), which the reconciler explains.
+ */
+function checkArchitecture(out: Record<string, unknown>): void {
+  const platform = out.runtimePlatform as { cpuArchitecture?: string } | undefined;
+  if (platform?.cpuArchitecture !== "ARM64") return;
+  const strategy = out.capacityProviderStrategy as readonly FargateCapacityProvider[] | undefined;
+  if (strategy?.some((p) => p.capacityProvider === "FARGATE_SPOT")) {
+    throw optionError(
+      "runtimePlatform",
+      'ARM64 tasks cannot run on Fargate Spot (AWS runs no ARM64 task on FARGATE_SPOT): use capacityProviderStrategy [{ capacityProvider: "FARGATE" }] (or leave it out), or cpuArchitecture "X86_64" to keep Spot.',
+    );
+  }
+  const image = out.image as string | undefined;
+  if (image !== undefined && X86_ONLY_IMAGE.test(image)) {
+    throw optionError(
+      "runtimePlatform",
+      `ARM64 with image ${show(image)}, whose reference names an x86 architecture: it has no arm64 variant. Use a multi-architecture or arm64 image, or cpuArchitecture "X86_64".`,
+    );
+  }
+}
+
+/**
+ * The length ECS measures `RunTask`'s 8,192-character limit on: the JSON of the whole `overrides`
+ * object (container overrides, and any task-level override with them), not only
+ * `containerOverrides`.
+ */
+export function overridesLength(overrides: unknown): number {
+  return JSON.stringify(overrides ?? {}).length;
 }
 
 const KNOWN_OPTIONS = new Set([
@@ -661,6 +701,12 @@ export function validateOptions(options: FargateTaskEnvironmentOptions): Fargate
       }
       if (typeof value !== "string" || value.length > 256)
         throw optionError(`tags.${key}`, `expected a string of at most 256 characters, got ${show(value)}.`);
+      if (/^aws:/i.test(value)) {
+        throw optionError(
+          `tags.${key}`,
+          `the value ${show(value)} starts with "aws:", which ECS reserves for AWS's own tags (keys and values alike); choose another value.`,
+        );
+      }
       for (const [what, text] of [
         ["key", key],
         ["value", value],
@@ -675,6 +721,7 @@ export function validateOptions(options: FargateTaskEnvironmentOptions): Fargate
     }
     out.tags = { ...tags };
   }
+  checkArchitecture(out);
   if (o.maxRelaunches !== undefined) out.maxRelaunches = integer("maxRelaunches", o.maxRelaunches, 0, 10);
   if (o.launchAttempts !== undefined) out.launchAttempts = integer("launchAttempts", o.launchAttempts, 1, 20);
   if (o.launchBackoffMs !== undefined) out.launchBackoffMs = integer("launchBackoffMs", o.launchBackoffMs, 0, 60_000);
@@ -696,6 +743,173 @@ export const ENVIRONMENT_DEFAULTS = {
   runnerBundleSha256: "TERN_RUNNER_BUNDLE_SHA256",
   logGroup: "TERN_LOG_GROUP",
 } as const;
+
+/**
+ * The stack's guardrails, as the CDK stack sets them on the launching functions: with them, a
+ * manifest cannot step outside the stack's network, cluster, task roles or family prefix.
+ */
+export const GUARDRAIL_VARIABLES = {
+  /** "true": subnets, security groups and cluster must be the stack's (TERN_ECS_*), no public IP. */
+  enforceNetwork: "TERN_ECS_ENFORCE_NETWORK",
+  /** Every task definition family must start with this (the IAM policy allows RunTask on it only). */
+  familyPrefix: "TERN_ECS_FAMILY_PREFIX",
+  /** The value of the `tern:stack` tag on every task definition and task (IAM requires it). */
+  stackTag: "TERN_ECS_STACK_TAG",
+  /** JSON `{ "<project>": "<task role ARN>" }`: per-project task roles (the stack's option). */
+  projectTaskRoles: "TERN_ECS_PROJECT_TASK_ROLES",
+} as const;
+
+/** The tag naming the stack on everything tern registers and runs. */
+export const STACK_TAG = "tern:stack";
+
+/** What a launch must stay within (undefined fields: not enforced). */
+export interface LaunchGuardrails {
+  readonly cluster?: string;
+  readonly subnets?: readonly string[];
+  readonly securityGroups?: readonly string[];
+  readonly noPublicIp?: boolean;
+  readonly familyPrefix?: string;
+  /** The task roles allowed: the project's own when it has one, else the stack's. */
+  readonly taskRoleArns?: readonly string[];
+  /** Where each setting comes from, for the error message. */
+  readonly source?: string;
+}
+
+function projectTaskRoles(env: Readonly<Record<string, string | undefined>>): Record<string, string> {
+  const name = GUARDRAIL_VARIABLES.projectTaskRoles;
+  const text = env[name]?.trim();
+  if (text === undefined || text === "") return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new EnvironmentError(
+      `${WHERE}: ${name} is not JSON (${(error as Error).message}); the stack sets it to { "<project>": "<role ARN>" }.`,
+    );
+  }
+  if (!isPlainObject(parsed) || Object.values(parsed).some((v) => typeof v !== "string" || !ROLE_ARN.test(v))) {
+    throw new EnvironmentError(`${WHERE}: ${name} must map project names to IAM role ARNs, got ${show(parsed)}.`);
+  }
+  return parsed as Record<string, string>;
+}
+
+/**
+ * The guardrails the agent's environment asks for (the CDK stack sets them on every launching
+ * function), or undefined when it sets none (an agent outside the stack).
+ */
+export function guardrailsFromEnv(
+  env: Readonly<Record<string, string | undefined>>,
+  project?: string,
+): LaunchGuardrails | undefined {
+  const get = (name: string) => {
+    const value = env[name]?.trim();
+    return value === undefined || value === "" ? undefined : value;
+  };
+  const enforce = get(GUARDRAIL_VARIABLES.enforceNetwork);
+  if (enforce !== undefined && enforce !== "true" && enforce !== "false") {
+    throw new EnvironmentError(
+      `${WHERE}: ${GUARDRAIL_VARIABLES.enforceNetwork} must be "true" or "false", got ${show(enforce)}.`,
+    );
+  }
+  const prefix = get(GUARDRAIL_VARIABLES.familyPrefix);
+  if (enforce !== "true" && prefix === undefined) return undefined;
+  const guardrails: { -readonly [K in keyof LaunchGuardrails]: LaunchGuardrails[K] } = {};
+  if (prefix !== undefined) guardrails.familyPrefix = prefix;
+  if (enforce === "true") {
+    const need = (name: string) => {
+      const value = get(name);
+      if (value === undefined) {
+        throw new EnvironmentError(
+          `${WHERE}: ${GUARDRAIL_VARIABLES.enforceNetwork} is "true" but ${name} is not set: the stack's network cannot be enforced without it (the CDK stack sets both).`,
+        );
+      }
+      return value;
+    };
+    guardrails.cluster = need(ENVIRONMENT_DEFAULTS.cluster);
+    guardrails.subnets = listFromEnv(ENVIRONMENT_DEFAULTS.subnets, need(ENVIRONMENT_DEFAULTS.subnets)) ?? [];
+    guardrails.securityGroups =
+      listFromEnv(ENVIRONMENT_DEFAULTS.securityGroups, need(ENVIRONMENT_DEFAULTS.securityGroups)) ?? [];
+    guardrails.noPublicIp = true;
+    const roles = projectTaskRoles(env);
+    const stackRole = get(ENVIRONMENT_DEFAULTS.taskRoleArn);
+    const projectRole = project === undefined ? undefined : roles[project];
+    guardrails.taskRoleArns =
+      projectRole !== undefined
+        ? [projectRole]
+        : project !== undefined
+          ? stackRole === undefined
+            ? []
+            : [stackRole]
+          : [...new Set([...(stackRole === undefined ? [] : [stackRole]), ...Object.values(roles)])];
+  }
+  return guardrails;
+}
+
+function clusterName(cluster: string): string {
+  return cluster.slice(cluster.lastIndexOf("/") + 1);
+}
+
+/**
+ * Checks a resolved configuration against the stack's guardrails: a pure function. Throws an
+ * `EnvironmentError` naming the setting, what the flow asked for and what the stack allows.
+ */
+export function checkGuardrails(config: ResolvedFargateConfig, guardrails: LaunchGuardrails | undefined): void {
+  if (guardrails === undefined) return;
+  const refuse = (setting: string, asked: string, allowed: string, variable: string) =>
+    new EnvironmentError(
+      `${WHERE}: ${setting}: this flow asks for ${asked}, but the stack's guardrails allow only ${allowed} (${variable}, enforced for every launch). Remove ${setting} from the environment's options to use the stack's, or change the stack.`,
+    );
+  const { enforceNetwork } = GUARDRAIL_VARIABLES;
+  if (guardrails.familyPrefix !== undefined && !config.family.startsWith(guardrails.familyPrefix)) {
+    throw refuse(
+      "family",
+      show(config.family),
+      `families starting with ${show(guardrails.familyPrefix)}`,
+      GUARDRAIL_VARIABLES.familyPrefix,
+    );
+  }
+  if (guardrails.cluster !== undefined && clusterName(config.cluster) !== clusterName(guardrails.cluster)) {
+    throw refuse(
+      "cluster",
+      show(config.cluster),
+      show(guardrails.cluster),
+      `${ENVIRONMENT_DEFAULTS.cluster}, ${enforceNetwork}`,
+    );
+  }
+  if (guardrails.subnets !== undefined) {
+    const outside = config.subnets.filter((s) => !guardrails.subnets?.includes(s));
+    if (outside.length > 0) {
+      throw refuse(
+        "subnets",
+        outside.join(", "),
+        guardrails.subnets.join(", "),
+        `${ENVIRONMENT_DEFAULTS.subnets}, ${enforceNetwork}`,
+      );
+    }
+  }
+  if (guardrails.securityGroups !== undefined) {
+    const outside = config.securityGroups.filter((g) => !guardrails.securityGroups?.includes(g));
+    if (outside.length > 0) {
+      throw refuse(
+        "securityGroups",
+        outside.join(", "),
+        guardrails.securityGroups.join(", "),
+        `${ENVIRONMENT_DEFAULTS.securityGroups}, ${enforceNetwork}`,
+      );
+    }
+  }
+  if (guardrails.noPublicIp === true && config.assignPublicIp) {
+    throw refuse("assignPublicIp", "a public IP (true)", "tasks without a public IP (false)", enforceNetwork);
+  }
+  if (guardrails.taskRoleArns !== undefined && !guardrails.taskRoleArns.includes(config.taskRoleArn ?? "")) {
+    throw refuse(
+      "taskRoleArn",
+      show(config.taskRoleArn ?? "no task role"),
+      guardrails.taskRoleArns.length === 0 ? "no task role it knows" : guardrails.taskRoleArns.join(", "),
+      `${ENVIRONMENT_DEFAULTS.taskRoleArn}, ${GUARDRAIL_VARIABLES.projectTaskRoles}, ${enforceNetwork}`,
+    );
+  }
+}
 
 /** Everything a launch needs, options and defaults resolved. */
 export interface ResolvedFargateConfig {
@@ -760,6 +974,7 @@ export function resolveConfig(
   options: FargateJsonOptions,
   flow: string,
   env: Readonly<Record<string, string | undefined>> = process.env,
+  context: { readonly project?: string } = {},
 ): ResolvedFargateConfig {
   const fromEnv = (name: string): string | undefined => {
     const value = env[name];
@@ -771,7 +986,11 @@ export function resolveConfig(
   const groups = listFromEnv(ENVIRONMENT_DEFAULTS.securityGroups, env[ENVIRONMENT_DEFAULTS.securityGroups]);
   if (options.subnets === undefined && subnets !== undefined) defaults.subnets = subnets;
   if (options.securityGroups === undefined && groups !== undefined) defaults.securityGroups = groups;
+  // A project with its own task role (the stack's per-project option) runs with it by default.
+  const projectRole = context.project === undefined ? undefined : projectTaskRoles(env)[context.project];
+  if (options.taskRoleArn === undefined && projectRole !== undefined) defaults.taskRoleArn = projectRole;
   for (const key of ["cluster", "taskRoleArn", "executionRoleArn", "image"] as const) {
+    if (key in defaults) continue;
     const value = fromEnv(ENVIRONMENT_DEFAULTS[key]);
     if (options[key] === undefined && value !== undefined) defaults[key] = value;
   }
@@ -853,7 +1072,8 @@ export function resolveConfig(
       "ECS needs it to pull an ECR image, write awslogs and read secrets",
     );
   }
-  return {
+  const stackTag = fromEnv(GUARDRAIL_VARIABLES.stackTag);
+  const resolved: ResolvedFargateConfig = {
     family: merged.family ?? defaultFamily(flow),
     cluster: merged.cluster ?? "default",
     region: merged.region,
@@ -883,7 +1103,8 @@ export function resolveConfig(
     platformVersion: merged.platformVersion ?? "LATEST",
     cpuArchitecture: merged.runtimePlatform?.cpuArchitecture ?? "X86_64",
     ...(merged.ephemeralStorageGiB === undefined ? {} : { ephemeralStorageGiB: merged.ephemeralStorageGiB }),
-    tags: merged.tags ?? {},
+    // The stack's tag: IAM lets the agent register task definitions only with it.
+    tags: { ...merged.tags, ...(stackTag === undefined ? {} : { [STACK_TAG]: tagValueOf(stackTag) }) },
     maxRelaunches: merged.maxRelaunches ?? 2,
     launchAttempts: merged.launchAttempts ?? 5,
     launchBackoffMs: merged.launchBackoffMs ?? 1000,
@@ -891,4 +1112,11 @@ export function resolveConfig(
     extraContainerDefinition: merged.extraContainerDefinition ?? {},
     extraRunTask: merged.extraRunTask ?? {},
   };
+  checkGuardrails(resolved, guardrailsFromEnv(env, context.project));
+  return resolved;
+}
+
+/** A value ECS accepts in a tag: characters it refuses become "_", at most 256 characters. */
+function tagValueOf(value: string): string {
+  return value.replace(/[^\p{L}\p{Z}\p{N}_.:/=+\-@]/gu, "_").slice(0, 256);
 }

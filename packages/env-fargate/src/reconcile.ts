@@ -47,6 +47,28 @@ export interface TaskDiagnosis {
   readonly started: boolean;
 }
 
+/**
+ * Every ECS `TaskStopCode` in plain words: what happened to the task. (`diagnoseStoppedTask`
+ * adds the container's exit code, reason and what to do.)
+ */
+export const STOP_CODE_EXPLANATIONS: Readonly<Record<string, string>> = {
+  TaskFailedToStart: "ECS could not start the task (its image, network interface, secrets or capacity)",
+  EssentialContainerExited: "the runner's container exited, which ends the task",
+  UserInitiated: "someone or something called StopTask on the task (the console, the CLI, an agent cancelling the run)",
+  ServiceSchedulerInitiated:
+    "an ECS service's scheduler stopped the task (tern starts no services: something outside tern manages this task)",
+  SpotInterruption: "AWS reclaimed the Fargate Spot capacity the task ran on (a two-minute notice, then SIGTERM)",
+  TerminationNotice: "AWS retired the host the task ran on (maintenance), with a notice, then SIGTERM",
+  InfrastructureHealth:
+    "AWS stopped the task because the infrastructure under it became unhealthy (a problem on AWS's side, not the flow's)",
+};
+
+/** A stop code in plain words, or ECS's own code when it is one tern does not know yet. */
+export function explainStopCode(stopCode: string | undefined): string {
+  if (stopCode === undefined || stopCode === "") return "ECS gave no stop code";
+  return STOP_CODE_EXPLANATIONS[stopCode] ?? `ECS stopped it with stop code ${stopCode}`;
+}
+
 const TRANSIENT_START =
   /(network interface provisioning|timeout waiting for network interface|eni.*(timeout|timed out|attach)|capacity is unavailable|insufficient capacity|RESOURCE:|SpotInterruption|TerminationNotice|ServiceSchedulerInitiated|Task failed to start: internal error|try again)/i;
 
@@ -72,6 +94,13 @@ export function diagnoseStoppedTask(task: Task, deployment: EcsDeployment): Task
   const exitCode = container?.exitCode;
   const all = `${task.stopCode ?? ""} ${stopped} ${containerReason}`;
   const where = `ECS task ${taskId(arn)}`;
+  if (/no matching manifest for linux\/(arm64|amd64)|exec format error|image platform/i.test(all)) {
+    return {
+      transient: false,
+      started: false,
+      reason: `${where} could not run the runner image${container?.image === undefined ? "" : ` ${container.image}`} on this CPU architecture: ${containerReason || stopped}. The image has no variant for the task's runtimePlatform.cpuArchitecture: use a multi-architecture image (or one built for that architecture), or change cpuArchitecture.`,
+    };
+  }
   if (/CannotPullContainerError|pull image manifest|failed to resolve ref|ImagePull/i.test(all)) {
     return {
       transient: false,
@@ -89,11 +118,19 @@ export function diagnoseStoppedTask(task: Task, deployment: EcsDeployment): Task
       reason: `${where} ran out of memory: the runner was killed (exit code 137${containerReason === "" ? "" : `, ${containerReason}`}) with ${deployment.memory ?? "its"} MiB. Give the environment more memory (FargateTaskEnvironment's memory option), or make the flow use less.${logsHint(deployment, arn)}`,
     };
   }
+  if (task.stopCode === "InfrastructureHealth") {
+    const notStarted = exitCode === undefined && container?.lastStatus !== "RUNNING";
+    return {
+      transient: notStarted,
+      started: !notStarted,
+      reason: `${where} was stopped by AWS: ${STOP_CODE_EXPLANATIONS.InfrastructureHealth}${stopped === "" ? "" : ` (${stopped})`}.${notStarted ? "" : ` The flow had started, so tern does not run it again by itself: start a new run.${logsHint(deployment, arn)}`}`,
+    };
+  }
   if (TRANSIENT_START.test(all) && exitCode === undefined) {
     return {
       transient: true,
       started: false,
-      reason: `${where} failed to start for a passing reason: ${stopped || containerReason || task.stopCode}.`,
+      reason: `${where} failed to start for a passing reason: ${stopped || containerReason || task.stopCode}${task.stopCode === undefined || task.stopCode === "TaskFailedToStart" ? "" : ` (${explainStopCode(task.stopCode)})`}.`,
     };
   }
   if (/ResourceInitializationError/i.test(all)) {
@@ -110,27 +147,34 @@ export function diagnoseStoppedTask(task: Task, deployment: EcsDeployment): Task
     return {
       transient: false,
       started: false,
-      reason: `${where} failed to start: ${stopped || containerReason || "no reason given"}.`,
+      reason: `${where} failed to start: ${stopped || containerReason || "no reason given"} (${explainStopCode(task.stopCode ?? "TaskFailedToStart")}).`,
     };
   }
   if (task.stopCode === "UserInitiated") {
     return {
       transient: false,
       started: true,
-      reason: `${where} was stopped (${stopped || "no reason given"}) before the runner reported a final state.${logsHint(deployment, arn)}`,
+      reason: `${where} was stopped: ${STOP_CODE_EXPLANATIONS.UserInitiated} (${stopped || "no reason given"}), before the runner reported a final state.${logsHint(deployment, arn)}`,
+    };
+  }
+  if (task.stopCode === "ServiceSchedulerInitiated") {
+    return {
+      transient: false,
+      started: exitCode !== undefined,
+      reason: `${where} was stopped: ${STOP_CODE_EXPLANATIONS.ServiceSchedulerInitiated}${stopped === "" ? "" : ` (${stopped})`}. Check that no ECS service uses tern's task definitions.${logsHint(deployment, arn)}`,
     };
   }
   if (task.stopCode === "SpotInterruption" || task.stopCode === "TerminationNotice") {
     return {
       transient: false,
       started: true,
-      reason: `${where} was reclaimed by AWS (${task.stopCode}: ${stopped}) while the flow ran; start a new run, or use on-demand FARGATE capacity for flows that must not be interrupted.`,
+      reason: `${where} was reclaimed by AWS (${task.stopCode}: ${STOP_CODE_EXPLANATIONS[task.stopCode]}${stopped === "" ? "" : `; ${stopped}`}) while the flow ran; start a new run, or use on-demand FARGATE capacity for flows that must not be interrupted.`,
     };
   }
   return {
     transient: false,
     started: true,
-    reason: `${where} stopped (${stopped || task.stopCode || "no reason given"}): the runner exited with code ${exitCode ?? "unknown"}${containerReason === "" ? "" : ` (${containerReason})`} before reporting a final state.${logsHint(deployment, arn)}`,
+    reason: `${where} stopped (${explainStopCode(task.stopCode)}${stopped === "" ? "" : `: ${stopped}`}): the runner exited with code ${exitCode ?? "unknown"}${containerReason === "" ? "" : ` (${containerReason})`} before reporting a final state.${logsHint(deployment, arn)}`,
   };
 }
 

@@ -54,7 +54,7 @@ describe("FargateTaskEnvironment options", () => {
         { capacityProvider: "FARGATE", base: 1 },
       ],
       platformVersion: "1.4.0",
-      runtimePlatform: { cpuArchitecture: "ARM64" },
+      runtimePlatform: { cpuArchitecture: "X86_64" },
       ephemeralStorageGiB: 50,
       tags: { team: "data" },
       labels: ["prod"],
