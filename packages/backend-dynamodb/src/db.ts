@@ -265,6 +265,7 @@ async function backoff(attempt: number, what: string, url: string): Promise<void
   if (attempt >= 8) {
     throw new BackendError(
       `DynamoDB backend ${url}: cannot ${what}: DynamoDB left part of a batch unprocessed 8 times (throttling). Retry later.`,
+      { retryable: true },
     );
   }
   await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(2_000, 50 * 2 ** attempt)));

@@ -291,9 +291,8 @@ export class DynamoDbBackend implements Backend {
           await this.#db.deleteChunks(keys.runPk(id), packed.ref, "create a run");
           throw new BackendError(
             `DynamoDB backend ${this.url}: cannot create a run of flow "${flow}": ${error.message}.`,
-            {
-              cause: error,
-            },
+            // Lost to concurrent transactions 10 times: a moment later the key's item is free.
+            { cause: error, retryable: error.conflictOnly },
           );
         }
         await registry.jitter(attempt);

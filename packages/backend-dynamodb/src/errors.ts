@@ -56,7 +56,7 @@ const THROTTLING = new Set([
  */
 export function mapSdkError(error: unknown, what: string, target: RequestTarget): Error {
   if (error instanceof TernError || error instanceof ConditionFailed) return error;
-  const e = error as Error & { $metadata?: { attempts?: number }; code?: string };
+  const e = error as Error & { $metadata?: { attempts?: number; httpStatusCode?: number }; code?: string };
   const name = e?.name ?? "Error";
   if (name === "ConditionalCheckFailedException" || name === "TransactionCanceledException") {
     return new ConditionFailed(e);
@@ -77,7 +77,7 @@ export function mapSdkError(error: unknown, what: string, target: RequestTarget)
       `${prefix}: DynamoDB throttled the request${attempts === undefined ? "" : ` ${attempts} times`} (the SDK retried with backoff) (${detail}). ` +
         `On-demand tables throttle when traffic more than doubles its recent peak; retry in a moment, ` +
         `pass a client with a higher maxAttempts, or set warm throughput on table "${target.table}".`,
-      { cause: error },
+      { cause: error, retryable: true },
     );
   }
   if (
@@ -110,8 +110,15 @@ export function mapSdkError(error: unknown, what: string, target: RequestTarget)
     return new BackendError(
       `${prefix}: cannot reach DynamoDB (${detail}). Check the endpoint in ${target.url} and the network; ` +
         "for DynamoDB Local, check that it is running.",
-      { cause: error },
+      { cause: error, retryable: true },
     );
   }
-  return new BackendError(`${prefix} (${detail}).`, { cause: error });
+  // DynamoDB's own failures (InternalServerError, 5xx) and a request sent with no answer (the SDK
+  // stamps $metadata on what it sent) pass; another 4xx, or a request that could not be built, does not.
+  const sent = e?.$metadata !== undefined;
+  const status = e?.$metadata?.httpStatusCode;
+  return new BackendError(`${prefix} (${detail}).`, {
+    cause: error,
+    retryable: name === "InternalServerError" || (sent && (status === undefined || status >= 500)),
+  });
 }

@@ -94,7 +94,7 @@ export async function registerFlowVersion(
         throw new BackendError(
           `DynamoDB backend ${db.target.url}: cannot register flow "${flow}" in project "${project}": ${attempt} ` +
             "concurrent registrations took each version number first. Register again.",
-          { cause: error },
+          { cause: error, retryable: true },
         );
       }
       await jitter(attempt);

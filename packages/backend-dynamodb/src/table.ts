@@ -126,6 +126,7 @@ export function checkTernTable(description: TableDescription | undefined, table:
   if (description?.TableStatus === "CREATING") {
     throw new BackendError(
       `DynamoDB backend: table "${table}" in ${region} is still being created. Try again in a minute.`,
+      { retryable: true },
     );
   }
 }

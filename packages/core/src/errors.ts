@@ -4,16 +4,35 @@
  * keeps its `cause`.
  */
 
+/** What every tern error may be given besides its message. */
+export interface TernErrorOptions {
+  readonly cause?: unknown;
+  /**
+   * Whether the failure is transient (throttling, a 5xx, a service out of reach): the same
+   * request may succeed later, so an event that met it should be delivered again and an HTTP
+   * caller told to retry. Set where the error is made, by the code that knows. @default false
+   */
+  readonly retryable?: boolean;
+}
+
 /** Base class of every error tern throws on purpose. */
 export class TernError extends Error {
   /** A stable, machine-readable identifier of the kind of failure. */
   readonly code: string;
+  /** Whether the failure is transient and the same request may succeed later (see {@link TernErrorOptions}). */
+  readonly retryable: boolean;
 
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  constructor(code: string, message: string, options?: TernErrorOptions) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
+    this.retryable = options?.retryable ?? false;
   }
+}
+
+/** Whether `error` is a tern error marked transient ({@link TernError.retryable}). */
+export function isRetryable(error: unknown): boolean {
+  return error instanceof TernError && error.retryable;
 }
 
 /**
@@ -89,7 +108,7 @@ function list(names: readonly string[]): string {
 
 /** The state store failed or could not be opened; the message names it and what to do. */
 export class BackendError extends TernError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  constructor(message: string, options?: TernErrorOptions) {
     super("BACKEND", message, options);
   }
 }
@@ -105,6 +124,8 @@ export class RunConflictError extends TernError {
       "RUN_CONFLICT",
       `Run ${runId} changed while it was being updated (expected revision ${expectedRevision}, found ${actualRevision ?? "none"}). ` +
         "Another agent or runner wrote it first; read it again before retrying.",
+      // Lost to another writer: the same request, made again after a fresh read, may succeed.
+      { retryable: true },
     );
     this.runId = runId;
     this.expectedRevision = expectedRevision;
@@ -117,12 +138,7 @@ export class NotFoundError extends TernError {
   readonly kind: "run" | "flow" | "flowVersion" | "blob";
   readonly id: string;
 
-  constructor(
-    kind: "run" | "flow" | "flowVersion" | "blob",
-    id: string,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
+  constructor(kind: "run" | "flow" | "flowVersion" | "blob", id: string, message: string, options?: TernErrorOptions) {
     super("NOT_FOUND", message, options);
     this.kind = kind;
     this.id = id;

@@ -80,6 +80,7 @@ export {
   BackendError,
   FlowCycleError,
   FlowDefinitionError,
+  isRetryable,
   NotFoundError,
   ParameterError,
   RunConflictError,
@@ -87,6 +88,7 @@ export {
   skip,
   TaskTimeoutError,
   TernError,
+  type TernErrorOptions,
 } from "./errors.js";
 export {
   type BindInput,

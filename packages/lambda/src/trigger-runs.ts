@@ -3,12 +3,13 @@ import { ruleParameters, type TriggerRule } from "./rules.js";
 import { logger, type Runtime } from "./runtime.js";
 
 /**
- * Whether a failure is not the event's fault and may pass (the state table throttled, storage
- * unreachable, anything unforeseen): the event is then delivered again. A flow that is not
- * registered or a parameter that does not fit is the event's fault, and retrying would not help.
+ * Whether a failure may pass, so the event should be delivered again: a tern error marked
+ * `retryable` where it was made (the state table throttled, S3 answering 503, a lost
+ * compare-and-swap), or anything unforeseen. A flow that is not registered, a parameter that does
+ * not fit, a denied permission are not transient, and retrying would not help.
  */
 export function isPassing(error: unknown): boolean {
-  return !(error instanceof TernError) || error.code === "BACKEND" || error.code === "STORAGE";
+  return !(error instanceof TernError) || error.retryable;
 }
 
 /** What happened for one matching rule. */

@@ -424,7 +424,7 @@ export class AzureBlobStore implements BlobStore {
         "STORAGE_UNAVAILABLE",
         `Azure ${name} ${target} ${what} after the SDK's retries (the service is unavailable or throttling, or the endpoint is unreachable). ` +
           "Try again later; check the endpoint and the network if it persists.",
-        { cause: error },
+        { cause: error, retryable: true },
       );
     }
     // Azure answers Md5Mismatch; azurite answers 400 InvalidOperation "Provided contentMD5 doesn't match."
@@ -432,13 +432,14 @@ export class AzureBlobStore implements BlobStore {
       return new TernError(
         "STORAGE_INTEGRITY",
         `Azure ${name} ${target}: the service received bytes whose MD5 differs from the one sent (${summary}); the upload was corrupted in transit and nothing was stored. Try again.`,
-        { cause: error },
+        { cause: error, retryable: true },
       );
     }
     return new TernError(
       "STORAGE",
       `Azure ${name} ${target} failed${summary === "" ? "" : ` with ${summary}`}: ${firstLine(error)}`,
-      { cause: error },
+      // No HTTP answer at all (a reset, a timeout, DNS): the network, not the request.
+      { cause: error, retryable: status === undefined || status === 408 },
     );
   }
 }

@@ -295,14 +295,15 @@ export class GCSBlobStore implements BlobStore {
       return new TernError(
         "STORAGE_UNAVAILABLE",
         `GCS ${operation} ${where} failed with ${status} (${message}): the service is unavailable or throttling, and the SDK's retries did not get through. Try again later, or raise storageOptions.retryOptions (maxRetries, totalTimeout).`,
-        { cause: error },
+        { cause: error, retryable: true },
       );
     }
     const code = (error as { code?: unknown })?.code;
     return new TernError(
       "STORAGE",
       `GCS ${operation} ${where} failed: ${code === undefined ? "" : `${String(code)} `}${message}`,
-      { cause: error },
+      // No HTTP answer at all (a reset, a timeout, DNS): the network, not the request.
+      { cause: error, retryable: status === undefined || status === 408 },
     );
   }
 }

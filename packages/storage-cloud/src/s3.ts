@@ -290,13 +290,14 @@ export class S3BlobStore implements BlobStore {
       return new TernError(
         "STORAGE_UNAVAILABLE",
         `S3 ${operation} ${this.describe(key)} failed with ${status} ${name} after ${attempts ?? "several"} attempts (the service is throttling or unavailable). Try again later, or raise the client's maxAttempts.`,
-        { cause: error },
+        { cause: error, retryable: true },
       );
     }
     return new TernError(
       "STORAGE",
       `S3 ${operation} ${this.describe(key)} failed: ${name}: ${(error as Error)?.message}`,
-      { cause: error },
+      // No HTTP answer at all (a reset, a timeout, DNS): the network, not the request.
+      { cause: error, retryable: status === undefined || status === 408 },
     );
   }
 }

@@ -52,11 +52,13 @@ export async function readBody(
     let offset = 0;
     for await (const chunk of body) {
       if (offset + chunk.byteLength > length)
-        throw new TernError("STORAGE", "the object is longer than its Content-Length");
+        throw new TernError("STORAGE", "the object is longer than its Content-Length", { retryable: true });
       out.set(chunk, offset);
       offset += chunk.byteLength;
     }
-    if (offset !== length) throw new TernError("STORAGE", `the object ended after ${offset} of ${length} bytes`);
+    // A connection cut mid-body: reading again may get it whole.
+    if (offset !== length)
+      throw new TernError("STORAGE", `the object ended after ${offset} of ${length} bytes`, { retryable: true });
     return out;
   }
   const chunks: Uint8Array[] = [];

@@ -81,7 +81,8 @@ describe("DynamoDbBackend.open", () => {
     await expect(attempt).rejects.toThrow(/table "no-such-table" does not exist in region us-east-1/);
     await expect(attempt).rejects.toThrow(/createTernTable\(client, "no-such-table"\)/);
     await expect(attempt).rejects.toThrow(/aws dynamodb create-table --region us-east-1 --table-name no-such-table/);
-    await expect(attempt).rejects.toMatchObject({ cause: { name: "ResourceNotFoundException" } });
+    // A missing table is the deployment's fault, not a passing one.
+    await expect(attempt).rejects.toMatchObject({ retryable: false, cause: { name: "ResourceNotFoundException" } });
   });
 
   it("fails with a BackendError naming what a table that is not tern's lacks", async () => {
@@ -369,7 +370,11 @@ describe("faults", () => {
       await expect(attempt).rejects.toThrow(
         /cannot list runs: DynamoDB throttled the request 2 times \(the SDK retried with backoff\).*ProvisionedThroughputExceededException.*maxAttempts/,
       );
-      await expect(attempt).rejects.toMatchObject({ cause: { name: "ProvisionedThroughputExceededException" } });
+      // Transient: an event that met it is delivered again (the Lambda handlers' isPassing).
+      await expect(attempt).rejects.toMatchObject({
+        retryable: true,
+        cause: { name: "ProvisionedThroughputExceededException" },
+      });
       expect(proxy.requests.filter((r) => r.operation === "Query")).toHaveLength(2);
       await backend.close();
     } finally {
@@ -385,6 +390,7 @@ describe("faults", () => {
     const attempt = DynamoDbBackend.open({ table: TABLE, endpoint, region: LOCAL_REGION });
     await expect(attempt).rejects.toThrow(BackendError);
     await expect(attempt).rejects.toThrow(new RegExp(`cannot open the table: cannot reach DynamoDB.*${endpoint}`));
+    await expect(attempt).rejects.toMatchObject({ retryable: true });
   });
 
   it("rejects task runs and logs of an unknown run with NotFoundError", async () => {

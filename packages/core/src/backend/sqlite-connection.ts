@@ -85,7 +85,8 @@ export class SqliteConnection {
             : "check that the file is writable and the disk is not full";
       throw new BackendError(
         `SQLite backend ${this.#url}: cannot ${operation} (${(error as Error).message}): ${advice}.`,
-        { cause: error },
+        // A lock held by another process passes; a missing row or a full disk does not.
+        { cause: error, retryable: code === "SQLITE_BUSY" },
       );
     }
   }

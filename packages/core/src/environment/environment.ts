@@ -93,7 +93,8 @@ export class EnvironmentError extends TernError {
  */
 export class LaunchUncertainError extends TernError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super("LAUNCH_UNCERTAIN", message, options);
+    // Handed back and launched again later with the same token: transient by nature.
+    super("LAUNCH_UNCERTAIN", message, { ...options, retryable: true });
   }
 }
 

@@ -129,6 +129,8 @@ export class LocalBlobStore implements BlobStore {
     }
     return new TernError("STORAGE", `Local storage: ${operation} ${url} failed: ${(error as Error).message}`, {
       cause: error,
+      // Too many open files, or a file busy for a moment: the same operation may succeed later.
+      retryable: code === "EMFILE" || code === "ENFILE" || code === "EBUSY" || code === "EAGAIN",
     });
   }
 }

@@ -19,6 +19,7 @@ import { handler as taskStateHandler } from "../../src/handlers/task-state.js";
 import { handler as triggerHandler } from "../../src/handlers/trigger.js";
 import { logger, resetRuntimes } from "../../src/runtime.js";
 import { SIGNATURE_HEADER, signRequest } from "../../src/signature.js";
+import { type S3FaultProxy, startS3FaultProxy } from "../support/s3-fault-proxy.js";
 
 const PROJECT = "lambda";
 const IMAGE = "ghcr.io/tern/runner:test";
@@ -42,6 +43,8 @@ const RULES = [
 
 let db: DynamoDbLocal;
 let s3: LocalServer;
+/** In front of s3rver: the flows are stored through it, so S3 can be made to answer 503. */
+let s3Proxy: S3FaultProxy;
 let ecs: FakeEcs;
 let backend: Backend;
 let home: string;
@@ -111,12 +114,13 @@ beforeAll(async () => {
     startS3rver(["tern-fargate"]),
     FakeEcs.start({ clusters: ["tern"], launch: "none", pullableImages: (image) => image === IMAGE }),
   ]);
+  s3Proxy = await startS3FaultProxy(s3.endpoint);
   restoreEnv = setEnv({
     ...serverlessEnv({
       home,
       table: "tern-lambda",
       dynamodbEndpoint: db.endpoint,
-      s3Endpoint: s3.endpoint,
+      s3Endpoint: s3Proxy.endpoint,
       ecsEndpoint: ecs.endpoint,
       image: IMAGE,
     }),
@@ -133,7 +137,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await resetRuntimes();
   await backend?.close();
-  await Promise.all([db?.stop(), s3?.stop(), ecs?.close()]);
+  await Promise.all([db?.stop(), s3Proxy?.close(), s3?.stop(), ecs?.close()]);
   restoreEnv();
   await rm(home, { recursive: true, force: true });
 });
@@ -310,6 +314,23 @@ describe("event triggers (EventBridge)", { timeout: 60_000 }, () => {
     expect(ecs.calls.RunTask - before).toBe(1);
   });
 
+  it("throws when S3 answers 503 for the flow's manifest, so Lambda delivers the event again; the redelivery starts the run", async () => {
+    const event = objectCreated("incoming/during-an-outage.csv");
+    s3Proxy.failWhen((method, path) => method === "GET" && path.includes("/flows/"));
+    try {
+      await expect(triggerHandler(event)).rejects.toMatchObject({ code: "STORAGE_UNAVAILABLE", retryable: true });
+    } finally {
+      s3Proxy.heal();
+    }
+    expect(s3Proxy.failed.length).toBeGreaterThan(0);
+    expect(
+      (await runsOf("fargate-ingest")).filter((r) => r.idempotencyKey === `eventbridge:${event.id}#uploads`),
+    ).toEqual([]);
+    const again = await triggerHandler(event);
+    expect(again.runs).toEqual([expect.objectContaining({ created: true, dispatch: "submitted" })]);
+    expect(tasksOf(again.runs[0]?.runId as string)).toHaveLength(1);
+  });
+
   it("starts nothing for an event no rule matches, or one that is not an EventBridge event", async () => {
     const before = (await runsOf("fargate-ingest")).length;
     const other = { ...objectCreated("x.csv"), detail: { ...objectCreated("x.csv").detail, bucket: { name: "logs" } } };
@@ -402,6 +423,22 @@ describe("CloudEvents over HTTP", { timeout: 60_000 }, () => {
     expect(unmatchedStatus).toBe(404);
     expect(unmatchedReason).toMatch(/com\.acme\.invoice\.paid/);
     expect((await runsOf("fargate-ingest")).length).toBe(before);
+  });
+
+  it("answers 503 (retry) when S3 answers 503 for the flow's manifest, and 202 with the run once S3 is back", async () => {
+    const body = structured(randomUUID());
+    s3Proxy.failWhen((method, path) => method === "GET" && path.includes("/flows/"));
+    let during: { statusCode: number; headers: Record<string, string>; body: string };
+    try {
+      during = (await cloudEventsHandler(httpRequest(body, signed(body)))) as typeof during;
+    } finally {
+      s3Proxy.heal();
+    }
+    expect(during.statusCode).toBe(503);
+    expect(during.headers["retry-after"]).toBeDefined();
+    const after = (await cloudEventsHandler(httpRequest(body, signed(body)))) as { statusCode: number; body: string };
+    expect(after.statusCode).toBe(202);
+    expect(JSON.parse(after.body).runs).toEqual([expect.objectContaining({ duplicate: false })]);
   });
 
   it("with IAM auth, refuses a request without an IAM identity and accepts one with it", async () => {

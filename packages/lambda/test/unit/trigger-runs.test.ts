@@ -1,4 +1,4 @@
-import { type Backend, BackendError, NotFoundError } from "@tern/core";
+import { type Backend, BackendError, NotFoundError, RunConflictError, TernError } from "@tern/core";
 import { describe, expect, it } from "vitest";
 import { parseRules } from "../../src/rules.js";
 import type { Runtime } from "../../src/runtime.js";
@@ -30,7 +30,9 @@ describe("startRuns", () => {
       "default/not-registered",
       "Flow not-registered is not registered.",
     );
-    const throttled = new BackendError("DynamoDB backend: ProvisionedThroughputExceededException");
+    const throttled = new BackendError("DynamoDB backend: ProvisionedThroughputExceededException", {
+      retryable: true,
+    });
     await expect(
       startRuns(runtime({ "not-registered": notFound, etl: throttled }), rules, { source: "x" }, "eventbridge:1"),
     ).rejects.toBe(throttled);
@@ -47,9 +49,14 @@ describe("startRuns", () => {
     });
   });
 
-  it("counts the table, storage and anything unforeseen as passing failures, and the event's own faults as not", () => {
-    expect(isPassing(new BackendError("throttled"))).toBe(true);
+  it("counts errors marked retryable where they were made, and anything unforeseen, as passing; the rest not", () => {
+    expect(isPassing(new BackendError("throttled", { retryable: true }))).toBe(true);
+    // Whatever its code: a storage driver's 503 is STORAGE_UNAVAILABLE, not in any list here.
+    expect(isPassing(new TernError("STORAGE_UNAVAILABLE", "S3 get: 503", { retryable: true }))).toBe(true);
+    expect(isPassing(new RunConflictError("r", 1, 2))).toBe(true);
     expect(isPassing(new Error("socket hang up"))).toBe(true);
+    expect(isPassing(new BackendError("access denied on table t"))).toBe(false);
+    expect(isPassing(new TernError("STORAGE_ACCESS", "S3 denied s3:GetObject"))).toBe(false);
     expect(isPassing(new NotFoundError("flowVersion", "p/f", "not registered"))).toBe(false);
   });
 });
