@@ -134,6 +134,9 @@ export type LaunchFailureKind =
 const TRANSIENT_TEXT =
   /capacity|RESOURCE:|throttl|rate exceeded|request limit exceeded|limit on the number of vcpus|AGENT|timeout|unavailable|internal error|try again/i;
 
+/** Throttling and quotas, whatever error carries them. */
+const LIMIT_TEXT = /rate exceeded|request limit exceeded|RequestLimitExceeded|limit on the number of vcpus/i;
+
 const THROTTLING_NAMES = new Set([
   "ThrottlingException",
   "Throttling",
@@ -175,8 +178,10 @@ export function launchFailureKind(problem: unknown): LaunchFailureKind {
   const status = e.$metadata?.httpStatusCode;
   if (status !== undefined && status >= 500) return "uncertain";
   if (e.$retryable !== undefined) return "uncertain";
-  // A ClientException or LimitExceeded wording of throttling or a quota ("Request limit exceeded",
-  // "You've reached the limit on the number of vCPUs you can run concurrently").
+  // Throttling or a quota in another error's words ("Request limit exceeded" from EC2 inside an
+  // InvalidParameterException, "You've reached the limit on the number of vCPUs you can run
+  // concurrently"), then the other transient wordings of a ClientException.
+  if (LIMIT_TEXT.test(e.message ?? "")) return "transient";
   if (TRANSIENT_TEXT.test(e.message ?? "") && name !== "InvalidParameterException") return "transient";
   return "permanent";
 }

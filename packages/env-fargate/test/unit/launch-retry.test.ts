@@ -126,6 +126,14 @@ describe("launchFailureKind: the one place that decides what is retryable", () =
     );
     expect(launchFailureKind(Object.assign(new Error(VCPU_LIMIT), { name: "ClientException" }))).toBe("transient");
     expect(launchFailureKind(VCPU_LIMIT)).toBe("transient");
+    // EC2's throttling as RunTask reports it, inside an InvalidParameterException.
+    const ec2 = Object.assign(
+      new Error(
+        "Error retrieving security group information for [sg-05937427457b61ff5]: Request limit exceeded. (ErrorCode: RequestLimitExceeded)",
+      ),
+      { name: "InvalidParameterException" },
+    );
+    expect(launchFailureKind(ec2)).toBe("transient");
     expect(launchFailureKind("Capacity is unavailable at this time.")).toBe("transient");
     expect(launchFailureKind("RESOURCE:MEMORY")).toBe("transient");
   });
