@@ -13,7 +13,15 @@ import {
   type Task,
 } from "@aws-sdk/client-ecs";
 import { afterEach, describe, expect, it } from "vitest";
-import { ECS_MESSAGES, FakeEcs, type FakeEcsOptions } from "./support/fake-ecs.js";
+import {
+  CLIENT_TOKEN_TTL_MS,
+  ECS_MESSAGES,
+  FakeEcs,
+  type FakeEcsOptions,
+  ManualClock,
+  RATE_EXCEEDED,
+  type StopCodeInjection,
+} from "./support/fake-ecs.js";
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
 
@@ -30,10 +38,13 @@ afterEach(async () => {
   await Promise.all(fakes.splice(0).map((fake) => fake.close()));
 });
 
-async function start(options: FakeEcsOptions = {}): Promise<{ fake: FakeEcs; ecs: ECSClient }> {
+async function start(
+  options: FakeEcsOptions = {},
+  client: { maxAttempts?: number } = {},
+): Promise<{ fake: FakeEcs; ecs: ECSClient }> {
   const fake = await FakeEcs.start(options);
   fakes.push(fake);
-  const ecs = new ECSClient({ endpoint: fake.endpoint, region: REGION, credentials: CREDENTIALS });
+  const ecs = new ECSClient({ endpoint: fake.endpoint, region: REGION, credentials: CREDENTIALS, ...client });
   clients.push(ecs);
   return { fake, ecs };
 }
@@ -494,5 +505,182 @@ describe("FakeEcs protocol", () => {
     });
     expect(response.status).toBe(400);
     expect(await response.json()).toMatchObject({ __type: "UnknownOperationException" });
+  });
+});
+
+describe("FakeEcs as strict as ECS", () => {
+  it("remembers a clientToken per cluster for 24 hours of its clock, and answers a reuse with other parameters with ConflictException", async () => {
+    const clock = new ManualClock();
+    const { fake, ecs } = await start({ launch: "none", clusters: ["other"], clock });
+    await ecs.send(new RegisterTaskDefinitionCommand(definition("tern-etl", ["tern"])));
+    const input = runInput("tern-etl", { clientToken: "tok-1" });
+    const first = await runOne(ecs, input);
+    clock.advance(CLIENT_TOKEN_TTL_MS - 1);
+    expect(await runOne(ecs, input)).toBe(first);
+    await expect(ecs.send(new RunTaskCommand({ ...input, startedBy: "another" }))).rejects.toMatchObject({
+      name: "ConflictException",
+      resourceIds: [first],
+      $metadata: { httpStatusCode: 400 },
+    });
+    // The same token in another cluster is another launch.
+    const elsewhere = await runOne(ecs, { ...input, cluster: "other" });
+    expect(elsewhere).not.toBe(first);
+    // After 24 hours the token is forgotten: a new task.
+    clock.advance(1);
+    const later = await runOne(ecs, input);
+    expect(later).not.toBe(first);
+    expect(fake.launchedTasks).toHaveLength(3);
+  });
+
+  it("refuses a capacity provider that is not associated with the cluster, as ECS does", async () => {
+    const { fake, ecs } = await start({ launch: "none", clusters: ["bare"], capacityProviders: { bare: [] } });
+    await ecs.send(new RegisterTaskDefinitionCommand(definition("tern-etl", ["tern"])));
+    const spot = runInput("tern-etl", {
+      cluster: "bare",
+      launchType: undefined,
+      capacityProviderStrategy: [{ capacityProvider: "FARGATE_SPOT", weight: 1 }],
+    });
+    await expect(ecs.send(new RunTaskCommand(spot))).rejects.toMatchObject({
+      name: "InvalidParameterException",
+      message: ECS_MESSAGES.capacityProviderNotAssociated,
+    });
+    // The default cluster has FARGATE and FARGATE_SPOT associated (as the stack creates it).
+    await runOne(ecs, { ...spot, cluster: "default" });
+    fake.setCapacityProviders("bare", ["FARGATE_SPOT"]);
+    const task = await runOne(ecs, spot);
+    expect(fake.task(task)?.capacityProviderName).toBe("FARGATE_SPOT");
+  });
+
+  it("throttles nothing by default", async () => {
+    const { fake, ecs } = await start({ launch: "none", startDelayMs: 0 }, { maxAttempts: 1 });
+    await ecs.send(new RegisterTaskDefinitionCommand(definition("tern-etl", ["tern"])));
+    await ecs.send(new RegisterTaskDefinitionCommand(definition("tern-etl", ["tern"])));
+    for (let i = 0; i < 120; i++) await runOne(ecs, runInput("tern-etl"));
+    expect(fake.throttled).toEqual({ runTask: 0, fargateLaunches: 0, registerTaskDefinition: 0 });
+  });
+
+  it("throttles with ECS's buckets on its clock when switched on: ThrottlingException, HTTP 400, 'Rate exceeded'", async () => {
+    const clock = new ManualClock();
+    const { fake, ecs } = await start({ launch: "none", startDelayMs: 0, clock }, { maxAttempts: 1 });
+    await ecs.send(new RegisterTaskDefinitionCommand(definition("tern-etl", ["tern"])));
+    fake.setThrottling(true);
+    const throttled = { name: "ThrottlingException", message: RATE_EXCEEDED, $metadata: { httpStatusCode: 400 } };
+    // RegisterTaskDefinition: about one per second.
+    await ecs.send(new RegisterTaskDefinitionCommand(definition("tern-etl", ["tern"])));
+    await expect(ecs.send(new RegisterTaskDefinitionCommand(definition("tern-etl", ["tern"])))).rejects.toMatchObject(
+      throttled,
+    );
+    clock.advance(1000);
+    await ecs.send(new RegisterTaskDefinitionCommand(definition("tern-etl", ["tern"])));
+    // RunTask and Fargate launches: a burst of 100...
+    for (let i = 0; i < 100; i++) await runOne(ecs, runInput("tern-etl"));
+    await expect(ecs.send(new RunTaskCommand(runInput("tern-etl")))).rejects.toMatchObject(throttled);
+    // ...then Fargate's 20 launches per second (RunTask's own bucket refills at 40).
+    clock.advance(1000);
+    for (let i = 0; i < 20; i++) await runOne(ecs, runInput("tern-etl"));
+    await expect(ecs.send(new RunTaskCommand(runInput("tern-etl")))).rejects.toMatchObject(throttled);
+    expect(fake.launchedTasks).toHaveLength(120);
+    // The 101st call found RunTask's own bucket empty too; the 121st only Fargate's.
+    expect(fake.throttled).toEqual({ runTask: 1, fargateLaunches: 1, registerTaskDefinition: 1 });
+    // RunTask's own bucket: 40 per second, whatever the launches.
+    fake.setThrottling({ fargateLaunches: false });
+    for (let i = 0; i < 100; i++) await runOne(ecs, runInput("tern-etl"));
+    await expect(ecs.send(new RunTaskCommand(runInput("tern-etl")))).rejects.toMatchObject(throttled);
+    clock.advance(1000);
+    for (let i = 0; i < 40; i++) await runOne(ecs, runInput("tern-etl"));
+    await expect(ecs.send(new RunTaskCommand(runInput("tern-etl")))).rejects.toMatchObject(throttled);
+    fake.setThrottling(false);
+    await runOne(ecs, runInput("tern-etl"));
+  });
+
+  it("refuses launches past the account's vCPU quota, as a failures entry or as an error", async () => {
+    const { fake, ecs } = await start({ launch: "none", startDelayMs: 0, vcpuQuota: 0.5 });
+    await ecs.send(new RegisterTaskDefinitionCommand(definition("tern-etl", ["tern"])));
+    const first = await runOne(ecs, runInput("tern-etl"));
+    await runOne(ecs, runInput("tern-etl"));
+    const refused = await ecs.send(new RunTaskCommand(runInput("tern-etl")));
+    expect(refused.tasks).toEqual([]);
+    expect(refused.failures).toEqual([{ reason: ECS_MESSAGES.vcpuLimit }]);
+    fake.setVcpuQuota({ vcpus: 0.5, answer: "error" });
+    await expect(ecs.send(new RunTaskCommand(runInput("tern-etl")))).rejects.toMatchObject({
+      name: "ClientException",
+      message: ECS_MESSAGES.vcpuLimit,
+    });
+    // A stopped task gives its vCPUs back.
+    await fake.waitForTask(first, "RUNNING");
+    fake.finishTask(first, 0);
+    await fake.waitForTask(first, "STOPPED");
+    await runOne(ecs, runInput("tern-etl"));
+  });
+
+  it("produces every TaskStopCode", async () => {
+    const { fake, ecs } = await start({ launch: "none", startDelayMs: 0 });
+    await ecs.send(new RegisterTaskDefinitionCommand(definition("tern-etl", ["tern"])));
+    const seen: Record<string, string | undefined> = {};
+    const stopped = async (arn: string) => {
+      await fake.waitForTask(arn, "STOPPED");
+      const task = await describeOne(ecs, arn);
+      seen[task.stopCode ?? "none"] = task.stoppedReason;
+    };
+    const codes: StopCodeInjection[] = [
+      "SpotInterruption",
+      "TerminationNotice",
+      "ServiceSchedulerInitiated",
+      "InfrastructureHealth",
+      "UserInitiated",
+    ];
+    for (const code of codes) {
+      const arn = await runOne(ecs, runInput("tern-etl"));
+      await fake.waitForTask(arn, "RUNNING");
+      fake.stopTaskWith(arn, code);
+      await stopped(arn);
+    }
+    const exited = await runOne(ecs, runInput("tern-etl"));
+    await fake.waitForTask(exited, "RUNNING");
+    fake.finishTask(exited, 3);
+    await stopped(exited);
+    // TaskFailedToStart: stopped before it runs.
+    const slow = await start({ launch: "none", startDelayMs: 400 });
+    await slow.ecs.send(new RegisterTaskDefinitionCommand(definition("tern-etl", ["tern"])));
+    const pending = await runOne(slow.ecs, runInput("tern-etl"));
+    expect(() => fake.stopTaskWith(exited, "SpotInterruption")).toThrow(/already stopped/);
+    expect(slow.fake.task(pending)?.lastStatus).toBe("PROVISIONING");
+    slow.fake.stopTaskWith(pending, "TaskFailedToStart");
+    await slow.fake.waitForTask(pending, "STOPPED");
+    const failed = await describeOne(slow.ecs, pending);
+    seen[failed.stopCode ?? "none"] = failed.stoppedReason;
+    expect(Object.keys(seen).sort()).toEqual([
+      "EssentialContainerExited",
+      "InfrastructureHealth",
+      "ServiceSchedulerInitiated",
+      "SpotInterruption",
+      "TaskFailedToStart",
+      "TerminationNotice",
+      "UserInitiated",
+    ]);
+    expect(seen.SpotInterruption).toBe(ECS_MESSAGES.stopReasons.SpotInterruption);
+    expect(seen.EssentialContainerExited).toBe(ECS_MESSAGES.essentialContainerExited);
+  });
+
+  it("forgets a stopped task after about an hour of its clock: DescribeTasks answers MISSING, ListTasks leaves it out", async () => {
+    const clock = new ManualClock();
+    const { fake, ecs } = await start({ launch: "none", startDelayMs: 0, clock });
+    await ecs.send(new RegisterTaskDefinitionCommand(definition("tern-etl", ["tern"])));
+    const arn = await runOne(ecs, runInput("tern-etl"));
+    await fake.waitForTask(arn, "RUNNING");
+    await ecs.send(new StopTaskCommand({ cluster: "default", task: arn }));
+    await fake.waitForTask(arn, "STOPPED");
+    clock.advance(59 * 60 * 1000);
+    expect((await describeOne(ecs, arn)).lastStatus).toBe("STOPPED");
+    const listed = await ecs.send(new ListTasksCommand({ cluster: "default", desiredStatus: "STOPPED" }));
+    expect(listed.taskArns).toEqual([arn]);
+    clock.advance(60 * 1000);
+    const described = await ecs.send(new DescribeTasksCommand({ cluster: "default", tasks: [arn] }));
+    expect(described.tasks).toEqual([]);
+    expect(described.failures).toEqual([{ arn, reason: "MISSING" }]);
+    const after = await ecs.send(new ListTasksCommand({ cluster: "default", desiredStatus: "STOPPED" }));
+    expect(after.taskArns).toEqual([]);
+    // The test's own view still has it.
+    expect(fake.task(arn)?.lastStatus).toBe("STOPPED");
   });
 });
