@@ -58,7 +58,18 @@ export interface TernConfig {
   readonly reservedConcurrency?: number;
   /** Managed policies added to the task role (what the flows' own code needs: their buckets, APIs). @default [] */
   readonly taskRoleManagedPolicyArns?: string[];
+  /**
+   * Per-project task roles: `{ "<project>": { "managedPolicyArns": [...] } }`. Each project named
+   * gets a role of its own (reading only its project's flow versions, with its own managed
+   * policies); the agent runs that project's flows with it and refuses any other role for them.
+   * Projects not named run with the shared task role. @default {}
+   */
+  readonly projectTaskRoles?: Record<string, { readonly managedPolicyArns?: string[] }>;
 }
+
+/** Project names a per-project task role can be made for (a role's construct id, an IAM condition value). */
+const PROJECT = /^[A-Za-z0-9._-]{1,64}$/;
+const MANAGED_POLICY_ARN = /^arn:aws[a-z-]*:iam::(\d{12}|aws):policy\/.+$/;
 
 const RETENTIONS = [
   1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
@@ -123,6 +134,30 @@ const schema = z.strictObject({
   reservedConcurrency: z.optional(z.int().check(z.minimum(1), z.maximum(1000))),
   taskRoleManagedPolicyArns: z.optional(
     z.array(z.string().check(z.regex(/^arn:aws[a-z-]*:iam::(\d{12}|aws):policy\/.+$/, "IAM managed policy ARNs"))),
+  ),
+  projectTaskRoles: z.optional(
+    z
+      .record(
+        z.string(),
+        z.strictObject({
+          managedPolicyArns: z.optional(
+            z.array(z.string().check(z.regex(MANAGED_POLICY_ARN, "IAM managed policy ARNs"))),
+          ),
+        }),
+      )
+      .check(
+        z.superRefine((roles, ctx) => {
+          for (const project of Object.keys(roles)) {
+            if (PROJECT.test(project)) continue;
+            ctx.issues.push({
+              code: "custom",
+              input: project,
+              path: [project],
+              message: `${JSON.stringify(project)} is not a project name a role can be made for: use 1 to 64 letters, digits, '.', '_' and '-'`,
+            });
+          }
+        }),
+      ),
   ),
 });
 

@@ -1,6 +1,7 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { HASH_TAG, STACK_TAG } from "@tern/env-fargate";
 import type { TriggerRuleInput } from "@tern/lambda";
 import { Duration, RemovalPolicy, Stack } from "aws-cdk-lib";
 import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
@@ -46,6 +47,8 @@ export interface TernHandlersProps {
   readonly taskSecurityGroup: ec2.ISecurityGroup;
   readonly executionRole: iam.IRole;
   readonly taskRole: iam.IRole;
+  /** Per-project task roles, by project: the agent runs a project's flows with its role only. @default none */
+  readonly projectTaskRoles?: Readonly<Record<string, iam.IRole>>;
   readonly imageUri: string;
   /**
    * The runner bundle tasks download at start (`TernRunner.bundle`): the functions get its
@@ -145,6 +148,18 @@ export class TernHandlers extends Construct {
         ? {}
         : { TERN_RUNNER_BUNDLE: props.runnerBundle.s3Url, TERN_RUNNER_BUNDLE_SHA256: props.runnerBundle.sha256 }),
       TERN_LOG_GROUP: props.runLogs.logGroupName,
+      // The guardrails (FargateTaskEnvironment enforces them at every launch): the network and
+      // cluster above, no public IP, tern's families, the stack's tag on what is registered.
+      TERN_ECS_ENFORCE_NETWORK: "true",
+      TERN_ECS_FAMILY_PREFIX: FAMILY_PREFIX,
+      TERN_ECS_STACK_TAG: stack.stackName,
+      ...(Object.keys(props.projectTaskRoles ?? {}).length === 0
+        ? {}
+        : {
+            TERN_ECS_PROJECT_TASK_ROLES: stack.toJsonString(
+              Object.fromEntries(Object.entries(props.projectTaskRoles ?? {}).map(([p, role]) => [p, role.roleArn])),
+            ),
+          }),
       NODE_OPTIONS: "--enable-source-maps",
     };
     const make = (
@@ -304,8 +319,14 @@ export class TernHandlers extends Construct {
     });
     const tasks = stack.formatArn({ service: "ecs", resource: "task", resourceName: `${props.cluster.clusterName}/*` });
     const onCluster = { ArnEquals: { "ecs:cluster": props.cluster.clusterArn } };
+    // Everything tern registers or runs carries the stack's tag (TERN_ECS_STACK_TAG).
+    const stackTag = { [`aws:RequestTag/${STACK_TAG}`]: stack.stackName };
     fn.addToRolePolicy(
-      new iam.PolicyStatement({ actions: ["ecs:RunTask"], resources: [taskDefinitions], conditions: onCluster }),
+      new iam.PolicyStatement({
+        actions: ["ecs:RunTask"],
+        resources: [taskDefinitions],
+        conditions: { ...onCluster, StringEquals: stackTag },
+      }),
     );
     fn.addToRolePolicy(
       new iam.PolicyStatement({
@@ -314,9 +335,18 @@ export class TernHandlers extends Construct {
         conditions: onCluster,
       }),
     );
+    // RegisterTaskDefinition takes no resource: its conditions are the request's tags, the
+    // stack's (naming this stack) and the content hash tern tags every revision with.
     fn.addToRolePolicy(
       new iam.PolicyStatement({
-        actions: ["ecs:RegisterTaskDefinition", "ecs:DescribeTaskDefinition", "ecs:ListTaskDefinitions"],
+        actions: ["ecs:RegisterTaskDefinition"],
+        resources: ["*"],
+        conditions: { StringEquals: stackTag, "ForAnyValue:StringEquals": { "aws:TagKeys": [HASH_TAG] } },
+      }),
+    );
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ["ecs:DescribeTaskDefinition", "ecs:ListTaskDefinitions"],
         resources: ["*"],
       }),
     );
@@ -324,7 +354,7 @@ export class TernHandlers extends Construct {
       new iam.PolicyStatement({
         actions: ["ecs:TagResource"],
         resources: [taskDefinitions, tasks],
-        conditions: { StringEquals: { "ecs:CreateAction": ["RunTask", "RegisterTaskDefinition"] } },
+        conditions: { StringEquals: { "ecs:CreateAction": ["RunTask", "RegisterTaskDefinition"], ...stackTag } },
       }),
     );
     if (props.runnerBundle !== undefined) {
@@ -336,7 +366,11 @@ export class TernHandlers extends Construct {
     fn.addToRolePolicy(
       new iam.PolicyStatement({
         actions: ["iam:PassRole"],
-        resources: [props.executionRole.roleArn, props.taskRole.roleArn],
+        resources: [
+          props.executionRole.roleArn,
+          props.taskRole.roleArn,
+          ...Object.values(props.projectTaskRoles ?? {}).map((role) => role.roleArn),
+        ],
         conditions: { StringEquals: { "iam:PassedToService": "ecs-tasks.amazonaws.com" } },
       }),
     );

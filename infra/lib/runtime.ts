@@ -160,6 +160,53 @@ export interface TernRunnerProps {
   readonly runLogs: logs.ILogGroup;
   /** Secrets Manager secret ARNs flows may name in `secrets`. @default [] */
   readonly secrets?: readonly string[];
+  /**
+   * Per-project task roles: a role each, that reads only its project's flow versions (besides
+   * the runs' partitions every runner needs), with the managed policies given (what that
+   * project's flows need). The agent runs a project's flows with its role, and only with it.
+   * @default none (every project runs with the shared task role)
+   */
+  readonly projectTaskRoles?: Readonly<Record<string, { readonly managedPolicyArns?: readonly string[] }>>;
+}
+
+/**
+ * The state table's partitions a runner touches (packages/backend-dynamodb/src/keys.ts): its run's
+ * `RUN#<run id>` (the run item, its task runs `T#`, logs `L#` and chunks) and the flow versions
+ * `FLOW#<project>#<flow>` it reads. Project names are escaped as the backend escapes them.
+ */
+export const RUNNER_PARTITIONS = {
+  runs: "RUN#*",
+  flowVersions: (project?: string) =>
+    project === undefined ? "FLOW#*" : `FLOW#${project.replaceAll("%", "%25").replaceAll("#", "%23")}#*`,
+} as const;
+
+/**
+ * What a runner (`tern execute`) does on the state table, and nothing more: DescribeTable when
+ * it opens the backend; GetItem, Query, UpdateItem and BatchWriteItem on runs' partitions (its
+ * run, task runs, logs and the chunks of large values); GetItem of flow versions (of one project
+ * with `project`). No Scan, no PutItem or DeleteItem, no index, and no other partition (the flow
+ * registry's summaries, agents, idempotency keys). IAM cannot name the one run a task serves (the
+ * run id is chosen after the role exists, and ECS passes no session tags), so "its run" is
+ * bounded at runs' partitions.
+ */
+export function grantRunnerState(role: iam.IRole, table: dynamodb.ITableV2, project?: string): void {
+  role.addToPrincipalPolicy(
+    new iam.PolicyStatement({ actions: ["dynamodb:DescribeTable"], resources: [table.tableArn] }),
+  );
+  role.addToPrincipalPolicy(
+    new iam.PolicyStatement({
+      actions: ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"],
+      resources: [table.tableArn],
+      conditions: { "ForAllValues:StringLike": { "dynamodb:LeadingKeys": [RUNNER_PARTITIONS.runs] } },
+    }),
+  );
+  role.addToPrincipalPolicy(
+    new iam.PolicyStatement({
+      actions: ["dynamodb:GetItem"],
+      resources: [table.tableArn],
+      conditions: { "ForAllValues:StringLike": { "dynamodb:LeadingKeys": [RUNNER_PARTITIONS.flowVersions(project)] } },
+    }),
+  );
 }
 
 /** The repository's Dockerfile that `image: "build"` builds, relative to {@link REPOSITORY_ROOT}. */
@@ -179,6 +226,8 @@ export class TernRunner extends Construct {
   readonly imageUri: string;
   readonly executionRole: iam.Role;
   readonly taskRole: iam.Role;
+  /** The per-project task roles, by project (config `projectTaskRoles`). */
+  readonly projectTaskRoles: Readonly<Record<string, iam.Role>>;
   /** How tasks get tern. */
   readonly runner: RunnerSource;
   /** The runner bundle tasks download at start (with `runner: "bundle"`). */
@@ -248,7 +297,23 @@ export class TernRunner extends Construct {
       );
     }
     props.bucket.grantRead(this.taskRole);
-    props.table.grantReadWriteData(this.taskRole);
+    grantRunnerState(this.taskRole, props.table);
+    const projectRoles: Record<string, iam.Role> = {};
+    for (const [project, options] of Object.entries(props.projectTaskRoles ?? {})) {
+      const role = new iam.Role(this, `TaskRole-${project}`, {
+        assumedBy: new iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+        description: `tern runner tasks of project ${project}: read flows, read and write runs`,
+      });
+      props.bucket.grantRead(role);
+      grantRunnerState(role, props.table, project);
+      for (const arn of options.managedPolicyArns ?? []) {
+        role.addManagedPolicy(
+          iam.ManagedPolicy.fromManagedPolicyArn(this, `TaskPolicy-${project}-${arn.slice(-12)}`, arn),
+        );
+      }
+      projectRoles[project] = role;
+    }
+    this.projectTaskRoles = projectRoles;
   }
 
   /**

@@ -51,6 +51,7 @@ export class TernStack extends Stack {
       table: this.state.table,
       runLogs: this.network.runLogs,
       secrets: config.secrets ?? [],
+      ...(config.projectTaskRoles === undefined ? {} : { projectTaskRoles: config.projectTaskRoles }),
     });
     this.handlers = new TernHandlers(this, "Handlers", {
       table: this.state.table,
@@ -60,6 +61,7 @@ export class TernStack extends Stack {
       taskSecurityGroup: this.network.taskSecurityGroup,
       executionRole: this.runner.executionRole,
       taskRole: this.runner.taskRole,
+      projectTaskRoles: this.runner.projectTaskRoles,
       imageUri: this.runner.imageUri,
       ...(this.runner.bundle === undefined ? {} : { runnerBundle: this.runner.bundle }),
       runLogs: this.network.runLogs,
@@ -200,7 +202,7 @@ export class TernStack extends Stack {
           ],
         );
     }
-    ack(this.runner.taskRole, ...readsFlows);
+    for (const role of [this.runner.taskRole, ...Object.values(this.runner.projectTaskRoles)]) ack(role, ...readsFlows);
     ack(
       this.ciPolicy,
       [

@@ -304,14 +304,22 @@ describe("TernStack with triggers and a CloudEvents endpoint", { timeout: 60_000
     for (const s of runTask) {
       expect(actionsOf(s)).toEqual(["ecs:RunTask"]);
       expect(JSON.stringify(s.Resource)).toContain(":task-definition/tern-*:*");
-      expect(s.Condition).toEqual({ ArnEquals: { "ecs:cluster": expect.anything() } });
+      expect(s.Condition).toEqual({
+        ArnEquals: { "ecs:cluster": expect.anything() },
+        StringEquals: { "aws:RequestTag/tern:stack": "Tern" },
+      });
     }
     for (const s of all.filter((x) => actionsOf(x).some((a) => a === "ecs:StopTask" || a === "ecs:DescribeTasks"))) {
       expect(JSON.stringify(s.Resource)).toMatch(/:task\//);
       expect(s.Condition).toEqual({ ArnEquals: { "ecs:cluster": expect.anything() } });
     }
     for (const s of all.filter((x) => actionsOf(x).includes("ecs:TagResource"))) {
-      expect(s.Condition).toEqual({ StringEquals: { "ecs:CreateAction": ["RunTask", "RegisterTaskDefinition"] } });
+      expect(s.Condition).toEqual({
+        StringEquals: {
+          "ecs:CreateAction": ["RunTask", "RegisterTaskDefinition"],
+          "aws:RequestTag/tern:stack": "Tern",
+        },
+      });
     }
     const passRole = all.filter((s) => actionsOf(s).includes("iam:PassRole"));
     expect(passRole.length).toBe(4);
@@ -342,9 +350,7 @@ describe("TernStack with triggers and a CloudEvents endpoint", { timeout: 60_000
     );
     const task = all.filter((s) => s.policy.startsWith("RunnerTaskRole"));
     expect(task.flatMap(actionsOf).every((a) => a.startsWith("s3:") || a.startsWith("dynamodb:"))).toBe(true);
-    expect(task.flatMap(actionsOf)).toEqual(
-      expect.arrayContaining(["s3:GetObject*", "dynamodb:PutItem", "dynamodb:Query"]),
-    );
+    expect(task.flatMap(actionsOf)).toEqual(expect.arrayContaining(["s3:GetObject*", "dynamodb:Query"]));
     expect(task.flatMap(actionsOf)).not.toEqual(expect.arrayContaining(["s3:PutObject"]));
   });
 
@@ -384,6 +390,123 @@ describe("TernStack with triggers and a CloudEvents endpoint", { timeout: 60_000
       Description: Match.stringLikeRegexp("tern runner tasks: read flows"),
       ManagedPolicyArns: ["arn:aws:iam::123456789012:policy/acme-uploads-read"],
     });
+  });
+});
+
+describe("the stack's guardrails: what a flow's manifest cannot escape", { timeout: 60_000 }, () => {
+  let result: ReturnType<typeof synth>;
+  const BILLING_POLICY = "arn:aws:iam::123456789012:policy/billing-exports";
+  beforeAll(() => {
+    result = synth({
+      runnerImage: { uri: IMAGE },
+      triggers: [TRIGGER],
+      cloudEvents: { auth: "iam" },
+      projectTaskRoles: { billing: { managedPolicyArns: [BILLING_POLICY] } },
+    });
+  });
+
+  const launching = (template: Template) =>
+    Object.values(template.findResources("AWS::Lambda::Function")).filter((f) =>
+      /^tern (agent|task-state|trigger|cloudevents) handler$/.test(f.Properties.Description),
+    );
+
+  it("passes cdk-nag with per-project task roles", () => {
+    expect(result.report.violations.map((v) => `${v.ruleName}: ${v.description}`)).toEqual([]);
+  });
+
+  it("sets the guardrails on every launching function: the network and cluster enforced, the family prefix, the stack's tag", () => {
+    const functions = launching(result.template);
+    expect(functions).toHaveLength(4);
+    for (const fn of functions) {
+      const env = fn.Properties.Environment.Variables as Record<string, unknown>;
+      expect(env).toMatchObject({
+        TERN_ECS_ENFORCE_NETWORK: "true",
+        TERN_ECS_FAMILY_PREFIX: "tern-",
+        TERN_ECS_STACK_TAG: "Tern",
+        TERN_ECS_SUBNETS: expect.anything(),
+        TERN_ECS_SECURITY_GROUPS: expect.anything(),
+        TERN_ECS_CLUSTER: expect.anything(),
+      });
+      const roles = JSON.stringify(result.stack.resolve(env.TERN_ECS_PROJECT_TASK_ROLES));
+      expect(roles).toMatch(/billing/);
+      expect(roles).toMatch(/RunnerTaskRolebilling/);
+    }
+  });
+
+  it("lets RegisterTaskDefinition (Resource *) only with the stack's tag and the content-hash tag", () => {
+    const all = statements(result.template);
+    const register = all.filter((s) => actionsOf(s).includes("ecs:RegisterTaskDefinition"));
+    expect(register).toHaveLength(4);
+    for (const s of register) {
+      expect(actionsOf(s)).toEqual(["ecs:RegisterTaskDefinition"]);
+      expect(s.Resource).toBe("*");
+      expect(s.Condition).toEqual({
+        StringEquals: { "aws:RequestTag/tern:stack": "Tern" },
+        "ForAnyValue:StringEquals": { "aws:TagKeys": ["tern:definition-hash"] },
+      });
+    }
+    // The reads that take "*" carry no write with them.
+    for (const s of all.filter((x) => actionsOf(x).includes("ecs:DescribeTaskDefinition"))) {
+      expect(actionsOf(s).sort()).toEqual(["ecs:DescribeTaskDefinition", "ecs:ListTaskDefinitions"]);
+    }
+  });
+
+  it("gives runners only what a runner does on the state table: runs' partitions and flow versions, no Scan, no Delete, no index", () => {
+    const all = statements(result.template);
+    const roles = ["RunnerTaskRole", "RunnerTaskRolebilling"];
+    for (const prefix of roles) {
+      const dynamo = all.filter(
+        (s) =>
+          s.policy.startsWith(prefix) &&
+          (prefix !== "RunnerTaskRole" || !s.policy.startsWith("RunnerTaskRolebilling")) &&
+          actionsOf(s).some((a) => a.startsWith("dynamodb:")),
+      );
+      const actions = dynamo.flatMap(actionsOf);
+      expect(new Set(actions), prefix).toEqual(
+        new Set([
+          "dynamodb:DescribeTable",
+          "dynamodb:GetItem",
+          "dynamodb:Query",
+          "dynamodb:UpdateItem",
+          "dynamodb:BatchWriteItem",
+        ]),
+      );
+      for (const action of actions) expect(action).not.toMatch(/Scan|Delete|PutItem|BatchGet|PartiQL|Transact/);
+      for (const s of dynamo) {
+        // The table itself, never its indexes.
+        expect(JSON.stringify(s.Resource)).not.toContain("index");
+        if (actionsOf(s).includes("dynamodb:DescribeTable")) {
+          expect(actionsOf(s)).toEqual(["dynamodb:DescribeTable"]);
+          continue;
+        }
+        const leading = (s.Condition?.["ForAllValues:StringLike"] as Record<string, unknown>)?.["dynamodb:LeadingKeys"];
+        if (actionsOf(s).length > 1) expect(leading).toEqual(["RUN#*"]);
+        else expect(leading).toEqual([prefix === "RunnerTaskRole" ? "FLOW#*" : "FLOW#billing#*"]);
+      }
+    }
+  });
+
+  it("gives a project its own task role with its policies, and passes only the runner's roles to ECS", () => {
+    const roles = result.template.findResources("AWS::IAM::Role", {
+      Properties: { Description: "tern runner tasks of project billing: read flows, read and write runs" },
+    });
+    const [id, role] = Object.entries(roles)[0] ?? [];
+    expect(id).toMatch(/^RunnerTaskRolebilling/);
+    expect(JSON.stringify(role?.Properties.ManagedPolicyArns)).toContain(BILLING_POLICY);
+    const passRole = statements(result.template).filter((s) => actionsOf(s).includes("iam:PassRole"));
+    for (const s of passRole) {
+      expect(resourcesOf(s)).toHaveLength(3);
+      expect(JSON.stringify(s.Resource)).toMatch(/RunnerExecutionRole.*RunnerTaskRole.*RunnerTaskRolebilling/);
+    }
+  });
+
+  it("refuses per-project task roles it cannot make, naming the problem", () => {
+    expect(() => parseConfig({ projectTaskRoles: { "bad project": {} } }, "test")).toThrow(
+      /projectTaskRoles.bad project: "bad project" is not a project name a role can be made for/,
+    );
+    expect(() => parseConfig({ projectTaskRoles: { billing: { managedPolicyArns: ["nope"] } } }, "test")).toThrow(
+      /projectTaskRoles.billing.managedPolicyArns.0: IAM managed policy ARNs/,
+    );
   });
 });
 

@@ -103,6 +103,31 @@ const schema = z.object({
     z.string().check(z.regex(/^[0-9a-fA-F]{64}$/, "must be the runner bundle's sha256 (64 hex digits)")),
   ),
   TERN_LOG_GROUP: z.optional(z.string().check(z.minLength(1))),
+  // The stack's guardrails (FargateTaskEnvironment enforces them at every launch).
+  TERN_ECS_ENFORCE_NETWORK: z.optional(z.enum(["true", "false"])),
+  TERN_ECS_FAMILY_PREFIX: z.optional(
+    z.string().check(z.regex(/^[A-Za-z0-9_-]{1,200}$/, "must be a task definition family prefix such as tern-")),
+  ),
+  TERN_ECS_STACK_TAG: z.optional(
+    z.string().check(z.regex(/^[\p{L}\p{Z}\p{N}_.:/=+\-@]{1,256}$/u, "must be a tag value (the stack's name)")),
+  ),
+  TERN_ECS_PROJECT_TASK_ROLES: z.optional(
+    z.string().check(
+      z.refine((v) => {
+        try {
+          const parsed = JSON.parse(v) as unknown;
+          return (
+            typeof parsed === "object" &&
+            parsed !== null &&
+            !Array.isArray(parsed) &&
+            Object.values(parsed).every((arn) => typeof arn === "string" && ROLE_ARN.test(arn))
+          );
+        } catch {
+          return false;
+        }
+      }, 'must be JSON mapping project names to task role ARNs, e.g. {"billing": "arn:aws:iam::123456789012:role/x"}'),
+    ),
+  ),
   TERN_TRIGGER_RULES: z.optional(z.string()),
   TERN_TRIGGER_RULES_URL: z.optional(
     z.string().check(z.regex(/^s3:\/\/[a-z0-9.-]{3,63}\/.+$/, "must be s3://<bucket>/<key>")),
@@ -148,6 +173,11 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ne
     require("TERN_ECS_EXECUTION_ROLE_ARN", "the role ECS pulls the runner image and writes logs with");
     require("TERN_RUNNER_IMAGE", "the runner image");
     require("TERN_LOG_GROUP", "the log group of the runs' output");
+    if (value.TERN_ECS_ENFORCE_NETWORK === "true") {
+      const why = "TERN_ECS_ENFORCE_NETWORK is true, and the guardrails are the stack's own settings";
+      require("TERN_ECS_SECURITY_GROUPS", `the security groups of the runs' tasks (${why})`);
+      require("TERN_ECS_TASK_ROLE_ARN", `the runs' task role (${why})`);
+    }
   }
   // The runner bundle and its sha256 come together (the task's bootstrap verifies one with the other).
   if ("TERN_RUNNER_BUNDLE" in present && !("TERN_RUNNER_BUNDLE_SHA256" in present)) {
