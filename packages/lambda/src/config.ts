@@ -35,6 +35,8 @@ export interface LambdaConfig {
     /** How far a signature's timestamp may be from now. */
     readonly toleranceSeconds: number;
   };
+  /** The SQS queue the CloudEvents handler hands launches to (the agent function consumes it). */
+  readonly launchQueueUrl?: string;
 }
 
 /** Which parts a handler needs: the ECS settings to launch runs, the rules, the CloudEvents auth. */
@@ -138,6 +140,7 @@ const schema = z.object({
   ),
   TERN_CLOUDEVENTS_SECRET: z.optional(z.string().check(z.minLength(32, "must be at least 32 characters"))),
   TERN_SIGNATURE_TOLERANCE_S: z.optional(integer(1, 3600)),
+  TERN_LAUNCH_QUEUE_URL: z.optional(z.string().check(z.regex(/^https?:\/\/\S+$/, "must be an SQS queue URL"))),
 });
 
 /**
@@ -224,6 +227,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ne
       : s3 !== undefined && s3 !== null
         ? { rules: { s3: { bucket: s3[1] as string, key: s3[2] as string } } }
         : {}),
+    ...(value.TERN_LAUNCH_QUEUE_URL === undefined ? {} : { launchQueueUrl: value.TERN_LAUNCH_QUEUE_URL }),
     ...(value.TERN_CLOUDEVENTS_AUTH === undefined
       ? {}
       : {
