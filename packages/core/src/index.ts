@@ -11,11 +11,11 @@
  * console.log(run.state, run.outputs.doubled); // Success [ 2, 4, 6 ]
  */
 
-export { LocalAgent, type LocalAgentOptions, type PollResult } from "./agent/agent.js";
+export { type DispatchOptions, LocalAgent, type LocalAgentOptions, type PollResult } from "./agent/agent.js";
 export { deployFromBundle, deployRoute, type ResolvedRun, resolveRun, setupContext } from "./agent/deploy.js";
 export { AGENT_SEEN_WINDOW_MS, explainRun, type RunExplanation } from "./agent/explain.js";
 export { type ExecuteRunOptions, type ExecuteRunResult, executeRun, RUNNER_LEASE_MS } from "./agent/runner.js";
-export { type ScheduleRunInput, scheduleRun } from "./agent/schedule.js";
+export { type ScheduledFlow, type ScheduleRunInput, scheduleRun } from "./agent/schedule.js";
 export {
   type DeploymentReconciler,
   type ReconcileDecision,
@@ -185,6 +185,7 @@ export {
   type BuiltFlow,
   BundleIntegrityError,
   flowExports,
+  forgetVerifiedManifests,
   isFlow,
   type LoadedFlow,
   type LoadOptions,

@@ -1,10 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { Logger } from "@aws-lambda-powertools/logger";
 import { DynamoDbBackend, parseDynamoDbUrl } from "@tern/backend-dynamodb";
-import { type Backend, LocalAgent, registerStorageLoader } from "@tern/core";
+import { type Backend, forgetVerifiedManifests, LocalAgent, registerStorageLoader } from "@tern/core";
 import "@tern/env-fargate";
 import { type ConfigNeeds, type LambdaConfig, loadConfig } from "./config.js";
 import { parseRules, RulesError, type TriggerRule } from "./rules.js";
+import type { SigningKey } from "./signature.js";
+import { SigningKeys } from "./signing-keys.js";
 
 // Flows in S3 are what a Lambda agent loads; the S3 driver is imported on first use.
 registerStorageLoader("S3Storage", () => import("@tern/storage-cloud/s3"));
@@ -20,8 +22,8 @@ export interface Runtime {
   /** Deploys runs: claims, environments, the sweep. */
   readonly agent: LocalAgent;
   readonly rules: readonly TriggerRule[];
-  /** The CloudEvents HMAC keys (current first, then the previous one while rotating), read once. */
-  readonly hmacKeys?: readonly string[];
+  /** The CloudEvents HMAC keys (current first, then the previous one while rotating), read again as they age. */
+  readonly signingKeys?: SigningKeys;
 }
 
 const runtimes = new Map<string, Promise<Runtime>>();
@@ -45,10 +47,14 @@ export function runtime(
   return started;
 }
 
-/** Forgets every runtime (tests, between configurations). Closes their backends. */
+/**
+ * Forgets every runtime and the manifests this process keeps, as a new container would start
+ * (tests, between configurations). Closes their backends.
+ */
 export async function resetRuntimes(): Promise<void> {
   const all = [...runtimes.values()];
   runtimes.clear();
+  forgetVerifiedManifests();
   for (const started of all) {
     try {
       await (await started).backend.close();
@@ -65,7 +71,15 @@ async function start(
 ): Promise<Runtime> {
   const config = loadConfig(env, needs);
   const rules = needs.rules ? await loadRules(config) : [];
-  const hmacKeys = needs.cloudEvents ? await loadHmacKeys(config) : undefined;
+  const signingKeys =
+    needs.cloudEvents && config.cloudEvents?.auth === "hmac"
+      ? await SigningKeys.load(() => readSigningKeys(config), {
+          onError: (error) =>
+            logger.error("could not read the CloudEvents signing keys again; the ones read before stay in use", {
+              reason: (error as Error).message,
+            }),
+        })
+      : undefined;
   const backend = await DynamoDbBackend.open(parseDynamoDbUrl(config.backendUrl));
   const agent = new LocalAgent({
     backend,
@@ -79,7 +93,7 @@ async function start(
     log: (line) => logger.info(line),
   });
   logger.info("tern handler started", { handler, labels: config.labels, rules: rules.map((r) => r.name) });
-  return { config, backend, agent, rules, ...(hmacKeys === undefined ? {} : { hmacKeys }) };
+  return { config, backend, agent, rules, ...(signingKeys === undefined ? {} : { signingKeys }) };
 }
 
 export async function loadRules(config: LambdaConfig): Promise<TriggerRule[]> {
@@ -102,11 +116,14 @@ export async function loadRules(config: LambdaConfig): Promise<TriggerRule[]> {
 
 /**
  * The HMAC keys: the secret holds the key itself, or `{"current": "...", "previous": "..."}`
- * while a rotation is under way (requests signed with either are accepted).
+ * while a rotation is under way (requests signed with either are accepted), then
+ * `{"current": "..."}` once it is over. The legacy v1 signature format is accepted with a key
+ * held as a plain string (the stack's generated secret, set before v2) and with `previous`, not
+ * with a `current` key: it lasts until the first rotation is over.
  */
-async function loadHmacKeys(config: LambdaConfig): Promise<string[] | undefined> {
+export async function readSigningKeys(config: LambdaConfig): Promise<SigningKey[]> {
   const ce = config.cloudEvents;
-  if (ce === undefined || ce.auth !== "hmac") return undefined;
+  if (ce === undefined || ce.auth !== "hmac") return [];
   let text = ce.secret;
   if (text === undefined) {
     const { SecretsManagerClient, GetSecretValueCommand } = await import("@aws-sdk/client-secrets-manager");
@@ -117,15 +134,64 @@ async function loadHmacKeys(config: LambdaConfig): Promise<string[] | undefined>
       client.destroy();
     }
   }
-  let keys: string[] = text === undefined ? [] : [text];
+  let keys: SigningKey[] = text === undefined ? [] : [{ key: text, acceptsV1: true }];
   if (text?.trim().startsWith("{")) {
     const parsed = JSON.parse(text) as { current?: unknown; previous?: unknown };
-    keys = [parsed.current, parsed.previous].filter((k): k is string => typeof k === "string");
+    keys = [
+      ...(typeof parsed.current === "string" ? [{ key: parsed.current, acceptsV1: false }] : []),
+      ...(typeof parsed.previous === "string" ? [{ key: parsed.previous, acceptsV1: true }] : []),
+    ];
   }
-  if (keys.length === 0 || keys.some((k) => k.length < 32)) {
+  if (keys.length === 0 || keys.some((k) => k.key.length < 32)) {
     throw new Error(
       `the CloudEvents signing secret ${ce.secretArn ?? "(TERN_CLOUDEVENTS_SECRET)"} must hold a key of at least 32 characters, or {"current": ..., "previous": ...} with such keys`,
     );
   }
   return keys;
+}
+
+/** A message on the launch queue: runs created by the CloudEvents handler, for the agent to launch. */
+export interface LaunchMessage {
+  readonly tern: "launch";
+  readonly runIds: readonly string[];
+}
+
+/** The run ids of a launch-queue message body, or undefined when it is not one. */
+export function parseLaunchMessage(body: string): string[] | undefined {
+  try {
+    const value = JSON.parse(body) as Partial<LaunchMessage>;
+    if (value?.tern !== "launch" || !Array.isArray(value.runIds)) return undefined;
+    return value.runIds.filter((id): id is string => typeof id === "string" && id !== "");
+  } catch {
+    return undefined;
+  }
+}
+
+type Sqs = typeof import("@aws-sdk/client-sqs");
+let sqs: Promise<{ client: InstanceType<Sqs["SQSClient"]>; SendMessageCommand: Sqs["SendMessageCommand"] }> | undefined;
+
+/**
+ * Hands the launch of `runIds` to the launch queue (`TERN_LAUNCH_QUEUE_URL`), which the agent
+ * function consumes. Never throws: a run whose hand-off failed is Scheduled, and the agent's next
+ * tick launches it.
+ */
+export async function handOffLaunches(rt: Runtime, runIds: readonly string[]): Promise<boolean> {
+  const queueUrl = rt.config.launchQueueUrl;
+  if (queueUrl === undefined || runIds.length === 0) return false;
+  sqs ??= import("@aws-sdk/client-sqs").then(({ SQSClient, SendMessageCommand }) => ({
+    client: new SQSClient({}),
+    SendMessageCommand,
+  }));
+  const message: LaunchMessage = { tern: "launch", runIds: [...runIds] };
+  try {
+    const { client, SendMessageCommand } = await sqs;
+    await client.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: JSON.stringify(message) }));
+    return true;
+  } catch (error) {
+    logger.warn("could not hand runs to the launch queue; the agent's next tick launches them", {
+      runIds,
+      reason: (error as Error).message,
+    });
+    return false;
+  }
 }

@@ -1,4 +1,4 @@
-import { scheduleRun, TernError } from "@tern/core";
+import { type RunRecord, type ScheduledFlow, scheduleRun, TernError } from "@tern/core";
 import { ruleParameters, type TriggerRule } from "./rules.js";
 import { logger, type Runtime } from "./runtime.js";
 
@@ -20,9 +20,24 @@ export interface TriggeredRun {
   readonly runId?: string;
   /** false when the event was seen before: the run it started is returned again. */
   readonly created?: boolean;
-  /** submitted, skipped (already dispatched, or another agent has it), failed, or error (no run). */
-  readonly dispatch: "submitted" | "skipped" | "failed" | "error";
+  /**
+   * submitted, skipped (already dispatched, or another agent has it), failed, handedOff (created;
+   * its launch handed to the launch queue), or error (no run).
+   */
+  readonly dispatch: "submitted" | "skipped" | "failed" | "handedOff" | "error";
   readonly reason?: string;
+}
+
+/** How {@link startRuns} launches the runs it made. */
+export interface StartOptions {
+  /**
+   * `inline` (default): each run is dispatched here, at once, with the flow version and manifest
+   * already read (nothing read twice), by `deadlineMs`. `handOff`: the runs are only created; the
+   * caller hands their launch on (the CloudEvents handler, to the launch queue).
+   */
+  readonly launch?: "inline" | "handOff";
+  /** Epoch ms by which an inline launch must be over (the invocation's end minus a margin). */
+  readonly deadlineMs?: number;
 }
 
 /**
@@ -35,6 +50,7 @@ export async function startRuns(
   rules: readonly TriggerRule[],
   event: unknown,
   eventKey: string,
+  options: StartOptions = {},
 ): Promise<TriggeredRun[]> {
   const unexpected: unknown[] = [];
   const runs = await Promise.all(
@@ -44,6 +60,7 @@ export async function startRuns(
       const base = { rule: rule.name, project: rule.project, flow: rule.flow };
       let runId: string;
       let created: boolean;
+      let scheduled: { run: RunRecord; resolved: ScheduledFlow };
       try {
         const result = await scheduleRun(rt.backend, {
           project: rule.project,
@@ -53,6 +70,7 @@ export async function startRuns(
         });
         runId = result.run.id;
         created = result.created;
+        scheduled = { run: result.run, resolved: result.resolved };
       } catch (error) {
         if (isPassing(error)) unexpected.push(error);
         const reason = error instanceof TernError ? error.message : `unexpected: ${(error as Error).message}`;
@@ -64,7 +82,16 @@ export async function startRuns(
         });
         return { ...base, dispatch: "error", reason };
       }
-      const dispatched = await rt.agent.dispatch(runId);
+      if (options.launch === "handOff") {
+        logger.info("started run; its launch is handed on", { rule: rule.name, flow: rule.flow, runId, created });
+        return { ...base, runId, created, dispatch: "handedOff" };
+      }
+      // A run just created is dispatched from what scheduleRun read; a duplicate's record may be
+      // stale, so it is read again.
+      const dispatched = await rt.agent.dispatch(runId, {
+        ...(created ? { scheduled } : {}),
+        ...(options.deadlineMs === undefined ? {} : { deadlineMs: options.deadlineMs }),
+      });
       logger.info("triggered run", {
         rule: rule.name,
         flow: rule.flow,

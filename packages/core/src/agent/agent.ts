@@ -8,7 +8,8 @@ import { checkLabels, type Deployment } from "../environment/environment.js";
 import { RunConflictError, TernError } from "../errors.js";
 import { describe } from "../flow/task.js";
 import type { JsonValue } from "../runner/serialize.js";
-import { deployRoute, resolveRun, setupContext } from "./deploy.js";
+import { deployRoute, type ResolvedRun, resolveRun, setupContext } from "./deploy.js";
+import type { ScheduledFlow } from "./schedule.js";
 import { sweepRuns } from "./sweep.js";
 
 /** Options of {@link LocalAgent}. */
@@ -41,6 +42,22 @@ export interface LocalAgentOptions {
   readonly environmentTypes?: readonly string[];
   /** Passed to the sweep each poll: how long a run may stay Submitted with no runner. @default 300000 */
   readonly submittedGraceMs?: number;
+}
+
+/** Options of {@link LocalAgent.dispatch}. */
+export interface DispatchOptions {
+  /**
+   * The run as its creator just got it, and the flow version, storage and manifest `scheduleRun`
+   * checked it against: the dispatch reads none of them again (an event trigger's fast path).
+   * Ignored when they do not describe the same flow version.
+   */
+  readonly scheduled?: { readonly run: RunRecord; readonly resolved: ScheduledFlow };
+  /**
+   * Epoch ms by which the launch must be over (a Lambda invocation's end, minus a margin): no
+   * claim is made after it, and the environment gets it as `deadlineMs` to stop retrying then and
+   * hand the run back instead of outliving its caller.
+   */
+  readonly deadlineMs?: number;
 }
 
 /** What one poll did. */
@@ -142,7 +159,7 @@ export class LocalAgent {
       claimed += 1;
       this.log(`claimed run ${run.id} (${run.flow} v${run.version})`);
       try {
-        if (await this.deploy(backend, run)) {
+        if (await this.deploy(backend, run, undefined, options.deadlineMs)) {
           submitted.push(run.id);
           this.log(`submitted run ${run.id}`);
         }
@@ -168,10 +185,15 @@ export class LocalAgent {
    */
   async dispatch(
     runId: string,
+    options: DispatchOptions = {},
   ): Promise<{ readonly status: "submitted" | "skipped" | "failed"; readonly reason?: string }> {
     const backend = await this.openedBackend();
-    const run = await backend.getRun(runId);
+    const given = options.scheduled?.run.id === runId ? options.scheduled : undefined;
+    const run = given?.run ?? (await backend.getRun(runId));
     const now = Date.now();
+    if (options.deadlineMs !== undefined && now >= options.deadlineMs) {
+      return { status: "skipped", reason: "no time left to launch it; the agent's next poll will" };
+    }
     if (run === undefined) return { status: "skipped", reason: "no such run" };
     if (run.state !== "Scheduled") return { status: "skipped", reason: `it is ${run.state}` };
     if (run.lease !== undefined && run.lease.expiresAtMs > now)
@@ -200,8 +222,19 @@ export class LocalAgent {
       throw error;
     }
     this.log(`claimed run ${runId} (${run.flow} v${run.version}) for immediate dispatch`);
+    const fv = given?.resolved.flowVersion;
+    const known: ResolvedRun | undefined =
+      given !== undefined && fv?.project === run.project && fv.flow === run.flow && fv.version === run.version
+        ? {
+            run: claimed,
+            flowVersion: given.resolved.flowVersion,
+            storage: given.resolved.storage,
+            manifest: given.resolved.manifest,
+            label: `"${run.flow}" version ${run.version} (project "${run.project}")`,
+          }
+        : undefined;
     try {
-      if (await this.deploy(backend, claimed)) {
+      if (await this.deploy(backend, claimed, known, options.deadlineMs)) {
         this.log(`submitted run ${runId}`);
         return { status: "submitted" };
       }
@@ -272,8 +305,13 @@ export class LocalAgent {
    * Deploys a claimed run. Resolves `false` when the run changed since the claim (cancelled, or
    * taken over by another agent after the lease expired): it is not this agent's any more.
    */
-  private async deploy(backend: Backend, claimed: RunRecord): Promise<boolean> {
-    const resolved = await resolveRun(backend, claimed.id);
+  private async deploy(
+    backend: Backend,
+    claimed: RunRecord,
+    known?: ResolvedRun,
+    deadlineMs?: number,
+  ): Promise<boolean> {
+    const resolved = known ?? (await resolveRun(backend, claimed.id));
     if (resolved.run.revision !== claimed.revision) {
       this.log(`run ${claimed.id} changed since it was claimed (now ${resolved.run.state}); leaving it`);
       return false;
@@ -317,6 +355,7 @@ export class LocalAgent {
             flowVersion: resolved.flowVersion,
             manifest: resolved.manifest,
             backendUrl: backend.url,
+            ...(deadlineMs === undefined ? {} : { deadlineMs }),
             saveDeployment: async (details) => {
               run = await this.writeDeployment(backend, run, details, "launch");
             },

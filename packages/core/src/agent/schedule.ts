@@ -1,19 +1,30 @@
-import type { Backend, CreateRunInput, RunRecord } from "../backend/types.js";
+import type { Backend, CreateRunInput, FlowVersionRecord, RunRecord } from "../backend/types.js";
 import { checkLabels } from "../environment/environment.js";
 import { NotFoundError, ParameterError, TernError } from "../errors.js";
+import type { Manifest } from "../storage/manifest.js";
 import { loadStorage } from "../storage/registry.js";
+import type { Storage } from "../storage/storage.js";
 
 /** What {@link scheduleRun} needs: the same as `Backend.createRun`. */
 export type ScheduleRunInput = CreateRunInput;
 
+/** What {@link scheduleRun} resolved to check the run: hand it to `LocalAgent.dispatch` to read nothing twice. */
+export interface ScheduledFlow {
+  readonly flowVersion: FlowVersionRecord;
+  readonly storage: Storage;
+  readonly manifest: Manifest;
+}
+
 /**
  * Creates a `Scheduled` run after checking its parameters against the flow's manifest
- * (unknown or missing ones are refused, and nothing is written) and its labels.
+ * (unknown or missing ones are refused, and nothing is written) and its labels. Resolves the
+ * run, whether it was created (false: its idempotency key named an existing run), and the flow
+ * version, storage and manifest it was checked against.
  */
 export async function scheduleRun(
   backend: Backend,
   input: ScheduleRunInput,
-): Promise<{ run: RunRecord; created: boolean }> {
+): Promise<{ run: RunRecord; created: boolean; resolved: ScheduledFlow }> {
   const version = await backend.getFlowVersion(input.project, input.flow, input.version);
   if (version === undefined) {
     const which = input.version === undefined ? "" : ` version ${input.version}`;
@@ -46,7 +57,7 @@ export async function scheduleRun(
   if (input.idempotencyKey !== undefined && input.idempotencyKey.trim() === "") {
     throw new TernError("RUN_INPUT", "The idempotency key is empty; give a non-empty key (for example the event id).");
   }
-  return backend.createRun({
+  const created = await backend.createRun({
     project: input.project,
     flow: input.flow,
     version: version.version,
@@ -55,4 +66,5 @@ export async function scheduleRun(
     ...(input.idempotencyKey === undefined ? {} : { idempotencyKey: input.idempotencyKey }),
     ...(input.scheduledAtMs === undefined ? {} : { scheduledAtMs: input.scheduledAtMs }),
   });
+  return { ...created, resolved: { flowVersion: version, storage, manifest } };
 }

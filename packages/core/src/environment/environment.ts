@@ -41,6 +41,12 @@ export interface ExecuteContext {
   /** The URL of the agent's backend (`dynamodb://...`), for runners that start elsewhere. */
   readonly backendUrl?: string;
   /**
+   * Epoch ms by which `execute` should return (its caller, a Lambda invocation, ends then):
+   * retries that would outlast it stop, and the launch is left to be handed back
+   * (`LaunchUncertainError`) instead. @default no deadline
+   */
+  readonly deadlineMs?: number;
+  /**
    * Records details on the run before `execute` returns (a launch attempt about to be made), so
    * an agent that takes the run over after a crash continues from there. Absent when the caller
    * cannot write the run.

@@ -251,9 +251,17 @@ export abstract class Storage {
     return { location, hash, bytesUploaded };
   }
 
-  /** Reads and validates a manifest: JSON only, no user code. */
+  /**
+   * Reads and validates a manifest: JSON only, no user code. With `expectedHash` the manifest is
+   * content-addressed and verified, so this process keeps it (a warm Lambda reads each flow
+   * version's manifest from storage once, not once per event).
+   */
   async readManifest(location: string, options: LoadOptions = {}): Promise<Manifest> {
     const what = options.label ?? `at ${this.blobs.describe(location)}`;
+    const cacheKey =
+      options.expectedHash === undefined ? undefined : `${this.blobs.describe(location)}#${options.expectedHash}`;
+    const cached = cacheKey === undefined ? undefined : verifiedManifests.get(cacheKey);
+    if (cached !== undefined) return structuredClone(cached);
     const bytes = await this.#get(location, what, "manifest");
     if (options.expectedHash !== undefined) {
       const actual = sha256Hex(bytes);
@@ -264,7 +272,14 @@ export abstract class Storage {
         );
       }
     }
-    return decodeManifest(bytes, this.blobs.describe(location));
+    const manifest = await decodeManifest(bytes, this.blobs.describe(location));
+    if (cacheKey !== undefined) {
+      if (verifiedManifests.size >= VERIFIED_MANIFESTS_KEPT) {
+        verifiedManifests.delete(verifiedManifests.keys().next().value as string);
+      }
+      verifiedManifests.set(cacheKey, structuredClone(manifest));
+    }
+    return manifest;
   }
 
   /** Loads a flow: manifest, bundle (sha256 verified before anything is imported), then the flow export. */
@@ -319,6 +334,15 @@ export abstract class Storage {
       throw error;
     }
   }
+}
+
+/** Manifests read with their expected sha256 and found to match, by location and hash (oldest dropped first). */
+const verifiedManifests = new Map<string, Manifest>();
+const VERIFIED_MANIFESTS_KEPT = 256;
+
+/** Drops the manifests this process keeps, as a new process would start (tests of a cold start). */
+export function forgetVerifiedManifests(): void {
+  verifiedManifests.clear();
 }
 
 /** The flows a bundle exports; two with one name, or none, are errors. */

@@ -2,6 +2,8 @@
  * Event triggers: EventBridge events (an S3 `Object Created`, a custom event) matched against
  * the trigger rules; each matching rule starts a run keyed by the event's id and dispatches it
  * at once. EventBridge delivers at least once: a redelivered event finds the run it started.
+ * Each launch takes a deadline: the invocation's end minus `TERN_SAFETY_MARGIN_MS`; a run not
+ * launched by then stays for the agent's next tick.
  */
 import type { EventBridgeEvent } from "aws-lambda";
 import { matchingRules } from "../rules.js";
@@ -15,7 +17,10 @@ export interface TriggerResult {
   readonly reason?: string;
 }
 
-export async function handler(event: EventBridgeEvent<string, unknown>): Promise<TriggerResult> {
+export async function handler(
+  event: EventBridgeEvent<string, unknown>,
+  context?: { getRemainingTimeInMillis(): number },
+): Promise<TriggerResult> {
   const rt = await runtime("trigger", { ecs: true, rules: true });
   if (
     typeof event !== "object" ||
@@ -39,6 +44,10 @@ export async function handler(event: EventBridgeEvent<string, unknown>): Promise
     });
     return { status: "unmatched", eventId: event.id, runs: [] };
   }
-  const runs = await startRuns(rt, rules, event, `eventbridge:${event.id}`);
+  const deadlineMs =
+    context === undefined ? undefined : Date.now() + context.getRemainingTimeInMillis() - rt.config.safetyMarginMs;
+  const runs = await startRuns(rt, rules, event, `eventbridge:${event.id}`, {
+    ...(deadlineMs === undefined ? {} : { deadlineMs }),
+  });
   return { status: "started", eventId: event.id, runs };
 }

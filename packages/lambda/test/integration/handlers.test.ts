@@ -7,18 +7,23 @@ import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import type { Backend, Flow, RunRecord } from "@tern/core";
+import type { SQSEvent } from "aws-lambda";
+import { mockClient } from "aws-sdk-client-mock";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { FakeEcs } from "../../../../test/support/fake-ecs.js";
 import { openLocalTable, serverlessEnv, setEnv, taskStateEvent } from "../../../../test/support/serverless.js";
 import { type DynamoDbLocal, startDynamoDbLocal } from "../../../backend-dynamodb/test/dynamodb-local.js";
 import { type LocalServer, startS3rver } from "../../../storage-cloud/test/servers.js";
+import { ConfigError } from "../../src/config.js";
 import { handler as agentHandler } from "../../src/handlers/agent.js";
 import { handler as cloudEventsHandler } from "../../src/handlers/cloudevents.js";
 import { handler as taskStateHandler } from "../../src/handlers/task-state.js";
 import { handler as triggerHandler } from "../../src/handlers/trigger.js";
 import { logger, resetRuntimes } from "../../src/runtime.js";
-import { SIGNATURE_HEADER, signRequest } from "../../src/signature.js";
+import { SIGNATURE_HEADER, signRequest, signRequestV1 } from "../../src/signature.js";
 import { type S3FaultProxy, startS3FaultProxy } from "../support/s3-fault-proxy.js";
 
 const PROJECT = "lambda";
@@ -316,6 +321,8 @@ describe("event triggers (EventBridge)", { timeout: 60_000 }, () => {
 
   it("throws when S3 answers 503 for the flow's manifest, so Lambda delivers the event again; the redelivery starts the run", async () => {
     const event = objectCreated("incoming/during-an-outage.csv");
+    // A new container: the flow's manifest is read from S3 (a warm one keeps it).
+    await resetRuntimes();
     s3Proxy.failWhen((method, path) => method === "GET" && path.includes("/flows/"));
     try {
       await expect(triggerHandler(event)).rejects.toMatchObject({ code: "STORAGE_UNAVAILABLE", retryable: true });
@@ -427,6 +434,8 @@ describe("CloudEvents over HTTP", { timeout: 60_000 }, () => {
 
   it("answers 503 (retry) when S3 answers 503 for the flow's manifest, and 202 with the run once S3 is back", async () => {
     const body = structured(randomUUID());
+    // A new container: the flow's manifest is read from S3 (a warm one keeps it).
+    await resetRuntimes();
     s3Proxy.failWhen((method, path) => method === "GET" && path.includes("/flows/"));
     let during: { statusCode: number; headers: Record<string, string>; body: string };
     try {
@@ -439,6 +448,133 @@ describe("CloudEvents over HTTP", { timeout: 60_000 }, () => {
     const after = (await cloudEventsHandler(httpRequest(body, signed(body)))) as { statusCode: number; body: string };
     expect(after.statusCode).toBe(202);
     expect(JSON.parse(after.body).runs).toEqual([expect.objectContaining({ duplicate: false })]);
+  });
+
+  it("accepts a key rotated in Secrets Manager on a warm container: a signature that matches no key reads the secret again", async () => {
+    const oldKey = "o".repeat(40);
+    const newKey = "n".repeat(40);
+    const secrets = mockClient(SecretsManagerClient);
+    secrets.on(GetSecretValueCommand).resolves({ SecretString: oldKey });
+    const restore = setEnv({
+      TERN_CLOUDEVENTS_SECRET: "",
+      TERN_CLOUDEVENTS_SECRET_ARN: "arn:aws:secretsmanager:us-east-1:123456789012:secret:tern-cloudevents-AbCdEf",
+    });
+    await resetRuntimes();
+    const send = (key: string, v1 = false) => {
+      const body = structured(randomUUID());
+      const headers = { "content-type": "application/cloudevents+json" };
+      const signature = (v1 ? signRequestV1 : signRequest)(key, headers, body);
+      return cloudEventsHandler(httpRequest(body, { ...headers, [SIGNATURE_HEADER]: signature })) as Promise<{
+        statusCode: number;
+      }>;
+    };
+    try {
+      expect((await send(oldKey)).statusCode).toBe(202);
+      // Senders of the format before v2 keep working with the key they have.
+      expect((await send(oldKey, true)).statusCode).toBe(202);
+      expect(secrets.commandCalls(GetSecretValueCommand)).toHaveLength(1);
+      // The rotation: the warm container still holds the old key alone.
+      secrets
+        .on(GetSecretValueCommand)
+        .resolves({ SecretString: JSON.stringify({ current: newKey, previous: oldKey }) });
+      expect((await send(newKey)).statusCode).toBe(202);
+      expect(secrets.commandCalls(GetSecretValueCommand)).toHaveLength(2);
+      expect((await send(oldKey)).statusCode).toBe(202);
+      // v1 lasts one rotation: the previous key accepts it, the new current key does not.
+      expect((await send(oldKey, true)).statusCode).toBe(202);
+      expect((await send(newKey, true)).statusCode).toBe(401);
+    } finally {
+      secrets.restore();
+      restore();
+      await resetRuntimes();
+    }
+  });
+
+  it("refuses an oversized body before the cold start reads its configuration", async () => {
+    // A configuration that cannot start: anything that reached the cold start would throw.
+    const restore = setEnv({ TERN_BACKEND: "" });
+    await resetRuntimes();
+    try {
+      const huge = structured(randomUUID(), "com.acme.order.created", { pad: "x".repeat(300 * 1024) });
+      expect(await cloudEventsHandler(httpRequest(huge, signed(huge)))).toMatchObject({ statusCode: 413 });
+      const small = structured(randomUUID());
+      await expect(cloudEventsHandler(httpRequest(small, signed(small)))).rejects.toThrow(ConfigError);
+    } finally {
+      restore();
+      await resetRuntimes();
+    }
+  });
+
+  it("with a launch queue, answers 202 once the run exists and hands the launch to the queue, which the agent consumes", async () => {
+    const queueUrl = "https://sqs.us-east-1.amazonaws.com/123456789012/tern-launch";
+    const queue = mockClient(SQSClient);
+    queue.on(SendMessageCommand).resolves({ MessageId: "m-1" });
+    const restore = setEnv({ TERN_LAUNCH_QUEUE_URL: queueUrl });
+    await resetRuntimes();
+    const sqsEvent = (body: string): SQSEvent => ({
+      Records: [
+        {
+          messageId: randomUUID(),
+          receiptHandle: "handle",
+          body,
+          attributes: {
+            ApproximateReceiveCount: "1",
+            SentTimestamp: String(Date.now()),
+            SenderId: "AROAEXAMPLE",
+            ApproximateFirstReceiveTimestamp: String(Date.now()),
+          },
+          messageAttributes: {},
+          md5OfBody: "",
+          eventSource: "aws:sqs",
+          eventSourceARN: "arn:aws:sqs:us-east-1:123456789012:tern-launch",
+          awsRegion: "us-east-1",
+        },
+      ],
+    });
+    try {
+      const runTasks = ecs.calls.RunTask;
+      const body = structured(randomUUID());
+      const response = (await cloudEventsHandler(httpRequest(body, signed(body)), context(30_000))) as {
+        statusCode: number;
+        body: string;
+      };
+      expect(response.statusCode).toBe(202);
+      const runId = JSON.parse(response.body).runs[0].runId as string;
+      // Answered before any launch: the run exists, Scheduled, and ECS was not called.
+      expect(await backend.getRun(runId)).toMatchObject({ state: "Scheduled" });
+      expect(ecs.calls.RunTask).toBe(runTasks);
+      const sent = queue.commandCalls(SendMessageCommand);
+      expect(sent).toHaveLength(1);
+      const input = sent[0]?.args[0].input as { QueueUrl: string; MessageBody: string };
+      expect(input.QueueUrl).toBe(queueUrl);
+      expect(JSON.parse(input.MessageBody)).toEqual({ tern: "launch", runIds: [runId] });
+
+      const launched = await agentHandler(sqsEvent(input.MessageBody), context(60_000));
+      expect(launched).toEqual({ launched: 1, skipped: [], batchItemFailures: [] });
+      expect(await backend.getRun(runId)).toMatchObject({ state: "Submitted" });
+      expect(tasksOf(runId)).toHaveLength(1);
+      // SQS delivers at least once: the message again launches nothing more.
+      const again = await agentHandler(sqsEvent(input.MessageBody), context(60_000));
+      expect(again).toMatchObject({ launched: 0, skipped: [{ runId, reason: "it is Submitted" }] });
+      expect(tasksOf(runId)).toHaveLength(1);
+
+      // The queue unreachable: still 202 (the run exists; the agent's next tick launches it).
+      queue.on(SendMessageCommand).rejects(new Error("connect ETIMEDOUT"));
+      const other = structured(randomUUID());
+      const lost = (await cloudEventsHandler(httpRequest(other, signed(other)), context(30_000))) as {
+        statusCode: number;
+        body: string;
+      };
+      expect(lost.statusCode).toBe(202);
+      const lostRun = JSON.parse(lost.body).runs[0].runId as string;
+      expect(await backend.getRun(lostRun)).toMatchObject({ state: "Scheduled" });
+      await agentHandler({}, context(60_000));
+      expect(await backend.getRun(lostRun)).toMatchObject({ state: "Submitted" });
+    } finally {
+      queue.restore();
+      restore();
+      await resetRuntimes();
+    }
   });
 
   it("with IAM auth, refuses a request without an IAM identity and accepts one with it", async () => {
