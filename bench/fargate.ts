@@ -11,19 +11,50 @@
  * 20 calls/s per process (ECS's account limit), so 50 ms per dispatch is the floor when runs
  * queue up. bare_run_task_ms, the baseline measured in the same run, is one RunTask through the
  * SDK to the same fake without tern.
+ *
+ * Then the throttled case: 1,000 runs queued at once, the fake's ECS throttling on (RunTask
+ * burst 100 and 40/s, Fargate launches burst 100 and 20/s, RegisterTaskDefinition 1/s), each
+ * deployed as an agent deploys it (setup, then execute) all at once, a run handed back deployed
+ * again. `pnpm bench fargate throttled` runs this case alone (it needs no Java). One JSON line:
+ * {"name":"fargate-throttled","runs","launched","failed_runs","handed_back","run_task_calls",
+ *  "run_task_calls_per_run","throttled","launches_per_s","launch_rate_ratio","time_scale",
+ *  "fake_seconds","wall_seconds","goal_met"}
+ * launch_rate_ratio is launches per second, on the fake's clock, from the first RunTask to the
+ * last launch, over Fargate's 20/s. Goal: ratio >= 0.9, no failed run, every run launched
+ * exactly once, at most 1.05 RunTask calls per run. The fake's clock (and the launch path's,
+ * through setLaunchClock) runs TERN_BENCH_TIME_SCALE times as fast as real time (default 4), so
+ * the case takes about 12 s instead of 50; see bench/README.md.
  */
+import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { ECSClient, RunTaskCommand } from "@aws-sdk/client-ecs";
-import { type Flow, LocalAgent, scheduleRun } from "@tern/core";
+import {
+  type Flow,
+  type FlowVersionRecord,
+  type JsonValue,
+  LocalAgent,
+  type Manifest,
+  type RunRecord,
+  type Storage,
+  scheduleRun,
+} from "@tern/core";
 
 const RUNS = 200;
+const THROTTLED_RUNS = 1000;
+/** Fargate's sustained task-launch rate, per account and Region. */
+const FARGATE_LAUNCHES_PER_S = 20;
 
 const round = (n: number) => Math.round(n * 100) / 100;
 
-export async function main(): Promise<void> {
+export async function main(args: readonly string[] = []): Promise<void> {
+  if (args[0] !== "throttled") await dispatchCase();
+  await throttledCase();
+}
+
+async function dispatchCase(): Promise<void> {
   const root = join(dirname(fileURLToPath(import.meta.url)), "..");
   let local: typeof import("../packages/backend-dynamodb/test/dynamodb-local.js");
   let server: Awaited<ReturnType<typeof local.startDynamoDbLocal>>;
@@ -108,6 +139,149 @@ export async function main(): Promise<void> {
     ecsClient.destroy();
     await ecs.close();
     await server.stop();
+    await rm(home, { recursive: true, force: true });
+  }
+}
+
+/** 1,000 runs queued at once against the fake's ECS throttling (see the header). */
+async function throttledCase(): Promise<void> {
+  const home = await mkdtemp(join(tmpdir(), "tern-bench-fargate-throttled-"));
+  const flowName = "fargate-bench";
+  const { FakeEcs, scaledClock } = await import("../test/support/fake-ecs.js");
+  const { clearDefinitionCache, FargateTaskEnvironment, setEcsClientFactory } = await import("@tern/env-fargate");
+  const { setLaunchClock } = await import("../packages/env-fargate/src/ecs.js");
+  const { serverlessEnv, setEnv } = await import("../test/support/serverless.js");
+  const timeScale = Number(process.env.TERN_BENCH_TIME_SCALE ?? 4);
+  const clock = scaledClock(timeScale);
+  const ecs = await FakeEcs.start({ clusters: ["tern"], launch: "none", startDelayMs: 0, clock });
+  setEnv(
+    serverlessEnv({
+      home,
+      table: "tern-bench",
+      // Only written into each task's overrides (the runner would read its run there): no server needed.
+      dynamodbEndpoint: "http://127.0.0.1:8000",
+      ecsEndpoint: ecs.endpoint,
+      image: "ghcr.io/tern/runner:bench",
+    }),
+  );
+  // No SDK retries: every RunTask on the wire is tern's own, paced and backed off on the launch clock.
+  const client = new ECSClient({
+    region: "us-east-1",
+    endpoint: ecs.endpoint,
+    credentials: { accessKeyId: "bench", secretAccessKey: "bench" },
+    maxAttempts: 1,
+  });
+  setEcsClientFactory(() => client);
+  clearDefinitionCache();
+  setLaunchClock(clock);
+  try {
+    const flowVersion = {
+      project: "bench",
+      flow: flowName,
+      version: 1,
+      labels: [],
+      storage: { type: "LocalStorage", options: {} },
+      location: "bench",
+      manifestHash: "0".repeat(64),
+      environmentType: "FargateTaskEnvironment",
+      createdAtMs: Date.now(),
+    } as FlowVersionRecord;
+    const manifest = { flow: { name: flowName } } as unknown as Manifest;
+    const storage = {} as Storage;
+    ecs.setThrottling(true);
+    const wall0 = performance.now();
+    const failed: string[] = [];
+    let handedBack = 0;
+    // Each run as an agent deploys it: an environment of its own (setup, then execute); a run
+    // handed back (LaunchUncertainError) is deployed again with its recorded launch number, as
+    // the sweep and the next agent would.
+    const launchRun = async (id: string): Promise<void> => {
+      let deployment: Record<string, JsonValue> | undefined;
+      for (;;) {
+        const environment = new FargateTaskEnvironment({});
+        try {
+          await environment.setup(storage, { flowVersion, manifest, annotate: async () => {} });
+          const run = {
+            id,
+            project: "bench",
+            flow: flowName,
+            version: 1,
+            state: "Submitted",
+            revision: 1,
+            labels: [],
+            parameters: {},
+            scheduledAtMs: 0,
+            createdAtMs: 0,
+            updatedAtMs: 0,
+            attempts: 1,
+            ...(deployment === undefined ? {} : { deployment }),
+          } as RunRecord;
+          await environment.execute(storage, "bench", {
+            run,
+            flowVersion,
+            manifest,
+            runnerCommand: ["tern"],
+            runnerEnv: {},
+            backendUrl: process.env.TERN_BACKEND,
+            saveDeployment: async (details) => {
+              deployment = details;
+            },
+          });
+          return;
+        } catch (error) {
+          if ((error as { code?: string }).code === "LAUNCH_UNCERTAIN") {
+            handedBack += 1;
+            continue;
+          }
+          failed.push((error as Error).message);
+          return;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: THROTTLED_RUNS }, () => launchRun(randomUUID())));
+    const wallSeconds = (performance.now() - wall0) / 1000;
+    const launches = ecs.launchTimes;
+    const runTasks = ecs.callLog.filter((call) => call.operation === "RunTask");
+    const first = runTasks[0]?.atMs ?? 0;
+    const last = launches.at(-1) ?? first;
+    const fakeSeconds = (last - first) / 1000;
+    const launchesPerS = fakeSeconds > 0 ? launches.length / fakeSeconds : 0;
+    const ratio = launchesPerS / FARGATE_LAUNCHES_PER_S;
+    const launchedRuns = new Set(
+      ecs.launchedTasks.map((task) => task.tags?.find((tag) => tag.key === "tern:run-id")?.value),
+    );
+    const callsPerRun = runTasks.length / THROTTLED_RUNS;
+    console.log(
+      JSON.stringify({
+        name: "fargate-throttled",
+        runs: THROTTLED_RUNS,
+        launched: launches.length,
+        launched_runs: launchedRuns.size,
+        failed_runs: failed.length,
+        ...(failed.length === 0 ? {} : { first_failure: failed[0] }),
+        handed_back: handedBack,
+        run_task_calls: runTasks.length,
+        run_task_calls_per_run: round(callsPerRun * 1000) / 1000,
+        ecs_calls: ecs.calls,
+        throttled: ecs.throttled,
+        launches_per_s: round(launchesPerS),
+        launch_rate_ratio: round(ratio),
+        time_scale: timeScale,
+        fake_seconds: round(fakeSeconds),
+        wall_seconds: round(wallSeconds),
+        goal_met:
+          ratio >= 0.9 &&
+          failed.length === 0 &&
+          launches.length === THROTTLED_RUNS &&
+          launchedRuns.size === THROTTLED_RUNS &&
+          callsPerRun <= 1.05,
+      }),
+    );
+  } finally {
+    setLaunchClock(undefined);
+    setEcsClientFactory(undefined);
+    client.destroy();
+    await ecs.close();
     await rm(home, { recursive: true, force: true });
   }
 }

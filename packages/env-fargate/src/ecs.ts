@@ -242,7 +242,27 @@ function sameContent(found: TaskDefinition | undefined, desired: TaskDefinitionI
  * are retried with jittered backoff, looking for the revision again first (the other writer may
  * have registered the same content).
  */
-export async function ensureTaskDefinition(
+export function ensureTaskDefinition(
+  client: ECSClient,
+  definition: TaskDefinitionInput,
+  tags: Readonly<Record<string, string>>,
+  hash: string,
+): Promise<{ arn: string; registered: boolean }> {
+  // One search-or-register per content at a time in this process: runs deployed together (a
+  // burst of events, several agents in one process) wait for it instead of each describing and
+  // registering (RegisterTaskDefinition is throttled at about one per second).
+  const key = `${definition.family}|${hash}`;
+  let pending = ensuring.get(key);
+  if (pending === undefined) {
+    pending = ensureOnce(client, definition, tags, hash).finally(() => ensuring.delete(key));
+    ensuring.set(key, pending);
+  }
+  return pending;
+}
+
+const ensuring = new Map<string, Promise<{ arn: string; registered: boolean }>>();
+
+async function ensureOnce(
   client: ECSClient,
   definition: TaskDefinitionInput,
   tags: Readonly<Record<string, string>>,
@@ -264,7 +284,11 @@ export async function ensureTaskDefinition(
         throw new EnvironmentError(`ECS registered family ${definition.family} but returned no ARN.`);
       return { arn, registered: true };
     } catch (error) {
-      if (!CONCURRENT_REGISTER.test((error as Error).message ?? "") || attempt >= REGISTER_ATTEMPTS) {
+      // Another writer's registration ("Too many concurrent attempts") or ECS's throttling of
+      // RegisterTaskDefinition (about one per second): look again, then retry.
+      const retryable =
+        CONCURRENT_REGISTER.test((error as Error).message ?? "") || launchFailureKind(error) !== "permanent";
+      if (!retryable || attempt >= REGISTER_ATTEMPTS) {
         throw new EnvironmentError(
           `FargateTaskEnvironment: registering task definition family ${definition.family} failed: ${(error as Error).message}`,
           { cause: error },

@@ -100,6 +100,8 @@ interface TaskRecord {
   stoppedAtClockMs?: number;
   /** The Fargate vCPUs it holds until it stops (0 on EC2). */
   readonly vcpus: number;
+  /** When RunTask launched it, on the fake's clock. */
+  readonly launchedAtClockMs: number;
 }
 
 interface TaskEnd {
@@ -216,6 +218,11 @@ export class FakeEcs {
   /** The tasks really launched (an idempotent RunTask repeat launches none), in launch order. */
   get launchedTasks(): readonly FakeTask[] {
     return this.launched.map((record) => this.view(record));
+  }
+
+  /** When each task was launched, on the fake's clock, in launch order. */
+  get launchTimes(): readonly number[] {
+    return this.launched.map((record) => record.launchedAtClockMs);
   }
 
   /** A task by ARN or id, as DescribeTasks with TAGS would show it now. */
@@ -794,6 +801,7 @@ export class FakeEcs {
       timers: new Set(),
       finished: false,
       vcpus: spec.vcpus,
+      launchedAtClockMs: this.clock.now(),
     };
     this.tasks.push(record);
     this.launched.push(record);

@@ -224,6 +224,39 @@ describe("RunTask answered with AWS's limits", () => {
   });
 });
 
+describe("RegisterTaskDefinition answered with ECS's throttling", () => {
+  it("looks again and retries (another agent may have registered it meanwhile), never fails the run", async () => {
+    ecs
+      .on(DescribeTaskDefinitionCommand)
+      .rejects(Object.assign(new Error("Unable to describe task definition."), { name: "ClientException" }));
+    ecs
+      .on(RegisterTaskDefinitionCommand)
+      .rejectsOnce(throttled())
+      .resolves({ taskDefinition: { taskDefinitionArn: TD_ARN } });
+    const env = new FargateTaskEnvironment(OPTIONS);
+    await env.setup(storage, { flowVersion, manifest, annotate: async () => {} });
+    expect(env.taskDefinitionArn).toBe(TD_ARN);
+    expect(ecs.commandCalls(RegisterTaskDefinitionCommand)).toHaveLength(2);
+    expect(ecs.commandCalls(DescribeTaskDefinitionCommand)).toHaveLength(2);
+  });
+});
+
+describe("many runs deployed at once in one process", () => {
+  it("search for and register their task definition once, not once each", async () => {
+    ecs
+      .on(DescribeTaskDefinitionCommand)
+      .rejects(Object.assign(new Error("Unable to describe task definition."), { name: "ClientException" }));
+    ecs.on(RegisterTaskDefinitionCommand).resolves({ taskDefinition: { taskDefinitionArn: TD_ARN } });
+    const environments = Array.from({ length: 20 }, () => new FargateTaskEnvironment(OPTIONS));
+    await Promise.all(
+      environments.map((env) => env.setup(storage, { flowVersion, manifest, annotate: async () => {} })),
+    );
+    expect(environments.map((env) => env.taskDefinitionArn)).toEqual(environments.map(() => TD_ARN));
+    expect(ecs.commandCalls(RegisterTaskDefinitionCommand)).toHaveLength(1);
+    expect(ecs.commandCalls(DescribeTaskDefinitionCommand)).toHaveLength(1);
+  });
+});
+
 describe("Pacer: a token bucket on the launch clock", () => {
   it("lets a burst through at once, then spaces calls to the rate", async () => {
     const pacer = new Pacer(20, 3);
