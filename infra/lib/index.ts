@@ -13,6 +13,14 @@ export {
   STOCK_NODE_IMAGE,
   type StockImageOptions,
 } from "./runner-image.js";
-export { TernNetwork, type TernNetworkProps, TernRunner, type TernRunnerProps, type VpcSpec } from "./runtime.js";
+export {
+  grantRunnerState,
+  RUNNER_PARTITIONS,
+  TernNetwork,
+  type TernNetworkProps,
+  TernRunner,
+  type TernRunnerProps,
+  type VpcSpec,
+} from "./runtime.js";
 export { TernStack, type TernStackProps } from "./stack.js";
 export { FlowBucket, type FlowBucketProps, StateTable, type StateTableProps } from "./storage.js";

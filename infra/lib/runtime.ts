@@ -218,7 +218,9 @@ const ECR_PULL = ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer
  * The runner: its image, its code and its two roles. The execution role pulls the image (and,
  * for the stock image, lets ECR import it into the pull-through cache's repository: that
  * repository only), writes the log group and reads the named secrets; the task role (what the
- * flow's code runs as) reads the flow bucket and reads and writes the state table. Nothing wider.
+ * flow's code runs as) reads the flow bucket and does on the state table only what a runner does
+ * ({@link grantRunnerState}); per-project task roles the same, for one project's flow versions.
+ * Nothing wider.
  * With `runner: "bundle"` the runner bundle is an S3 asset ({@link TernRunner.bundle}) that the
  * launching functions presign for each task; the task itself needs no permission for it.
  */
