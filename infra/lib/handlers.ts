@@ -13,6 +13,7 @@ import * as events from "aws-cdk-lib/aws-events";
 import * as targets from "aws-cdk-lib/aws-events-targets";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as lambda from "aws-cdk-lib/aws-lambda";
+import * as lambdaEventSources from "aws-cdk-lib/aws-lambda-event-sources";
 import * as logs from "aws-cdk-lib/aws-logs";
 import type * as s3 from "aws-cdk-lib/aws-s3";
 import * as s3assets from "aws-cdk-lib/aws-s3-assets";
@@ -34,6 +35,13 @@ function readRules(asset: s3assets.Asset): iam.PolicyStatement {
 
 /** Trigger rules above this size (as JSON) go to an S3 asset instead of an environment variable. */
 export const INLINE_RULES_BYTES = 2_048;
+
+/**
+ * How many agent invocations the launch queue drives at once (the SQS event source's maximum
+ * concurrency, 2 at least): whatever reaches the CloudEvents URL, launching takes at most this
+ * much of the account's Lambda concurrency, with no reserved concurrency needed.
+ */
+export const LAUNCH_QUEUE_MAX_CONCURRENCY = 2;
 
 /** Task-definition families the agent may run: `FargateTaskEnvironment`'s default is `tern-<flow>`. */
 export const FAMILY_PREFIX = "tern-";
@@ -88,6 +96,8 @@ export class TernHandlers extends Construct {
   readonly alarmTopic: sns.Topic;
   readonly cloudEventsUrl?: lambda.FunctionUrl;
   readonly cloudEventsSecret?: secretsmanager.Secret;
+  /** Runs the CloudEvents function created, for the agent to launch (with CloudEvents only). */
+  readonly launchQueue?: sqs.Queue;
 
   constructor(scope: Construct, id: string, props: TernHandlersProps) {
     super(scope, id);
@@ -270,18 +280,41 @@ export class TernHandlers extends Construct {
 
     let cloudEvents: lambda.Function | undefined;
     if (props.cloudEvents !== undefined) {
+      // The CloudEvents function creates runs and answers 202; the agent launches them from this
+      // queue, at most LAUNCH_QUEUE_MAX_CONCURRENCY invocations at once, so a flood of requests
+      // never becomes a flood of launches, and a slow RunTask never holds a sender's request open.
+      // A message is only a wake-up: the runs are in the table, and a run not launched from it
+      // (out of time, throttled) is launched by the next tick, so nothing is redelivered.
+      const launchQueue = new sqs.Queue(this, "LaunchQueue", {
+        encryption: sqs.QueueEncryption.SQS_MANAGED,
+        enforceSSL: true,
+        // At least the agent's timeout (90 s), as Lambda requires of an event source's queue.
+        visibilityTimeout: Duration.seconds(120),
+        retentionPeriod: Duration.hours(1),
+        deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: 3 },
+      });
+      this.launchQueue = launchQueue;
+      agent.addEventSource(
+        new lambdaEventSources.SqsEventSource(launchQueue, {
+          batchSize: 10,
+          maxConcurrency: LAUNCH_QUEUE_MAX_CONCURRENCY,
+          reportBatchItemFailures: true,
+        }),
+      );
       cloudEvents = make("cloudevents", {
         timeout: Duration.seconds(30),
         reservedConcurrency: props.reservedConcurrency,
         env: {
           ...rulesEnv,
           TERN_CLOUDEVENTS_AUTH: props.cloudEvents.auth,
+          TERN_LAUNCH_QUEUE_URL: launchQueue.queueUrl,
           ...(this.cloudEventsSecret === undefined
             ? {}
             : { TERN_CLOUDEVENTS_SECRET_ARN: this.cloudEventsSecret.secretArn }),
         },
       });
       this.cloudEventsSecret?.grantRead(cloudEvents);
+      launchQueue.grantSendMessages(cloudEvents);
       if (rulesAsset !== undefined) cloudEvents.addToRolePolicy(readRules(rulesAsset));
       this.cloudEventsUrl = cloudEvents.addFunctionUrl({
         authType:
