@@ -174,7 +174,7 @@ export function diagnoseStoppedTask(task: Task, deployment: EcsDeployment): Task
   return {
     transient: false,
     started: true,
-    reason: `${where} stopped (${explainStopCode(task.stopCode)}${stopped === "" ? "" : `: ${stopped}`}): the runner exited with code ${exitCode ?? "unknown"}${containerReason === "" ? "" : ` (${containerReason})`} before reporting a final state.${logsHint(deployment, arn)}`,
+    reason: `${where} stopped (${stopped || explainStopCode(task.stopCode)}): the runner exited with code ${exitCode ?? "unknown"}${containerReason === "" ? "" : ` (${containerReason})`} before reporting a final state${stopped === "" || task.stopCode === undefined ? "" : ` (${task.stopCode}: ${explainStopCode(task.stopCode)})`}.${logsHint(deployment, arn)}`,
   };
 }
 
