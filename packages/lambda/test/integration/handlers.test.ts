@@ -338,6 +338,18 @@ describe("event triggers (EventBridge)", { timeout: 60_000 }, () => {
     expect(tasksOf(again.runs[0]?.runId as string)).toHaveLength(1);
   });
 
+  it("reads the flow's manifest from S3 once per event on a new container (not once to check and again to launch), and not at all when warm", async () => {
+    await resetRuntimes();
+    const manifestGets = () => s3Proxy.seen.filter((r) => r.startsWith("GET ") && /\/flows\/.*\.json/.test(r)).length;
+    const before = manifestGets();
+    const cold = await triggerHandler(objectCreated("incoming/cold.csv"));
+    expect(cold.runs).toEqual([expect.objectContaining({ created: true, dispatch: "submitted" })]);
+    expect(manifestGets() - before).toBe(1);
+    const warm = await triggerHandler(objectCreated("incoming/warm.csv"));
+    expect(warm.runs).toEqual([expect.objectContaining({ created: true, dispatch: "submitted" })]);
+    expect(manifestGets() - before).toBe(1);
+  });
+
   it("starts nothing for an event no rule matches, or one that is not an EventBridge event", async () => {
     const before = (await runsOf("fargate-ingest")).length;
     const other = { ...objectCreated("x.csv"), detail: { ...objectCreated("x.csv").detail, bucket: { name: "logs" } } };

@@ -10,6 +10,8 @@ export interface S3FaultProxy {
   readonly endpoint: string;
   /** Requests answered 503, as `METHOD path`. */
   readonly failed: string[];
+  /** Every request seen, as `METHOD path`, in order. */
+  readonly seen: string[];
   /** Answers 503 to every request `matches` accepts until {@link heal}. */
   failWhen(matches: (method: string, path: string) => boolean): void;
   heal(): void;
@@ -20,9 +22,11 @@ export async function startS3FaultProxy(target: string): Promise<S3FaultProxy> {
   const upstream = new URL(target);
   let matches: ((method: string, path: string) => boolean) | undefined;
   const failed: string[] = [];
+  const seen: string[] = [];
   const server: Server = createServer((req, res) => {
     const method = req.method ?? "GET";
     const path = req.url ?? "/";
+    seen.push(`${method} ${path}`);
     if (matches?.(method, path)) {
       failed.push(`${method} ${path}`);
       req.resume();
@@ -49,6 +53,7 @@ export async function startS3FaultProxy(target: string): Promise<S3FaultProxy> {
   return {
     endpoint: `http://127.0.0.1:${port}`,
     failed,
+    seen,
     failWhen: (predicate) => {
       matches = predicate;
     },
