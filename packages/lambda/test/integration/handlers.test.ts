@@ -350,6 +350,19 @@ describe("event triggers (EventBridge)", { timeout: 60_000 }, () => {
     expect(manifestGets() - before).toBe(1);
   });
 
+  it("launches nothing past the invocation's deadline: the run is created and left Scheduled for the next tick", async () => {
+    const runTasks = ecs.calls.RunTask;
+    // Less time left than TERN_SAFETY_MARGIN_MS (15 s by default): the deadline has passed.
+    const result = await triggerHandler(objectCreated("incoming/late.csv"), context(5_000));
+    expect(result.runs).toEqual([
+      expect.objectContaining({ created: true, dispatch: "skipped", reason: expect.stringMatching(/no time left/) }),
+    ]);
+    expect(await backend.getRun(result.runs[0]?.runId as string)).toMatchObject({ state: "Scheduled" });
+    expect(ecs.calls.RunTask).toBe(runTasks);
+    await agentHandler({}, context(60_000));
+    expect(await backend.getRun(result.runs[0]?.runId as string)).toMatchObject({ state: "Submitted" });
+  });
+
   it("starts nothing for an event no rule matches, or one that is not an EventBridge event", async () => {
     const before = (await runsOf("fargate-ingest")).length;
     const other = { ...objectCreated("x.csv"), detail: { ...objectCreated("x.csv").detail, bucket: { name: "logs" } } };
