@@ -308,13 +308,13 @@ describe("AzureBlobStore error mapping (injected client)", () => {
     await expect(store.list("flows/")).rejects.toThrow(
       /^Azure List Blobs azure:\/\/acct\/c1 \(prefix "flows\/"\) failed with 503/,
     );
-    await expect(store.delete("k")).rejects.toMatchObject({ code: "STORAGE_UNAVAILABLE" });
+    await expect(store.delete("k")).rejects.toMatchObject({ code: "STORAGE_UNAVAILABLE", retryable: true });
   });
 
   it("reports an unreachable endpoint as unavailable after retries", async () => {
     const error = new RestError("connect ECONNREFUSED 127.0.0.1:1", { code: "REQUEST_SEND_ERROR" });
     const attempt = storeFailingWith(error).get("k");
-    await expect(attempt).rejects.toMatchObject({ code: "STORAGE_UNAVAILABLE" });
+    await expect(attempt).rejects.toMatchObject({ code: "STORAGE_UNAVAILABLE", retryable: true });
     await expect(attempt).rejects.toThrow(
       /could not reach the service \(connect ECONNREFUSED 127\.0\.0\.1:1\) after the SDK's retries/,
     );

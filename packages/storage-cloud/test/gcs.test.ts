@@ -337,6 +337,7 @@ describe("GCSBlobStore request shapes and errors (fake client)", () => {
       await expect(attempt).rejects.toThrow(message);
       await expect(attempt).rejects.toMatchObject({
         code: status === 403 ? "STORAGE_ACCESS" : "STORAGE_UNAVAILABLE",
+        retryable: status !== 403,
         cause: fake.fail[method],
       });
     },

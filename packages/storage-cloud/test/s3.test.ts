@@ -132,24 +132,31 @@ describe("S3BlobStore request shapes and errors (SDK mock)", () => {
   });
 
   it.each([
-    ["AccessDenied", 403, /S3 denied s3:GetObject on arn:aws:s3:::bkt\/flows\/x\.json/],
-    ["NoSuchKey", 404, /s3:\/\/bkt\/flows\/x\.json does not exist/],
+    ["AccessDenied", 403, /S3 denied s3:GetObject on arn:aws:s3:::bkt\/flows\/x\.json/, false],
+    ["NoSuchKey", 404, /s3:\/\/bkt\/flows\/x\.json does not exist/, false],
     [
       "ServiceUnavailable",
       503,
       /failed with 503 ServiceUnavailable after 3 attempts \(the service is throttling or unavailable\)/,
+      true,
     ],
-    ["SlowDown", 503, /throttling or unavailable/],
-  ])("maps %s (%i) to a message that says what to do", async (name, status, message) => {
-    s3.on(GetObjectCommand).rejects(
-      new S3ServiceException({
-        name,
-        $fault: status >= 500 ? "server" : "client",
-        $metadata: { httpStatusCode: status, attempts: 3 },
-      }),
-    );
-    await expect(store().get("flows/x.json")).rejects.toThrow(message);
-  });
+    ["SlowDown", 503, /throttling or unavailable/, true],
+    ["InternalError", 500, /throttling or unavailable/, true],
+    ["InvalidArgument", 400, /failed: InvalidArgument/, false],
+  ])(
+    "maps %s (%i) to a message that says what to do, and says whether it may pass",
+    async (name, status, message, retryable) => {
+      s3.on(GetObjectCommand).rejects(
+        new S3ServiceException({
+          name,
+          $fault: status >= 500 ? "server" : "client",
+          $metadata: { httpStatusCode: status, attempts: 3 },
+        }),
+      );
+      await expect(store().get("flows/x.json")).rejects.toThrow(message);
+      await expect(store().get("flows/x.json")).rejects.toMatchObject({ retryable });
+    },
+  );
 
   it("explains where the SDK looked when there are no credentials", async () => {
     s3.on(GetObjectCommand).rejects(
