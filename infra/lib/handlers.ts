@@ -58,6 +58,8 @@ export interface TernHandlersProps {
   /** Per-project task roles, by project: the agent runs a project's flows with its role only. @default none */
   readonly projectTaskRoles?: Readonly<Record<string, iam.IRole>>;
   readonly imageUri: string;
+  /** The CPU architectures the runner image has, when known (ARM64 flows are refused without an arm64 variant). */
+  readonly imageArchitectures?: ReadonlyArray<"X86_64" | "ARM64">;
   /**
    * The runner bundle tasks download at start (`TernRunner.bundle`): the functions get its
    * `s3://` URL and sha256 (`TERN_RUNNER_BUNDLE`, `TERN_RUNNER_BUNDLE_SHA256`) and may read that
@@ -154,6 +156,9 @@ export class TernHandlers extends Construct {
       TERN_ECS_TASK_ROLE_ARN: props.taskRole.roleArn,
       TERN_ECS_EXECUTION_ROLE_ARN: props.executionRole.roleArn,
       TERN_RUNNER_IMAGE: props.imageUri,
+      ...(props.imageArchitectures === undefined
+        ? {}
+        : { TERN_RUNNER_IMAGE_ARCHITECTURES: props.imageArchitectures.join(",") }),
       ...(props.runnerBundle === undefined
         ? {}
         : { TERN_RUNNER_BUNDLE: props.runnerBundle.s3Url, TERN_RUNNER_BUNDLE_SHA256: props.runnerBundle.sha256 }),

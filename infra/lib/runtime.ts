@@ -226,6 +226,11 @@ const ECR_PULL = ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer
  */
 export class TernRunner extends Construct {
   readonly imageUri: string;
+  /**
+   * The CPU architectures the runner image is known to have (`TERN_RUNNER_IMAGE_ARCHITECTURES`):
+   * the stock Node.js image both, an image built here X86_64 only, an image URI unknown.
+   */
+  readonly imageArchitectures?: ReadonlyArray<"X86_64" | "ARM64">;
   readonly executionRole: iam.Role;
   readonly taskRole: iam.Role;
   /** The per-project task roles, by project (config `projectTaskRoles`). */
@@ -251,11 +256,15 @@ export class TernRunner extends Construct {
     if (image === "stock" || (typeof image === "object" && "stock" in image)) {
       const pulled = this.stockImage(image === "stock" ? {} : image.stock);
       this.imageUri = pulled.uri;
+      // The official Node.js image is published for linux/amd64 and linux/arm64.
+      this.imageArchitectures = ["X86_64", "ARM64"];
       this.cacheRule = pulled.rule;
     } else if (image === "build" || (typeof image === "object" && "build" in image)) {
       const asset = image === "build" ? this.repositoryImage() : this.builtImage(image.build);
       asset.repository.grantPull(this.executionRole);
       this.imageUri = asset.imageUri;
+      // Built for Platform.LINUX_AMD64 below.
+      this.imageArchitectures = ["X86_64"];
     } else if (
       typeof image === "object" &&
       "uri" in image &&

@@ -63,6 +63,7 @@ export class TernStack extends Stack {
       taskRole: this.runner.taskRole,
       projectTaskRoles: this.runner.projectTaskRoles,
       imageUri: this.runner.imageUri,
+      ...(this.runner.imageArchitectures === undefined ? {} : { imageArchitectures: this.runner.imageArchitectures }),
       ...(this.runner.bundle === undefined ? {} : { runnerBundle: this.runner.bundle }),
       runLogs: this.network.runLogs,
       agentLabels: config.agentLabels ?? [],

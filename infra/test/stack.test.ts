@@ -500,6 +500,14 @@ describe("the stack's guardrails: what a flow's manifest cannot escape", { timeo
     }
   });
 
+  it("tells the functions the runner image's architectures when it knows them: both for the stock image, unknown for a URI", () => {
+    for (const fn of launching(result.template))
+      expect(fn.Properties.Environment.Variables.TERN_RUNNER_IMAGE_ARCHITECTURES).toBeUndefined();
+    const stock = synth({}).template;
+    for (const fn of launching(stock))
+      expect(fn.Properties.Environment.Variables.TERN_RUNNER_IMAGE_ARCHITECTURES).toBe("X86_64,ARM64");
+  });
+
   it("refuses per-project task roles it cannot make, naming the problem", () => {
     expect(() => parseConfig({ projectTaskRoles: { "bad project": {} } }, "test")).toThrow(
       /projectTaskRoles.bad project: "bad project" is not a project name a role can be made for/,

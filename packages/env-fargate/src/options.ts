@@ -757,6 +757,8 @@ export const GUARDRAIL_VARIABLES = {
   stackTag: "TERN_ECS_STACK_TAG",
   /** JSON `{ "<project>": "<task role ARN>" }`: per-project task roles (the stack's option). */
   projectTaskRoles: "TERN_ECS_PROJECT_TASK_ROLES",
+  /** The CPU architectures `TERN_RUNNER_IMAGE` has, comma-separated, when the stack knows them. */
+  imageArchitectures: "TERN_RUNNER_IMAGE_ARCHITECTURES",
 } as const;
 
 /** The tag naming the stack on everything tern registers and runs. */
@@ -1024,6 +1026,17 @@ export function resolveConfig(
     throw new EnvironmentError(`${(error as Error).message}${names === "" ? "" : ` (defaults read from ${names})`}`, {
       cause: error,
     });
+  }
+  // The agent's image: its architectures are known when the stack built or chose it.
+  const architectures = fromEnv(GUARDRAIL_VARIABLES.imageArchitectures)
+    ?.split(",")
+    .map((a) => a.trim());
+  const architecture = merged.runtimePlatform?.cpuArchitecture ?? "X86_64";
+  if (options.image === undefined && architectures !== undefined && !architectures.includes(architecture)) {
+    throw optionError(
+      "runtimePlatform",
+      `${architecture}, but the agent's runner image ${show(merged.image)} (${ENVIRONMENT_DEFAULTS.image}) has ${architectures.join(" and ")} only (${GUARDRAIL_VARIABLES.imageArchitectures}): use cpuArchitecture ${show(architectures[0])}, or an image with a ${architecture} variant.`,
+    );
   }
   const missing = (option: string, variable: string, why: string) =>
     new EnvironmentError(

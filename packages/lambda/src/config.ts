@@ -107,6 +107,9 @@ const schema = z.object({
   TERN_LOG_GROUP: z.optional(z.string().check(z.minLength(1))),
   // The stack's guardrails (FargateTaskEnvironment enforces them at every launch).
   TERN_ECS_ENFORCE_NETWORK: z.optional(z.enum(["true", "false"])),
+  TERN_RUNNER_IMAGE_ARCHITECTURES: z.optional(
+    z.string().check(z.regex(/^(X86_64|ARM64)(,(X86_64|ARM64))*$/, "must be X86_64, ARM64 or X86_64,ARM64")),
+  ),
   TERN_ECS_FAMILY_PREFIX: z.optional(
     z.string().check(z.regex(/^[A-Za-z0-9_-]{1,200}$/, "must be a task definition family prefix such as tern-")),
   ),

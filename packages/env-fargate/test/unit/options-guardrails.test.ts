@@ -185,6 +185,18 @@ describe("AWS's limits, checked when the environment is built", () => {
     ).toMatch(/"amd64\/node:22".*no arm64 variant.*defaults read from/);
   });
 
+  it("refuses ARM64 when the stack says the agent's image has no arm64 variant", () => {
+    const built = { ...STACK_ENV, [GUARDRAIL_VARIABLES.imageArchitectures]: "X86_64" };
+    expect(error(() => resolve({ runtimePlatform: { cpuArchitecture: "ARM64" } }, built)).message).toMatch(
+      /runtimePlatform: ARM64, but the agent's runner image ".*tern-runner:1" \(TERN_RUNNER_IMAGE\) has X86_64 only \(TERN_RUNNER_IMAGE_ARCHITECTURES\)/,
+    );
+    expect(resolve({}, built).cpuArchitecture).toBe("X86_64");
+    // An image of the flow's own is the flow's business; a multi-architecture one passes.
+    expect(resolve({ runtimePlatform: { cpuArchitecture: "ARM64" }, image: "node:22" }, built).image).toBe("node:22");
+    const stock = { ...STACK_ENV, [GUARDRAIL_VARIABLES.imageArchitectures]: "X86_64,ARM64" };
+    expect(resolve({ runtimePlatform: { cpuArchitecture: "ARM64" } }, stock).cpuArchitecture).toBe("ARM64");
+  });
+
   it("measures the whole overrides for ECS's 8,192 characters, not only containerOverrides", () => {
     const containerOverrides = [{ name: "tern-runner", environment: [{ name: "TERN_RUN_ID", value: "r" }] }];
     const whole = { containerOverrides, cpu: "1024", memory: "2048", taskRoleArn: STACK_ROLE };
