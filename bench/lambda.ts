@@ -203,7 +203,8 @@ async function eventToRunTask(): Promise<void> {
   }
 }
 
-export async function main(): Promise<void> {
-  await sizesAndColdStarts();
+/** `pnpm bench lambda` prints the three figures; `pnpm bench lambda latency` only event -> RunTask. */
+export async function main(args: readonly string[] = []): Promise<void> {
+  if (args[0] !== "latency") await sizesAndColdStarts();
   await eventToRunTask();
 }
