@@ -77,6 +77,9 @@ export function setLaunchClock(clock: LaunchClock | undefined): void {
 
 export const sleep = (ms: number): Promise<void> => launchClock.sleep(ms);
 
+/** Now, on the launch path's clock (epoch ms in real time). */
+export const launchNow = (): number => launchClock.now();
+
 /** Exponential backoff with full jitter: a random wait up to `base * 2^(attempt-1)`, capped. */
 export function backoffMs(attempt: number, baseMs: number, capMs = 20_000): number {
   return Math.round(Math.random() * Math.min(capMs, baseMs * 2 ** Math.max(0, attempt - 1)));

@@ -21,6 +21,7 @@ import {
   forgetDefinition,
   knownDefinition,
   launchFailureKind,
+  launchNow,
   rememberDefinition,
   runTaskPacer,
   sleep,
@@ -293,10 +294,19 @@ export class FargateTaskEnvironment extends Environment {
               { cause: error },
             );
           }
+          const wait = backoffMs(attempt, config.launchBackoffMs);
+          if (context.deadlineMs !== undefined && launchNow() + wait >= context.deadlineMs) {
+            // The caller (a Lambda invocation) ends before the next attempt: hand the run back
+            // instead of being frozen mid-retry; the next launch uses the same token.
+            throw new LaunchUncertainError(
+              `ECS RunTask for run ${run.id} failed (${(error as Error).message}) and its caller's deadline comes before another attempt; the run is handed back and launched again with the same clientToken`,
+              { cause: error },
+            );
+          }
           context.onOutput?.(
             `RunTask attempt ${attempt} for run ${run.id} failed (${(error as Error).message}); retrying with the same token`,
           );
-          await sleep(backoffMs(attempt, config.launchBackoffMs));
+          await sleep(wait);
           continue;
         }
       }
@@ -335,7 +345,13 @@ export class FargateTaskEnvironment extends Environment {
         launch += 1;
         await context.saveDeployment(bookkeeping() as unknown as Record<string, JsonValue>);
       }
-      await sleep(backoffMs(attempt, config.launchBackoffMs));
+      const wait = backoffMs(attempt, config.launchBackoffMs);
+      if (context.deadlineMs !== undefined && launchNow() + wait >= context.deadlineMs) {
+        throw new LaunchUncertainError(
+          `ECS started no task for run ${run.id} (${reason}) and its caller's deadline comes before another attempt; the run is handed back to be launched later, not failed`,
+        );
+      }
+      await sleep(wait);
     }
   }
 }
