@@ -10,7 +10,6 @@ import {
   RunTaskCommand,
 } from "@aws-sdk/client-ecs";
 import {
-  EnvironmentError,
   type ExecuteContext,
   type FlowVersionRecord,
   LaunchUncertainError,
@@ -20,7 +19,7 @@ import {
 } from "@tern/core";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { launchFailureKind, Pacer, setLaunchClock } from "../../src/ecs.js";
+import { setLaunchClock } from "../../src/ecs.js";
 import {
   clearDefinitionCache,
   clientToken,
@@ -44,7 +43,6 @@ const OPTIONS: FargateTaskEnvironmentOptions = {
   launchBackoffMs: 1000,
   launchAttempts: 4,
 };
-const VCPU_LIMIT = "You've reached the limit on the number of vCPUs you can run concurrently";
 
 const flowVersion = {
   project: "p",
