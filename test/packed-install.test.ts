@@ -31,15 +31,60 @@ const CDK_PACKAGES = ["aws-cdk-lib@2.276.0", "constructs@10.8.1", "aws-cdk@2.114
 const FIXTURE = join(ROOT, "test", "fixtures", "user-project");
 const ENV = { account: "123456789012", region: "eu-west-1" };
 
+/** The Node versions the installed form is tested under. */
+const RUNTIMES = [
+  ["the machine's Node", async (): Promise<NodeRuntime> => CURRENT_NODE],
+  ["Node 24", () => node24(join(ROOT, "node_modules", ".cache", "tern-test", "node24"))],
+] as const;
+
+interface Projects {
+  readonly node: NodeRuntime;
+  readonly esm: string;
+  readonly cjs: string;
+}
+
 let work: string;
-let tarballs: string[];
+/** Each runtime's projects, installing in the background from the start (both at once). */
+const projects = new Map<string, Promise<Projects>>();
+
+/** An ES module project, then a CommonJS one started from its node_modules, with the user's files. */
+async function install(runtime: () => Promise<NodeRuntime>, tarballs: readonly string[]): Promise<Projects> {
+  const node = await runtime();
+  const dir = await mkdtemp(join(work, "projects-"));
+  const esm = await createProject({
+    dir: join(dir, "esm"),
+    type: "module",
+    runtime: node,
+    tarballs,
+    extra: CDK_PACKAGES,
+  });
+  const cjs = await createProject({
+    dir: join(dir, "cjs"),
+    type: "commonjs",
+    runtime: node,
+    tarballs,
+    extra: CDK_PACKAGES,
+    seed: esm,
+  });
+  await addUserFiles(esm, "module");
+  await addUserFiles(cjs, "commonjs");
+  return { node, esm, cjs };
+}
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), "tern-packed-"));
-  tarballs = await packWorkspace(join(work, "pack"));
+  const tarballs = await packWorkspace(join(work, "pack"));
+  // npm compiles better-sqlite3 for each Node, one C file at a time: the two installs run side
+  // by side, and the second runtime's is done by the time the first one's tests are.
+  for (const [name, runtime] of RUNTIMES) {
+    const installing = install(runtime, tarballs);
+    installing.catch(() => {}); // reported by that runtime's beforeAll
+    projects.set(name, installing);
+  }
 }, 900_000);
 
 afterAll(async () => {
+  await Promise.allSettled(projects.values());
   if (work !== undefined) await rm(work, { recursive: true, force: true });
 });
 
@@ -125,28 +170,13 @@ async function synth(project: string, runtime: NodeRuntime): Promise<{ files: ob
   return JSON.parse(await readFile(join(out, "Tern.assets.json"), "utf8")) as { files: object; dockerImages: object };
 }
 
-describe.each([
-  ["the machine's Node", async () => CURRENT_NODE],
-  ["Node 24", () => node24(join(ROOT, "node_modules", ".cache", "tern-test", "node24"))],
-] as const)("tern installed from its tarballs, under %s", (_name, runtime) => {
+describe.each(RUNTIMES)("tern installed from its tarballs, under %s", (name) => {
   let node: NodeRuntime;
   let esm: string;
   let cjs: string;
 
   beforeAll(async () => {
-    node = await runtime();
-    const dir = await mkdtemp(join(work, "projects-"));
-    esm = await createProject({ dir: join(dir, "esm"), type: "module", runtime: node, tarballs, extra: CDK_PACKAGES });
-    cjs = await createProject({
-      dir: join(dir, "cjs"),
-      type: "commonjs",
-      runtime: node,
-      tarballs,
-      extra: CDK_PACKAGES,
-      seed: esm,
-    });
-    await addUserFiles(esm, "module");
-    await addUserFiles(cjs, "commonjs");
+    ({ node, esm, cjs } = await (projects.get(name) as Promise<Projects>));
   }, 1_200_000);
 
   it("registers, runs and reports flows in an ES module project", async () => {

@@ -50,11 +50,14 @@ export async function exec(
   }
 }
 
-/** Builds every package (`pnpm build`) and packs each into `out`; resolves to the tarballs' paths. */
+/**
+ * Builds every package (`pnpm build`) and packs each into `out`; resolves to the tarballs' paths.
+ * `TERN_PACKED_PREBUILT=1` skips the build, for a caller that has just run it (`.ci/run`).
+ */
 export async function packWorkspace(out: string): Promise<string[]> {
   await mkdir(out, { recursive: true });
   const started = Date.now();
-  await exec("pnpm", ["build"], { cwd: ROOT, timeoutMs: 600_000 });
+  if (process.env.TERN_PACKED_PREBUILT !== "1") await exec("pnpm", ["build"], { cwd: ROOT, timeoutMs: 600_000 });
   for (const dir of PACKAGE_DIRS) {
     // pnpm (not npm) packs: it replaces `workspace:*` with the packages' versions.
     await exec("pnpm", ["pack", "--pack-destination", out], { cwd: join(ROOT, dir) });
