@@ -29,6 +29,7 @@ import {
 import {
   type FargateJsonOptions,
   type FargateTaskEnvironmentOptions,
+  overridesLength,
   type ResolvedFargateConfig,
   resolveConfig,
   validateOptions,
@@ -93,9 +94,13 @@ export class FargateTaskEnvironment extends Environment {
     return { ...(this.options as Record<string, JsonValue>) };
   }
 
-  /** The options with the agent's defaults filled in, for a flow named `flow`. */
-  resolve(flow: string, env: Readonly<Record<string, string | undefined>> = process.env): ResolvedFargateConfig {
-    return resolveConfig(this.options, flow, env);
+  /** The options with the agent's defaults filled in, for a flow named `flow` of `project`. */
+  resolve(
+    flow: string,
+    env: Readonly<Record<string, string | undefined>> = process.env,
+    project?: string,
+  ): ResolvedFargateConfig {
+    return resolveConfig(this.options, flow, env, project === undefined ? {} : { project });
   }
 
   /**
@@ -110,7 +115,8 @@ export class FargateTaskEnvironment extends Environment {
         "FargateTaskEnvironment: setup needs the flow (an agent passes it) or a family option.",
       );
     }
-    const config = this.resolve(flow ?? "");
+    // The project picks its own task role when the stack gives projects their own.
+    const config = this.resolve(flow ?? "", process.env, context?.flowVersion.project);
     const definition = desiredTaskDefinition(config);
     const hash = definitionHash(definition, config.tags);
     const annotated = context?.flowVersion.annotations?.[TASK_DEFINITION_ANNOTATION] as
@@ -190,14 +196,15 @@ export class FargateTaskEnvironment extends Environment {
         },
       ],
     };
-    const overridesChars = JSON.stringify(overrides.containerOverrides).length;
+    // ECS's limit is on the whole overrides object, not only its container part.
+    const overridesChars = overridesLength(overrides);
     if (overridesChars > MAX_OVERRIDES_CHARS) {
       const urlPart =
         runnerUrl === undefined
           ? ""
           : ` The runner bundle's presigned URL takes ${runnerUrl.length} of them (longer with temporary credentials; a shorter bucket name and key help).`;
       throw new EnvironmentError(
-        `FargateTaskEnvironment: the container overrides of run ${run.id} take ${overridesChars} characters; ECS allows ${MAX_OVERRIDES_CHARS}. The backend URL takes ${backendUrl.length} (${backendUrl.length > 80 ? `${backendUrl.slice(0, 80)}[...]` : backendUrl}).${urlPart}`,
+        `FargateTaskEnvironment: the overrides of run ${run.id} take ${overridesChars} characters; ECS allows ${MAX_OVERRIDES_CHARS}. The backend URL takes ${backendUrl.length} (${backendUrl.length > 80 ? `${backendUrl.slice(0, 80)}[...]` : backendUrl}).${urlPart}`,
       );
     }
     const previous = ecsDeployment(run);

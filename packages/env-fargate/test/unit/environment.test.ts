@@ -523,6 +523,23 @@ describe("execute: RunTask", () => {
     expect(ecs.commandCalls(RunTaskCommand)).toHaveLength(0);
   });
 
+  it("measures ECS's 8,192-character limit on the whole overrides, not only the container part", async () => {
+    const env = await launched();
+    ecs.on(RunTaskCommand).resolves({ tasks: [{ taskArn: TASK_ARN }] });
+    const base = "dynamodb://t?endpoint=";
+    await env.execute(storage, "loc", executeContext({ backendUrl: base }));
+    const whole = JSON.stringify(ecs.commandCalls(RunTaskCommand)[0]?.args[0].input.overrides).length;
+    // A backend URL that brings the whole overrides to exactly 8,192 characters is launched...
+    const fits = `${base}${"x".repeat(8192 - whole)}`;
+    await env.execute(storage, "loc", executeContext({ backendUrl: fits }));
+    expect(JSON.stringify(ecs.commandCalls(RunTaskCommand)[1]?.args[0].input.overrides).length).toBe(8192);
+    // ...one more character is refused, though the container overrides alone would still fit.
+    await expect(env.execute(storage, "loc", executeContext({ backendUrl: `${fits}x` }))).rejects.toThrow(
+      /the overrides of run .* take 8193 characters; ECS allows 8192/,
+    );
+    expect(ecs.commandCalls(RunTaskCommand)).toHaveLength(2);
+  });
+
   it("refuses overrides above ECS's 8,192 characters", async () => {
     const env = await launched();
     await expect(
