@@ -60,7 +60,9 @@ describe("the CloudEvents endpoint's launch queue", { timeout: 60_000 }, () => {
 
   it("is named to the CloudEvents function, which may send to it and to nothing else of SQS", () => {
     const cloudEvents = functionId(template, "cloudevents");
-    const fn = template.findResources("AWS::Lambda::Function")[cloudEvents] as { Properties: Record<string, any> };
+    const fn = template.findResources("AWS::Lambda::Function")[cloudEvents] as {
+      Properties: { Environment: { Variables: Record<string, unknown> }; Role: unknown };
+    };
     expect(fn.Properties.Environment.Variables.TERN_LAUNCH_QUEUE_URL).toEqual({ Ref: queueId });
     const role = (fn.Properties.Role as { "Fn::GetAtt": [string, string] })["Fn::GetAtt"][0];
     const sqsStatements = Object.values(template.findResources("AWS::IAM::Policy"))
