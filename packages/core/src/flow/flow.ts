@@ -44,13 +44,38 @@ const FLOW_BRAND = Symbol.for("tern.flow");
 const CORE_DIR = dirname(dirname(fileURLToPath(import.meta.url)));
 
 /** The first file on the call stack outside tern's own sources. */
+/**
+ * Compiled flow files being imported, by path, and the user's files they were compiled from
+ * (`importFlowFile`). A global symbol, so every copy of core sees the same map.
+ */
+const COMPILED_FILES = Symbol.for("tern.compiledFlowFiles");
+
+function compiledFiles(): Map<string, string> {
+  const global = globalThis as Record<symbol, Map<string, string> | undefined>;
+  global[COMPILED_FILES] ??= new Map();
+  return global[COMPILED_FILES];
+}
+
+/**
+ * Runs `load` (the import of `compiled`) with flows defined in `compiled` taking `original` as
+ * their source file: a file that builds its storage while it loads bundles the user's file.
+ */
+export async function withCompiledSource<T>(compiled: string, original: string, load: () => Promise<T>): Promise<T> {
+  compiledFiles().set(compiled, original);
+  try {
+    return await load();
+  } finally {
+    compiledFiles().delete(compiled);
+  }
+}
+
 function callerFile(): string | undefined {
   const lines = new Error().stack?.split("\n").slice(1) ?? [];
   for (const line of lines) {
     const match = /(file:\/\/\/[^\s)]+?|\/[^\s():]+?):\d+:\d+\)?\s*$/.exec(line);
     if (match === null) continue;
     const file = toPath(match[1] as string);
-    if (!file.startsWith(`${CORE_DIR}/`)) return file;
+    if (!file.startsWith(`${CORE_DIR}/`)) return compiledFiles().get(file) ?? file;
   }
   return undefined;
 }

@@ -1,6 +1,7 @@
 import { access, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import { withCompiledSource } from "../flow/flow.js";
 import {
   BUNDLE_CONDITIONS,
   BundleError,
@@ -9,7 +10,6 @@ import {
   packageRoot,
   REQUIRE_BANNER,
 } from "./bundle.js";
-import { isFlow } from "./storage.js";
 
 /**
  * Imports a user's flow file, TypeScript (`.ts`, `.mts`, `.cts`) or JavaScript, whatever the
@@ -19,8 +19,9 @@ import { isFlow } from "./storage.js";
  * leaves every package import (`@tern/core` included) to Node. The module is written under the
  * project's `node_modules/.cache/tern/`, so those imports resolve exactly as they do for the
  * user's own code, to the same copies the caller uses, then imported and removed.
- * `import.meta.url`, `.filename` and `.dirname` keep naming the original file, and flows that
- * tell their file from the call stack are given the original file as their source.
+ * `import.meta.url`, `.filename` and `.dirname` keep naming the original file, and flows defined
+ * in it take the original file as their source, already while it loads (a file that builds its
+ * storage at its top level bundles the user's file).
  */
 export async function importFlowFile(file: string): Promise<Record<string, unknown>> {
   const path = resolve(file);
@@ -74,18 +75,15 @@ export async function importFlowFile(file: string): Promise<Record<string, unkno
   const compiled = join(dir, "flow.mjs");
   try {
     await writeFile(compiled, code, { mode: 0o600 });
-    let exports: Record<string, unknown>;
     try {
-      exports = (await import(pathToFileURL(compiled).href)) as Record<string, unknown>;
+      return await withCompiledSource(
+        compiled,
+        path,
+        async () => (await import(pathToFileURL(compiled).href)) as Record<string, unknown>,
+      );
     } catch (error) {
       throw loadError(path, compiled, error);
     }
-    for (const value of Object.values(exports)) {
-      if (isFlow(value) && value.sourceFile === compiled) {
-        Object.defineProperty(value, "sourceFile", { value: path, enumerable: true });
-      }
-    }
-    return exports;
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
