@@ -148,8 +148,9 @@ async function throttledCase(): Promise<void> {
   const home = await mkdtemp(join(tmpdir(), "tern-bench-fargate-throttled-"));
   const flowName = "fargate-bench";
   const { FakeEcs, scaledClock } = await import("../test/support/fake-ecs.js");
-  const { clearDefinitionCache, FargateTaskEnvironment, setEcsClientFactory } = await import("@tern/env-fargate");
-  const { setLaunchClock } = await import("../packages/env-fargate/src/ecs.js");
+  const { clearDefinitionCache, FargateTaskEnvironment, setEcsClientFactory, setLaunchClock } = await import(
+    "@tern/env-fargate"
+  );
   const { serverlessEnv, setEnv } = await import("../test/support/serverless.js");
   const timeScale = Number(process.env.TERN_BENCH_TIME_SCALE ?? 4);
   const clock = scaledClock(timeScale);

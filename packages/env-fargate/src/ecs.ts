@@ -1,6 +1,7 @@
 import type { ECSClient, ECSClientConfig, Tag, TaskDefinition } from "@aws-sdk/client-ecs";
 import { EnvironmentError } from "@tern/core";
 import { HASH_TAG, type TaskDefinitionInput, tagList } from "./definition.js";
+import { backoffMs, sleep } from "./pacing.js";
 
 type EcsSdk = typeof import("@aws-sdk/client-ecs");
 
@@ -53,77 +54,6 @@ export function errorName(error: unknown): string {
     : "";
 }
 
-/**
- * The clock the launch path waits on (RunTask pacing, backoff between attempts). Real time by
- * default; a benchmark that runs the fake ECS on a scaled clock gives the same clock here, so
- * both sides agree on what a second is (see bench/README.md).
- */
-export interface LaunchClock {
-  now(): number;
-  sleep(ms: number): Promise<void>;
-}
-
-const realClock: LaunchClock = {
-  now: () => Date.now(),
-  sleep: (ms) => new Promise<void>((resolve) => setTimeout(resolve, ms)),
-};
-let launchClock: LaunchClock = realClock;
-
-/** Replaces the launch path's clock (`undefined`: real time again). Resets the RunTask pacer. */
-export function setLaunchClock(clock: LaunchClock | undefined): void {
-  launchClock = clock ?? realClock;
-  runTaskPacer.reset();
-}
-
-export const sleep = (ms: number): Promise<void> => launchClock.sleep(ms);
-
-/** Now, on the launch path's clock (epoch ms in real time). */
-export const launchNow = (): number => launchClock.now();
-
-/** Exponential backoff with full jitter: a random wait up to `base * 2^(attempt-1)`, capped. */
-export function backoffMs(attempt: number, baseMs: number, capMs = 20_000): number {
-  return Math.round(Math.random() * Math.min(capMs, baseMs * 2 ** Math.max(0, attempt - 1)));
-}
-
-/**
- * Spaces calls of one kind in this process to at most `perSecond`, after an initial burst of
- * `burst` calls: a token bucket (as ECS's own limits are), kept as a schedule of slots. Each
- * caller reserves the next free slot synchronously, so concurrent launches queue instead of
- * bursting past the bucket, and a caller that arrives late for its slot loses nothing.
- */
-export class Pacer {
-  /** When the bucket is full again, on the launch clock ("theoretical arrival time"). */
-  #tat: number | undefined;
-  readonly intervalMs: number;
-
-  constructor(
-    perSecond: number,
-    readonly burst = 1,
-  ) {
-    this.intervalMs = 1000 / perSecond;
-  }
-
-  /** Resolves when the caller may make its call. */
-  async wait(now = launchClock.now()): Promise<void> {
-    const tat = Math.max(now, this.#tat ?? now);
-    const at = Math.max(now, tat - (this.burst - 1) * this.intervalMs);
-    this.#tat = tat + this.intervalMs;
-    if (at > now) await sleep(at - now);
-  }
-
-  /** Forgets the calls made so far (a full bucket). */
-  reset(): void {
-    this.#tat = undefined;
-  }
-}
-
-/**
- * The pacer every FargateTaskEnvironment in this process shares for RunTask: 20 per second
- * (Fargate's sustained task-launch rate per account and Region; RunTask itself allows 40) after
- * a burst of 50 (half of Fargate's 100, leaving room for other launchers in the account).
- */
-export const runTaskPacer = new Pacer(20, 50);
-
 /** What a failed launch attempt means for the run; decided in one place, {@link launchFailureKind}. */
 export type LaunchFailureKind =
   /** The request may have started a task (timeout, 5xx, reset): retry with the same clientToken. */
@@ -136,6 +66,9 @@ export type LaunchFailureKind =
 /** Answers of ECS that a later attempt may get past (RunTask `failures[].reason`s and error messages). */
 const TRANSIENT_TEXT =
   /capacity|RESOURCE:|throttl|rate exceeded|request limit exceeded|limit on the number of vcpus|AGENT|timeout|unavailable|internal error|try again/i;
+
+/** Request-rate refusals, whatever error carries them. */
+const RATE_TEXT = /rate exceeded|request limit exceeded|RequestLimitExceeded/i;
 
 /** Throttling and quotas, whatever error carries them. */
 const LIMIT_TEXT = /rate exceeded|request limit exceeded|RequestLimitExceeded|limit on the number of vcpus/i;
@@ -158,6 +91,13 @@ const UNCERTAIN_NAMES = new Set([
   "RequestTimeout",
   "RequestTimeoutException",
 ]);
+
+/** Whether AWS refused the call for its request rate (not a quota or capacity): the pacer slows down. */
+export function isRateLimited(error: unknown): boolean {
+  const e = error as { name?: string; message?: string } | null;
+  if (e === null || typeof e !== "object") return false;
+  return THROTTLING_NAMES.has(e.name ?? "") || RATE_TEXT.test(e.message ?? "");
+}
 
 /**
  * Whether and how a launch attempt may be retried, from the error RunTask threw or the

@@ -13,18 +13,15 @@ import {
 import { definitionHash, desiredTaskDefinition, tagList } from "./definition.js";
 import {
   annotatedDefinitionProblem,
-  backoffMs,
   ecsClient,
   ecsSdk,
   ensureTaskDefinition,
   errorName,
   forgetDefinition,
+  isRateLimited,
   knownDefinition,
   launchFailureKind,
-  launchNow,
   rememberDefinition,
-  runTaskPacer,
-  sleep,
 } from "./ecs.js";
 import {
   type FargateJsonOptions,
@@ -34,6 +31,7 @@ import {
   resolveConfig,
   validateOptions,
 } from "./options.js";
+import { backoffMs, launchNow, runTaskPacer, sleep } from "./pacing.js";
 import { presignRunnerBundle } from "./presign.js";
 import { ECS_DEPLOYMENT_KIND, type EcsDeployment, ecsDeployment } from "./reconcile.js";
 
@@ -258,6 +256,7 @@ export class FargateTaskEnvironment extends Environment {
       let failure: string | undefined;
       try {
         const output = await client.send(new sdk.RunTaskCommand(input));
+        runTaskPacer.succeeded();
         taskArn = output.tasks?.[0]?.taskArn;
         if (taskArn === undefined) {
           failure =
@@ -265,6 +264,7 @@ export class FargateTaskEnvironment extends Environment {
             "RunTask started no task and gave no reason";
         }
       } catch (error) {
+        if (isRateLimited(error)) runTaskPacer.throttled();
         const name = errorName(error);
         const resourceIds = (error as { resourceIds?: string[] }).resourceIds;
         if (name === "ConflictException" && resourceIds?.[0] !== undefined) {

@@ -25,13 +25,10 @@ export {
   runnerCommand,
 } from "./definition.js";
 export {
-  backoffMs,
   clearDefinitionCache,
   type EcsClientFactory,
   ecsClient,
   ensureTaskDefinition,
-  Pacer,
-  runTaskPacer,
   setEcsClientFactory,
 } from "./ecs.js";
 export {
@@ -64,6 +61,7 @@ export {
   secretLooking,
   validateOptions,
 } from "./options.js";
+export { backoffMs, type LaunchClock, Pacer, runTaskPacer, setLaunchClock } from "./pacing.js";
 export {
   presignRunnerBundle,
   RUNNER_URL_EXPIRY_SECONDS,

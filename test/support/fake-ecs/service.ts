@@ -145,6 +145,7 @@ export class FakeEcs {
   private readonly log: FakeEcsCall[] = [];
   private readonly listeners = new Set<() => void>();
   private registrationFailures = 0;
+  private lostRunTaskAnswers = 0;
   private readonly runTaskFailures: RunTaskFailure[] = [];
   private readonly launchOutcomes: LaunchOutcome[] = [];
   private closing: Promise<void> | undefined;
@@ -304,6 +305,15 @@ export class FakeEcs {
     this.runTaskFailures.push(...failures);
   }
 
+  /**
+   * The next `count` RunTask calls do their work (launch their tasks, remember their tokens) and
+   * then answer 500 ServerException, as when ECS fails after acting or the answer is lost on the
+   * way: the caller cannot tell whether a task started.
+   */
+  loseNextRunTaskAnswers(count: number): void {
+    this.lostRunTaskAnswers += count;
+  }
+
   /** The next launched tasks (one per entry) end as given instead of as their process does. */
   injectLaunchOutcomes(outcomes: readonly LaunchOutcome[]): void {
     this.launchOutcomes.push(...outcomes);
@@ -420,7 +430,18 @@ export class FakeEcs {
       if (operation === "RunTask") this.throttling.take("runTask");
       if (operation === "RegisterTaskDefinition") this.throttling.take("registerTaskDefinition");
       if (!isRecord(input)) throw new EcsError("SerializationException", "The request body must be a JSON object.");
-      send(response, 200, this.dispatch(operation, input), requestId);
+      const output = this.dispatch(operation, input);
+      if (operation === "RunTask" && this.lostRunTaskAnswers > 0) {
+        this.lostRunTaskAnswers -= 1;
+        send(
+          response,
+          500,
+          { __type: "ServerException", message: "Service encountered an internal error." },
+          requestId,
+        );
+        return;
+      }
+      send(response, 200, output, requestId);
     } catch (error) {
       if (error instanceof EcsError) {
         send(response, 400, { __type: error.type, message: error.message, ...error.extra }, requestId);

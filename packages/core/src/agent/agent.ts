@@ -20,6 +20,12 @@ export interface LocalAgentOptions {
   readonly backend?: Backend;
   /** Most runs this agent has running at once. @default 4 */
   readonly concurrency?: number;
+  /**
+   * Runs claimed and deployed side by side within a poll (each still counts against
+   * `concurrency`). Launching a Fargate task is mostly waiting on AWS: one at a time stays far
+   * under ECS's 20 launches per second. @default 8
+   */
+  readonly dispatchConcurrency?: number;
   /** Wait between polls in `start()`. @default 2000 */
   readonly pollIntervalMs?: number;
   /** How long a claim holds before another agent may take the run over. @default 60000 */
@@ -89,20 +95,17 @@ export class LocalAgent {
   private backend: Backend | undefined;
   private readonly ownsBackend: boolean;
   private readonly active = new Map<string, Promise<void>>();
+  /** Claims and deploys in flight in {@link pollOnce}. */
+  private deploying = 0;
+  private readonly dispatchConcurrency: number;
   private stopping = false;
   private wake: (() => void) | undefined;
   private loop: Promise<void> | undefined;
 
   constructor(options: LocalAgentOptions = {}) {
     this.labels = Object.freeze(checkLabels(options.labels ?? [], "LocalAgent labels"));
-    const concurrency = options.concurrency ?? 4;
-    if (!Number.isSafeInteger(concurrency) || concurrency < 1) {
-      throw new TernError(
-        "AGENT_OPTIONS",
-        `LocalAgent: concurrency must be an integer >= 1, got ${describe(concurrency)}.`,
-      );
-    }
-    this.concurrency = concurrency;
+    this.concurrency = count("concurrency", options.concurrency ?? 4);
+    this.dispatchConcurrency = count("dispatchConcurrency", options.dispatchConcurrency ?? 8);
     this.pollIntervalMs = positive("pollIntervalMs", options.pollIntervalMs ?? 2_000);
     this.leaseMs = positive("leaseMs", options.leaseMs ?? 60_000);
     this.agentId = options.agentId ?? `${hostname()}-${randomUUID().slice(0, 8)}`;
@@ -145,36 +148,41 @@ export class LocalAgent {
     const submitted: string[] = [];
     const failed: Array<{ runId: string; reason: string }> = [];
     let claimed = 0;
+    let drained = false;
     // One claim per deploy: a lease is taken just before its run is deployed, so a slow deploy
     // cannot let the leases of runs waiting behind it expire (and another agent take them).
-    while (this.active.size < this.concurrency && Date.now() < deadline) {
-      const [run] = await backend.claimRuns({
-        agentId: this.agentId,
-        labels: this.labels,
-        limit: 1,
-        leaseMs: this.leaseMs,
-        ...(this.environmentTypes === undefined ? {} : { environmentTypes: this.environmentTypes }),
-      });
-      if (run === undefined) break;
-      claimed += 1;
-      this.log(`claimed run ${run.id} (${run.flow} v${run.version})`);
-      try {
-        if (await this.deploy(backend, run, undefined, options.deadlineMs)) {
-          submitted.push(run.id);
-          this.log(`submitted run ${run.id}`);
-        }
-      } catch (error) {
-        if (isLaunchUncertain(error)) {
-          this.log(`run ${run.id}: ${(error as Error).message}; left Submitted for the sweep to hand back`);
-          continue;
-        }
-        const reason = `deploy failed: ${(error as Error).message}`;
-        if (await this.failDeploy(backend, run.id, reason, run.revision)) {
-          failed.push({ runId: run.id, reason });
-          this.log(`failed run ${run.id}: ${reason}`);
+    // Up to dispatchConcurrency workers claim and deploy side by side: a launch is mostly
+    // waiting on AWS, so one at a time cannot keep up with what ECS accepts. Deploys in flight
+    // count against `concurrency` like the runs they start.
+    const worker = async (): Promise<void> => {
+      while (!drained && this.active.size + this.deploying < this.concurrency && Date.now() < deadline) {
+        this.deploying += 1;
+        try {
+          const [run] = await backend.claimRuns({
+            agentId: this.agentId,
+            labels: this.labels,
+            limit: 1,
+            leaseMs: this.leaseMs,
+            ...(this.environmentTypes === undefined ? {} : { environmentTypes: this.environmentTypes }),
+          });
+          if (run === undefined) {
+            drained = true;
+            return;
+          }
+          claimed += 1;
+          this.log(`claimed run ${run.id} (${run.flow} v${run.version})`);
+          const outcome = await this.deployClaimed(backend, run, options.deadlineMs);
+          if (outcome.status === "submitted") submitted.push(run.id);
+          if (outcome.status === "failed") failed.push({ runId: run.id, reason: outcome.reason });
+        } finally {
+          this.deploying -= 1;
         }
       }
-    }
+    };
+    // Every worker is waited for, so no deploy outlives the poll that started it.
+    const outcomes = await Promise.allSettled(Array.from({ length: this.dispatchConcurrency }, worker));
+    const broken = outcomes.find((outcome) => outcome.status === "rejected");
+    if (broken !== undefined) throw broken.reason;
     return { claimed, submitted, failed };
   }
 
@@ -233,22 +241,7 @@ export class LocalAgent {
             label: `"${run.flow}" version ${run.version} (project "${run.project}")`,
           }
         : undefined;
-    try {
-      if (await this.deploy(backend, claimed, known, options.deadlineMs)) {
-        this.log(`submitted run ${runId}`);
-        return { status: "submitted" };
-      }
-      return { status: "skipped", reason: "it changed while being deployed" };
-    } catch (error) {
-      if (isLaunchUncertain(error)) {
-        this.log(`run ${runId}: ${(error as Error).message}; left Submitted for the sweep to hand back`);
-        return { status: "skipped", reason: (error as Error).message };
-      }
-      const reason = `deploy failed: ${(error as Error).message}`;
-      await this.failDeploy(backend, runId, reason, claimed.revision);
-      this.log(`failed run ${runId}: ${reason}`);
-      return { status: "failed", reason };
-    }
+    return this.deployClaimed(backend, claimed, options.deadlineMs, known);
   }
 
   /** Polls until {@link stop}. */
@@ -299,6 +292,37 @@ export class LocalAgent {
   private async openedBackend(): Promise<Backend> {
     this.backend ??= await openBackend();
     return this.backend;
+  }
+
+  /**
+   * Deploys a run this agent just claimed and accounts for the outcome: a launch that may or may
+   * not have happened leaves the run Submitted for the sweep to hand back; any other error fails
+   * the run (while it is still this agent's) with the reason.
+   */
+  private async deployClaimed(
+    backend: Backend,
+    claimed: RunRecord,
+    deadlineMs: number | undefined,
+    known?: ResolvedRun,
+  ): Promise<{ readonly status: "submitted" | "skipped" | "failed"; readonly reason: string }> {
+    try {
+      if (await this.deploy(backend, claimed, known, deadlineMs)) {
+        this.log(`submitted run ${claimed.id}`);
+        return { status: "submitted", reason: "" };
+      }
+      return { status: "skipped", reason: "it changed while being deployed" };
+    } catch (error) {
+      if (isLaunchUncertain(error)) {
+        this.log(`run ${claimed.id}: ${(error as Error).message}; left Submitted for the sweep to hand back`);
+        return { status: "skipped", reason: (error as Error).message };
+      }
+      const reason = `deploy failed: ${(error as Error).message}`;
+      if (!(await this.failDeploy(backend, claimed.id, reason, claimed.revision))) {
+        return { status: "skipped", reason: `${reason} (the run had moved on)` };
+      }
+      this.log(`failed run ${claimed.id}: ${reason}`);
+      return { status: "failed", reason };
+    }
   }
 
   /**
@@ -545,6 +569,13 @@ function runnerCommandFromEnv(): readonly string[] {
     "AGENT_OPTIONS",
     `TERN_RUNNER_COMMAND must be a JSON array of strings (e.g. ["tern"]), got ${JSON.stringify(raw)}.`,
   );
+}
+
+function count(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new TernError("AGENT_OPTIONS", `LocalAgent: ${name} must be an integer >= 1, got ${describe(value)}.`);
+  }
+  return value;
 }
 
 function positive(name: string, value: number): number {

@@ -12,6 +12,7 @@ let backend: Backend;
 
 beforeEach(async () => {
   RecordingEnvironment.launches = [];
+  RecordingEnvironment.maxInFlight = 0;
   dir = await mkdtemp(join(tmpdir(), "tern-dispatch-"));
   process.env.TERN_HOME = dir;
   backend = await SqliteBackend.open({ path: join(dir, "state.db") });
@@ -83,5 +84,30 @@ describe("LocalAgent.pollOnce", () => {
     const untouched = await backend.getRun(run.id);
     expect(untouched).toMatchObject({ state: "Scheduled", attempts: 0, revision: run.revision });
     expect(untouched?.lease).toBeUndefined();
+  });
+
+  it("deploys up to dispatchConcurrency runs side by side, each once", async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 12; i++) ids.push((await backend.createRun({ project: "p", flow: "remote" })).run.id);
+    const result = await agent({ dispatchConcurrency: 4 }).pollOnce();
+    expect(result.claimed).toBe(12);
+    expect([...result.submitted].sort()).toEqual([...ids].sort());
+    expect([...RecordingEnvironment.launches].sort()).toEqual([...ids].sort());
+    expect(RecordingEnvironment.maxInFlight).toBe(4);
+    const runs = await backend.listRuns({ project: "p" });
+    expect(runs.every((r) => r.state === "Submitted")).toBe(true);
+  });
+
+  it("counts deploys in flight against concurrency", async () => {
+    for (let i = 0; i < 6; i++) await backend.createRun({ project: "p", flow: "remote" });
+    const result = await agent({ concurrency: 2, dispatchConcurrency: 8 }).pollOnce();
+    expect(result.submitted).toHaveLength(6);
+    expect(RecordingEnvironment.maxInFlight).toBe(2);
+  });
+
+  it("refuses a dispatchConcurrency that is not a whole number of at least 1", () => {
+    expect(() => agent({ dispatchConcurrency: 0 })).toThrow(
+      "LocalAgent: dispatchConcurrency must be an integer >= 1, got 0.",
+    );
   });
 });

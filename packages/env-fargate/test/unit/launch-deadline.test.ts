@@ -19,13 +19,13 @@ import {
 } from "@tern/core";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { setLaunchClock } from "../../src/ecs.js";
 import {
   clearDefinitionCache,
   clientToken,
   FargateTaskEnvironment,
   type FargateTaskEnvironmentOptions,
 } from "../../src/index.js";
+import { setLaunchClock } from "../../src/pacing.js";
 
 const ecs = mockClient(ECSClient);
 const storage = {} as Storage;

@@ -20,13 +20,14 @@ import {
 } from "@tern/core";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { launchFailureKind, Pacer, setLaunchClock } from "../../src/ecs.js";
+import { isRateLimited, launchFailureKind } from "../../src/ecs.js";
 import {
   clearDefinitionCache,
   clientToken,
   FargateTaskEnvironment,
   type FargateTaskEnvironmentOptions,
 } from "../../src/index.js";
+import { Pacer, runTaskPacer, setLaunchClock } from "../../src/pacing.js";
 
 const ecs = mockClient(ECSClient);
 const storage = {} as Storage;
@@ -277,5 +278,55 @@ describe("Pacer: a token bucket on the launch clock", () => {
     nowMs = 120;
     await pacer.wait();
     expect(nowMs).toBe(120);
+  });
+
+  it("halves its rate when throttled, once for calls refused together, and takes the burst away", async () => {
+    const pacer = new Pacer(20, 5);
+    pacer.throttled();
+    pacer.throttled(500);
+    expect(pacer.rate).toBe(10);
+    const at: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      await pacer.wait();
+      at.push(nowMs);
+    }
+    expect(at).toEqual([0, 100, 200]);
+    pacer.throttled(1_000);
+    expect(pacer.rate).toBe(5);
+    for (let i = 0; i < 10; i++) pacer.throttled(2_000 + i * 1_000);
+    expect(pacer.rate).toBe(1);
+  });
+
+  it("climbs back to its full rate and burst as calls go through", async () => {
+    const pacer = new Pacer(20, 5);
+    pacer.throttled();
+    let calls = 0;
+    while (pacer.rate < 20) {
+      pacer.succeeded();
+      calls += 1;
+    }
+    // From 10/s to 20/s at 1/rate per call: about 150 calls, some 10 s at the climbing rate.
+    expect(calls).toBeGreaterThan(140);
+    expect(calls).toBeLessThan(160);
+    nowMs = 1_000_000;
+    const at: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      await pacer.wait();
+      at.push(nowMs - 1_000_000);
+    }
+    expect(at).toEqual([0, 0, 0, 0, 0, 50]);
+  });
+
+  it("is slowed by a throttled RunTask and not by other refusals", async () => {
+    const env = await environment();
+    ecs
+      .on(RunTaskCommand)
+      .rejectsOnce(throttled())
+      .resolves({ tasks: [{ taskArn: TASK_ARN }] });
+    await env.execute(storage, "flows/etl/m.json", context());
+    // Halved by the refusal, then 1/rate back for the call that went through.
+    expect(runTaskPacer.rate).toBeCloseTo(10.1);
+    expect(isRateLimited(Object.assign(new Error(VCPU_LIMIT), { name: "ClientException" }))).toBe(false);
+    expect(isRateLimited(Object.assign(new Error("Request limit exceeded."), { name: "ClientException" }))).toBe(true);
   });
 });

@@ -1,0 +1,156 @@
+/**
+ * A burst of 1,000 runs through two agents into a throttled ECS: every run is launched exactly
+ * once. The agents run in this process on one SQLite backend (DynamoDB Local, on this machine's
+ * two cores, cannot feed launches faster than the fake's buckets refill, and claims under
+ * contention have their own tests), ECS played by the fake with its request throttling on. The fake's buckets are set below
+ * ECS's defaults (as when other launchers in the account use most of its quota), so the agents'
+ * pacing (20 RunTask/s per process) runs into them and must back off; some RunTask answers are
+ * lost after the task started, so retries must find the task their token already launched.
+ * The fake's clock and the launch path's run SCALE times as fast as real time.
+ */
+import { randomUUID } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ECSClient } from "@aws-sdk/client-ecs";
+import { type Backend, type Flow, LocalAgent, type RunRecord, SqliteBackend } from "@tern/core";
+import { clearDefinitionCache, runTaskPacer, setEcsClientFactory, setLaunchClock } from "@tern/env-fargate";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FakeEcs, scaledClock } from "./support/fake-ecs.js";
+import { serverlessEnv, setEnv } from "./support/serverless.js";
+
+const RUNS = 1000;
+const SCALE = 10;
+const LOST_ANSWERS = 25;
+
+let backend: Backend;
+let ecs: FakeEcs;
+let home: string;
+let restoreEnv: () => void;
+
+/**
+ * The backend as a Fargate agent's: tasks are told a DynamoDB table (FargateTaskEnvironment
+ * refuses a backend a task cannot reach). The fake starts no task, so none ever uses it.
+ */
+function reachableFromTasks(sqlite: Backend): Backend {
+  const url = "dynamodb://tern-burst?region=us-east-1&endpoint=http://127.0.0.1:8000";
+  return new Proxy(sqlite, {
+    get: (target, name) => {
+      if (name === "url") return url;
+      const value = Reflect.get(target, name, target) as unknown;
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+beforeAll(async () => {
+  home = await mkdtemp(join(tmpdir(), "tern-burst-"));
+  const clock = scaledClock(SCALE);
+  ecs = await FakeEcs.start({
+    clusters: ["tern"],
+    launch: "none",
+    startDelayMs: 0,
+    clock,
+    throttling: {
+      runTask: { burst: 20, perSecond: 10 },
+      fargateLaunches: { burst: 10, perSecond: 5 },
+      registerTaskDefinition: { burst: 1, perSecond: 1 },
+    },
+  });
+  restoreEnv = setEnv(
+    serverlessEnv({
+      home,
+      table: "tern-burst",
+      // Only written into each task's overrides (the runner would read its run there): no server needed.
+      dynamodbEndpoint: "http://127.0.0.1:8000",
+      ecsEndpoint: ecs.endpoint,
+      image: "ghcr.io/tern/runner:burst",
+    }),
+  );
+  backend = reachableFromTasks(await SqliteBackend.open({ path: join(home, "state.db") }));
+  // No SDK retries: every RunTask on the wire is tern's own, paced and backed off on the launch clock.
+  const client = new ECSClient({
+    region: "us-east-1",
+    endpoint: ecs.endpoint,
+    credentials: { accessKeyId: "fake", secretAccessKey: "fake" },
+    maxAttempts: 1,
+  });
+  setEcsClientFactory(() => client);
+  clearDefinitionCache();
+  setLaunchClock(clock);
+  const { burst } = (await import("./fixtures/fargate-burst-flow.js")) as { burst: Flow };
+  await burst.register("burst", { backend });
+}, 90_000);
+
+afterAll(async () => {
+  setLaunchClock(undefined);
+  setEcsClientFactory(undefined);
+  await ecs?.close();
+  await backend?.close();
+  restoreEnv?.();
+  await rm(home, { recursive: true, force: true });
+});
+
+describe("a throttled burst", { timeout: 240_000 }, () => {
+  it("launches each of 1,000 runs exactly once, through two agents, with none failed", async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < RUNS; i += 50) {
+      const created = await Promise.all(
+        Array.from({ length: Math.min(50, RUNS - i) }, () =>
+          backend.createRun({ project: "burst", flow: "fargate-burst", idempotencyKey: randomUUID() }),
+        ),
+      );
+      ids.push(...created.map(({ run }) => run.id));
+    }
+    ecs.loseNextRunTaskAnswers(LOST_ANSWERS);
+    const agents = ["agent-a", "agent-b"].map(
+      (agentId) =>
+        new LocalAgent({
+          backend,
+          agentId,
+          runnerCommand: ["tern"],
+          environmentTypes: ["FargateTaskEnvironment"],
+          concurrency: 10_000,
+          // The fake starts no runner, so no run leaves Submitted: the sweep must not end them meanwhile.
+          submittedGraceMs: 600_000,
+        }),
+    );
+    const deadline = Date.now() + 200_000;
+    let runs: RunRecord[] = [];
+    for (;;) {
+      await Promise.all(agents.map((agent) => agent.pollOnce()));
+      runs = await backend.listRuns({ project: "burst", limit: RUNS * 2 });
+      if (runs.every((run) => run.deployment?.taskArn !== undefined) || Date.now() > deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+
+    expect(runs).toHaveLength(RUNS);
+    expect(
+      runs.filter((run) => run.state !== "Submitted").map((run) => `${run.id} ${run.state} ${run.reason}`),
+    ).toEqual([]);
+    // The scenario happened: ECS refused calls for their rate, and answers were lost after launching.
+    const refused = ecs.throttled;
+    expect(refused.runTask + refused.fargateLaunches).toBeGreaterThan(0);
+    expect(runTaskPacer.rate).toBeLessThan(20);
+    const runTasks = ecs.callLog.filter((call) => call.operation === "RunTask");
+    expect(runTasks.length).toBeGreaterThanOrEqual(RUNS + LOST_ANSWERS);
+    // Exactly once: one task per run, and it is the task each run records.
+    const taskOfRun = new Map<string, string[]>();
+    for (const task of ecs.launchedTasks) {
+      const runId = task.tags?.find((tag) => tag.key === "tern:run-id")?.value ?? "?";
+      taskOfRun.set(runId, [...(taskOfRun.get(runId) ?? []), task.taskArn as string]);
+    }
+    expect(ecs.launchedTasks).toHaveLength(RUNS);
+    expect([...taskOfRun.keys()].sort()).toEqual([...ids].sort());
+    for (const run of runs) expect(taskOfRun.get(run.id)).toEqual([run.deployment?.taskArn]);
+    console.log(
+      JSON.stringify({
+        runs: RUNS,
+        run_task_calls: runTasks.length,
+        throttled: refused,
+        handed_back: runs.filter((run) => run.attempts > 1).length,
+        pacer_rate: Math.round(runTaskPacer.rate * 10) / 10,
+      }),
+    );
+  });
+});
