@@ -14,6 +14,8 @@ import {
   isTerminalRunState,
   type JsonValue,
   type ListRunsInput,
+  type LogPage,
+  type LogPageInput,
   labelsMatch,
   lostLeaseReason,
   NotFoundError,
@@ -493,6 +495,10 @@ export class DynamoDbBackend implements Backend {
 
   getLogs(runId: string): Promise<RunLogRecord[]> {
     return runItems.getLogs(this.#db, runId);
+  }
+
+  getLogPage(runId: string, input?: LogPageInput): Promise<LogPage> {
+    return runItems.getLogPage(this.#db, runId, input);
   }
 
   recordAgent(agent: AgentRecord): Promise<void> {

@@ -2,12 +2,20 @@
  * Task runs and log records: the items a runner writes many of while its run goes on, all under
  * the run's partition.
  */
-import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import { BackendError, NotFoundError, type RunLogRecord, type SerializedTaskRun } from "@tern/core";
+import { QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import {
+  BackendError,
+  checkLogPageInput,
+  type LogPage,
+  type LogPageInput,
+  NotFoundError,
+  type RunLogRecord,
+  type SerializedTaskRun,
+} from "@tern/core";
 import { type ChunkedRef, INLINE_LIMIT_BYTES, type TableClient } from "./db.js";
 import { ConditionFailed } from "./errors.js";
 import { Expr } from "./items.js";
-import { keys, PK } from "./keys.js";
+import { keys, PK, SK } from "./keys.js";
 
 /** Task runs written at once by one `saveTaskRuns` (one `UpdateItem` each). */
 export const TASK_RUN_WRITE_CONCURRENCY = 16;
@@ -147,6 +155,42 @@ export async function getLogs(db: TableClient, runId: string): Promise<RunLogRec
     ...(JSON.parse(item.body as string) as Omit<RunLogRecord, "taskRunId">),
     taskRunId: item.taskRunId as string,
   }));
+}
+
+/**
+ * One page of a run's log records: one query from the item after `after`'s sequence number, for
+ * one item more than asked (to tell whether another page follows). A query stops at 1 MB, so a
+ * page may hold fewer records than asked and still have a `next`.
+ */
+export async function getLogPage(db: TableClient, runId: string, input?: LogPageInput): Promise<LogPage> {
+  const { afterSeq, limit } = checkLogPageInput(input);
+  const pk = keys.runPk(runId);
+  const output = await db.send<{ Items?: Record<string, unknown>[]; LastEvaluatedKey?: Record<string, unknown> }>(
+    new QueryCommand({
+      TableName: db.table,
+      KeyConditionExpression: "#pk = :pk AND #sk BETWEEN :from AND :to",
+      ExpressionAttributeNames: { "#pk": PK, "#sk": SK },
+      ExpressionAttributeValues: {
+        ":pk": pk,
+        ":from": keys.log(runId, afterSeq + 1)[SK],
+        // Sequence numbers have 12 digits: nothing after this one is a log item.
+        ":to": `${keys.logPrefix}9999999999999`,
+      },
+      ConsistentRead: true,
+      Limit: limit + 1,
+    }),
+    "read logs",
+  );
+  const items = output.Items ?? [];
+  const page = items.slice(0, limit);
+  const records = page.map((item) => ({
+    ...(JSON.parse(item.body as string) as Omit<RunLogRecord, "taskRunId">),
+    taskRunId: item.taskRunId as string,
+  }));
+  const more = items.length > limit || (output.LastEvaluatedKey !== undefined && page.length > 0);
+  if (!more) return { records };
+  const lastKey = page.at(-1)![SK] as string;
+  return { records, next: String(Number(lastKey.slice(keys.logPrefix.length))) };
 }
 
 /** Raises a run's counter by `n` and returns its new value; fails with NotFoundError for an unknown run. */

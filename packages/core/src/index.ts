@@ -28,13 +28,16 @@ export {
 export { requireRun } from "./backend/lookup.js";
 export { type BackendOpener, backendUrl, openBackend, registerBackendScheme } from "./backend/open.js";
 export { SqliteBackend, type SqliteBackendOptions } from "./backend/sqlite.js";
+export { checkSqliteDatabase, type SqliteCheckOptions, type SqliteCheckResult } from "./backend/sqlite-check.js";
 export {
   type AgentRecord,
   type Backend,
   type ClaimInput,
   type CreateRunInput,
   checkAnnotations,
+  checkLogPageInput,
   checkTransition,
+  DEFAULT_LOG_PAGE_SIZE,
   environmentMatches,
   type FlowSummary,
   type FlowVersionInput,
@@ -42,9 +45,13 @@ export {
   isTerminalRunState,
   type Lease,
   type ListRunsInput,
+  type LogPage,
+  type LogPageInput,
   labelsMatch,
+  logPages,
   lostLeaseReason,
   MAX_ANNOTATION_BYTES,
+  MAX_LOG_PAGE_SIZE,
   RUN_TRANSITIONS,
   type RunLogRecord,
   type RunRecord,

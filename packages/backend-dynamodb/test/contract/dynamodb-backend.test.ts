@@ -49,6 +49,7 @@ const METHODS = new Set<string>([
   "getTaskRuns",
   "appendLogs",
   "getLogs",
+  "getLogPage",
   "recordAgent",
   "listAgents",
 ]);

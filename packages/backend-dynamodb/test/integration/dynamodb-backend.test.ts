@@ -262,6 +262,34 @@ describe("large values", () => {
     const logs = await backend.getLogs(run.id);
     expect(logs.map((l) => l.timeMs)).toEqual(Array.from({ length: 300 }, (_, i) => i));
   });
+
+  it("cuts a log page at a 1 MB query with a next, and the pages hold every record once", async () => {
+    await using t = await setup();
+    const { backend, project } = t;
+    const { run } = await backend.createRun({ project, flow: "etl" });
+    const message = "y".repeat(30_000); // 100 records of 30 KB: a 1 MB query holds about 34
+    await backend.appendLogs(
+      run.id,
+      Array.from({ length: 100 }, (_, i) => ({
+        taskRunId: "t",
+        timeMs: i,
+        level: "info" as const,
+        message,
+        source: "logger" as const,
+      })),
+    );
+    const first = await backend.getLogPage(run.id, { limit: 100 });
+    expect(first.records.length).toBeGreaterThan(0);
+    expect(first.records.length).toBeLessThan(100);
+    expect(first.next).toBeDefined();
+    const seen = [...first.records];
+    for (let next = first.next; next !== undefined; ) {
+      const page = await backend.getLogPage(run.id, { limit: 100, after: next });
+      seen.push(...page.records);
+      next = page.next;
+    }
+    expect(seen.map((l) => l.timeMs)).toEqual(Array.from({ length: 100 }, (_, i) => i));
+  });
 });
 
 describe("requests per run", () => {

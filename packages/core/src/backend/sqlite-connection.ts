@@ -77,6 +77,7 @@ export class SqliteConnection {
     } catch (error) {
       if (error instanceof TernError) throw error;
       const code = (error as { code?: unknown }).code;
+      if (isCorruptionCode(code)) throw corruptDatabaseError(this.#url, operation, error);
       const advice =
         code === "SQLITE_BUSY"
           ? `another process held the database lock for more than ${this.#busyTimeoutMs} ms; retry, or stop that process`
@@ -90,4 +91,39 @@ export class SqliteConnection {
       );
     }
   }
+}
+
+/** Whether a better-sqlite3 error code says the file is not a sound SQLite database. */
+export function isCorruptionCode(code: unknown): boolean {
+  return typeof code === "string" && (code === "SQLITE_NOTADB" || code.startsWith("SQLITE_CORRUPT"));
+}
+
+/** The path of a `sqlite://<path>` URL (a bare path is returned as it is). */
+export function sqlitePath(url: string): string {
+  return url.startsWith("sqlite://") ? url.slice("sqlite://".length) : url;
+}
+
+/**
+ * What to do about a corrupt database file, as sentences: restore it or move it away with its
+ * WAL files, and check it with `tern doctor`.
+ */
+export function corruptDatabaseAdvice(path: string): string {
+  return (
+    `Stop the tern agents and runners that use it, then restore ${path} from a backup, or move it away ` +
+    `(together with ${path}-wal and ${path}-shm, SQLite's write-ahead log of that file, if they exist) so that ` +
+    "tern starts a fresh, empty database there; the runs and logs it held are then gone. " +
+    "`tern doctor` runs SQLite's integrity check on the file."
+  );
+}
+
+/** The error for a file SQLite reports as corrupt or as not a database, naming it and what to do. */
+export function corruptDatabaseError(url: string, operation: string, cause: unknown): BackendError {
+  const path = sqlitePath(url);
+  const code = (cause as { code?: unknown }).code;
+  const what = code === "SQLITE_NOTADB" ? "is not a SQLite database (its header is damaged)" : "is corrupt";
+  return new BackendError(
+    `SQLite backend: cannot ${operation}: the database file ${path} ${what} ` +
+      `(${String(code)}: ${(cause as Error).message}). ${corruptDatabaseAdvice(path)}`,
+    { cause },
+  );
 }

@@ -4,7 +4,7 @@ import { dirname, resolve } from "node:path";
 import type BetterSqlite3 from "better-sqlite3";
 import { BackendError, NotFoundError, RunConflictError, TernError } from "../errors.js";
 import type { JsonValue, SerializedTaskRun } from "../runner/serialize.js";
-import { SqliteConnection } from "./sqlite-connection.js";
+import { corruptDatabaseError, isCorruptionCode, SqliteConnection } from "./sqlite-connection.js";
 import { migrateSqliteSchema, type Row, toAgent, toFlowVersion, toRun, toRunStateChange } from "./sqlite-schema.js";
 import {
   type AgentRecord,
@@ -12,6 +12,7 @@ import {
   type ClaimInput,
   type CreateRunInput,
   checkAnnotations,
+  checkLogPageInput,
   checkTransition,
   environmentMatches,
   type FlowSummary,
@@ -19,6 +20,8 @@ import {
   type FlowVersionRecord,
   isTerminalRunState,
   type ListRunsInput,
+  type LogPage,
+  type LogPageInput,
   labelsMatch,
   lostLeaseReason,
   type RunLogRecord,
@@ -93,6 +96,7 @@ export class SqliteBackend implements Backend {
       db?.close();
       if (error instanceof TernError) throw error;
       const code = (error as { code?: unknown }).code;
+      if (isCorruptionCode(code)) throw corruptDatabaseError(`sqlite://${path}`, "open the state database", error);
       throw new BackendError(
         `SQLite backend: cannot open ${path} (${typeof code === "string" ? code : (error as Error).message}). ` +
           `Make ${dirname(path)} a writable directory, or set TERN_HOME to a writable directory.`,
@@ -403,6 +407,23 @@ export class SqliteBackend implements Backend {
         taskRunId: row.task_run_id as string,
       })),
     );
+  }
+
+  async getLogPage(runId: string, input?: LogPageInput): Promise<LogPage> {
+    const { afterSeq, limit } = checkLogPageInput(input);
+    return this.#sql.read("read logs", () => {
+      // One row more than asked tells whether another page follows.
+      const rows = this.#sql.all(
+        "SELECT seq, task_run_id, body FROM logs WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+        [runId, afterSeq, limit + 1],
+      );
+      const page = rows.slice(0, limit);
+      const records = page.map((row) => ({
+        ...(JSON.parse(row.body as string) as Omit<RunLogRecord, "taskRunId">),
+        taskRunId: row.task_run_id as string,
+      }));
+      return rows.length > limit ? { records, next: String(page.at(-1)!.seq) } : { records };
+    });
   }
 
   async recordAgent(agent: AgentRecord): Promise<void> {

@@ -194,6 +194,74 @@ export interface RunLogRecord extends LogRecord {
   readonly taskRunId: string;
 }
 
+/** Options of `getLogPage`. */
+export interface LogPageInput {
+  /** The `next` of the page before; omitted for the first page. */
+  readonly after?: string;
+  /** Most records in the page, 1 to {@link MAX_LOG_PAGE_SIZE}. @default {@link DEFAULT_LOG_PAGE_SIZE} */
+  readonly limit?: number;
+}
+
+/** One page of a run's log records. */
+export interface LogPage {
+  /** In the order they were appended. A page may hold fewer than `limit` records and still have a `next`. */
+  readonly records: RunLogRecord[];
+  /** Where the next page starts (pass it as `after`); absent when there is nothing more to read now. */
+  readonly next?: string;
+}
+
+/** Records per page of `getLogPage` when no limit is given. */
+export const DEFAULT_LOG_PAGE_SIZE = 1000;
+/** Most records one `getLogPage` call returns. */
+export const MAX_LOG_PAGE_SIZE = 10_000;
+
+/**
+ * Checks `getLogPage`'s input and resolves its limit and the sequence number to read after (0
+ * for the first page). Cursors are decimal sequence numbers in both backends, but callers must
+ * treat them as opaque.
+ */
+export function checkLogPageInput(input: LogPageInput = {}): { afterSeq: number; limit: number } {
+  const limit = input.limit ?? DEFAULT_LOG_PAGE_SIZE;
+  if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_LOG_PAGE_SIZE) {
+    throw new TernError(
+      "LOG_PAGE",
+      `Log page limit ${String(limit)} is out of range; give a whole number from 1 to ${MAX_LOG_PAGE_SIZE}.`,
+    );
+  }
+  if (input.after === undefined) return { afterSeq: 0, limit };
+  const afterSeq = /^[0-9]{1,15}$/.test(input.after) ? Number(input.after) : Number.NaN;
+  if (!Number.isSafeInteger(afterSeq)) {
+    throw new TernError(
+      "LOG_PAGE",
+      `Log page cursor ${JSON.stringify(input.after)} is not one this backend returned; pass the \`next\` of the previous page, or omit \`after\` to start from the first record.`,
+    );
+  }
+  return { afterSeq, limit };
+}
+
+/**
+ * A run's log records page by page, in the order they were appended, reading one page of
+ * `pageSize` records at a time: memory stays constant however much the run logged.
+ *
+ * @example
+ * for await (const page of logPages(backend, runId)) for (const record of page) print(record);
+ */
+export async function* logPages(
+  backend: Pick<Backend, "getLogPage">,
+  runId: string,
+  pageSize: number = DEFAULT_LOG_PAGE_SIZE,
+): AsyncGenerator<RunLogRecord[]> {
+  let after: string | undefined;
+  do {
+    const page: LogPage = await backend.getLogPage(runId, {
+      limit: pageSize,
+      ...(after === undefined ? {} : { after }),
+    });
+    if (page.records.length > 0) yield page.records;
+    after = page.next;
+  } while (after !== undefined);
+}
+
 /** Filters of `listRuns`. */
 export interface ListRunsInput {
   readonly project?: string;
@@ -247,8 +315,13 @@ export interface Backend {
   saveTaskRuns(runId: string, taskRuns: readonly SerializedTaskRun[]): Promise<void>;
   getTaskRuns(runId: string): Promise<SerializedTaskRun[]>;
   appendLogs(runId: string, records: readonly RunLogRecord[]): Promise<void>;
-  /** In the order they were appended. */
+  /** Every record, in the order they were appended; for large logs, page with `getLogPage` instead. */
   getLogs(runId: string): Promise<RunLogRecord[]>;
+  /**
+   * One page of a run's log records, in the order they were appended (see {@link logPages}).
+   * A run without logs, or that does not exist, has an empty page without `next`.
+   */
+  getLogPage(runId: string, input?: LogPageInput): Promise<LogPage>;
 
   /** Records that an agent polled. */
   recordAgent(agent: AgentRecord): Promise<void>;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import type { RunLogRecord } from "../backend/types.js";
-import { NotFoundError } from "../errors.js";
+import { type LogPage, logPages, MAX_LOG_PAGE_SIZE, type RunLogRecord } from "../backend/types.js";
+import { NotFoundError, TernError } from "../errors.js";
 import type { SerializedTaskRun } from "../runner/serialize.js";
 import type { ContractContext } from "./backend-contract.js";
 
@@ -271,6 +271,76 @@ export function flowAndRunContract(context: () => ContractContext): void {
       expect(await backend.getLogs(run.id)).toEqual([log("t1", "first", 9), withFields, log("t1", "third", 2)]);
       expect(await backend.getLogs(other.id)).toEqual([log("t9", "elsewhere", 0)]);
       expect(await backend.getLogs("no-such-run")).toEqual([]);
+    });
+
+    it("pages logs in append order: every record once, next only while more follow", async () => {
+      const { backend, version, project } = context();
+      await backend.registerFlowVersion(version("etl"));
+      const { run } = await backend.createRun({ project, flow: "etl" });
+      const { run: other } = await backend.createRun({ project, flow: "etl" });
+      const { run: quiet } = await backend.createRun({ project, flow: "etl" });
+      const log = (n: number): RunLogRecord => ({
+        taskRunId: `${run.id}/t${n % 2}`,
+        timeMs: 100 - n,
+        level: n % 3 === 0 ? "warn" : "info",
+        message: `line ${n}`,
+        source: n % 2 === 0 ? "console" : "logger",
+        ...(n === 4 ? { fields: { n, nested: { ok: true } } } : {}),
+      });
+      const all = Array.from({ length: 7 }, (_, n) => log(n));
+      // Appended in three calls, with another run's records in between.
+      await backend.appendLogs(run.id, all.slice(0, 2));
+      await backend.appendLogs(other.id, [{ ...log(9), taskRunId: `${other.id}/x` }]);
+      await backend.appendLogs(run.id, all.slice(2, 5));
+      await backend.appendLogs(run.id, all.slice(5));
+
+      const pages: LogPage[] = [];
+      let page = await backend.getLogPage(run.id, { limit: 3 });
+      pages.push(page);
+      while (page.next !== undefined) {
+        page = await backend.getLogPage(run.id, { limit: 3, after: page.next });
+        pages.push(page);
+      }
+      expect(pages.flatMap((p) => p.records)).toEqual(all);
+      for (const p of pages) expect(p.records.length).toBeLessThanOrEqual(3);
+      expect(pages.at(-1)?.next).toBeUndefined();
+      expect(pages.slice(0, -1).every((p) => typeof p.next === "string")).toBe(true);
+
+      // An exact fit: seven records in a page of seven has no next.
+      expect(await backend.getLogPage(run.id, { limit: 7 })).toEqual({ records: all });
+      // The default page holds them all.
+      expect(await backend.getLogPage(run.id)).toEqual({ records: all });
+      const collected: RunLogRecord[] = [];
+      for await (const records of logPages(backend, run.id, 2)) collected.push(...records);
+      expect(collected).toEqual(all);
+      expect(collected).toEqual(await backend.getLogs(run.id));
+
+      // Records appended after a page was read are found from its cursor.
+      const first = await backend.getLogPage(run.id, { limit: 6 });
+      expect(first.records).toEqual(all.slice(0, 6));
+      await backend.appendLogs(run.id, [log(7)]);
+      expect(await backend.getLogPage(run.id, { limit: 6, after: first.next! })).toEqual({
+        records: [all[6], log(7)],
+      });
+
+      expect(await backend.getLogPage(quiet.id)).toEqual({ records: [] });
+      expect(await backend.getLogPage("no-such-run", { limit: 5 })).toEqual({ records: [] });
+    });
+
+    it("refuses a log page limit out of range and a cursor it did not make, naming the value", async () => {
+      const { backend, version, project } = context();
+      await backend.registerFlowVersion(version("etl"));
+      const { run } = await backend.createRun({ project, flow: "etl" });
+      for (const limit of [0, -1, 1.5, MAX_LOG_PAGE_SIZE + 1]) {
+        const error = await backend.getLogPage(run.id, { limit }).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(TernError);
+        expect((error as TernError).message).toContain(`limit ${limit} is out of range`);
+      }
+      for (const after of ["", "abc", "-1", "1e3", "9".repeat(20)]) {
+        const error = await backend.getLogPage(run.id, { after }).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(TernError);
+        expect((error as TernError).message).toContain(`cursor ${JSON.stringify(after)} is not one`);
+      }
     });
 
     it("records agents, updates them on the next poll and lists the most recent first", async () => {
