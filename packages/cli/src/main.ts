@@ -56,6 +56,11 @@ const commands: readonly CommandEntry[] = [
     load: async () => (await import("./commands/inspect.js")).whyCommand,
   },
   {
+    name: "doctor",
+    summary: "check tern's state: TERN_HOME, the backend, SQLite's integrity check",
+    load: async () => (await import("./commands/doctor.js")).doctorCommand,
+  },
+  {
     name: "execute",
     summary: "run a flow run in this process (what agents start; exit 0 only on Success)",
     load: async () => (await import("./commands/execute.js")).executeCommand,

@@ -1,4 +1,12 @@
-import { explainRun, formatLogLine, isTerminalRunState, RunConflictError, type RunState, requireRun } from "@tern/core";
+import {
+  explainRun,
+  formatLogLine,
+  isTerminalRunState,
+  logPages,
+  RunConflictError,
+  type RunState,
+  requireRun,
+} from "@tern/core";
 import { type Command, formatTime, type Io, intOption, printJson, table, UsageError } from "../cli.js";
 
 const RUN_STATES: readonly RunState[] = [
@@ -164,22 +172,50 @@ async function showRun(
   return 0;
 }
 
+/** Log records read and written at a time by `tern logs`: its memory does not grow with the log. */
+const LOG_PAGE_SIZE = 500;
+
+/** Resolves once stdout has room again, so that a slow reader of a large log holds back the reads. */
+function stdoutDrained(): Promise<void> {
+  return new Promise((resolve) => {
+    if (!process.stdout.writableNeedDrain) resolve();
+    else process.stdout.once("drain", () => resolve());
+  });
+}
+
 export const logsCommand: Command = {
   name: "logs",
   help: `
-Usage: tern logs <runId> [--json]`,
+Usage: tern logs <runId> [--json]
+
+Prints the run's log records in the order they were written, read a page at a time (constant
+memory however much the run logged). --json prints them as one JSON array of
+{ timeMs, level, message, source, fields?, taskRunId }.
+A run's captured output is capped (TERN_LOG_LIMIT_BYTES, default 10 MiB); past it, one note
+record says how much was dropped.`,
   options: { json: { type: "boolean" } },
   positionals: [1, 1],
   async run(args, { io, backend }) {
     const id = args.positionals[0] as string;
     const db = await backend();
     await requireRun(db, id);
-    const logs = await db.getLogs(id);
-    if (args.values.json === true) {
-      printJson(io, logs);
-      return 0;
+    const json = args.values.json === true;
+    let written = 0;
+    for await (const page of logPages(db, id, LOG_PAGE_SIZE)) {
+      let text = "";
+      for (const record of page) {
+        if (json) {
+          // The layout of JSON.stringify(records, null, 2), one element at a time.
+          text += `${written === 0 ? "[\n" : ",\n"}  ${JSON.stringify(record, null, 2).replaceAll("\n", "\n  ")}`;
+        } else {
+          text += `${formatLogLine(record.taskRunId.slice(id.length + 1), record)}\n`;
+        }
+        written += 1;
+      }
+      io.out(text);
+      await stdoutDrained();
     }
-    for (const record of logs) io.out(`${formatLogLine(record.taskRunId.slice(id.length + 1), record)}\n`);
+    if (json) io.out(written === 0 ? "[]\n" : "\n]\n");
     return 0;
   },
 };

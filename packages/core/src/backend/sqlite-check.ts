@@ -36,8 +36,8 @@ export interface SqliteCheckResult {
 }
 
 /**
- * Runs SQLite's own consistency check on a tern state file, read-only (nothing is written, no
- * schema is migrated). A file SQLite cannot read at all (a damaged header, a truncation) is
+ * Runs SQLite's own consistency check on a tern state file. Nothing is written (no schema is
+ * migrated); closing the connection checkpoints the file's write-ahead log as any tern command does. A file SQLite cannot read at all (a damaged header, a truncation) is
  * reported as not `ok` with SQLite's error as its problem; other failures to open it (a missing
  * native module, no permission to read it) throw a {@link BackendError}.
  *
@@ -69,12 +69,14 @@ export async function checkSqliteDatabase(path: string, options: SqliteCheckOpti
     problems,
     ...(schemaVersion === undefined ? {} : { schemaVersion }),
     walFiles,
-    advice: corruptDatabaseAdvice(file),
+    advice: corruptDatabaseAdvice(file, { doctor: false }),
   });
   let db: BetterSqlite3.Database | undefined;
   let schemaVersion: number | undefined;
   try {
-    db = new Database(file, { readonly: true, fileMustExist: true });
+    // Not `readonly`: a read-only connection to a WAL database creates its -wal and -shm files
+    // and cannot remove them on close. This one writes nothing either; closing it checkpoints.
+    db = new Database(file, { fileMustExist: true });
     schemaVersion = db.pragma("user_version", { simple: true }) as number;
     const rows = db.pragma(`${check}(${Math.max(1, max)})`) as Array<Record<string, unknown>>;
     const problems = rows.map((row) => String(Object.values(row)[0]));

@@ -107,12 +107,12 @@ export function sqlitePath(url: string): string {
  * What to do about a corrupt database file, as sentences: restore it or move it away with its
  * WAL files, and check it with `tern doctor`.
  */
-export function corruptDatabaseAdvice(path: string): string {
+export function corruptDatabaseAdvice(path: string, options: { doctor?: boolean } = {}): string {
   return (
     `Stop the tern agents and runners that use it, then restore ${path} from a backup, or move it away ` +
     `(together with ${path}-wal and ${path}-shm, SQLite's write-ahead log of that file, if they exist) so that ` +
-    "tern starts a fresh, empty database there; the runs and logs it held are then gone. " +
-    "`tern doctor` runs SQLite's integrity check on the file."
+    "tern starts a fresh, empty database there; the runs and logs it held are then gone." +
+    (options.doctor === false ? "" : " `tern doctor` runs SQLite's integrity check on the file.")
   );
 }
 
