@@ -278,7 +278,9 @@ describe("large values", () => {
         source: "logger" as const,
       })),
     );
+    const before = backend.usage.requests;
     const first = await backend.getLogPage(run.id, { limit: 100 });
+    expect(backend.usage.requests - before).toBe(1);
     expect(first.records.length).toBeGreaterThan(0);
     expect(first.records.length).toBeLessThan(100);
     expect(first.next).toBeDefined();
