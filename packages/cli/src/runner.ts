@@ -15,6 +15,8 @@ import { realpathSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { isMainThread } from "node:worker_threads";
+import { setLeaseKeeperEntry } from "./lease-keeper.js";
 import { main } from "./main.js";
 
 /** The exit code of a runner started without what it needs (EX_USAGE, as entrypoint.sh). */
@@ -64,9 +66,13 @@ function isEntryScript(): boolean {
   }
 }
 
+// Bundled, lease-keeper.ts shares this file too: the lease keeper's worker starts from it (and
+// runs the keeper, not a run, when it loads this file).
+if (!import.meta.url.endsWith(".ts")) setLeaseKeeperEntry(new URL(import.meta.url));
+
 // Bundled, main.ts shares this file: run directly, the CLI's entry point already handles argv.
 // From the sources (`node --import tsx runner.ts`), main.ts is another file, so run here too.
-if (!isEntryScript() || import.meta.url.endsWith(".ts")) {
+if (isMainThread && (!isEntryScript() || import.meta.url.endsWith(".ts"))) {
   const code = await runRunner();
   // Let buffered output reach the pipe (the task's log) before exiting with the runner's code.
   process.stdout.write("", () => process.stderr.write("", () => process.exit(code)));

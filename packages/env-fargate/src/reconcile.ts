@@ -228,7 +228,11 @@ export function decideRun(
   run: RunRecord,
   task: Task | undefined,
   nowMs: number,
-  options: { readonly startTimeoutMs?: number } = {},
+  options: {
+    readonly startTimeoutMs?: number;
+    /** Why the run's runner lease is lost, as the sweep's lease watch decided (a live lease: undefined). */
+    readonly leaseLost?: string;
+  } = {},
 ): RunVerdict {
   const d = ecsDeployment(run);
   if (d === undefined || d.taskArn === undefined) return {};
@@ -247,20 +251,14 @@ export function decideRun(
     if (run.state === "Cancelling") {
       return task.desiredStatus === "STOPPED" ? {} : { stop: `tern: run ${run.id} was cancelled` };
     }
-    const lease = run.lease;
-    if (
-      run.state === "Running" &&
-      lease !== undefined &&
-      lease.owner.startsWith("runner:") &&
-      lease.expiresAtMs <= nowMs
-    ) {
+    if (run.state === "Running" && options.leaseLost !== undefined) {
       return {
         stop: `tern: the runner of run ${run.id} stopped reporting`,
         // (The stop follows the write: a runner that renews just in time keeps its task.)
         decision: {
           ...base,
           to: "Failed",
-          reason: `its runner stopped reporting (lease expired at ${new Date(lease.expiresAtMs).toISOString()}) while ECS task ${taskId(d.taskArn)} was still ${task.lastStatus}; the task was stopped.${logsHint(d, d.taskArn)}`,
+          reason: `${options.leaseLost.replace(/\.$/, "")}; ECS task ${taskId(d.taskArn)} was still ${task.lastStatus} and was stopped.${logsHint(d, d.taskArn)}`,
         },
       };
     }
@@ -314,7 +312,7 @@ export function decideRun(
  * per region and cluster), stops the tasks of cancelled runs, and decides each run's state with
  * {@link decideRun}. Runs with no task recorded yet are left to the generic rules.
  */
-export const reconcileEcsTasks: DeploymentReconciler = async (runs, { nowMs, log, submittedGraceMs }) => {
+export const reconcileEcsTasks: DeploymentReconciler = async (runs, { nowMs, log, submittedGraceMs, leaseLost }) => {
   const sdk = await ecsSdk();
   const untracked: string[] = [];
   const groups = new Map<string, { region: string; cluster: string; runs: RunRecord[] }>();
@@ -365,7 +363,11 @@ export const reconcileEcsTasks: DeploymentReconciler = async (runs, { nowMs, log
       }
       for (const run of batch) {
         const arn = ecsDeployment(run)?.taskArn as string;
-        const verdict = decideRun(run, tasks.get(arn), nowMs, { startTimeoutMs: submittedGraceMs });
+        const lost = leaseLost(run);
+        const verdict = decideRun(run, tasks.get(arn), nowMs, {
+          startTimeoutMs: submittedGraceMs,
+          ...(lost === undefined ? {} : { leaseLost: lost }),
+        });
         const reason = verdict.stop;
         if (verdict.decision !== undefined) {
           decisions.push(

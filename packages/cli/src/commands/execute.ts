@@ -1,5 +1,6 @@
 import { deployFromBundle, executeRun } from "@tern/core";
 import { type Command, UsageError } from "../cli.js";
+import { leaseKeeperEntry } from "../lease-keeper.js";
 
 export const executeCommand: Command = {
   name: "execute",
@@ -27,6 +28,7 @@ the final state.`,
         backend: await backend(),
         log: (line) => io.err(`runner: ${line}\n`),
         signal: stop.signal,
+        leaseKeeper: leaseKeeperEntry(),
       });
       io.err(`runner: run ${result.runId} ${result.state}: ${result.reason}\n`);
       return result.state === "Success" ? 0 : 1;

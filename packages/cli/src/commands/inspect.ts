@@ -242,7 +242,9 @@ Usage: tern cancel <runId>`,
           expectedRevision: run.revision,
           to,
           reason: "cancelled by request",
-          lease: null,
+          // A runner's lease stays with a Cancelling run: its runner still ends it, and if the
+          // runner is dead the lease says so within one lease length.
+          ...(to === "Cancelled" ? { lease: null } : {}),
         });
         io.out(`run ${id}: ${to}\n`);
         return 0;

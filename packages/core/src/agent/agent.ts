@@ -9,6 +9,8 @@ import { RunConflictError, TernError } from "../errors.js";
 import { describe } from "../flow/task.js";
 import type { JsonValue } from "../runner/serialize.js";
 import { deployRoute, type ResolvedRun, resolveRun, setupContext } from "./deploy.js";
+import { endOpenTaskRuns } from "./end-run.js";
+import { isRunnerOwner, LeaseWatch, MAX_CLOCK_SKEW_MS, runnerOwner } from "./lease.js";
 import type { ScheduledFlow } from "./schedule.js";
 import { sweepRuns } from "./sweep.js";
 
@@ -95,6 +97,8 @@ export class LocalAgent {
   private backend: Backend | undefined;
   private readonly ownsBackend: boolean;
   private readonly active = new Map<string, Promise<void>>();
+  /** Decides, by this process's clock, which runners' leases were lost (kept across polls). */
+  private readonly leaseWatch = new LeaseWatch();
   /** Claims and deploys in flight in {@link pollOnce}. */
   private deploying = 0;
   private readonly dispatchConcurrency: number;
@@ -138,9 +142,12 @@ export class LocalAgent {
   async pollOnce(options: { readonly deadlineMs?: number } = {}): Promise<PollResult> {
     const deadline = options.deadlineMs ?? Number.POSITIVE_INFINITY;
     const backend = await this.openedBackend();
-    await backend.recordAgent({ id: this.agentId, labels: this.labels, lastSeenAtMs: Date.now() });
+    const pollStartMs = Date.now();
+    const claimNowMs = await claimClock(backend, pollStartMs);
+    await backend.recordAgent({ id: this.agentId, labels: this.labels, lastSeenAtMs: claimNowMs });
     for (const run of await sweepRuns(backend, {
       log: this.log,
+      leaseWatch: this.leaseWatch,
       ...(this.submittedGraceMs === undefined ? {} : { submittedGraceMs: this.submittedGraceMs }),
     })) {
       this.log(`${run.to === "Scheduled" ? "handed back" : "ended"} run ${run.runId} ${run.to}: ${run.reason}`);
@@ -164,6 +171,7 @@ export class LocalAgent {
             labels: this.labels,
             limit: 1,
             leaseMs: this.leaseMs,
+            nowMs: claimNowMs + (Date.now() - pollStartMs),
             ...(this.environmentTypes === undefined ? {} : { environmentTypes: this.environmentTypes }),
           });
           if (run === undefined) {
@@ -390,7 +398,10 @@ export class LocalAgent {
             },
           })
         : await this.deployCustom(run.id, runnerEnv, onOutput);
-    if (deployment.exited !== undefined) this.watch(backend, run.id, deployment.exited);
+    if (deployment.exited !== undefined) {
+      const pid = deployment.details.pid;
+      this.watch(backend, run.id, deployment.exited, typeof pid === "number" && pid > 0 ? runnerOwner(pid) : undefined);
+    }
     await this.writeDeployment(backend, run, deployment.details, "record");
     return true;
   }
@@ -492,13 +503,28 @@ export class LocalAgent {
     return run;
   }
 
-  private watch(backend: Backend, runId: string, exited: NonNullable<Deployment["exited"]>): void {
+  /**
+   * Watches a local runner until it exits; one that exits without reporting a final state fails
+   * its run, unless another runner holds the run now (`owner`: the lease this runner would hold):
+   * a runner that refused a run another took must not fail it.
+   */
+  private watch(
+    backend: Backend,
+    runId: string,
+    exited: NonNullable<Deployment["exited"]>,
+    owner: string | undefined,
+  ): void {
     const done = exited
       .then(async ({ code, signal, stderrTail }) => {
         const run = await backend.getRun(runId);
         if (run === undefined || isTerminalRunState(run.state)) return;
-        const how = signal !== null ? `was killed by ${signal}` : `exited with code ${code}`;
-        const tail = lastLine(stderrTail);
+        const holder = run.lease?.owner;
+        if (owner !== undefined && isRunnerOwner(holder) && holder !== owner) {
+          this.log(`run ${runId}: its runner ${exitDescription(code, signal)}; ${holder} holds the run now`);
+          return;
+        }
+        const how = exitDescription(code, signal);
+        const tail = lastErrorLine(stderrTail);
         await this.fail(
           backend,
           runId,
@@ -537,6 +563,7 @@ export class LocalAgent {
       const to = run.state === "Cancelling" ? "Cancelled" : "Failed";
       try {
         await backend.transitionRun({ runId, expectedRevision: run.revision, to, reason, lease: null });
+        await endOpenTaskRuns(backend, runId, to, reason);
         return true;
       } catch (error) {
         if (!(error instanceof RunConflictError)) throw error;
@@ -544,6 +571,17 @@ export class LocalAgent {
     }
     return false;
   }
+}
+
+/**
+ * "Now" for claims: this process's clock, or later when the newest waiting run was due at its
+ * creation by a later clock (its creator's clock is ahead of this one, or this one is behind):
+ * such a run is due, whatever this clock says. At most {@link MAX_CLOCK_SKEW_MS} ahead.
+ */
+async function claimClock(backend: Backend, now: number): Promise<number> {
+  const [newest] = await backend.listRuns({ state: "Scheduled", limit: 1 });
+  if (newest === undefined || newest.scheduledAtMs > newest.createdAtMs || newest.scheduledAtMs <= now) return now;
+  return Math.min(now + MAX_CLOCK_SKEW_MS, newest.scheduledAtMs);
 }
 
 /** Whether a deploy error says the launch may or may not have happened (see `LaunchUncertainError`). */
@@ -591,6 +629,23 @@ function positive(name: string, value: number): number {
     );
   }
   return value;
+}
+
+/** How a runner process ended, in words. */
+export function exitDescription(code: number | null, signal: string | null): string {
+  if (signal === "SIGKILL") return "was killed by SIGKILL (out of memory, or killed by the system or a user)";
+  if (signal === "SIGTERM" || signal === "SIGINT") return `was stopped by ${signal}`;
+  if (signal !== null) return `crashed with ${signal}`;
+  return `exited with code ${code}`;
+}
+
+/** The last line of a process's error output, leaving out the runner's own progress lines. */
+function lastErrorLine(text: string): string {
+  const lines = text
+    .trim()
+    .split("\n")
+    .filter((l) => l.trim() !== "" && !l.startsWith("runner: "));
+  return (lines.at(-1) ?? "").trim().slice(0, 500);
 }
 
 function lastLine(text: string): string {

@@ -1,4 +1,3 @@
-import { hostname } from "node:os";
 import type { Backend, RunLogRecord, RunRecord } from "../backend/types.js";
 import { isTerminalRunState } from "../backend/types.js";
 import type { Environment, EnvironmentExitContext, EnvironmentHookContext } from "../environment/environment.js";
@@ -6,9 +5,12 @@ import { RunConflictError, TernError } from "../errors.js";
 import type { FlowRunResult } from "../flow/flow.js";
 import type { TaskRun } from "../runner/engine.js";
 import { type Executor, type ExecutorConfig, executorFromJSON } from "../runner/executor.js";
+import { LogBudget } from "../runner/log-budget.js";
 import type { LogRecord } from "../runner/logger.js";
 import { type SerializedValue, serializeRun, serializeTaskRun } from "../runner/serialize.js";
 import { resolveRun } from "./deploy.js";
+import { DEFAULT_LEASE_MS, isRunnerOwner, leaseMsFromEnv, runnerOwner } from "./lease.js";
+import { type LeaseKeeper, type LeaseKeeperEvent, startLeaseKeeper } from "./lease-keeper.js";
 
 /** Options of {@link executeRun}. */
 export interface ExecuteRunOptions {
@@ -22,6 +24,16 @@ export interface ExecuteRunOptions {
    * ends Failed with the abort reason, or Cancelled if it was being cancelled.
    */
   readonly signal?: AbortSignal;
+  /**
+   * The module a worker thread runs to keep the runner's lease (one that calls
+   * `runLeaseKeeper`; the tern CLI passes its own), so that tasks blocking this event loop do not
+   * let the lease expire. Without it the lease is renewed from this event loop.
+   */
+  readonly leaseKeeper?: URL;
+  /** How long the lease lasts. @default `TERN_LEASE_SECONDS`, else 60 s */
+  readonly leaseMs?: number;
+  /** After a cancel, how long the flow may take to stop before the keeper kills the process. @default the lease length, at most 30 s */
+  readonly stopGraceMs?: number;
 }
 
 /** How a run ended. */
@@ -39,7 +51,12 @@ export interface ExecuteRunResult {
 export async function executeRun(runId: string, options: ExecuteRunOptions): Promise<ExecuteRunResult> {
   const { backend } = options;
   const log = options.log ?? (() => {});
+  const owner = runnerOwner();
+  const leaseMs = options.leaseMs ?? leaseMsFromEnv();
   let run: RunRecord | undefined;
+  let keeper: LeaseKeeper | undefined;
+  /** Why the run is not this runner's any more (fenced: nothing more is written). */
+  let lost: string | undefined;
   try {
     const resolved = await resolveRun(backend, runId);
     run = resolved.run;
@@ -56,14 +73,34 @@ export async function executeRun(runId: string, options: ExecuteRunOptions): Pro
       );
     }
     if (run.state === "Cancelling") return await finish(backend, runId, "Cancelled", "cancelled before it started");
+    // Captured output kept per run (TERN_LOG_LIMIT_BYTES); a bad value fails the run with its message.
+    const budget = new LogBudget<RunLogRecord>();
     const { flow } = await resolved.storage.load(resolved.flowVersion.location, {
       expectedHash: resolved.flowVersion.manifestHash,
       label: resolved.label,
     });
-    const started = await markRunning(backend, runId);
+    const started = await markRunning(backend, runId, owner, leaseMs);
     if (started.kind !== "running") return started.result;
     run = started.run;
     log(`running ${resolved.label}`);
+    const reporter = new Reporter(backend, runId, options.flushIntervalMs ?? 500, options.signal, budget);
+    const onKeeperEvent = (event: LeaseKeeperEvent) => {
+      if (event.type === "cancel") reporter.abort(new Error("cancelled by request"));
+      else {
+        lost = event.reason;
+        reporter.fence(new Error(`the run is not this runner's any more: ${event.reason}`));
+        log(`stopping: ${event.reason}`);
+      }
+    };
+    keeper = startLeaseKeeper(
+      { backendUrl: backend.url, runId, owner, leaseMs, stopGraceMs: options.stopGraceMs ?? Math.min(30_000, leaseMs) },
+      {
+        backend,
+        onEvent: onKeeperEvent,
+        log,
+        ...(options.leaseKeeper === undefined ? {} : { entry: options.leaseKeeper }),
+      },
+    );
 
     const environment = flow.environment as Environment | undefined;
     const hookContext: EnvironmentHookContext = {
@@ -88,7 +125,9 @@ export async function executeRun(runId: string, options: ExecuteRunOptions): Pro
           finalReason = `${finalReason}; onExit failed: ${(error as Error).message}`;
         }
       }
-      return finish(backend, runId, finalState, finalReason, outputs);
+      await keeper?.stop();
+      if (lost !== undefined) return { runId, state: "Failed", reason: `stopped: ${lost}` };
+      return finish(backend, runId, finalState, finalReason, outputs, owner);
     };
 
     if (environment?.onStart !== undefined) {
@@ -99,7 +138,6 @@ export async function executeRun(runId: string, options: ExecuteRunOptions): Pro
       }
     }
 
-    const reporter = new Reporter(backend, runId, options.flushIntervalMs ?? 500, options.signal);
     const executorConfig = resolved.manifest.environment.options.executor as ExecutorConfig | undefined;
     const executor: Executor | undefined = executorConfig === undefined ? undefined : executorFromJSON(executorConfig);
     let result: FlowRunResult;
@@ -133,26 +171,24 @@ export async function executeRun(runId: string, options: ExecuteRunOptions): Pro
     const state = result.state === "Cancelled" && stopped ? "Failed" : result.state;
     return await exit(state, reason, outputs);
   } catch (error) {
+    await keeper?.stop();
     // A run that ended or that another runner has is not this runner's to fail.
     const code = (error as TernError).code;
     if (run === undefined || code === "RUN_FINISHED" || code === "RUN_RUNNING") throw error;
-    return finish(backend, runId, "Failed", (error as Error).message);
+    if (lost !== undefined) return { runId, state: "Failed", reason: `stopped: ${lost}` };
+    return finish(backend, runId, "Failed", (error as Error).message, undefined, owner);
   }
 }
 
-/** How long a runner's lease on its run lasts; it renews it well before. */
-export const RUNNER_LEASE_MS = 60_000;
-const HEARTBEAT_EVERY_MS = 15_000;
-
-/** The lease a runner holds on its run while it runs: `runner:<host>:<pid>`. */
-function runnerLease(): { owner: string; expiresAtMs: number } {
-  return { owner: `runner:${hostname()}:${process.pid}`, expiresAtMs: Date.now() + RUNNER_LEASE_MS };
-}
+/** How long a runner's lease on its run lasts by default (`TERN_LEASE_SECONDS` changes it). */
+export const RUNNER_LEASE_MS = DEFAULT_LEASE_MS;
 
 /** Moves a Submitted (or Scheduled, for `tern execute`) run to Running, retrying lost races. */
 async function markRunning(
   backend: Backend,
   runId: string,
+  owner: string,
+  leaseMs: number,
 ): Promise<{ kind: "running"; run: RunRecord } | { kind: "done"; result: ExecuteRunResult }> {
   for (let attempt = 0; attempt < 10; attempt++) {
     const run = await backend.getRun(runId);
@@ -172,7 +208,7 @@ async function markRunning(
         expectedRevision: run.revision,
         to: "Running",
         reason: `runner pid ${process.pid}`,
-        lease: runnerLease(),
+        lease: { owner, expiresAtMs: Date.now() + leaseMs },
       });
       return { kind: "running", run: running };
     } catch (error) {
@@ -183,19 +219,28 @@ async function markRunning(
   throw new TernError("RUN_CONFLICT", `Run ${runId}: could not mark it Running after 10 attempts.`);
 }
 
-/** Records the final state (with the outputs), turning a run that is being cancelled into `Cancelled`. */
+/**
+ * Records the final state (with the outputs), turning a run that is being cancelled into
+ * `Cancelled`. With `owner`, only while that runner still holds the run's lease: a run another
+ * runner took over is left to it (fencing).
+ */
 async function finish(
   backend: Backend,
   runId: string,
   state: ExecuteRunResult["state"],
   reason: string,
   outputs?: Readonly<Record<string, SerializedValue>>,
+  owner?: string,
 ): Promise<ExecuteRunResult> {
   for (let attempt = 0; attempt < 10; attempt++) {
     const run = await backend.getRun(runId);
     if (run === undefined) throw new TernError("RUN_GONE", `Run ${runId} disappeared from the backend while it ran.`);
     if (isTerminalRunState(run.state)) {
       return { runId, state: run.state as ExecuteRunResult["state"], reason: run.reason ?? "" };
+    }
+    const holder = run.lease?.owner;
+    if (owner !== undefined && isRunnerOwner(holder) && holder !== owner) {
+      return { runId, state: "Failed", reason: `stopped: the run is held by ${holder} now` };
     }
     const finalState = run.state === "Cancelling" && state !== "Success" ? "Cancelled" : state;
     try {
@@ -222,13 +267,15 @@ class Reporter {
   private logs: RunLogRecord[] = [];
   private readonly timer: NodeJS.Timeout;
   private flushing: Promise<void> = Promise.resolve();
-  private nextHeartbeatMs = Date.now() + HEARTBEAT_EVERY_MS;
+  /** Set once the run is not this runner's: nothing more is written. */
+  private fenced = false;
 
   constructor(
     private readonly backend: Backend,
     private readonly runId: string,
     intervalMs: number,
     stop: AbortSignal | undefined,
+    private readonly budget: LogBudget<RunLogRecord>,
   ) {
     this.timer = setInterval(() => void this.tick(), intervalMs);
     if (stop !== undefined) {
@@ -241,20 +288,36 @@ class Reporter {
     return this.controller.signal;
   }
 
+  /** Stops the flow (its tasks get the abort signal). */
+  abort(reason: Error): void {
+    if (!this.controller.signal.aborted) this.controller.abort(reason);
+  }
+
+  /** Stops the flow and writes nothing more: the run is someone else's now. */
+  fence(reason: Error): void {
+    this.fenced = true;
+    this.dirty.clear();
+    this.logs = [];
+    this.abort(reason);
+  }
+
   taskRunChanged(taskRun: TaskRun): void {
     this.dirty.set(taskRun.id, taskRun);
   }
 
   logged(taskRun: TaskRun, record: LogRecord): void {
-    this.logs.push({ ...record, taskRunId: taskRun.id });
+    if (this.fenced) return;
+    for (const kept of this.budget.admit({ ...record, taskRunId: taskRun.id })) this.logs.push(kept);
   }
 
   /** Stops the timer, writes what is buffered and the task runs; returns the outputs as JSON. */
   async close(result?: FlowRunResult): Promise<Readonly<Record<string, SerializedValue>> | undefined> {
     clearInterval(this.timer);
     await this.flushing;
+    const dropped = this.budget.summary();
+    if (dropped !== undefined && !this.fenced) this.logs.push(dropped);
     await this.flush();
-    if (result === undefined) return undefined;
+    if (result === undefined || this.fenced) return undefined;
     const serialized = serializeRun(result);
     await this.backend.saveTaskRuns(
       this.runId,
@@ -267,11 +330,9 @@ class Reporter {
     this.flushing = this.flushing.then(async () => {
       try {
         await this.flush();
+        // The lease keeper watches for a cancel too; this notices it sooner while the loop is free.
         const run = await this.backend.getRun(this.runId);
-        if (run?.state === "Cancelling" && !this.controller.signal.aborted) {
-          this.controller.abort(new Error("cancelled by request"));
-        }
-        if (run !== undefined && Date.now() >= this.nextHeartbeatMs) await this.heartbeat(run);
+        if (run?.state === "Cancelling") this.abort(new Error("cancelled by request"));
       } catch {
         // A failed flush is retried at the next tick; the final flush reports errors.
       }
@@ -279,27 +340,8 @@ class Reporter {
     await this.flushing;
   }
 
-  /**
-   * Renews the runner's lease on its run. Agents sweep Running runs whose lease expired: a
-   * runner that died (killed, host gone) cannot report, so its lease says so for it.
-   */
-  private async heartbeat(run: RunRecord): Promise<void> {
-    if (run.state !== "Running" && run.state !== "Cancelling") return;
-    try {
-      await this.backend.transitionRun({
-        runId: this.runId,
-        expectedRevision: run.revision,
-        to: run.state,
-        lease: runnerLease(),
-      });
-      this.nextHeartbeatMs = Date.now() + HEARTBEAT_EVERY_MS;
-    } catch (error) {
-      // Someone wrote the run meanwhile (a cancel, the agent's deployment details): next tick.
-      if (!(error instanceof RunConflictError)) throw error;
-    }
-  }
-
   private async flush(): Promise<void> {
+    if (this.fenced) return;
     if (this.dirty.size > 0) {
       const pending = [...this.dirty.values()];
       this.dirty.clear();

@@ -1,6 +1,8 @@
 import type { Backend, RunRecord, RunState } from "../backend/types.js";
 import { RunConflictError, TernError } from "../errors.js";
 import type { JsonValue } from "../runner/serialize.js";
+import { endOpenTaskRuns } from "./end-run.js";
+import { LeaseWatch } from "./lease.js";
 
 /** Options of {@link sweepRuns}. */
 export interface SweepOptions {
@@ -21,6 +23,13 @@ export interface SweepOptions {
   readonly maxAttempts?: number;
   /** Progress lines of reconcilers (a task stopped, a relaunch). @default none */
   readonly log?: (line: string) => void;
+  /**
+   * What decides that a runner's lease was lost, kept from one sweep to the next (an agent keeps
+   * one): a lease is lost when it stayed unchanged for longer than its length by this process's
+   * monotonic clock. @default a new one, which sees every lease for the first time: only leases
+   * that expired more than 15 minutes ago by this clock count as lost
+   */
+  readonly leaseWatch?: LeaseWatch;
 }
 
 /** A run the sweep moved on. */
@@ -59,7 +68,13 @@ export interface ReconcileResult {
  */
 export type DeploymentReconciler = (
   runs: readonly RunRecord[],
-  context: { readonly nowMs: number; readonly log: (line: string) => void; readonly submittedGraceMs: number },
+  context: {
+    readonly nowMs: number;
+    readonly log: (line: string) => void;
+    readonly submittedGraceMs: number;
+    /** Why the run's runner lease is lost (see {@link LeaseWatch}), or undefined while it holds. */
+    readonly leaseLost: (run: RunRecord) => string | undefined;
+  },
 ) => Promise<ReconcileResult>;
 
 const reconcilers = new Map<string, () => Promise<DeploymentReconciler>>();
@@ -91,6 +106,8 @@ export async function sweepRuns(backend: Backend, options: SweepOptions = {}): P
   const limit = options.limit ?? 500;
   const maxAttempts = options.maxAttempts ?? 3;
   const log = options.log ?? (() => {});
+  const watch = options.leaseWatch ?? new LeaseWatch();
+  const leaseLost = (run: RunRecord) => watch.lost(run, now);
   const swept: SweptRun[] = [];
   const move = async (
     run: RunRecord,
@@ -110,6 +127,7 @@ export async function sweepRuns(backend: Backend, options: SweepOptions = {}): P
         ...(deployment === undefined ? {} : { deployment }),
       });
       swept.push({ runId: run.id, from: run.state, to, reason });
+      if (to !== "Scheduled") await endOpenTaskRuns(backend, run.id, to, reason, now);
     } catch (error) {
       // It moved on meanwhile (the runner reported after all, another agent swept it first).
       if (!(error instanceof RunConflictError)) throw error;
@@ -126,6 +144,7 @@ export async function sweepRuns(backend: Backend, options: SweepOptions = {}): P
   for (const state of ["Submitted", "Running", "Cancelling"] as const) {
     runs.push(...(await backend.listRuns({ state, limit })));
   }
+  watch.retain(runs.map((run) => run.id));
   const byKind = new Map<string, RunRecord[]>();
   const generic: RunRecord[] = [];
   for (const run of runs) {
@@ -138,7 +157,7 @@ export async function sweepRuns(backend: Backend, options: SweepOptions = {}): P
     if (load === undefined) continue;
     let result: ReconcileResult;
     try {
-      result = await (await load())(tracked, { nowMs: now, log, submittedGraceMs: grace });
+      result = await (await load())(tracked, { nowMs: now, log, submittedGraceMs: grace, leaseLost });
     } catch (error) {
       // One deployment kind's outage (ECS unreachable) must not stop the other rules: its runs
       // get the generic ones (expired runner leases, launches no runner took).
@@ -181,13 +200,12 @@ export async function sweepRuns(backend: Backend, options: SweepOptions = {}): P
       continue;
     }
     if (run.state === "Running" || run.state === "Cancelling") {
-      const lease = run.lease;
-      if (lease === undefined || !lease.owner.startsWith("runner:") || lease.expiresAtMs > now) continue;
-      const since = new Date(lease.expiresAtMs).toISOString();
+      const lost = leaseLost(run);
+      if (lost === undefined) continue;
       await move(
         run,
         run.state === "Cancelling" ? "Cancelled" : "Failed",
-        `its runner (${lease.owner.slice("runner:".length)}) stopped reporting: its lease expired at ${since}. The process or its host died.`,
+        run.state === "Cancelling" ? `cancelled; ${lost}` : lost,
       );
       continue;
     }

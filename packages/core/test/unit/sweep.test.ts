@@ -1,7 +1,14 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Backend, type RunRecord, registerDeploymentReconciler, SqliteBackend, sweepRuns } from "@tern/core";
+import {
+  type Backend,
+  LeaseWatch,
+  type RunRecord,
+  registerDeploymentReconciler,
+  SqliteBackend,
+  sweepRuns,
+} from "@tern/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
 let dir: string;
@@ -48,26 +55,79 @@ async function runIn(state: "Submitted" | "Running" | "Cancelling", leaseExpires
 
 describe("sweepRuns", () => {
   it("fails a Running run whose runner stopped renewing its lease, and leaves live ones alone", async () => {
+    let mono = 0;
+    const leaseWatch = new LeaseWatch(60_000, () => mono);
     const now = Date.now();
-    const dead = await runIn("Running", now - 1);
-    const alive = await runIn("Running", now + 30_000);
-    const swept = await sweepRuns(backend, { nowMs: now });
+    const dead = await runIn("Running", now + 60_000);
+    let alive = await runIn("Running", now + 60_000);
+    // First sight: every lease counts from now, whatever its expiry says.
+    expect(await sweepRuns(backend, { leaseWatch })).toEqual([]);
+    mono = 61_000;
+    // The live runner renewed meanwhile; the dead one did not.
+    alive = await backend.transitionRun({
+      runId: alive.id,
+      expectedRevision: alive.revision,
+      to: "Running",
+      lease: { owner: "runner:host:42", expiresAtMs: now + 120_000 },
+    });
+    const swept = await sweepRuns(backend, { leaseWatch });
     expect(swept.map((s) => [s.runId, s.to])).toEqual([[dead.id, "Failed"]]);
     expect(await backend.getRun(dead.id)).toMatchObject({
       state: "Failed",
-      reason: expect.stringMatching(
-        /^its runner \(host:42\) stopped reporting: its lease expired at .*The process or its host died\.$/,
-      ),
+      reason:
+        "its runner (host:42) stopped renewing its lease: no renewal for 61 s (the lease lasts 60 s). The process or its host died, or was paused.",
     });
     expect((await backend.getRun(dead.id))?.lease).toBeUndefined();
     expect((await backend.getRun(alive.id))?.state).toBe("Running");
   });
 
-  it("ends a Cancelling run whose runner died as Cancelled", async () => {
+  it("believes no clock but its own: an expiry in the past by up to 15 minutes is a skewed clock, not a death", async () => {
+    let mono = 0;
+    const leaseWatch = new LeaseWatch(60_000, () => mono);
     const now = Date.now();
-    const run = await runIn("Cancelling", now - 1);
-    await sweepRuns(backend, { nowMs: now });
-    expect((await backend.getRun(run.id))?.state).toBe("Cancelled");
+    // Written by a runner whose clock is 10 minutes behind this observer's.
+    const behind = await runIn("Running", now - 10 * 60_000 + 60_000);
+    // Written an hour ago by a runner long dead, seen by an observer that just started.
+    const longDead = await runIn("Running", now - 60 * 60_000);
+    const swept = await sweepRuns(backend, { leaseWatch, nowMs: now });
+    expect(swept.map((s) => s.runId)).toEqual([longDead.id]);
+    expect(swept[0]?.reason).toMatch(/^its runner \(host:42\) stopped renewing its lease: it expired at /);
+    mono = 30_000;
+    expect(await sweepRuns(backend, { leaseWatch, nowMs: now + 30_000 })).toEqual([]);
+    expect((await backend.getRun(behind.id))?.state).toBe("Running");
+  });
+
+  it("ends a Cancelling run whose runner died as Cancelled", async () => {
+    let mono = 0;
+    const leaseWatch = new LeaseWatch(60_000, () => mono);
+    const run = await runIn("Cancelling", Date.now() + 60_000);
+    await sweepRuns(backend, { leaseWatch });
+    mono = 61_000;
+    await sweepRuns(backend, { leaseWatch });
+    expect(await backend.getRun(run.id)).toMatchObject({
+      state: "Cancelled",
+      reason: expect.stringMatching(/^cancelled; its runner \(host:42\) stopped renewing its lease/),
+    });
+  });
+
+  it("ends the task runs a dead runner left open, with the run's state and reason", async () => {
+    const run = await runIn("Running", Date.now() - 60 * 60_000);
+    const taskRun = (id: string, state: "Running" | "Pending" | "Success") => ({
+      id,
+      slug: id,
+      task: id,
+      state,
+      attempts: 1,
+      logs: [],
+    });
+    await backend.saveTaskRuns(run.id, [taskRun("a", "Success"), taskRun("b", "Running"), taskRun("c", "Pending")]);
+    await sweepRuns(backend, {});
+    const states = (await backend.getTaskRuns(run.id)).map((t) => [t.id, t.state, t.message ?? ""]);
+    expect(states).toEqual([
+      ["a", "Success", ""],
+      ["b", "Failed", expect.stringMatching(/^the run ended: its runner \(host:42\) stopped renewing/)],
+      ["c", "Failed", expect.stringMatching(/^the run ended: /)],
+    ]);
   });
 
   it("fails a run Submitted longer than the grace period whose launch was recorded but no runner started", async () => {
@@ -172,8 +232,8 @@ describe("sweepRuns", () => {
     registerDeploymentReconciler(kind, async () => async () => {
       throw new Error("ECS is unreachable");
     });
-    // Its runner's lease expired: the generic rule ends it even though ECS cannot be asked.
-    const tracked = await runIn("Running", Date.now() - 1);
+    // Its runner's lease expired long ago: the generic rule ends it even though ECS cannot be asked.
+    const tracked = await runIn("Running", Date.now() - 60 * 60_000);
     await backend.transitionRun({
       runId: tracked.id,
       expectedRevision: tracked.revision,
@@ -187,7 +247,7 @@ describe("sweepRuns", () => {
       to: "Running",
       deployment: { kind, taskArn: "y" },
     });
-    const dead = await runIn("Running", Date.now() - 1);
+    const dead = await runIn("Running", Date.now() - 60 * 60_000);
     const lines: string[] = [];
     const swept = await sweepRuns(backend, { log: (line) => lines.push(line) });
     expect(new Set(swept.map((s) => s.runId))).toEqual(new Set([dead.id, tracked.id]));

@@ -149,6 +149,9 @@ describe("a launch with a deadline", () => {
     const calls = ecs.commandCalls(RunTaskCommand);
     expect(calls).toHaveLength(2);
     expect(calls.map((c) => c.args[0].input.clientToken)).toEqual([clientToken(RUN_ID, 0), clientToken(RUN_ID, 0)]);
-    expect(waits).toHaveLength(1);
+    // The backoff, then the pacer's spacing if the (random) backoff was shorter: a throttled
+    // call took the pacer's burst away.
+    expect(waits.length).toBeGreaterThanOrEqual(1);
+    expect(waits.length).toBeLessThanOrEqual(2);
   });
 });

@@ -216,11 +216,17 @@ describe("decideRun", () => {
 
   it("stops a task whose runner stopped renewing its lease and fails the run", () => {
     const r = run("Running", {}, { lease: { owner: "runner:ip-10-0-0-1:7", expiresAtMs: NOW - 1 } });
-    const verdict = decideRun(r, running, NOW);
+    const lost = "its runner (ip-10-0-0-1:7) stopped renewing its lease: no renewal for 61 s (the lease lasts 60 s).";
+    const verdict = decideRun(r, running, NOW, { leaseLost: lost });
     expect(verdict.stop).toMatch(/stopped reporting/);
-    expect(verdict.decision).toMatchObject({ to: "Failed", reason: expect.stringMatching(/lease expired/) });
-    const live = run("Running", {}, { lease: { owner: "runner:ip-10-0-0-1:7", expiresAtMs: NOW + 1 } });
-    expect(decideRun(live, running, NOW)).toEqual({});
+    expect(verdict.decision).toMatchObject({
+      to: "Failed",
+      reason: expect.stringMatching(
+        /stopped renewing its lease: no renewal for 61 s .*; ECS task \w+ was still RUNNING and was stopped/,
+      ),
+    });
+    // Whatever the lease's expiry says by this clock, only the lease watch's verdict counts.
+    expect(decideRun(r, running, NOW)).toEqual({});
   });
 
   it("waits a minute before believing a task is gone, then fails the run", () => {
@@ -253,6 +259,7 @@ describe("reconcileEcsTasks", () => {
       nowMs: NOW,
       log: (l) => lines.push(l),
       submittedGraceMs: 300_000,
+      leaseLost: () => undefined,
     });
     expect(result.untracked).toEqual([pending.id]);
     expect(result.decisions).toEqual([expect.objectContaining({ runId: dead.id, to: "Failed" })]);
@@ -267,7 +274,12 @@ describe("reconcileEcsTasks", () => {
     const hung = run("Running", {}, { lease: { owner: "runner:h:1", expiresAtMs: NOW - 1 } });
     ecs.on(DescribeTasksCommand).resolves({ tasks: [running] });
     ecs.on(StopTaskCommand).resolves({});
-    const result = await reconcileEcsTasks([hung], { nowMs: NOW, log: () => {}, submittedGraceMs: 300_000 });
+    const result = await reconcileEcsTasks([hung], {
+      nowMs: NOW,
+      log: () => {},
+      submittedGraceMs: 300_000,
+      leaseLost: (r) => (r.id === hung.id ? "its runner (h:1) stopped renewing its lease." : undefined),
+    });
     expect(result.decisions).toEqual([expect.objectContaining({ runId: hung.id, to: "Failed" })]);
     expect(ecs.commandCalls(StopTaskCommand)).toHaveLength(0);
     await result.decisions[0]?.afterWrite?.();
@@ -292,6 +304,7 @@ describe("reconcileEcsTasks", () => {
       nowMs: NOW + 120_000,
       log: (l) => lines.push(l),
       submittedGraceMs: 300_000,
+      leaseLost: () => undefined,
     });
     expect(result.untracked).toEqual([denied.id]);
     expect(

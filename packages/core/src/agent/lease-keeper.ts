@@ -1,0 +1,231 @@
+/**
+ * Keeps a runner's lease on its run, off the event loop that runs the flow's tasks: a task that
+ * computes synchronously for minutes blocks that loop, so renewing from it would let the lease
+ * expire under a live runner. The keeper runs in a worker thread with its own backend
+ * connection; it renews the lease, tells the runner when its run is being cancelled or is no
+ * longer its own, and stops the process when the flow does not stop (docs/architecture.md,
+ * "Leases, fencing and clocks").
+ *
+ * The worker's module is the caller's: the tern CLI passes its `lease-keeper` entry, which
+ * registers the backend schemes it knows and calls {@link runLeaseKeeper}. Without one, the
+ * keeper runs on the caller's event loop (a library user's process), as before.
+ */
+import { Worker } from "node:worker_threads";
+import { openBackend } from "../backend/open.js";
+import { type Backend, isTerminalRunState, type RunRecord } from "../backend/types.js";
+import { RunConflictError } from "../errors.js";
+import { heartbeatEveryMs } from "./lease.js";
+
+/** What the runner gives its keeper (`workerData`). */
+export interface LeaseKeeperData {
+  readonly kind: "tern-lease-keeper";
+  readonly backendUrl: string;
+  readonly runId: string;
+  /** The runner's lease owner (`runner:<host>:<pid>`). */
+  readonly owner: string;
+  readonly leaseMs: number;
+  /** After a cancel, how long the flow may take to stop before the keeper ends the run and the process. */
+  readonly stopGraceMs: number;
+}
+
+/** What the keeper tells the runner. */
+export type LeaseKeeperEvent =
+  /** The run is being cancelled: abort the flow. */
+  | { readonly type: "cancel" }
+  /** The run is not this runner's any more (ended, or another runner holds it): write nothing more. */
+  | { readonly type: "lost"; readonly reason: string };
+
+export function isLeaseKeeperData(value: unknown): value is LeaseKeeperData {
+  return typeof value === "object" && value !== null && (value as { kind?: unknown }).kind === "tern-lease-keeper";
+}
+
+/** What one look at the run decided. */
+export type KeeperVerdict =
+  | { readonly kind: "renew"; readonly run: RunRecord }
+  | { readonly kind: "cancel"; readonly run: RunRecord }
+  | { readonly kind: "lost"; readonly reason: string };
+
+/** Whether the runner `owner` still holds `run`, and what it must do (pure). */
+export function keeperVerdict(run: RunRecord | undefined, owner: string): KeeperVerdict {
+  if (run === undefined) return { kind: "lost", reason: "the run is gone from the backend" };
+  if (isTerminalRunState(run.state)) {
+    return { kind: "lost", reason: `the run already ended ${run.state}${run.reason ? `: ${run.reason}` : ""}` };
+  }
+  // A cancel from a tern that cleared the lease: still this runner's run to end.
+  if (run.state === "Cancelling" && run.lease === undefined) return { kind: "cancel", run };
+  if (run.lease?.owner !== owner) {
+    return {
+      kind: "lost",
+      reason:
+        run.lease === undefined
+          ? `the run's lease was cleared (it is ${run.state})`
+          : `the run is held by ${run.lease.owner} now`,
+    };
+  }
+  return run.state === "Cancelling" ? { kind: "cancel", run } : { kind: "renew", run };
+}
+
+/** A started keeper, as the runner sees it. */
+export interface LeaseKeeper {
+  /** Stops renewing (before the runner writes its final state, which clears the lease). */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts keeping the lease `owner` holds on `runId`: in a worker thread running `entry` (a
+ * module that calls {@link runLeaseKeeper}), or on this event loop without one.
+ */
+export function startLeaseKeeper(
+  data: Omit<LeaseKeeperData, "kind">,
+  options: {
+    readonly entry?: URL;
+    readonly backend: Backend;
+    readonly onEvent: (event: LeaseKeeperEvent) => void;
+    readonly log?: (line: string) => void;
+  },
+): LeaseKeeper {
+  const workerData: LeaseKeeperData = { kind: "tern-lease-keeper", ...data };
+  if (options.entry === undefined) return keepInThread(workerData, options.backend, options.onEvent);
+  const worker = spawnKeeper(options.entry, workerData);
+  worker.on("message", (event: LeaseKeeperEvent) => options.onEvent(event));
+  worker.on("error", (error) => options.log?.(`the lease keeper failed: ${error.message}`));
+  worker.unref();
+  let stopped: Promise<void> | undefined;
+  return {
+    stop: () => {
+      stopped ??= worker.terminate().then(() => undefined);
+      return stopped;
+    },
+  };
+}
+
+/** A worker on `entry`; a TypeScript entry (tern run from its sources) loads through tsx. */
+function spawnKeeper(entry: URL, workerData: LeaseKeeperData): Worker {
+  if (!entry.pathname.endsWith(".ts")) return new Worker(entry, { workerData });
+  // tsx's --import hook does not reach worker threads (privatenumber/tsx#354): register it here.
+  const tsx = import.meta.resolve("tsx/esm/api");
+  const source = `import(${JSON.stringify(tsx)}).then((api) => { api.register(); return import(${JSON.stringify(entry.href)}); });`;
+  return new Worker(source, { eval: true, workerData });
+}
+
+/** The keeper's loop, in whichever thread: renew, watch for cancel and loss, stop what will not stop. */
+async function keepLoop(
+  data: LeaseKeeperData,
+  backend: Backend,
+  emit: (event: LeaseKeeperEvent) => void,
+  isStopped: () => boolean,
+  sleep: (ms: number) => Promise<void>,
+  killProcess: (() => void) | undefined,
+): Promise<void> {
+  const every = heartbeatEveryMs(data.leaseMs);
+  let cancelSeenAt: number | undefined;
+  // The runner took its lease just before starting the keeper.
+  let wait = every;
+  for (;;) {
+    await sleep(wait);
+    if (isStopped()) return;
+    wait = every;
+    let verdict: KeeperVerdict;
+    try {
+      verdict = keeperVerdict(await backend.getRun(data.runId), data.owner);
+    } catch {
+      // The backend is unreachable for now: the lease has three more renewals' worth of time.
+      wait = Math.min(every, 1_000);
+      continue;
+    }
+    if (isStopped()) return;
+    if (verdict.kind === "lost") {
+      emit({ type: "lost", reason: verdict.reason });
+      // Nothing this runner does counts any more: a flow that keeps computing would only
+      // finish a task for nobody. In a worker, end the process at once.
+      killProcess?.();
+      return;
+    }
+    if (verdict.kind === "cancel") {
+      if (cancelSeenAt === undefined) {
+        cancelSeenAt = performance.now();
+        emit({ type: "cancel" });
+      } else if (killProcess !== undefined && performance.now() - cancelSeenAt > data.stopGraceMs) {
+        // The flow did not stop (a task blocking its event loop): end the run, then the process.
+        await cancelStuck(backend, verdict.run, data);
+        killProcess();
+        return;
+      }
+    }
+    try {
+      await backend.transitionRun({
+        runId: data.runId,
+        expectedRevision: verdict.run.revision,
+        to: verdict.run.state,
+        lease: { owner: data.owner, expiresAtMs: Date.now() + data.leaseMs },
+      });
+    } catch (error) {
+      // Written meanwhile (a cancel, the agent's deployment details): look again soon.
+      if (!(error instanceof RunConflictError)) throw error;
+      wait = Math.min(every, 250);
+      continue;
+    }
+    if (verdict.kind === "cancel") wait = Math.min(every, 1_000);
+  }
+}
+
+async function cancelStuck(backend: Backend, run: RunRecord, data: LeaseKeeperData): Promise<void> {
+  try {
+    await backend.transitionRun({
+      runId: data.runId,
+      expectedRevision: run.revision,
+      to: "Cancelled",
+      reason: `cancelled; the flow did not stop within ${Math.round(data.stopGraceMs / 1000)} s of the cancel (a task blocking the runner's event loop?), so the runner process was killed`,
+      lease: null,
+    });
+  } catch {
+    // Someone else ended it meanwhile; the process is ended either way.
+  }
+}
+
+/** The worker's side: run by the keeper entry module with its `workerData` and `parentPort`. */
+export async function runLeaseKeeper(
+  data: LeaseKeeperData,
+  port: { postMessage(event: LeaseKeeperEvent): void },
+): Promise<void> {
+  const backend = await openBackend(data.backendUrl);
+  try {
+    await keepLoop(
+      data,
+      backend,
+      (event) => port.postMessage(event),
+      () => false,
+      (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+      () => process.kill(process.pid, "SIGKILL"),
+    );
+  } finally {
+    await backend.close();
+  }
+}
+
+/** The keeper on the caller's event loop: renews while the loop is free, cannot stop a blocked flow. */
+function keepInThread(
+  data: LeaseKeeperData,
+  backend: Backend,
+  onEvent: (event: LeaseKeeperEvent) => void,
+): LeaseKeeper {
+  let stopped = false;
+  let wake: (() => void) | undefined;
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      timer.unref();
+      wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  const loop = keepLoop(data, backend, onEvent, () => stopped, sleep, undefined).catch(() => {});
+  return {
+    stop: async () => {
+      stopped = true;
+      wake?.();
+      await loop;
+    },
+  };
+}

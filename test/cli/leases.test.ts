@@ -1,0 +1,164 @@
+/**
+ * Runner leases, with leases of 2 s (TERN_LEASE_SECONDS), on the embedded default and on
+ * DynamoDB Local: a runner whose task blocks its event loop keeps its lease; a runner that lost
+ * its lease (paused past it) does nothing more; a cancel stops a runner that cannot stop itself.
+ * An observer agent (labels nobody's runs have, so it claims nothing) sweeps every half second
+ * meanwhile.
+ */
+import type { ChildProcess } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { createTernTable } from "@tern/backend-dynamodb";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import {
+  type DynamoDbLocal,
+  LOCAL_CREDENTIALS,
+  LOCAL_REGION,
+  startDynamoDbLocal,
+} from "../../packages/backend-dynamodb/test/dynamodb-local.js";
+import { spawnTern, stopTern, type TernHome, ternHome, waitForOutput } from "../support/cli.js";
+
+interface RunJson {
+  id: string;
+  state: string;
+  reason?: string;
+  taskRuns: Array<{ slug: string; state: string; message?: string }>;
+  history: Array<{ state: string; reason?: string }>;
+}
+
+let db: DynamoDbLocal | undefined;
+let tables = 0;
+let t: TernHome;
+let marks: string;
+/** The lease length, and the backend of the test (none: the embedded default). */
+let env: Record<string, string>;
+const children: ChildProcess[] = [];
+
+afterAll(async () => {
+  await db?.stop();
+});
+
+/** Starts a background `tern` in the test's home. */
+function background(args: readonly string[], more: Record<string, string> = {}): ChildProcess {
+  const child = spawnTern(args, { TERN_HOME: t.home, TERN_TEST_MARKS: marks, ...env, ...more });
+  children.push(child);
+  return child;
+}
+
+/** An agent that only sweeps: its labels match no run. */
+async function observer(): Promise<ChildProcess> {
+  const child = background(["agent", "--labels", "observer-only", "--poll-interval-ms", "500"]);
+  await waitForOutput(child, /with labels observer-only/);
+  return child;
+}
+
+const show = (id: string) => t.json<RunJson>(["runs", "show", id], env);
+const read = () => readFile(marks, "utf8").catch(() => "");
+
+async function until<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 30_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+const runnerPid = async (): Promise<number> =>
+  until(async () => {
+    const pid = /spin started (\d+)/.exec(await read())?.[1];
+    return pid === undefined ? undefined : Number(pid);
+  }, "the task to start");
+
+const ended = (id: string) =>
+  until(async () => {
+    const run = await show(id);
+    return ["Success", "Failed", "Cancelled"].includes(run.state) ? run : undefined;
+  }, `run ${id} to end`);
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe.each(["sqlite", "dynamodb"])("runner leases on %s", { timeout: 90_000 }, (backend) => {
+  beforeAll(async () => {
+    if (backend === "dynamodb") db ??= await startDynamoDbLocal();
+  }, 60_000);
+  beforeEach(async () => {
+    t = await ternHome();
+    marks = join(t.home, "marks.log");
+    env = { TERN_LEASE_SECONDS: "2" };
+    if (backend === "dynamodb" && db !== undefined) {
+      const table = `tern-leases-${++tables}`;
+      const client = new DynamoDBClient({
+        region: LOCAL_REGION,
+        endpoint: db.endpoint,
+        credentials: LOCAL_CREDENTIALS,
+      });
+      await createTernTable(client, table);
+      client.destroy();
+      env = {
+        ...env,
+        TERN_BACKEND: `dynamodb://${table}?region=${LOCAL_REGION}&endpoint=${encodeURIComponent(db.endpoint)}`,
+        AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
+      };
+    }
+    expect((await t.tern(["register", "test/fixtures/lease-flows.ts"], env)).code).toBe(0);
+  });
+  afterEach(async () => {
+    for (const child of children.splice(0)) await stopTern(child);
+    await t.cleanup();
+  });
+
+  it("keeps the lease of a task that blocks its event loop for three lease lengths", async () => {
+    await observer();
+    const { id } = await t.json<{ id: string }>(["run", "spin", "--param", "seconds=6"], env);
+    const agent = background(["agent", "--poll-interval-ms", "500"]);
+    const run = await ended(id);
+    expect(run.state).toBe("Success");
+    expect(run.history.map((h) => h.state)).toEqual(["Scheduled", "Submitted", "Running", "Success"]);
+    expect(await read()).toMatch(/spin done/);
+    await stopTern(agent);
+  });
+
+  it("lets a paused runner that lost its lease finish nothing afterwards", async () => {
+    await observer();
+    const { id } = await t.json<{ id: string }>(["run", "spin", "--param", "seconds=8"], env);
+    background(["agent", "--poll-interval-ms", "500"]);
+    const pid = await runnerPid();
+    process.kill(pid, "SIGSTOP");
+    let failed: RunJson;
+    try {
+      failed = await ended(id);
+    } finally {
+      process.kill(pid, "SIGCONT");
+    }
+    expect(failed.state).toBe("Failed");
+    expect(failed.reason).toMatch(/stopped renewing its lease: no renewal for \d+ s .*died, or was paused/);
+    await until(async () => (alive(pid) ? undefined : true), "the resumed runner to end", 10_000);
+    expect(await read()).not.toMatch(/spin done/);
+    const after = await show(id);
+    expect(after.state).toBe("Failed");
+    expect(after.reason).toBe(failed.reason);
+  });
+
+  it("ends a cancelled run whose task blocks its runner: the run Cancelled, the process gone", async () => {
+    const { id } = await t.json<{ id: string }>(["run", "spin", "--param", "seconds=60"], env);
+    background(["agent", "--poll-interval-ms", "500"]);
+    const pid = await runnerPid();
+    expect((await t.tern(["cancel", id], env)).code).toBe(0);
+    const run = await ended(id);
+    expect(run.state).toBe("Cancelled");
+    expect(run.reason).toMatch(/the flow did not stop within 2 s of the cancel/);
+    await until(async () => (alive(pid) ? undefined : true), "the runner to be killed", 10_000);
+    expect(await read()).not.toMatch(/spin done/);
+  });
+});
