@@ -1,6 +1,6 @@
 /**
- * Runner leases, with leases of 2 s (TERN_LEASE_SECONDS), on the embedded default and on
- * DynamoDB Local: a runner whose task blocks its event loop keeps its lease; a runner that lost
+ * Runner leases, with leases of a few seconds (TERN_LEASE_SECONDS), on the embedded default and
+ * on DynamoDB Local: a runner whose task blocks its event loop keeps its lease; a runner that lost
  * its lease (paused past it) does nothing more; a cancel stops a runner that cannot stop itself.
  * An observer agent (labels nobody's runs have, so it claims nothing) sweeps every half second
  * meanwhile.
@@ -17,7 +17,7 @@ import {
   LOCAL_REGION,
   startDynamoDbLocal,
 } from "../../packages/backend-dynamodb/test/dynamodb-local.js";
-import { spawnTern, stopTern, type TernHome, ternHome, waitForOutput } from "../support/cli.js";
+import { spawnTern, stopTern, TERN_COMMAND, type TernHome, ternHome, waitForOutput } from "../support/cli.js";
 
 interface RunJson {
   id: string;
@@ -39,16 +39,20 @@ afterAll(async () => {
   await db?.stop();
 });
 
-/** Starts a background `tern` in the test's home. */
-function background(args: readonly string[], more: Record<string, string> = {}): ChildProcess {
-  const child = spawnTern(args, { TERN_HOME: t.home, TERN_TEST_MARKS: marks, ...env, ...more });
+/** Starts a background `tern` in the test's home (under `wrapper`, for instance faketime). */
+function background(
+  args: readonly string[],
+  more: Record<string, string> = {},
+  wrapper: readonly string[] = [],
+): ChildProcess {
+  const child = spawnTern(args, { TERN_HOME: t.home, TERN_TEST_MARKS: marks, ...env, ...more }, wrapper);
   children.push(child);
   return child;
 }
 
 /** An agent that only sweeps: its labels match no run. */
-async function observer(): Promise<ChildProcess> {
-  const child = background(["agent", "--labels", "observer-only", "--poll-interval-ms", "500"]);
+async function observer(wrapper: readonly string[] = []): Promise<ChildProcess> {
+  const child = background(["agent", "--labels", "observer-only", "--poll-interval-ms", "500"], {}, wrapper);
   await waitForOutput(child, /with labels observer-only/);
   return child;
 }
@@ -87,14 +91,18 @@ const alive = (pid: number): boolean => {
   }
 };
 
-describe.each(["sqlite", "dynamodb"])("runner leases on %s", { timeout: 90_000 }, (backend) => {
+describe.each(["sqlite", "dynamodb"])("runner leases on %s", { timeout: 120_000 }, (backend) => {
+  // DynamoDB Local (a JVM) beside two runners and two agents can stall a request for a second or
+  // more on this machine's two cores: its leases are longer, so a stall is not a death.
+  const leaseSeconds = backend === "dynamodb" ? 4 : 2;
+  const spin = (leases: number) => `seconds=${leases * leaseSeconds}`;
   beforeAll(async () => {
     if (backend === "dynamodb") db ??= await startDynamoDbLocal();
   }, 60_000);
   beforeEach(async () => {
     t = await ternHome();
     marks = join(t.home, "marks.log");
-    env = { TERN_LEASE_SECONDS: "2" };
+    env = { TERN_LEASE_SECONDS: String(leaseSeconds) };
     if (backend === "dynamodb" && db !== undefined) {
       const table = `tern-leases-${++tables}`;
       const client = new DynamoDBClient({
@@ -120,10 +128,14 @@ describe.each(["sqlite", "dynamodb"])("runner leases on %s", { timeout: 90_000 }
 
   it("keeps the lease of a task that blocks its event loop for three lease lengths", async () => {
     await observer();
-    const { id } = await t.json<{ id: string }>(["run", "spin", "--param", "seconds=6"], env);
+    const { id } = await t.json<{ id: string }>(["run", "spin", "--param", spin(3)], env);
     const agent = background(["agent", "--poll-interval-ms", "500"]);
+    let out = "";
+    agent.stderr?.on("data", (c: Buffer) => {
+      out += c.toString();
+    });
     const run = await ended(id);
-    expect(run.state).toBe("Success");
+    expect(run.state, `${run.reason}\n${out}`).toBe("Success");
     expect(run.history.map((h) => h.state)).toEqual(["Scheduled", "Submitted", "Running", "Success"]);
     expect(await read()).toMatch(/spin done/);
     await stopTern(agent);
@@ -131,7 +143,7 @@ describe.each(["sqlite", "dynamodb"])("runner leases on %s", { timeout: 90_000 }
 
   it("lets a paused runner that lost its lease finish nothing afterwards", async () => {
     await observer();
-    const { id } = await t.json<{ id: string }>(["run", "spin", "--param", "seconds=8"], env);
+    const { id } = await t.json<{ id: string }>(["run", "spin", "--param", spin(4)], env);
     background(["agent", "--poll-interval-ms", "500"]);
     const pid = await runnerPid();
     process.kill(pid, "SIGSTOP");
@@ -157,8 +169,38 @@ describe.each(["sqlite", "dynamodb"])("runner leases on %s", { timeout: 90_000 }
     expect((await t.tern(["cancel", id], env)).code).toBe(0);
     const run = await ended(id);
     expect(run.state).toBe("Cancelled");
-    expect(run.reason).toMatch(/the flow did not stop within 2 s of the cancel/);
+    expect(run.reason).toMatch(new RegExp(`the flow did not stop within ${leaseSeconds} s of the cancel`));
     await until(async () => (alive(pid) ? undefined : true), "the runner to be killed", 10_000);
     expect(await read()).not.toMatch(/spin done/);
+  });
+
+  it("leaves a healthy run alone when an observer's clock is 90 s ahead", async () => {
+    await observer(["faketime", "-f", "+90s"]);
+    const { id } = await t.json<{ id: string }>(["run", "spin", "--param", spin(2)], env);
+    background(["agent", "--poll-interval-ms", "500"]);
+    const run = await ended(id);
+    expect(run.state, run.reason).toBe("Success");
+  });
+
+  it("claims due runs with a clock 10 minutes behind, and its runner's leases hold", async () => {
+    await observer();
+    const { id } = await t.json<{ id: string }>(["run", "spin", "--param", spin(2)], env);
+    background(["agent", "--poll-interval-ms", "500"], {}, ["faketime", "-f", "-10m"]);
+    const run = await ended(id);
+    expect(run.state, run.reason).toBe("Success");
+  });
+
+  it("records nothing over a run another runner took while its own runner was late", async () => {
+    const { id } = await t.json<{ id: string }>(["run", "spin", "--param", spin(2)], env);
+    // The agent's runner starts 3 s late, as if paused while the run was Submitted.
+    const late = ["sh", "-c", 'sleep 3; exec "$0" "$@"', ...TERN_COMMAND];
+    const agent = background(["agent", "--poll-interval-ms", "500"], { TERN_RUNNER_COMMAND: JSON.stringify(late) });
+    await until(async () => ((await show(id)).state === "Submitted" ? true : undefined), "the run to be Submitted");
+    background(["execute", id]);
+    const holds = waitForOutput(agent, /holds the run now/, 30_000);
+    const run = await ended(id);
+    expect(run.state, run.reason).toBe("Success");
+    await holds;
+    expect(run.history.map((h) => h.state)).toEqual(["Scheduled", "Submitted", "Running", "Success"]);
   });
 });

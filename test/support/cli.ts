@@ -52,10 +52,21 @@ export function runTern(
   });
 }
 
-/** Starts a long-running `tern` (e.g. an agent) in the background; stop it with `stopTern`. */
-export function spawnTern(args: readonly string[], env: Record<string, string | undefined>): ChildProcess {
+/** The command line that runs the CLI from its sources (what a runner command is made of). */
+export const TERN_COMMAND: readonly string[] = [process.execPath, "--conditions=@tern/source", "--import", "tsx", CLI];
+
+/**
+ * Starts a long-running `tern` (e.g. an agent) in the background; stop it with `stopTern`.
+ * `wrapper` goes before the command (for instance `["faketime", "-f", "+90s"]`).
+ */
+export function spawnTern(
+  args: readonly string[],
+  env: Record<string, string | undefined>,
+  wrapper: readonly string[] = [],
+): ChildProcess {
   const childEnv = cliEnv(env);
-  return spawn(process.execPath, ["--conditions=@tern/source", "--import", "tsx", CLI, ...args], {
+  const [command, ...rest] = [...wrapper, ...TERN_COMMAND, ...args] as [string, ...string[]];
+  return spawn(command, rest, {
     cwd: ROOT,
     env: childEnv as NodeJS.ProcessEnv,
     stdio: ["ignore", "pipe", "pipe"],

@@ -67,6 +67,11 @@ export function keeperVerdict(run: RunRecord | undefined, owner: string): Keeper
 
 /** A started keeper, as the runner sees it. */
 export interface LeaseKeeper {
+  /**
+   * Starts renewing, once the runner holds the lease. The keeper is started before (a worker
+   * takes a moment to load), so its first renewal is on time even with short leases.
+   */
+  begin(): void;
   /** Stops renewing (before the runner writes its final state, which clears the lease). */
   stop(): Promise<void>;
 }
@@ -92,6 +97,7 @@ export function startLeaseKeeper(
   worker.unref();
   let stopped: Promise<void> | undefined;
   return {
+    begin: () => worker.postMessage({ type: "begin" }),
     stop: () => {
       stopped ??= worker.terminate().then(() => undefined);
       return stopped;
@@ -116,7 +122,9 @@ async function keepLoop(
   isStopped: () => boolean,
   sleep: (ms: number) => Promise<void>,
   killProcess: (() => void) | undefined,
+  begun: Promise<void>,
 ): Promise<void> {
+  await begun;
   const every = heartbeatEveryMs(data.leaseMs);
   let cancelSeenAt: number | undefined;
   // The runner took its lease just before starting the keeper.
@@ -186,8 +194,12 @@ async function cancelStuck(backend: Backend, run: RunRecord, data: LeaseKeeperDa
 /** The worker's side: run by the keeper entry module with its `workerData` and `parentPort`. */
 export async function runLeaseKeeper(
   data: LeaseKeeperData,
-  port: { postMessage(event: LeaseKeeperEvent): void },
+  port: {
+    postMessage(event: LeaseKeeperEvent): void;
+    once(event: "message", listener: (message: unknown) => void): unknown;
+  },
 ): Promise<void> {
+  const begun = new Promise<void>((resolve) => port.once("message", () => resolve()));
   const backend = await openBackend(data.backendUrl);
   try {
     await keepLoop(
@@ -197,6 +209,7 @@ export async function runLeaseKeeper(
       () => false,
       (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
       () => process.kill(process.pid, "SIGKILL"),
+      begun,
     );
   } finally {
     await backend.close();
@@ -220,9 +233,15 @@ function keepInThread(
         resolve();
       };
     });
-  const loop = keepLoop(data, backend, onEvent, () => stopped, sleep, undefined).catch(() => {});
+  let begin: () => void = () => {};
+  const begun = new Promise<void>((resolve) => {
+    begin = resolve;
+  });
+  const loop = keepLoop(data, backend, onEvent, () => stopped, sleep, undefined, begun).catch(() => {});
   return {
+    begin: () => begin(),
     stop: async () => {
+      begin();
       stopped = true;
       wake?.();
       await loop;

@@ -53,6 +53,7 @@ export const isRunnerOwner = (owner: string | undefined): boolean => owner?.star
  */
 export class LeaseWatch {
   readonly #seen = new Map<string, { readonly key: string; readonly sinceMs: number }>();
+  readonly #unchanged = new Map<string, { readonly key: string; readonly sinceMs: number }>();
 
   constructor(
     private readonly leaseMs: number = leaseMsFromEnv(),
@@ -86,9 +87,25 @@ export class LeaseWatch {
     return undefined;
   }
 
+  /**
+   * Whether the run has not changed for `graceMs` (a `Submitted` run no runner took, a cancel
+   * nobody carried out): unchanged (same revision) that long by this observer's monotonic clock,
+   * or last written more than `graceMs` plus {@link MAX_CLOCK_SKEW_MS} ago by its wall clock.
+   */
+  stale(run: RunRecord, graceMs: number, wallNowMs: number = Date.now()): boolean {
+    const key = String(run.revision);
+    const now = this.monotonicNow();
+    const seen = this.#unchanged.get(run.id);
+    if (seen === undefined || seen.key !== key) this.#unchanged.set(run.id, { key, sinceMs: now });
+    const unchangedMs = now - (seen?.key === key ? seen.sinceMs : now);
+    return unchangedMs >= graceMs || wallNowMs - run.updatedAtMs >= graceMs + MAX_CLOCK_SKEW_MS;
+  }
+
   /** Forgets runs not in `live` (ended, or no longer looked at). */
   retain(live: Iterable<string>): void {
     const keep = new Set(live);
-    for (const id of this.#seen.keys()) if (!keep.has(id)) this.#seen.delete(id);
+    for (const seen of [this.#seen, this.#unchanged]) {
+      for (const id of seen.keys()) if (!keep.has(id)) seen.delete(id);
+    }
   }
 }

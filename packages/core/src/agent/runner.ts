@@ -75,14 +75,6 @@ export async function executeRun(runId: string, options: ExecuteRunOptions): Pro
     if (run.state === "Cancelling") return await finish(backend, runId, "Cancelled", "cancelled before it started");
     // Captured output kept per run (TERN_LOG_LIMIT_BYTES); a bad value fails the run with its message.
     const budget = new LogBudget<RunLogRecord>();
-    const { flow } = await resolved.storage.load(resolved.flowVersion.location, {
-      expectedHash: resolved.flowVersion.manifestHash,
-      label: resolved.label,
-    });
-    const started = await markRunning(backend, runId, owner, leaseMs);
-    if (started.kind !== "running") return started.result;
-    run = started.run;
-    log(`running ${resolved.label}`);
     const reporter = new Reporter(backend, runId, options.flushIntervalMs ?? 500, options.signal, budget);
     const onKeeperEvent = (event: LeaseKeeperEvent) => {
       if (event.type === "cancel") reporter.abort(new Error("cancelled by request"));
@@ -101,6 +93,19 @@ export async function executeRun(runId: string, options: ExecuteRunOptions): Pro
         ...(options.leaseKeeper === undefined ? {} : { entry: options.leaseKeeper }),
       },
     );
+    // Started before the bundle loads: the worker warms up meanwhile, and renews from the start.
+    const { flow } = await resolved.storage.load(resolved.flowVersion.location, {
+      expectedHash: resolved.flowVersion.manifestHash,
+      label: resolved.label,
+    });
+    const started = await markRunning(backend, runId, owner, leaseMs);
+    if (started.kind !== "running") {
+      await keeper.stop();
+      return started.result;
+    }
+    keeper.begin();
+    run = started.run;
+    log(`running ${resolved.label}`);
 
     const environment = flow.environment as Environment | undefined;
     const hookContext: EnvironmentHookContext = {

@@ -190,7 +190,7 @@ export async function sweepRuns(backend: Backend, options: SweepOptions = {}): P
   }
 
   for (const run of generic) {
-    if (run.state === "Cancelling" && run.lease === undefined && now - run.updatedAtMs >= grace) {
+    if (run.state === "Cancelling" && run.lease === undefined && watch.stale(run, grace, now)) {
       // Cancelled before any runner took it, and none did since: nothing will end it otherwise.
       await move(
         run,
@@ -209,7 +209,7 @@ export async function sweepRuns(backend: Backend, options: SweepOptions = {}): P
       );
       continue;
     }
-    if (run.lease !== undefined || now - run.updatedAtMs < grace) continue;
+    if (run.lease !== undefined || !watch.stale(run, grace, now)) continue;
     const at = new Date(run.updatedAtMs).toISOString();
     const waited = Math.round(grace / 1000);
     if (!launchRecorded(run)) {

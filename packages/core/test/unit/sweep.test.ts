@@ -28,9 +28,20 @@ beforeEach(async () => {
   });
 });
 afterEach(async () => {
+  mono = 0;
   await backend.close();
   await rm(dir, { recursive: true, force: true });
 });
+
+/** The sweeping agent's monotonic clock, and its lease watch. */
+let mono = 0;
+const leaseWatch = new LeaseWatch(60_000, () => mono);
+
+/** Sweeps as an agent would `ms` after the test began: its wall and monotonic clocks both moved. */
+function sweepAt(ms: number, options: { submittedGraceMs?: number } = {}) {
+  mono = ms;
+  return sweepRuns(backend, { nowMs: Date.now() + ms, leaseWatch, ...options });
+}
 
 async function runIn(state: "Submitted" | "Running" | "Cancelling", leaseExpiresAtMs?: number): Promise<RunRecord> {
   let { run } = await backend.createRun({ project: "p", flow: "f" });
@@ -138,8 +149,8 @@ describe("sweepRuns", () => {
       to: "Submitted",
       deployment: { kind: "process", pid: 42 },
     });
-    expect(await sweepRuns(backend, { nowMs: Date.now() + 1_000, submittedGraceMs: 60_000 })).toEqual([]);
-    const swept = await sweepRuns(backend, { nowMs: Date.now() + 61_000, submittedGraceMs: 60_000 });
+    expect(await sweepAt(1_000, { submittedGraceMs: 60_000 })).toEqual([]);
+    const swept = await sweepAt(61_000, { submittedGraceMs: 60_000 });
     expect(swept).toEqual([
       {
         runId: run.id,
@@ -152,13 +163,14 @@ describe("sweepRuns", () => {
 
   it("hands a Submitted run whose launch was never recorded back to Scheduled, and fails it after maxAttempts", async () => {
     const run = await runIn("Submitted");
-    expect(await sweepRuns(backend, { nowMs: Date.now() + 1_000, submittedGraceMs: 60_000 })).toEqual([]);
-    const swept = await sweepRuns(backend, { nowMs: Date.now() + 61_000, submittedGraceMs: 60_000 });
+    expect(await sweepAt(1_000, { submittedGraceMs: 60_000 })).toEqual([]);
+    const swept = await sweepAt(61_000, { submittedGraceMs: 60_000 });
     expect(swept).toEqual([
       { runId: run.id, from: "Submitted", to: "Scheduled", reason: expect.stringMatching(/handed back/) },
     ]);
     expect(await backend.getRun(run.id)).toMatchObject({ state: "Scheduled" });
     // Claimed and submitted three times in all (claims count attempts), never launched: Failed.
+    let at = 61_000;
     for (let i = 0; i < 3; i++) {
       const [claimed] = await backend.claimRuns({ agentId: "a", labels: [], limit: 1, leaseMs: 60_000 });
       expect(claimed?.id).toBe(run.id);
@@ -170,7 +182,8 @@ describe("sweepRuns", () => {
         // Launch bookkeeping only: nothing was started yet.
         deployment: { kind: "elsewhere", launched: false },
       });
-      const [again] = await sweepRuns(backend, { nowMs: Date.now() + 61_000, submittedGraceMs: 60_000 });
+      expect(await sweepAt((at += 1_000), { submittedGraceMs: 60_000 })).toEqual([]);
+      const [again] = await sweepAt((at += 60_000), { submittedGraceMs: 60_000 });
       expect(again?.to).toBe(i < 2 ? "Scheduled" : "Failed");
     }
     expect(await backend.getRun(run.id)).toMatchObject({
@@ -194,8 +207,8 @@ describe("sweepRuns", () => {
     const stopped = await deploy(await runIn("Running"), { kind, taskArn: "stopped" });
     const live = await deploy(await runIn("Running", Date.now() - 1), { kind, taskArn: "running" });
     const pending = await deploy(await runIn("Submitted"), { kind, launched: false });
-    const swept = await sweepRuns(backend, { nowMs: Date.now() + 400_000 });
-    expect(seen).toHaveLength(1);
+    const swept = [...(await sweepAt(1_000)), ...(await sweepAt(400_000))];
+    expect(seen).toHaveLength(2);
     expect(new Set(seen[0])).toEqual(new Set([stopped.id, live.id, pending.id]));
     expect(swept).toEqual(
       expect.arrayContaining([
@@ -216,8 +229,8 @@ describe("sweepRuns", () => {
       to: "Cancelling",
       reason: "asked",
     });
-    expect(await sweepRuns(backend, { nowMs: Date.now() + 1_000, submittedGraceMs: 60_000 })).toEqual([]);
-    expect(await sweepRuns(backend, { nowMs: Date.now() + 61_000, submittedGraceMs: 60_000 })).toEqual([
+    expect(await sweepAt(1_000, { submittedGraceMs: 60_000 })).toEqual([]);
+    expect(await sweepAt(61_000, { submittedGraceMs: 60_000 })).toEqual([
       {
         runId: run.id,
         from: "Cancelling",
