@@ -203,4 +203,55 @@ describe.each(["sqlite", "dynamodb"])("runner leases on %s", { timeout: 120_000 
     await holds;
     expect(run.history.map((h) => h.state)).toEqual(["Scheduled", "Submitted", "Running", "Success"]);
   });
+
+  it("ends a run whose runner was killed, with the signal in words and its task runs ended", async () => {
+    const { id } = await t.json<{ id: string }>(["run", "nap"], env);
+    background(["agent", "--poll-interval-ms", "500"]);
+    const pid = await until(async () => {
+      const found = /nap started (\d+)/.exec(await read())?.[1];
+      return found === undefined ? undefined : Number(found);
+    }, "the task to start");
+    // Its Running state reaches the backend within a flush (500 ms).
+    await until(async () => ((await show(id)).taskRuns[0]?.state === "Running" ? true : undefined), "the task run");
+    process.kill(pid, "SIGKILL");
+    const run = await ended(id);
+    expect(run.state).toBe("Failed");
+    expect(run.reason).toBe(
+      "the runner was killed by SIGKILL (out of memory, or killed by the system or a user) without reporting a final state",
+    );
+    expect(run.taskRuns.map((r) => [r.slug, r.state, r.message])).toEqual([
+      ["nap", "Failed", `the run ended: ${run.reason}`],
+    ]);
+  });
+
+  it("ends a cancelled run whose runner is dead within a lease length, saying so", async () => {
+    await observer();
+    const { id } = await t.json<{ id: string }>(["run", "nap"], env);
+    const agent = background(["agent", "--poll-interval-ms", "500"]);
+    const pid = await until(async () => {
+      const found = /nap started (\d+)/.exec(await read())?.[1];
+      return found === undefined ? undefined : Number(found);
+    }, "the task to start");
+    // The agent goes first (it would record the death itself), then the runner, then the cancel.
+    agent.kill("SIGKILL");
+    process.kill(pid, "SIGKILL");
+    expect((await t.tern(["cancel", id], env)).code).toBe(0);
+    const cancelledAt = Date.now();
+    const run = await ended(id);
+    expect(run.state).toBe("Cancelled");
+    expect(run.reason).toMatch(/^cancelled; its runner \(.+\) stopped renewing its lease/);
+    expect(Date.now() - cancelledAt).toBeLessThan(leaseSeconds * 1000 * 4);
+  });
+
+  it("keeps at most TERN_LOG_LIMIT_BYTES of a run's output, with a note where the rest was dropped", async () => {
+    const { id } = await t.json<{ id: string }>(["run", "chatty"], env);
+    expect((await t.tern(["agent", "--once"], { ...env, TERN_LOG_LIMIT_BYTES: "20000" })).code).toBe(0);
+    expect((await show(id)).state).toBe("Success");
+    const logs = await t.json<Array<{ message: string; level: string }>>(["logs", id], env);
+    expect(logs.length).toBeGreaterThan(100);
+    expect(logs.length).toBeLessThan(300);
+    expect(logs.at(-2)?.level).toBe("warn");
+    expect(logs.some((l) => /the rest was dropped|dropped/.test(l.message))).toBe(true);
+    expect(logs.some((l) => l.message.startsWith("line 1999 "))).toBe(false);
+  });
 });

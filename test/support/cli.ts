@@ -91,7 +91,7 @@ export function waitForOutput(child: ChildProcess, pattern: RegExp, timeoutMs = 
 /** Sends SIGTERM and waits for the exit code. */
 export function stopTern(child: ChildProcess): Promise<number | null> {
   return new Promise((resolve) => {
-    if (child.exitCode !== null) return resolve(child.exitCode);
+    if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode);
     child.once("exit", (code) => resolve(code));
     child.kill("SIGTERM");
   });
