@@ -341,6 +341,7 @@ export class DynamoDbBackend implements Backend {
     const maxAttempts = input.maxAttempts ?? 3;
     const now = input.nowMs ?? Date.now();
     const claimed: RunRecord[] = [];
+    const claimToken = randomUUID();
     const pages = this.#db.pages(claimQuery(now), "claim runs");
     for await (const page of pages) {
       let contended = false;
@@ -367,6 +368,7 @@ export class DynamoDbBackend implements Backend {
           owner: input.agentId,
           leaseMs: input.leaseMs,
           nowMs: now,
+          claimToken,
           ...(input.environmentTypes === undefined ? {} : { environmentTypes: input.environmentTypes }),
         });
         try {
@@ -376,6 +378,7 @@ export class DynamoDbBackend implements Backend {
           const mine =
             error instanceof ConditionFailed &&
             error.item?.leaseOwner === input.agentId &&
+            error.item.leaseClaim === claimToken &&
             error.item.revision === revision + 1 &&
             error.item.leaseExpiresAtMs === now + input.leaseMs;
           if (mine && error.item !== undefined) {

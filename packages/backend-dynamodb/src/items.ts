@@ -103,6 +103,8 @@ export interface RunItem {
   attempts: number;
   leaseOwner?: string;
   leaseExpiresAtMs?: number;
+  /** The claimRuns call that took the current claim (see claimUpdate). */
+  leaseClaim?: string;
   /** JSON */
   deployment?: string;
   /** JSON, or `outputsRef` when large. */

@@ -27,10 +27,16 @@ export function claimUpdate(input: {
   owner: string;
   leaseMs: number;
   nowMs: number;
+  /**
+   * Unique to one claimRuns call: a retried write of this claim finds its own token, while a
+   * claim of the same owner made by a concurrent call (another of one agent's workers) does not.
+   */
+  claimToken?: string;
   /** Claim only runs of these environment types (or that record none). */
   environmentTypes?: readonly string[];
 }): ConditionalUpdate {
   const e = new Expr();
+  if (input.claimToken !== undefined) e.set("leaseClaim", input.claimToken);
   e.set("leaseOwner", input.owner)
     .set("leaseExpiresAtMs", input.nowMs + input.leaseMs)
     .set("attempts", input.attempts + 1)
@@ -119,7 +125,7 @@ export function transitionUpdate(input: {
     if ("json" in input.outputs) e.set("outputs", input.outputs.json).set("outputsRef", null);
     else e.set("outputsRef", input.outputs.ref).remove("outputs");
   }
-  if (input.lease === null) e.remove("leaseOwner").remove("leaseExpiresAtMs");
+  if (input.lease === null) e.remove("leaseOwner").remove("leaseExpiresAtMs").remove("leaseClaim");
   else if (input.lease !== undefined) {
     e.set("leaseOwner", input.lease.owner).set("leaseExpiresAtMs", input.lease.expiresAtMs);
   }
