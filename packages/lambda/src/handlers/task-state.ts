@@ -4,7 +4,7 @@
  * seen in seconds rather than at the next agent tick.
  */
 import type { Task } from "@aws-sdk/client-ecs";
-import { isTerminalRunState, RunConflictError } from "@tern/core";
+import { endOpenTaskRuns, isTerminalRunState, RunConflictError } from "@tern/core";
 import { decideRun, ecsClient, ecsDeployment } from "@tern/env-fargate";
 import type { EventBridgeEvent } from "aws-lambda";
 import { logger, runtime } from "../runtime.js";
@@ -69,6 +69,8 @@ export async function handler(event: EventBridgeEvent<string, unknown>): Promise
     if (error instanceof RunConflictError) return { status: "unchanged", runId, reason: "the run moved on meanwhile" };
     throw error;
   }
+  // Its task runs end with it (a task that died mid-way leaves them Running).
+  if (decision.to !== "Scheduled") await endOpenTaskRuns(rt.backend, runId, decision.to, decision.reason);
   // Stopped only once the run's end is written: a runner that reported just in time keeps its task.
   if (verdict.stop !== undefined) await stop(verdict.stop);
   logger.info("run updated from its task's state", { runId, to: decision.to, reason: decision.reason });

@@ -231,11 +231,17 @@ describe("task-state events", { timeout: 60_000 }, () => {
     // The event's detail is the task as ECS describes it, with times as ISO strings.
     const event = taskStateEvent(stopped, taskArn);
     expect(event.detail.stoppedReason).toContain("CannotPullContainerError");
+    // A task run left open (as by a runner that died mid-task) ends with the run.
+    const open = { id: `${run.id}/t`, slug: "t", task: "t", state: "Running" as const, attempts: 1, logs: [] };
+    await backend.saveTaskRuns(run.id, [open]);
     const result = await taskStateHandler(event);
     expect(result).toMatchObject({ status: "updated", runId: run.id, to: "Failed" });
     const failed = await backend.getRun(run.id);
     expect(failed?.state).toBe("Failed");
     expect(failed?.reason).toMatch(/could not pull the runner image ghcr\.io\/acme\/does-not-exist:1/);
+    expect((await backend.getTaskRuns(run.id)).map((t) => [t.slug, t.state, t.message])).toEqual([
+      ["t", "Failed", `the run ended: ${failed?.reason}`],
+    ]);
     // Delivered again: nothing changes.
     expect(await taskStateHandler(event)).toMatchObject({ status: "unchanged" });
 
