@@ -3,6 +3,7 @@ import { RunConflictError, TernError } from "../errors.js";
 import type { JsonValue } from "../runner/serialize.js";
 import { endOpenTaskRuns } from "./end-run.js";
 import { LeaseWatch } from "./lease.js";
+import { decideSweep } from "./sweep-rules.js";
 
 /** Options of {@link sweepRuns}. */
 export interface SweepOptions {
@@ -190,56 +191,13 @@ export async function sweepRuns(backend: Backend, options: SweepOptions = {}): P
   }
 
   for (const run of generic) {
-    if (run.state === "Cancelling" && run.lease === undefined && watch.stale(run, grace, now)) {
-      // Cancelled before any runner took it, and none did since: nothing will end it otherwise.
-      await move(
-        run,
-        "Cancelled",
-        `cancelled at ${new Date(run.updatedAtMs).toISOString()} before a runner started it, and none started within ${Math.round(grace / 1000)} s.`,
-      );
-      continue;
-    }
-    if (run.state === "Running" || run.state === "Cancelling") {
-      const lost = leaseLost(run);
-      if (lost === undefined) continue;
-      await move(
-        run,
-        run.state === "Cancelling" ? "Cancelled" : "Failed",
-        run.state === "Cancelling" ? `cancelled; ${lost}` : lost,
-      );
-      continue;
-    }
-    if (run.lease !== undefined || !watch.stale(run, grace, now)) continue;
-    const at = new Date(run.updatedAtMs).toISOString();
-    const waited = Math.round(grace / 1000);
-    if (!launchRecorded(run)) {
-      // The agent stopped between Submitted and recording the launch. Launching again is safe for
-      // environments that make launches idempotent (ECS's clientToken), and for a local process
-      // that never started (it would be Running by now).
-      if (run.attempts < maxAttempts) {
-        await move(
-          run,
-          "Scheduled",
-          `submitted at ${at}, but no launch was recorded and no runner started within ${waited} s (the agent stopped?): handed back for another attempt`,
-        );
-      } else {
-        await move(
-          run,
-          "Failed",
-          `submitted at ${at}, but no launch was recorded and no runner started within ${waited} s, after ${run.attempts} attempts. Check the agents' logs.`,
-        );
-      }
-      continue;
-    }
-    await move(run, "Failed", `it was submitted at ${at} but no runner started it within ${waited} s.`);
+    const decision = decideSweep(run, {
+      leaseLost: run.state === "Submitted" ? undefined : leaseLost(run),
+      stale: watch.stale(run, grace, now),
+      graceMs: grace,
+      maxAttempts,
+    });
+    if (decision !== undefined) await move(run, decision.to, decision.reason);
   }
   return swept;
-}
-
-/** Whether the run's deployment names something that was launched (a process, a task). */
-function launchRecorded(run: RunRecord): boolean {
-  const details = run.deployment;
-  if (details === undefined) return false;
-  // A deployment that only records launch bookkeeping (`launched: false`) launched nothing yet.
-  return details.launched !== false;
 }
