@@ -13,6 +13,7 @@ import { endOpenTaskRuns } from "./end-run.js";
 import { isRunnerOwner, LeaseWatch, MAX_CLOCK_SKEW_MS, runnerOwner } from "./lease.js";
 import type { ScheduledFlow } from "./schedule.js";
 import { sweepRuns } from "./sweep.js";
+import { updateRun } from "./update-run.js";
 
 /** Options of {@link LocalAgent}. */
 export interface LocalAgentOptions {
@@ -477,30 +478,33 @@ export class LocalAgent {
     details: Readonly<Record<string, JsonValue>>,
     mode: "launch" | "record",
   ): Promise<RunRecord> {
-    for (let attempt = 0; attempt < 5; attempt++) {
-      try {
-        return await backend.transitionRun({
-          runId: run.id,
-          expectedRevision: run.revision,
-          to: mode === "launch" ? "Submitted" : run.state,
-          deployment: details,
-        });
-      } catch (error) {
-        if (!(error instanceof RunConflictError)) throw error;
-        const latest = await backend.getRun(run.id);
+    return updateRun<RunRecord>(
+      backend,
+      run.id,
+      (latest) => {
         if (mode === "launch" && latest?.state !== "Submitted") {
           throw new TernError(
             "RUN_MOVED_ON",
             `run ${run.id} is ${latest?.state ?? "gone"} now; this agent stops launching it`,
           );
         }
-        if (latest === undefined || isTerminalRunState(latest.state)) return latest ?? run;
-        run = latest;
-      }
-    }
-    if (mode === "launch")
-      throw new TernError("RUN_MOVED_ON", `run ${run.id} kept changing while its launch was recorded`);
-    return run;
+        if (latest === undefined || isTerminalRunState(latest.state)) return { done: latest ?? run };
+        return {
+          write: { to: mode === "launch" ? "Submitted" : latest.state, deployment: details },
+          result: (written) => written,
+        };
+      },
+      {
+        attempts: 5,
+        known: run,
+        exhausted: () => {
+          if (mode === "launch") {
+            throw new TernError("RUN_MOVED_ON", `run ${run.id} kept changing while its launch was recorded`);
+          }
+          return run;
+        },
+      },
+    );
   }
 
   /**
@@ -555,21 +559,25 @@ export class LocalAgent {
    * Resolves whether this agent recorded the end.
    */
   private async fail(backend: Backend, runId: string, reason: string, claimedRevision?: number): Promise<boolean> {
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const run = await backend.getRun(runId);
-      if (run === undefined || isTerminalRunState(run.state)) return false;
-      if (run.state === "Scheduled" && (claimedRevision === undefined || run.revision !== claimedRevision))
-        return false;
-      const to = run.state === "Cancelling" ? "Cancelled" : "Failed";
-      try {
-        await backend.transitionRun({ runId, expectedRevision: run.revision, to, reason, lease: null });
-        await endOpenTaskRuns(backend, runId, to, reason);
-        return true;
-      } catch (error) {
-        if (!(error instanceof RunConflictError)) throw error;
-      }
-    }
-    return false;
+    return updateRun<boolean>(
+      backend,
+      runId,
+      (run) => {
+        if (run === undefined || isTerminalRunState(run.state)) return { done: false };
+        if (run.state === "Scheduled" && (claimedRevision === undefined || run.revision !== claimedRevision)) {
+          return { done: false };
+        }
+        const to = run.state === "Cancelling" ? "Cancelled" : "Failed";
+        return {
+          write: { to, reason, lease: null },
+          result: async () => {
+            await endOpenTaskRuns(backend, runId, to, reason);
+            return true;
+          },
+        };
+      },
+      { attempts: 5, exhausted: () => false },
+    );
   }
 }
 

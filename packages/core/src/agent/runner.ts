@@ -1,7 +1,7 @@
 import type { Backend, RunLogRecord, RunRecord } from "../backend/types.js";
 import { isTerminalRunState } from "../backend/types.js";
 import type { Environment, EnvironmentExitContext, EnvironmentHookContext } from "../environment/environment.js";
-import { RunConflictError, TernError } from "../errors.js";
+import { TernError } from "../errors.js";
 import type { FlowRunResult } from "../flow/flow.js";
 import type { TaskRun } from "../runner/engine.js";
 import { type Executor, type ExecutorConfig, executorFromJSON } from "../runner/executor.js";
@@ -11,6 +11,7 @@ import { type SerializedValue, serializeRun, serializeTaskRun } from "../runner/
 import { resolveRun } from "./deploy.js";
 import { DEFAULT_LEASE_MS, isRunnerOwner, leaseMsFromEnv, runnerOwner } from "./lease.js";
 import { type LeaseKeeper, type LeaseKeeperEvent, startLeaseKeeper } from "./lease-keeper.js";
+import { updateRun } from "./update-run.js";
 
 /** Options of {@link executeRun}. */
 export interface ExecuteRunOptions {
@@ -195,33 +196,39 @@ async function markRunning(
   owner: string,
   leaseMs: number,
 ): Promise<{ kind: "running"; run: RunRecord } | { kind: "done"; result: ExecuteRunResult }> {
-  for (let attempt = 0; attempt < 10; attempt++) {
-    const run = await backend.getRun(runId);
-    if (run === undefined) throw new TernError("RUN_GONE", `Run ${runId} disappeared from the backend.`);
-    if (run.state === "Cancelling") {
-      return { kind: "done", result: await finish(backend, runId, "Cancelled", "cancelled before it started") };
-    }
-    if (run.state !== "Submitted" && run.state !== "Scheduled") {
-      throw new TernError(
-        "RUN_RUNNING",
-        `Run ${runId} became ${run.state} while its bundle loaded; another runner has it.`,
-      );
-    }
-    try {
-      const running = await backend.transitionRun({
-        runId,
-        expectedRevision: run.revision,
-        to: "Running",
-        reason: `runner pid ${process.pid}`,
-        lease: { owner, expiresAtMs: Date.now() + leaseMs },
-      });
-      return { kind: "running", run: running };
-    } catch (error) {
-      // The agent writing the deployment details at the same moment is expected: read again.
-      if (!(error instanceof RunConflictError)) throw error;
-    }
-  }
-  throw new TernError("RUN_CONFLICT", `Run ${runId}: could not mark it Running after 10 attempts.`);
+  type Started = { kind: "running"; run: RunRecord } | { kind: "done"; result: ExecuteRunResult };
+  // A conflict is expected (the agent writing the deployment details at the same moment): read again.
+  return updateRun<Started>(
+    backend,
+    runId,
+    async (run) => {
+      if (run === undefined) throw new TernError("RUN_GONE", `Run ${runId} disappeared from the backend.`);
+      if (run.state === "Cancelling") {
+        return {
+          done: { kind: "done", result: await finish(backend, runId, "Cancelled", "cancelled before it started") },
+        };
+      }
+      if (run.state !== "Submitted" && run.state !== "Scheduled") {
+        throw new TernError(
+          "RUN_RUNNING",
+          `Run ${runId} became ${run.state} while its bundle loaded; another runner has it.`,
+        );
+      }
+      return {
+        write: {
+          to: "Running",
+          reason: `runner pid ${process.pid}`,
+          lease: { owner, expiresAtMs: Date.now() + leaseMs },
+        },
+        result: (running) => ({ kind: "running", run: running }),
+      };
+    },
+    {
+      exhausted: () => {
+        throw new TernError("RUN_CONFLICT", `Run ${runId}: could not mark it Running after 10 attempts.`);
+      },
+    },
+  );
 }
 
 /**
@@ -237,32 +244,35 @@ async function finish(
   outputs?: Readonly<Record<string, SerializedValue>>,
   owner?: string,
 ): Promise<ExecuteRunResult> {
-  for (let attempt = 0; attempt < 10; attempt++) {
-    const run = await backend.getRun(runId);
-    if (run === undefined) throw new TernError("RUN_GONE", `Run ${runId} disappeared from the backend while it ran.`);
-    if (isTerminalRunState(run.state)) {
-      return { runId, state: run.state as ExecuteRunResult["state"], reason: run.reason ?? "" };
-    }
-    const holder = run.lease?.owner;
-    if (owner !== undefined && isRunnerOwner(holder) && holder !== owner) {
-      return { runId, state: "Failed", reason: `stopped: the run is held by ${holder} now` };
-    }
-    const finalState = run.state === "Cancelling" && state !== "Success" ? "Cancelled" : state;
-    try {
-      await backend.transitionRun({
-        runId,
-        expectedRevision: run.revision,
-        to: finalState,
-        reason,
-        lease: null,
-        ...(outputs === undefined ? {} : { outputs }),
-      });
-      return { runId, state: finalState, reason };
-    } catch (error) {
-      if (!(error instanceof RunConflictError)) throw error;
-    }
-  }
-  throw new TernError("RUN_CONFLICT", `Run ${runId}: could not record its final state ${state} after 10 attempts.`);
+  return updateRun<ExecuteRunResult>(
+    backend,
+    runId,
+    (run) => {
+      if (run === undefined) {
+        throw new TernError("RUN_GONE", `Run ${runId} disappeared from the backend while it ran.`);
+      }
+      if (isTerminalRunState(run.state)) {
+        return { done: { runId, state: run.state as ExecuteRunResult["state"], reason: run.reason ?? "" } };
+      }
+      const holder = run.lease?.owner;
+      if (owner !== undefined && isRunnerOwner(holder) && holder !== owner) {
+        return { done: { runId, state: "Failed", reason: `stopped: the run is held by ${holder} now` } };
+      }
+      const finalState = run.state === "Cancelling" && state !== "Success" ? "Cancelled" : state;
+      return {
+        write: { to: finalState, reason, lease: null, ...(outputs === undefined ? {} : { outputs }) },
+        result: () => ({ runId, state: finalState, reason }),
+      };
+    },
+    {
+      exhausted: () => {
+        throw new TernError(
+          "RUN_CONFLICT",
+          `Run ${runId}: could not record its final state ${state} after 10 attempts.`,
+        );
+      },
+    },
+  );
 }
 
 /** Batches task-run states and logs to the backend, and watches for cancellation. */
