@@ -1,7 +1,6 @@
 import {
   ConflictException,
   DescribeTaskDefinitionCommand,
-  ECSClient,
   ListTaskDefinitionsCommand,
   RegisterTaskDefinitionCommand,
   RunTaskCommand,
@@ -11,12 +10,9 @@ import {
   type FlowVersionRecord,
   type JsonValue,
   LaunchUncertainError,
-  type Manifest,
   type RunRecord,
   type SetupContext,
-  type Storage,
 } from "@tern/core";
-import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import {
   clearDefinitionCache,
@@ -29,40 +25,26 @@ import {
   runTaskPacer,
   TASK_DEFINITION_ANNOTATION,
 } from "../../src/index.js";
+import {
+  executeContext as baseExecuteContext,
+  ecs,
+  flowVersion as flowVersionRecord,
+  manifest,
+  noSuchDefinition,
+  OPTIONS,
+  RUN_ID,
+  runRecord,
+  storage,
+  stubNewDefinition,
+  TASK_ARN,
+  TD_ARN,
+} from "./fixtures.js";
 
-const ecs = mockClient(ECSClient);
-const storage = {} as Storage;
-const RUN_ID = "3f1c2b9e-8d7a-4c6b-9e5f-0a1b2c3d4e5f";
-const TD_ARN = "arn:aws:ecs:eu-west-1:123456789012:task-definition/tern-etl:7";
-const TASK_ARN = "arn:aws:ecs:eu-west-1:123456789012:task/tern/0123456789abcdef0123456789abcdef";
-
-const OPTIONS: FargateTaskEnvironmentOptions = {
-  region: "eu-west-1",
-  cluster: "tern",
-  image: "ghcr.io/acme/tern-runner:1",
-  subnets: ["subnet-0123456789abcdef0"],
-  securityGroups: ["sg-0123456789abcdef0"],
-  taskRoleArn: "arn:aws:iam::123456789012:role/tern-task",
-  logConfiguration: "none",
-  launchBackoffMs: 0,
-};
+const VERSION = 3;
 
 function flowVersion(annotations?: Record<string, JsonValue>): FlowVersionRecord {
-  return {
-    project: "p",
-    flow: "etl",
-    version: 3,
-    labels: [],
-    storage: { type: "S3Storage", options: {} },
-    location: "flows/etl/m.json",
-    manifestHash: "a".repeat(64),
-    environmentType: "FargateTaskEnvironment",
-    createdAtMs: 1,
-    ...(annotations === undefined ? {} : { annotations }),
-  };
+  return flowVersionRecord({ version: VERSION, ...(annotations === undefined ? {} : { annotations }) });
 }
-
-const manifest = { flow: { name: "etl" } } as unknown as Manifest;
 
 function setupContext(annotations?: Record<string, JsonValue>) {
   const annotate = vi.fn(async (_: Readonly<Record<string, JsonValue>>) => {});
@@ -71,33 +53,15 @@ function setupContext(annotations?: Record<string, JsonValue>) {
 }
 
 function run(deployment?: Record<string, JsonValue>): RunRecord {
-  return {
-    id: RUN_ID,
-    project: "p",
-    flow: "etl",
-    version: 3,
-    state: "Submitted",
-    revision: 2,
-    labels: [],
+  return runRecord({
+    version: VERSION,
     parameters: { big: "x".repeat(100_000) },
-    scheduledAtMs: 1,
-    createdAtMs: 1,
-    updatedAtMs: 1,
-    attempts: 1,
     ...(deployment === undefined ? {} : { deployment }),
-  };
+  });
 }
 
 function executeContext(overrides: Partial<ExecuteContext> = {}): ExecuteContext {
-  return {
-    run: run(),
-    flowVersion: flowVersion(),
-    manifest,
-    runnerCommand: ["tern"],
-    runnerEnv: {},
-    backendUrl: "dynamodb://tern-state?region=eu-west-1",
-    ...overrides,
-  };
+  return baseExecuteContext({ run: run(), flowVersion: flowVersion(), ...overrides });
 }
 
 async function prepared(options: FargateTaskEnvironmentOptions = OPTIONS): Promise<FargateTaskEnvironment> {
@@ -117,10 +81,7 @@ afterEach(() => vi.useRealTimers());
 
 describe("setup: the task definition by content", () => {
   it("registers when the family has no revision, tags it with the hash, and remembers the ARN on the flow version", async () => {
-    ecs
-      .on(DescribeTaskDefinitionCommand)
-      .rejects(Object.assign(new Error("Unable to describe task definition."), { name: "ClientException" }));
-    ecs.on(RegisterTaskDefinitionCommand).resolves({ taskDefinition: { taskDefinitionArn: TD_ARN } });
+    stubNewDefinition();
     const env = new FargateTaskEnvironment({ ...OPTIONS, tags: { team: "data" } });
     const { context, annotate } = setupContext();
     await env.setup(storage, context);
@@ -145,9 +106,7 @@ describe("setup: the task definition by content", () => {
 
   it("reuses the newest ACTIVE revision with the same hash instead of registering", async () => {
     ecs.on(RegisterTaskDefinitionCommand).resolves({ taskDefinition: { taskDefinitionArn: TD_ARN } });
-    ecs
-      .on(DescribeTaskDefinitionCommand)
-      .rejects(Object.assign(new Error("Unable to describe task definition."), { name: "ClientException" }));
+    ecs.on(DescribeTaskDefinitionCommand).rejects(noSuchDefinition());
     const first = new FargateTaskEnvironment(OPTIONS);
     const { context } = setupContext();
     await first.setup(storage, context);
@@ -221,9 +180,7 @@ describe("setup: the task definition by content", () => {
   });
 
   it("retries 'Too many concurrent attempts' with backoff and then registers", async () => {
-    ecs
-      .on(DescribeTaskDefinitionCommand)
-      .rejects(Object.assign(new Error("Unable to describe task definition."), { name: "ClientException" }));
+    ecs.on(DescribeTaskDefinitionCommand).rejects(noSuchDefinition());
     const concurrent = Object.assign(
       new Error("Too many concurrent attempts to create a new revision of the specified family."),
       {
@@ -243,9 +200,7 @@ describe("setup: the task definition by content", () => {
   });
 
   it("fails with ECS's message for any other registration error", async () => {
-    ecs
-      .on(DescribeTaskDefinitionCommand)
-      .rejects(Object.assign(new Error("Unable to describe task definition."), { name: "ClientException" }));
+    ecs.on(DescribeTaskDefinitionCommand).rejects(noSuchDefinition());
     ecs
       .on(RegisterTaskDefinitionCommand)
       .rejects(Object.assign(new Error("Invalid 'cpu' setting for task."), { name: "ClientException" }));
@@ -256,10 +211,7 @@ describe("setup: the task definition by content", () => {
   });
 
   it("checks the ARN a flow version remembers with one DescribeTaskDefinition; this process's cache makes no call", async () => {
-    ecs
-      .on(DescribeTaskDefinitionCommand)
-      .rejects(Object.assign(new Error("Unable to describe task definition."), { name: "ClientException" }));
-    ecs.on(RegisterTaskDefinitionCommand).resolves({ taskDefinition: { taskDefinitionArn: TD_ARN } });
+    stubNewDefinition();
     const { context, annotate } = setupContext();
     await new FargateTaskEnvironment(OPTIONS).setup(storage, context);
     const remembered = annotate.mock.calls[0]?.[0] as Record<string, JsonValue>;
@@ -289,10 +241,7 @@ describe("setup: the task definition by content", () => {
 
 describe("execute: RunTask", () => {
   async function launched(options: FargateTaskEnvironmentOptions = OPTIONS) {
-    ecs
-      .on(DescribeTaskDefinitionCommand)
-      .rejects(Object.assign(new Error("Unable to describe task definition."), { name: "ClientException" }));
-    ecs.on(RegisterTaskDefinitionCommand).resolves({ taskDefinition: { taskDefinitionArn: TD_ARN } });
+    stubNewDefinition();
     return prepared(options);
   }
 

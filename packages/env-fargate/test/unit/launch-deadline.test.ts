@@ -3,119 +3,34 @@
  * no retry waits past it; the run is handed back (LaunchUncertainError) for a later launch.
  * The launch path's clock is injected, so nothing here depends on real time.
  */
+import { RunTaskCommand } from "@aws-sdk/client-ecs";
+import { LaunchUncertainError } from "@tern/core";
+import { beforeEach, describe, expect, it } from "vitest";
+import { clearDefinitionCache, clientToken, type FargateTaskEnvironmentOptions } from "../../src/index.js";
 import {
-  DescribeTaskDefinitionCommand,
-  ECSClient,
-  RegisterTaskDefinitionCommand,
-  RunTaskCommand,
-} from "@aws-sdk/client-ecs";
-import {
-  type ExecuteContext,
-  type FlowVersionRecord,
-  LaunchUncertainError,
-  type Manifest,
-  type RunRecord,
-  type Storage,
-} from "@tern/core";
-import { mockClient } from "aws-sdk-client-mock";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import {
-  clearDefinitionCache,
-  clientToken,
-  FargateTaskEnvironment,
-  type FargateTaskEnvironmentOptions,
-} from "../../src/index.js";
-import { setLaunchClock } from "../../src/pacing.js";
+  OPTIONS as BASE_OPTIONS,
+  ecs,
+  executeContext,
+  flowVersion as flowVersionRecord,
+  RUN_ID,
+  registeredEnvironment,
+  storage,
+  TASK_ARN,
+  throttled,
+  useRecordingLaunchClock,
+} from "./fixtures.js";
 
-const ecs = mockClient(ECSClient);
-const storage = {} as Storage;
-const RUN_ID = "9a1c2b9e-8d7a-4c6b-9e5f-0a1b2c3d4e5f";
-const TD_ARN = "arn:aws:ecs:eu-west-1:123456789012:task-definition/tern-etl:7";
-const TASK_ARN = "arn:aws:ecs:eu-west-1:123456789012:task/tern/0123456789abcdef0123456789abcdef";
-const OPTIONS: FargateTaskEnvironmentOptions = {
-  region: "eu-west-1",
-  cluster: "tern",
-  image: "ghcr.io/acme/tern-runner:1",
-  subnets: ["subnet-0123456789abcdef0"],
-  securityGroups: ["sg-0123456789abcdef0"],
-  taskRoleArn: "arn:aws:iam::123456789012:role/tern-task",
-  logConfiguration: "none",
-  launchBackoffMs: 1000,
-  launchAttempts: 4,
-};
-
-const flowVersion = {
-  project: "p",
-  flow: "etl",
-  version: 1,
-  labels: [],
-  storage: { type: "S3Storage", options: {} },
-  location: "flows/etl/m.json",
-  manifestHash: "a".repeat(64),
-  environmentType: "FargateTaskEnvironment",
-  createdAtMs: 1,
-} as FlowVersionRecord;
-const manifest = { flow: { name: "etl" } } as unknown as Manifest;
-const run = {
-  id: RUN_ID,
-  project: "p",
-  flow: "etl",
-  version: 1,
-  state: "Submitted",
-  revision: 2,
-  labels: [],
-  parameters: {},
-  scheduledAtMs: 1,
-  createdAtMs: 1,
-  updatedAtMs: 1,
-  attempts: 1,
-} as RunRecord;
-
-function context(deadlineMs?: number): ExecuteContext {
-  return {
-    ...(deadlineMs === undefined ? {} : { deadlineMs }),
-    run,
-    flowVersion,
-    manifest,
-    runnerCommand: ["tern"],
-    runnerEnv: {},
-    backendUrl: "dynamodb://tern-state?region=eu-west-1",
-    saveDeployment: async () => {},
-  };
-}
-
-/** A clock that records the waits instead of waiting. */
-const waits: number[] = [];
-let nowMs = 0;
-
-async function environment(options: FargateTaskEnvironmentOptions = OPTIONS): Promise<FargateTaskEnvironment> {
-  ecs
-    .on(DescribeTaskDefinitionCommand)
-    .rejects(Object.assign(new Error("Unable to describe task definition."), { name: "ClientException" }));
-  ecs.on(RegisterTaskDefinitionCommand).resolves({ taskDefinition: { taskDefinitionArn: TD_ARN } });
-  const env = new FargateTaskEnvironment(options);
-  await env.setup(storage, { flowVersion, manifest, annotate: async () => {} });
-  return env;
-}
-
-// ECS's model has no ThrottlingException shape: the SDK raises a service exception named after `__type`, as here.
-const throttled = () =>
-  Object.assign(new Error("Rate exceeded"), { name: "ThrottlingException", $metadata: { httpStatusCode: 400 } });
+const OPTIONS: FargateTaskEnvironmentOptions = { ...BASE_OPTIONS, launchBackoffMs: 1000, launchAttempts: 4 };
+const flowVersion = flowVersionRecord();
+const context = (deadlineMs?: number) =>
+  executeContext({ ...(deadlineMs === undefined ? {} : { deadlineMs }), flowVersion, saveDeployment: async () => {} });
+const environment = (options: FargateTaskEnvironmentOptions = OPTIONS) => registeredEnvironment(options, flowVersion);
+const { waits } = useRecordingLaunchClock();
 
 beforeEach(() => {
   ecs.reset();
   clearDefinitionCache();
-  waits.length = 0;
-  nowMs = 0;
-  setLaunchClock({
-    now: () => nowMs,
-    sleep: async (ms) => {
-      waits.push(ms);
-      nowMs += ms;
-    },
-  });
 });
-afterEach(() => setLaunchClock(undefined));
 
 describe("a launch with a deadline", () => {
   it("hands the run back instead of waiting past the deadline after a throttled RunTask", async () => {

@@ -5,14 +5,12 @@
  */
 import {
   DescribeTaskDefinitionCommand,
-  ECSClient,
   ListTaskDefinitionsCommand,
   RegisterTaskDefinitionCommand,
   type RegisterTaskDefinitionCommandInput,
   RunTaskCommand,
 } from "@aws-sdk/client-ecs";
-import type { ExecuteContext, FlowVersionRecord, JsonValue, Manifest, RunRecord, Storage } from "@tern/core";
-import { mockClient } from "aws-sdk-client-mock";
+import type { FlowVersionRecord, JsonValue } from "@tern/core";
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import {
   clearDefinitionCache,
@@ -21,61 +19,36 @@ import {
   HASH_TAG,
   TASK_DEFINITION_ANNOTATION,
 } from "../../src/index.js";
+import {
+  ACCOUNT,
+  OPTIONS as BASE_OPTIONS,
+  ecs,
+  executeContext,
+  flowVersion as flowVersionRecord,
+  TD_ARN as GOOD_ARN,
+  manifest,
+  noSuchDefinition,
+  runRecord,
+  storage,
+  stubNewDefinition,
+  TASK_ARN,
+} from "./fixtures.js";
 
-const ecs = mockClient(ECSClient);
-const storage = {} as Storage;
-const ACCOUNT = "123456789012";
-const GOOD_ARN = `arn:aws:ecs:eu-west-1:${ACCOUNT}:task-definition/tern-etl:7`;
 const NEW_ARN = `arn:aws:ecs:eu-west-1:${ACCOUNT}:task-definition/tern-etl:8`;
-const TASK_ARN = `arn:aws:ecs:eu-west-1:${ACCOUNT}:task/tern/0123456789abcdef0123456789abcdef`;
 const OPTIONS: FargateTaskEnvironmentOptions = {
-  region: "eu-west-1",
+  ...BASE_OPTIONS,
   cluster: `arn:aws:ecs:eu-west-1:${ACCOUNT}:cluster/tern`,
-  image: "ghcr.io/acme/tern-runner:1",
-  subnets: ["subnet-0123456789abcdef0"],
-  securityGroups: ["sg-0123456789abcdef0"],
-  taskRoleArn: `arn:aws:iam::${ACCOUNT}:role/tern-task`,
-  logConfiguration: "none",
-  launchBackoffMs: 0,
 };
-const manifest = { flow: { name: "etl" } } as unknown as Manifest;
 
 function flowVersion(annotations?: Record<string, JsonValue>): FlowVersionRecord {
-  return {
-    project: "p",
-    flow: "etl",
-    version: 1,
-    labels: [],
-    storage: { type: "S3Storage", options: {} },
-    location: "flows/etl/m.json",
-    manifestHash: "a".repeat(64),
-    environmentType: "FargateTaskEnvironment",
-    createdAtMs: 1,
-    ...(annotations === undefined ? {} : { annotations }),
-  };
+  return flowVersionRecord(annotations === undefined ? {} : { annotations });
 }
 
-const run = {
-  id: "5b1c2b9e-8d7a-4c6b-9e5f-0a1b2c3d4e5f",
-  project: "p",
-  flow: "etl",
-  version: 1,
-  state: "Submitted",
-  revision: 2,
-  labels: [],
-  parameters: {},
-  scheduledAtMs: 1,
-  createdAtMs: 1,
-  updatedAtMs: 1,
-  attempts: 1,
-} as RunRecord;
+const run = runRecord({ id: "5b1c2b9e-8d7a-4c6b-9e5f-0a1b2c3d4e5f" });
 
 /** The definition and hash tag this configuration registers, learnt from a first registration. */
 async function desired(): Promise<{ input: RegisterTaskDefinitionCommandInput; hash: string }> {
-  ecs
-    .on(DescribeTaskDefinitionCommand)
-    .rejects(Object.assign(new Error("Unable to describe task definition."), { name: "ClientException" }));
-  ecs.on(RegisterTaskDefinitionCommand).resolves({ taskDefinition: { taskDefinitionArn: GOOD_ARN } });
+  stubNewDefinition(GOOD_ARN);
   await new FargateTaskEnvironment(OPTIONS).setup(storage, {
     flowVersion: flowVersion(),
     manifest,
@@ -98,9 +71,7 @@ async function launchWith(
   if (answer instanceof Error) ecs.on(DescribeTaskDefinitionCommand, { taskDefinition: arn }).rejects(answer);
   else ecs.on(DescribeTaskDefinitionCommand, { taskDefinition: arn }).resolves(answer);
   // The family's newest revision: not the content (so the agent registers a new one).
-  ecs
-    .on(DescribeTaskDefinitionCommand, { taskDefinition: "tern-etl" })
-    .rejects(Object.assign(new Error("Unable to describe task definition."), { name: "ClientException" }));
+  ecs.on(DescribeTaskDefinitionCommand, { taskDefinition: "tern-etl" }).rejects(noSuchDefinition());
   ecs.on(ListTaskDefinitionsCommand).resolves({ taskDefinitionArns: [] });
   ecs.on(RegisterTaskDefinitionCommand).resolves({ taskDefinition: { taskDefinitionArn: NEW_ARN } });
   ecs.on(RunTaskCommand).resolves({ tasks: [{ taskArn: TASK_ARN }] });
@@ -111,15 +82,7 @@ async function launchWith(
   let warnings: string[] = [];
   try {
     await env.setup(storage, { flowVersion: version, manifest, annotate });
-    const context: ExecuteContext = {
-      run,
-      flowVersion: version,
-      manifest,
-      runnerCommand: ["tern"],
-      runnerEnv: {},
-      backendUrl: "dynamodb://tern-state?region=eu-west-1",
-    };
-    await env.execute(storage, "loc", context);
+    await env.execute(storage, "loc", executeContext({ run, flowVersion: version }));
     warnings = warn.mock.calls.map((call) => String(call[0]));
   } finally {
     warn.mockRestore();
@@ -198,9 +161,7 @@ describe("the annotated task definition", () => {
     expect(inactive.ranWith).toEqual([NEW_ARN]);
     ecs.reset();
     clearDefinitionCache();
-    const gone = await launchWith(GOOD_ARN, () =>
-      Object.assign(new Error("Unable to describe task definition."), { name: "ClientException" }),
-    );
+    const gone = await launchWith(GOOD_ARN, () => noSuchDefinition());
     expect(gone.ranWith).toEqual([NEW_ARN]);
   });
 });

@@ -3,23 +3,9 @@
  * capacity are AWS's conditions, not the run's. They are retried with backoff within the
  * launch's attempts and then the run is handed back (LaunchUncertainError), never failed.
  */
-import {
-  DescribeTaskDefinitionCommand,
-  ECSClient,
-  RegisterTaskDefinitionCommand,
-  RunTaskCommand,
-} from "@aws-sdk/client-ecs";
-import {
-  EnvironmentError,
-  type ExecuteContext,
-  type FlowVersionRecord,
-  LaunchUncertainError,
-  type Manifest,
-  type RunRecord,
-  type Storage,
-} from "@tern/core";
-import { mockClient } from "aws-sdk-client-mock";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { DescribeTaskDefinitionCommand, RegisterTaskDefinitionCommand, RunTaskCommand } from "@aws-sdk/client-ecs";
+import { EnvironmentError, LaunchUncertainError } from "@tern/core";
+import { beforeEach, describe, expect, it } from "vitest";
 import { isRateLimited, launchFailureKind } from "../../src/ecs.js";
 import {
   clearDefinitionCache,
@@ -27,97 +13,36 @@ import {
   FargateTaskEnvironment,
   type FargateTaskEnvironmentOptions,
 } from "../../src/index.js";
-import { Pacer, runTaskPacer, setLaunchClock } from "../../src/pacing.js";
+import { Pacer, runTaskPacer } from "../../src/pacing.js";
+import {
+  OPTIONS as BASE_OPTIONS,
+  ecs,
+  executeContext,
+  flowVersion as flowVersionRecord,
+  manifest,
+  noSuchDefinition,
+  RUN_ID,
+  registeredEnvironment,
+  storage,
+  stubNewDefinition,
+  TASK_ARN,
+  TD_ARN,
+  throttled,
+  useRecordingLaunchClock,
+} from "./fixtures.js";
 
-const ecs = mockClient(ECSClient);
-const storage = {} as Storage;
-const RUN_ID = "9a1c2b9e-8d7a-4c6b-9e5f-0a1b2c3d4e5f";
-const TD_ARN = "arn:aws:ecs:eu-west-1:123456789012:task-definition/tern-etl:7";
-const TASK_ARN = "arn:aws:ecs:eu-west-1:123456789012:task/tern/0123456789abcdef0123456789abcdef";
-const OPTIONS: FargateTaskEnvironmentOptions = {
-  region: "eu-west-1",
-  cluster: "tern",
-  image: "ghcr.io/acme/tern-runner:1",
-  subnets: ["subnet-0123456789abcdef0"],
-  securityGroups: ["sg-0123456789abcdef0"],
-  taskRoleArn: "arn:aws:iam::123456789012:role/tern-task",
-  logConfiguration: "none",
-  launchBackoffMs: 1000,
-  launchAttempts: 4,
-};
+const OPTIONS: FargateTaskEnvironmentOptions = { ...BASE_OPTIONS, launchBackoffMs: 1000, launchAttempts: 4 };
 const VCPU_LIMIT = "You've reached the limit on the number of vCPUs you can run concurrently";
-
-const flowVersion = {
-  project: "p",
-  flow: "etl",
-  version: 1,
-  labels: [],
-  storage: { type: "S3Storage", options: {} },
-  location: "flows/etl/m.json",
-  manifestHash: "a".repeat(64),
-  environmentType: "FargateTaskEnvironment",
-  createdAtMs: 1,
-} as FlowVersionRecord;
-const manifest = { flow: { name: "etl" } } as unknown as Manifest;
-const run = {
-  id: RUN_ID,
-  project: "p",
-  flow: "etl",
-  version: 1,
-  state: "Submitted",
-  revision: 2,
-  labels: [],
-  parameters: {},
-  scheduledAtMs: 1,
-  createdAtMs: 1,
-  updatedAtMs: 1,
-  attempts: 1,
-} as RunRecord;
-
-function context(): ExecuteContext {
-  return {
-    run,
-    flowVersion,
-    manifest,
-    runnerCommand: ["tern"],
-    runnerEnv: {},
-    backendUrl: "dynamodb://tern-state?region=eu-west-1",
-    saveDeployment: async () => {},
-  };
-}
-
-/** A clock that records the waits instead of waiting. */
-const waits: number[] = [];
-let nowMs = 0;
-
-async function environment(options: FargateTaskEnvironmentOptions = OPTIONS): Promise<FargateTaskEnvironment> {
-  ecs
-    .on(DescribeTaskDefinitionCommand)
-    .rejects(Object.assign(new Error("Unable to describe task definition."), { name: "ClientException" }));
-  ecs.on(RegisterTaskDefinitionCommand).resolves({ taskDefinition: { taskDefinitionArn: TD_ARN } });
-  const env = new FargateTaskEnvironment(options);
-  await env.setup(storage, { flowVersion, manifest, annotate: async () => {} });
-  return env;
-}
-
-// ECS's model has no ThrottlingException shape: the SDK raises a service exception named after `__type`, as here.
-const throttled = () =>
-  Object.assign(new Error("Rate exceeded"), { name: "ThrottlingException", $metadata: { httpStatusCode: 400 } });
+const flowVersion = flowVersionRecord();
+const context = () => executeContext({ flowVersion, saveDeployment: async () => {} });
+const environment = (options: FargateTaskEnvironmentOptions = OPTIONS) => registeredEnvironment(options, flowVersion);
+const clock = useRecordingLaunchClock();
+const { waits } = clock;
 
 beforeEach(() => {
   ecs.reset();
   clearDefinitionCache();
-  waits.length = 0;
-  nowMs = 0;
-  setLaunchClock({
-    now: () => nowMs,
-    sleep: async (ms) => {
-      waits.push(ms);
-      nowMs += ms;
-    },
-  });
 });
-afterEach(() => setLaunchClock(undefined));
 
 describe("launchFailureKind: the one place that decides what is retryable", () => {
   it("calls throttling, request limits, vCPU quotas and capacity transient", () => {
@@ -227,9 +152,7 @@ describe("RunTask answered with AWS's limits", () => {
 
 describe("RegisterTaskDefinition answered with ECS's throttling", () => {
   it("looks again and retries (another agent may have registered it meanwhile), never fails the run", async () => {
-    ecs
-      .on(DescribeTaskDefinitionCommand)
-      .rejects(Object.assign(new Error("Unable to describe task definition."), { name: "ClientException" }));
+    ecs.on(DescribeTaskDefinitionCommand).rejects(noSuchDefinition());
     ecs
       .on(RegisterTaskDefinitionCommand)
       .rejectsOnce(throttled())
@@ -244,10 +167,7 @@ describe("RegisterTaskDefinition answered with ECS's throttling", () => {
 
 describe("many runs deployed at once in one process", () => {
   it("search for and register their task definition once, not once each", async () => {
-    ecs
-      .on(DescribeTaskDefinitionCommand)
-      .rejects(Object.assign(new Error("Unable to describe task definition."), { name: "ClientException" }));
-    ecs.on(RegisterTaskDefinitionCommand).resolves({ taskDefinition: { taskDefinitionArn: TD_ARN } });
+    stubNewDefinition();
     const environments = Array.from({ length: 20 }, () => new FargateTaskEnvironment(OPTIONS));
     await Promise.all(
       environments.map((env) => env.setup(storage, { flowVersion, manifest, annotate: async () => {} })),
@@ -264,7 +184,7 @@ describe("Pacer: a token bucket on the launch clock", () => {
     const at: number[] = [];
     for (let i = 0; i < 6; i++) {
       await pacer.wait();
-      at.push(nowMs);
+      at.push(clock.nowMs);
     }
     expect(at).toEqual([0, 0, 0, 50, 100, 150]);
   });
@@ -272,12 +192,12 @@ describe("Pacer: a token bucket on the launch clock", () => {
   it("loses no slot when a caller arrives late", async () => {
     const pacer = new Pacer(20, 1);
     await pacer.wait();
-    nowMs = 30;
+    clock.nowMs = 30;
     await pacer.wait();
-    expect(nowMs).toBe(50);
-    nowMs = 120;
+    expect(clock.nowMs).toBe(50);
+    clock.nowMs = 120;
     await pacer.wait();
-    expect(nowMs).toBe(120);
+    expect(clock.nowMs).toBe(120);
   });
 
   it("halves its rate when throttled, once for calls refused together, and takes the burst away", async () => {
@@ -288,7 +208,7 @@ describe("Pacer: a token bucket on the launch clock", () => {
     const at: number[] = [];
     for (let i = 0; i < 3; i++) {
       await pacer.wait();
-      at.push(nowMs);
+      at.push(clock.nowMs);
     }
     expect(at).toEqual([0, 100, 200]);
     pacer.throttled(1_000);
@@ -308,11 +228,11 @@ describe("Pacer: a token bucket on the launch clock", () => {
     // From 10/s to 20/s at 1/rate per call: about 150 calls, some 10 s at the climbing rate.
     expect(calls).toBeGreaterThan(140);
     expect(calls).toBeLessThan(160);
-    nowMs = 1_000_000;
+    clock.nowMs = 1_000_000;
     const at: number[] = [];
     for (let i = 0; i < 6; i++) {
       await pacer.wait();
-      at.push(nowMs - 1_000_000);
+      at.push(clock.nowMs - 1_000_000);
     }
     expect(at).toEqual([0, 0, 0, 0, 0, 50]);
   });

@@ -1,4 +1,4 @@
-import { EnvironmentError, environmentFromJSON } from "@tern/core";
+import { environmentFromJSON } from "@tern/core";
 import { describe, expect, it } from "vitest";
 import {
   definitionHash,
@@ -8,28 +8,9 @@ import {
   resolveConfig,
   secretLooking,
 } from "../../src/index.js";
+import { AGENT_ENV as BASE_AGENT_ENV, rejects } from "./fixtures.js";
 
-const AGENT_ENV = {
-  AWS_REGION: "eu-west-1",
-  TERN_ECS_CLUSTER: "tern",
-  TERN_ECS_SUBNETS: "subnet-0123456789abcdef0, subnet-0123456789abcdef1",
-  TERN_ECS_SECURITY_GROUPS: "sg-0123456789abcdef0",
-  TERN_ECS_TASK_ROLE_ARN: "arn:aws:iam::123456789012:role/tern-task",
-  TERN_ECS_EXECUTION_ROLE_ARN: "arn:aws:iam::123456789012:role/tern-execution",
-  TERN_RUNNER_IMAGE: "123456789012.dkr.ecr.eu-west-1.amazonaws.com/tern-runner:1",
-  TERN_LOG_GROUP: "/tern/runs",
-};
-
-function rejects(options: FargateTaskEnvironmentOptions | Record<string, unknown>, ...patterns: RegExp[]): void {
-  let error: unknown;
-  try {
-    new FargateTaskEnvironment(options as FargateTaskEnvironmentOptions);
-  } catch (e) {
-    error = e;
-  }
-  expect(error).toBeInstanceOf(EnvironmentError);
-  for (const pattern of patterns) expect((error as Error).message).toMatch(pattern);
-}
+const AGENT_ENV = { ...BASE_AGENT_ENV, TERN_ECS_SUBNETS: "subnet-0123456789abcdef0, subnet-0123456789abcdef1" };
 
 describe("FargateTaskEnvironment options", () => {
   it("accepts every documented option and keeps only JSON in the manifest", () => {

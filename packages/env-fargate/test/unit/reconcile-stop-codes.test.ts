@@ -1,48 +1,9 @@
 import { type Task, TaskStopCode } from "@aws-sdk/client-ecs";
-import type { JsonValue, RunRecord } from "@tern/core";
 import { describe, expect, it } from "vitest";
-import {
-  decideRun,
-  diagnoseStoppedTask,
-  type EcsDeployment,
-  explainStopCode,
-  STOP_CODE_EXPLANATIONS,
-} from "../../src/index.js";
+import { decideRun, diagnoseStoppedTask, explainStopCode, STOP_CODE_EXPLANATIONS } from "../../src/index.js";
+import { DEPLOYMENT, launchedRun, NOW, TASK_ARN } from "./fixtures.js";
 
-const TASK_ARN = "arn:aws:ecs:eu-west-1:123456789012:task/tern/0123456789abcdef0123456789abcdef";
-const NOW = 1_800_000_000_000;
-const DEPLOYMENT: EcsDeployment = {
-  kind: "ecs-task",
-  launched: true,
-  region: "eu-west-1",
-  cluster: "tern",
-  taskArn: TASK_ARN,
-  launch: 0,
-  relaunches: 0,
-  maxRelaunches: 2,
-  containerName: "tern-runner",
-  memory: 1024,
-  logGroup: "/tern/runs",
-  logStreamPrefix: "tern",
-};
-
-function submitted(): RunRecord {
-  return {
-    id: "run-1",
-    project: "p",
-    flow: "etl",
-    version: 1,
-    state: "Submitted",
-    revision: 4,
-    labels: [],
-    parameters: {},
-    scheduledAtMs: NOW - 60_000,
-    createdAtMs: NOW - 60_000,
-    updatedAtMs: NOW - 30_000,
-    attempts: 1,
-    deployment: DEPLOYMENT as unknown as Record<string, JsonValue>,
-  };
-}
+const submitted = () => launchedRun("Submitted", {}, { id: "run-1" });
 
 function task(
   stopCode: string,

@@ -1,46 +1,9 @@
-import { DescribeTasksCommand, ECSClient, StopTaskCommand, type Task } from "@aws-sdk/client-ecs";
-import type { JsonValue, RunRecord, RunState } from "@tern/core";
-import { mockClient } from "aws-sdk-client-mock";
+import { DescribeTasksCommand, StopTaskCommand, type Task } from "@aws-sdk/client-ecs";
 import { beforeEach, describe, expect, it } from "vitest";
-import { decideRun, diagnoseStoppedTask, type EcsDeployment, reconcileEcsTasks } from "../../src/index.js";
+import { decideRun, diagnoseStoppedTask, reconcileEcsTasks } from "../../src/index.js";
+import { DEPLOYMENT, ecs, launchedRun, NOW, TASK_ARN } from "./fixtures.js";
 
-const ecs = mockClient(ECSClient);
-const TASK_ARN = "arn:aws:ecs:eu-west-1:123456789012:task/tern/0123456789abcdef0123456789abcdef";
-const NOW = 1_800_000_000_000;
-
-const DEPLOYMENT: EcsDeployment = {
-  kind: "ecs-task",
-  launched: true,
-  region: "eu-west-1",
-  cluster: "tern",
-  taskArn: TASK_ARN,
-  launch: 0,
-  relaunches: 0,
-  maxRelaunches: 2,
-  containerName: "tern-runner",
-  memory: 1024,
-  logGroup: "/tern/runs",
-  logStreamPrefix: "tern",
-};
-
-function run(state: RunState, deployment: Partial<EcsDeployment> = {}, extra: Partial<RunRecord> = {}): RunRecord {
-  return {
-    id: `run-${state}-${Math.random().toString(16).slice(2, 8)}`,
-    project: "p",
-    flow: "etl",
-    version: 1,
-    state,
-    revision: 4,
-    labels: [],
-    parameters: {},
-    scheduledAtMs: NOW - 60_000,
-    createdAtMs: NOW - 60_000,
-    updatedAtMs: NOW - 30_000,
-    attempts: 1,
-    deployment: { ...DEPLOYMENT, ...deployment } as unknown as Record<string, JsonValue>,
-    ...extra,
-  };
-}
+const run = launchedRun;
 
 /** Stopped tasks shaped like DescribeTasks answers and `ECS Task State Change` details. */
 const stopped = {

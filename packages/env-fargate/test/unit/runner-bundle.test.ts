@@ -1,21 +1,12 @@
-import {
-  DescribeTaskDefinitionCommand,
-  ECSClient,
-  RegisterTaskDefinitionCommand,
-  RunTaskCommand,
-  type Task,
-} from "@aws-sdk/client-ecs";
+import { RegisterTaskDefinitionCommand, RunTaskCommand, type Task } from "@aws-sdk/client-ecs";
 import {
   EnvironmentError,
   type ExecuteContext,
-  type FlowVersionRecord,
   type JsonValue,
-  type Manifest,
   type RunRecord,
   type RunState,
   type Storage,
 } from "@tern/core";
-import { mockClient } from "aws-sdk-client-mock";
 import { afterAll, beforeEach, describe, expect, it } from "vitest";
 import {
   BOOTSTRAP,
@@ -33,31 +24,28 @@ import {
   setS3ClientFactory,
   startupFailure,
 } from "../../src/index.js";
+import {
+  AGENT_ENV as BASE_AGENT_ENV,
+  DEPLOYMENT as BASE_DEPLOYMENT,
+  OPTIONS as BASE_OPTIONS,
+  ecs,
+  executeContext,
+  flowVersion,
+  NOW,
+  rejects,
+  runRecord,
+  storage,
+  stubNewDefinition,
+  TASK_ARN,
+} from "./fixtures.js";
 
 const SHA = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 const BUNDLE = "s3://cdk-hnb659fds-assets-123456789012-eu-west-1/runner/9f86d081.mjs";
 const AGENT_ENV = {
-  AWS_REGION: "eu-west-1",
-  TERN_ECS_CLUSTER: "tern",
-  TERN_ECS_SUBNETS: "subnet-0123456789abcdef0",
-  TERN_ECS_SECURITY_GROUPS: "sg-0123456789abcdef0",
-  TERN_ECS_TASK_ROLE_ARN: "arn:aws:iam::123456789012:role/tern-task",
-  TERN_ECS_EXECUTION_ROLE_ARN: "arn:aws:iam::123456789012:role/tern-execution",
+  ...BASE_AGENT_ENV,
   TERN_RUNNER_IMAGE: "123456789012.dkr.ecr.eu-west-1.amazonaws.com/ecr-public/docker/library/node:22",
-  TERN_LOG_GROUP: "/tern/runs",
 };
 const WITH_BUNDLE = { ...AGENT_ENV, TERN_RUNNER_BUNDLE: BUNDLE, TERN_RUNNER_BUNDLE_SHA256: SHA };
-
-function rejects(options: Record<string, unknown>, ...patterns: RegExp[]): void {
-  let error: unknown;
-  try {
-    new FargateTaskEnvironment(options as FargateTaskEnvironmentOptions);
-  } catch (e) {
-    error = e;
-  }
-  expect(error).toBeInstanceOf(EnvironmentError);
-  for (const pattern of patterns) expect((error as Error).message).toMatch(pattern);
-}
 
 describe("runner bundle options", () => {
   it("takes the bundle and its sha256 as a pair, from the options or from the agent's environment", () => {
@@ -146,34 +134,15 @@ describe("the task definition with and without a runner bundle", () => {
 });
 
 describe("launching with a runner bundle", () => {
-  const ecs = mockClient(ECSClient);
-  const RUN_ID = "3f1c2b9e-8d7a-4c6b-9e5f-0a1b2c3d4e5f";
-  const TD_ARN = "arn:aws:ecs:eu-west-1:123456789012:task-definition/tern-etl:7";
-  const TASK_ARN = "arn:aws:ecs:eu-west-1:123456789012:task/tern/0123456789abcdef0123456789abcdef";
   const OPTIONS: FargateTaskEnvironmentOptions = {
-    region: "eu-west-1",
-    cluster: "tern",
+    ...BASE_OPTIONS,
     image: AGENT_ENV.TERN_RUNNER_IMAGE,
-    subnets: ["subnet-0123456789abcdef0"],
-    securityGroups: ["sg-0123456789abcdef0"],
-    taskRoleArn: "arn:aws:iam::123456789012:role/tern-task",
-    executionRoleArn: "arn:aws:iam::123456789012:role/tern-execution",
-    logConfiguration: "none",
-    launchBackoffMs: 0,
+    executionRoleArn: AGENT_ENV.TERN_ECS_EXECUTION_ROLE_ARN,
     runnerBundle: BUNDLE,
     runnerBundleSha256: SHA,
   };
-  const manifest = { flow: { name: "etl" } } as unknown as Manifest;
-  const flowVersion = { project: "p", flow: "etl", version: 3 } as unknown as FlowVersionRecord;
-  const context = (extra: Partial<ExecuteContext> = {}): ExecuteContext => ({
-    run: { id: RUN_ID, project: "p", flow: "etl", version: 3, state: "Submitted" } as unknown as RunRecord,
-    flowVersion,
-    manifest,
-    runnerCommand: ["tern"],
-    runnerEnv: {},
-    backendUrl: "dynamodb://tern-state?region=eu-west-1",
-    ...extra,
-  });
+  const context = (extra: Partial<ExecuteContext> = {}): ExecuteContext =>
+    executeContext({ flowVersion: flowVersion({ version: 3 }), run: runRecord({ version: 3 }), ...extra });
   let sessionToken: string | undefined;
 
   // (Set again before each test: it clears the clients, whose credentials are cached.)
@@ -198,15 +167,12 @@ describe("launching with a runner bundle", () => {
     sessionToken = undefined;
     useCredentials();
     // A family with no revision yet: the agent registers one.
-    ecs
-      .on(DescribeTaskDefinitionCommand)
-      .rejects(Object.assign(new Error("Unable to describe task definition."), { name: "ClientException" }));
-    ecs.on(RegisterTaskDefinitionCommand).resolves({ taskDefinition: { taskDefinitionArn: TD_ARN } });
+    stubNewDefinition();
   });
 
   async function launch(extra: Partial<ExecuteContext> = {}) {
     const env = new FargateTaskEnvironment(OPTIONS);
-    const deployment = await env.execute({} as Storage, "loc", context(extra));
+    const deployment = await env.execute(storage, "loc", context(extra));
     return { env, deployment };
   }
 
@@ -270,22 +236,7 @@ describe("launching with a runner bundle", () => {
 });
 
 describe("start-up failures as run outcomes", () => {
-  const TASK_ARN = "arn:aws:ecs:eu-west-1:123456789012:task/tern/0123456789abcdef0123456789abcdef";
-  const NOW = 1_800_000_000_000;
-  const DEPLOYMENT: EcsDeployment = {
-    kind: "ecs-task",
-    launched: true,
-    region: "eu-west-1",
-    cluster: "tern",
-    taskArn: TASK_ARN,
-    launch: 0,
-    relaunches: 0,
-    maxRelaunches: 2,
-    containerName: "tern-runner",
-    logGroup: "/tern/runs",
-    logStreamPrefix: "tern",
-    runnerBundleSha256: SHA,
-  };
+  const DEPLOYMENT: EcsDeployment = { ...BASE_DEPLOYMENT, runnerBundleSha256: SHA };
   const exited = (exitCode: number): Task => ({
     taskArn: TASK_ARN,
     lastStatus: "STOPPED",
