@@ -5,7 +5,7 @@ import { SqliteBackend } from "@tern/core";
 import { S3Storage } from "@tern/storage-cloud/s3";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { flow } from "../../../examples/etl.js";
-import { type FaultProxy, startFaultProxy } from "./fault-proxy.js";
+import { type FaultProxy, startFaultProxy } from "../../../test/support/fault-proxy.js";
 import { type LocalServer, S3RVER_CREDENTIALS, startS3rver } from "./servers.js";
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";

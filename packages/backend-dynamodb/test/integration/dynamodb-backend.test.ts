@@ -10,8 +10,8 @@ import {
   type SerializedValue,
 } from "@tern/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startThrottleProxy } from "../../../../test/support/fault-proxy.js";
 import { type DynamoDbLocal, LOCAL_CREDENTIALS, LOCAL_REGION, startDynamoDbLocal } from "../dynamodb-local.js";
-import { startThrottleProxy } from "../throttle-proxy.js";
 
 const TABLE = "tern-integration";
 let local: DynamoDbLocal;

@@ -14,6 +14,7 @@ import type { SQSEvent } from "aws-lambda";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { FakeEcs } from "../../../../test/support/fake-ecs.js";
+import { type S3FaultProxy, startS3FaultProxy } from "../../../../test/support/fault-proxy.js";
 import { openLocalTable, serverlessEnv, setEnv, taskStateEvent } from "../../../../test/support/serverless.js";
 import { type DynamoDbLocal, startDynamoDbLocal } from "../../../backend-dynamodb/test/dynamodb-local.js";
 import { type LocalServer, startS3rver } from "../../../storage-cloud/test/servers.js";
@@ -24,7 +25,6 @@ import { handler as taskStateHandler } from "../../src/handlers/task-state.js";
 import { handler as triggerHandler } from "../../src/handlers/trigger.js";
 import { logger, resetRuntimes } from "../../src/runtime.js";
 import { SIGNATURE_HEADER, signRequest, signRequestV1 } from "../../src/signature.js";
-import { type S3FaultProxy, startS3FaultProxy } from "../support/s3-fault-proxy.js";
 
 const PROJECT = "lambda";
 const IMAGE = "ghcr.io/tern/runner:test";
