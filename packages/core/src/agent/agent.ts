@@ -1,80 +1,26 @@
-import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
-import { createInterface } from "node:readline";
 import { openBackend } from "../backend/open.js";
 import { type Backend, environmentMatches, isTerminalRunState, labelsMatch, type RunRecord } from "../backend/types.js";
 import { checkLabels, type Deployment } from "../environment/environment.js";
 import { RunConflictError, TernError } from "../errors.js";
-import { describe } from "../flow/task.js";
-import type { JsonValue } from "../runner/serialize.js";
+import {
+  count,
+  type DispatchOptions,
+  type LocalAgentOptions,
+  type PollResult,
+  positive,
+  runnerCommandFromEnv,
+  runnerEnvironment,
+} from "./agent-options.js";
+import { failDeploy, failRun, writeDeployment } from "./agent-writes.js";
 import { deployRoute, type ResolvedRun, resolveRun, setupContext } from "./deploy.js";
-import { endOpenTaskRuns } from "./end-run.js";
-import { isRunnerOwner, LeaseWatch, MAX_CLOCK_SKEW_MS, runnerOwner } from "./lease.js";
-import type { ScheduledFlow } from "./schedule.js";
+import { deployCustom } from "./deploy-custom.js";
+import { claimClock, isRunnerOwner, LeaseWatch, runnerOwner } from "./lease.js";
+import { exitDescription, lastErrorLine } from "./process-output.js";
 import { sweepRuns } from "./sweep.js";
-import { updateRun } from "./update-run.js";
 
-/** Options of {@link LocalAgent}. */
-export interface LocalAgentOptions {
-  /** The agent takes runs whose labels are a subset of these (a run without labels only if this is empty). @default [] */
-  readonly labels?: readonly string[];
-  /** @default the backend of `TERN_BACKEND`, else SQLite under `TERN_HOME` */
-  readonly backend?: Backend;
-  /** Most runs this agent has running at once. @default 4 */
-  readonly concurrency?: number;
-  /**
-   * Runs claimed and deployed side by side within a poll (each still counts against
-   * `concurrency`). Launching a Fargate task is mostly waiting on AWS: one at a time stays far
-   * under ECS's 20 launches per second. @default 8
-   */
-  readonly dispatchConcurrency?: number;
-  /** Wait between polls in `start()`. @default 2000 */
-  readonly pollIntervalMs?: number;
-  /** How long a claim holds before another agent may take the run over. @default 60000 */
-  readonly leaseMs?: number;
-  /** @default `<hostname>-<random>` */
-  readonly agentId?: string;
-  /**
-   * The command that starts a runner; `execute <runId>` is appended.
-   * @default the JSON array in `TERN_RUNNER_COMMAND`
-   */
-  readonly runnerCommand?: readonly string[];
-  /** Progress lines (one per claimed, submitted or failed run). @default none */
-  readonly log?: (line: string) => void;
-  /**
-   * Environment types this agent deploys (a Lambda agent launches Fargate tasks; it cannot host
-   * local runners): it claims only runs of these types and leaves the others to other agents. A
-   * run that does not record its type (created before tern 0.2) fails with a reason if claimed.
-   * @default every type
-   */
-  readonly environmentTypes?: readonly string[];
-  /** Passed to the sweep each poll: how long a run may stay Submitted with no runner. @default 300000 */
-  readonly submittedGraceMs?: number;
-}
-
-/** Options of {@link LocalAgent.dispatch}. */
-export interface DispatchOptions {
-  /**
-   * The run as its creator just got it, and the flow version, storage and manifest `scheduleRun`
-   * checked it against: the dispatch reads none of them again (an event trigger's fast path).
-   * Ignored when they do not describe the same flow version.
-   */
-  readonly scheduled?: { readonly run: RunRecord; readonly resolved: ScheduledFlow };
-  /**
-   * Epoch ms by which the launch must be over (a Lambda invocation's end, minus a margin): no
-   * claim is made after it, and the environment gets it as `deadlineMs` to stop retrying then and
-   * hand the run back instead of outliving its caller.
-   */
-  readonly deadlineMs?: number;
-}
-
-/** What one poll did. */
-export interface PollResult {
-  readonly claimed: number;
-  readonly submitted: readonly string[];
-  readonly failed: ReadonlyArray<{ readonly runId: string; readonly reason: string }>;
-}
+export type { DispatchOptions, LocalAgentOptions, PollResult } from "./agent-options.js";
 
 /**
  * Polls the backend for runs its labels satisfy, claims them with a lease, rebuilds each flow's
@@ -331,7 +277,7 @@ export class LocalAgent {
         return { status: "skipped", reason: (error as Error).message };
       }
       const reason = `deploy failed: ${(error as Error).message}`;
-      if (!(await this.failDeploy(backend, claimed.id, reason, claimed.revision))) {
+      if (!(await failDeploy(backend, claimed.id, reason, claimed.revision))) {
         return { status: "skipped", reason: `${reason} (the run had moved on)` };
       }
       this.log(`failed run ${claimed.id}: ${reason}`);
@@ -395,116 +341,16 @@ export class LocalAgent {
             backendUrl: backend.url,
             ...(deadlineMs === undefined ? {} : { deadlineMs }),
             saveDeployment: async (details) => {
-              run = await this.writeDeployment(backend, run, details, "launch");
+              run = await writeDeployment(backend, run, details, "launch");
             },
           })
-        : await this.deployCustom(run.id, runnerEnv, onOutput);
+        : await deployCustom(this.runnerCommand, run.id, runnerEnv, onOutput);
     if (deployment.exited !== undefined) {
       const pid = deployment.details.pid;
       this.watch(backend, run.id, deployment.exited, typeof pid === "number" && pid > 0 ? runnerOwner(pid) : undefined);
     }
-    await this.writeDeployment(backend, run, deployment.details, "record");
+    await writeDeployment(backend, run, deployment.details, "record");
     return true;
-  }
-
-  /**
-   * A custom environment's setup/execute, run from the flow's bundle in a child process
-   * (`deploy <runId>`). Its first stdout line is the deployment; the process then stays until the
-   * runner it started exits, which the agent watches like a local runner.
-   */
-  private async deployCustom(
-    runId: string,
-    runnerEnv: Record<string, string>,
-    onOutput: (line: string) => void,
-  ): Promise<Deployment> {
-    const [command, ...args] = this.runnerCommand;
-    if (command === undefined) throw new TernError("AGENT_OPTIONS", "LocalAgent: no runner command.");
-    const child = spawn(command, [...args, "deploy", runId], {
-      env: { ...process.env, ...runnerEnv },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    createInterface({ input: child.stderr }).on("line", (line) => {
-      stderr = `${stderr}${line}\n`.slice(-4096);
-      onOutput(line);
-    });
-    const exited = new Promise<{ code: number | null; signal: string | null; stderrTail: string }>((resolve) => {
-      child.once("close", (code, signal) => resolve({ code, signal, stderrTail: stderr }));
-    });
-    const firstLine = await new Promise<string | undefined>((resolve, reject) => {
-      child.once("error", reject);
-      child.stdout.setEncoding("utf8").on("data", (c: string) => {
-        stdout += c;
-        const newline = stdout.indexOf("\n");
-        if (newline >= 0) resolve(stdout.slice(0, newline));
-      });
-      void exited.then(() => resolve(undefined));
-    });
-    if (firstLine === undefined) {
-      const { code } = await exited;
-      throw new TernError(
-        "DEPLOY",
-        `the custom environment's deploy process exited with code ${code}: ${lastLine(stderr)}`,
-      );
-    }
-    // `{ details, watch }`: watch is false when the environment started nothing local (a remote
-    // host, a container service), so the deploy process exiting says nothing about the run.
-    let parsed: { details?: Record<string, JsonValue>; watch?: boolean };
-    try {
-      parsed = JSON.parse(firstLine) as typeof parsed;
-    } catch {
-      parsed = { details: { output: firstLine }, watch: false };
-    }
-    const details = parsed.details ?? {};
-    if (parsed.watch !== true) {
-      void exited.then(({ code }) => {
-        if (code !== 0) onOutput(`the deploy process exited with code ${code}`);
-      });
-      return { details };
-    }
-    return { details, exited };
-  }
-
-  /**
-   * Writes deployment details on a run, a compare-and-swap retried on conflict. `launch` is
-   * launch bookkeeping before the task exists: the run must still be Submitted, and a run that
-   * moved on (cancelled, handed back, taken over) throws so the launch stops. `record` is the
-   * launch itself: the details go beside whatever state the runner moved the run to.
-   */
-  private async writeDeployment(
-    backend: Backend,
-    run: RunRecord,
-    details: Readonly<Record<string, JsonValue>>,
-    mode: "launch" | "record",
-  ): Promise<RunRecord> {
-    return updateRun<RunRecord>(
-      backend,
-      run.id,
-      (latest) => {
-        if (mode === "launch" && latest?.state !== "Submitted") {
-          throw new TernError(
-            "RUN_MOVED_ON",
-            `run ${run.id} is ${latest?.state ?? "gone"} now; this agent stops launching it`,
-          );
-        }
-        if (latest === undefined || isTerminalRunState(latest.state)) return { done: latest ?? run };
-        return {
-          write: { to: mode === "launch" ? "Submitted" : latest.state, deployment: details },
-          result: (written) => written,
-        };
-      },
-      {
-        attempts: 5,
-        known: run,
-        exhausted: () => {
-          if (mode === "launch") {
-            throw new TernError("RUN_MOVED_ON", `run ${run.id} kept changing while its launch was recorded`);
-          }
-          return run;
-        },
-      },
-    );
   }
 
   /**
@@ -529,7 +375,7 @@ export class LocalAgent {
         }
         const how = exitDescription(code, signal);
         const tail = lastErrorLine(stderrTail);
-        await this.fail(
+        await failRun(
           backend,
           runId,
           `the runner ${how} without reporting a final state${tail === "" ? "" : `; its last error output: ${tail}`}`,
@@ -540,126 +386,9 @@ export class LocalAgent {
       .finally(() => this.active.delete(runId));
     this.active.set(runId, done);
   }
-
-  /**
-   * Fails a run whose deploy failed, only while it is still this agent's (Scheduled under its
-   * claim, or Submitted); a run cancelled meanwhile ends Cancelled. A run a runner already took
-   * (Running) is the runner's: a late deploy error never fails it.
-   */
-  private async failDeploy(backend: Backend, runId: string, reason: string, claimedRevision: number): Promise<boolean> {
-    const run = await backend.getRun(runId);
-    if (run === undefined || run.state === "Running") return false;
-    return this.fail(backend, runId, reason, claimedRevision);
-  }
-
-  /**
-   * Fails a run this agent is responsible for, unless it already ended; a run being cancelled
-   * ends Cancelled. With `claimedRevision`, the run is still Scheduled under this agent's claim
-   * only if nothing else wrote it: otherwise it belongs to someone else and is left alone.
-   * Resolves whether this agent recorded the end.
-   */
-  private async fail(backend: Backend, runId: string, reason: string, claimedRevision?: number): Promise<boolean> {
-    return updateRun<boolean>(
-      backend,
-      runId,
-      (run) => {
-        if (run === undefined || isTerminalRunState(run.state)) return { done: false };
-        if (run.state === "Scheduled" && (claimedRevision === undefined || run.revision !== claimedRevision)) {
-          return { done: false };
-        }
-        const to = run.state === "Cancelling" ? "Cancelled" : "Failed";
-        return {
-          write: { to, reason, lease: null },
-          result: async () => {
-            await endOpenTaskRuns(backend, runId, to, reason);
-            return true;
-          },
-        };
-      },
-      { attempts: 5, exhausted: () => false },
-    );
-  }
-}
-
-/**
- * "Now" for claims: this process's clock, or later when the newest waiting run was due at its
- * creation by a later clock (its creator's clock is ahead of this one, or this one is behind):
- * such a run is due, whatever this clock says. At most {@link MAX_CLOCK_SKEW_MS} ahead.
- */
-async function claimClock(backend: Backend, now: number): Promise<number> {
-  const [newest] = await backend.listRuns({ state: "Scheduled", limit: 1 });
-  if (newest === undefined || newest.scheduledAtMs > newest.createdAtMs || newest.scheduledAtMs <= now) return now;
-  return Math.min(now + MAX_CLOCK_SKEW_MS, newest.scheduledAtMs);
 }
 
 /** Whether a deploy error says the launch may or may not have happened (see `LaunchUncertainError`). */
 function isLaunchUncertain(error: unknown): boolean {
   return (error as { code?: unknown })?.code === "LAUNCH_UNCERTAIN";
-}
-
-/** The variables a runner needs to reach this process's backend and storage. */
-function runnerEnvironment(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const name of ["TERN_HOME", "TERN_BACKEND", "TERN_DEFAULT_STORAGE"]) {
-    const value = process.env[name];
-    if (value !== undefined) env[name] = value;
-  }
-  return env;
-}
-
-function runnerCommandFromEnv(): readonly string[] {
-  const raw = process.env.TERN_RUNNER_COMMAND;
-  if (raw === undefined || raw.trim() === "") return [];
-  try {
-    const parsed = JSON.parse(raw) as unknown;
-    if (Array.isArray(parsed) && parsed.length > 0 && parsed.every((p) => typeof p === "string")) return parsed;
-  } catch {
-    // reported below
-  }
-  throw new TernError(
-    "AGENT_OPTIONS",
-    `TERN_RUNNER_COMMAND must be a JSON array of strings (e.g. ["tern"]), got ${JSON.stringify(raw)}.`,
-  );
-}
-
-function count(name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value < 1) {
-    throw new TernError("AGENT_OPTIONS", `LocalAgent: ${name} must be an integer >= 1, got ${describe(value)}.`);
-  }
-  return value;
-}
-
-function positive(name: string, value: number): number {
-  if (typeof value !== "number" || !(value > 0) || !Number.isFinite(value)) {
-    throw new TernError(
-      "AGENT_OPTIONS",
-      `LocalAgent: ${name} must be a positive number of milliseconds, got ${describe(value)}.`,
-    );
-  }
-  return value;
-}
-
-/** How a runner process ended, in words. */
-export function exitDescription(code: number | null, signal: string | null): string {
-  if (signal === "SIGKILL") return "was killed by SIGKILL (out of memory, or killed by the system or a user)";
-  if (signal === "SIGTERM" || signal === "SIGINT") return `was stopped by ${signal}`;
-  if (signal !== null) return `crashed with ${signal}`;
-  return `exited with code ${code}`;
-}
-
-/** The last line of a process's error output, leaving out the runner's own progress lines. */
-function lastErrorLine(text: string): string {
-  const lines = text
-    .trim()
-    .split("\n")
-    .filter((l) => l.trim() !== "" && !l.startsWith("runner: "));
-  return (lines.at(-1) ?? "").trim().slice(0, 500);
-}
-
-function lastLine(text: string): string {
-  const lines = text
-    .trim()
-    .split("\n")
-    .filter((l) => l.trim() !== "");
-  return (lines.at(-1) ?? "").trim().slice(0, 500);
 }

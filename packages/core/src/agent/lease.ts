@@ -4,7 +4,7 @@
  * another machine's clock.
  */
 import { hostname } from "node:os";
-import type { RunRecord } from "../backend/types.js";
+import type { Backend, RunRecord } from "../backend/types.js";
 import { TernError } from "../errors.js";
 
 /** How long a runner's lease lasts unless `TERN_LEASE_SECONDS` says otherwise. */
@@ -108,4 +108,15 @@ export class LeaseWatch {
       for (const id of seen.keys()) if (!keep.has(id)) seen.delete(id);
     }
   }
+}
+
+/**
+ * "Now" for claims: this process's clock, or later when the newest waiting run was due at its
+ * creation by a later clock (its creator's clock is ahead of this one, or this one is behind):
+ * such a run is due, whatever this clock says. At most {@link MAX_CLOCK_SKEW_MS} ahead.
+ */
+export async function claimClock(backend: Backend, now: number): Promise<number> {
+  const [newest] = await backend.listRuns({ state: "Scheduled", limit: 1 });
+  if (newest === undefined || newest.scheduledAtMs > newest.createdAtMs || newest.scheduledAtMs <= now) return now;
+  return Math.min(now + MAX_CLOCK_SKEW_MS, newest.scheduledAtMs);
 }
