@@ -1,6 +1,5 @@
-import { realpathSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { type Command, type Io, isTernError, runCommand, UsageError } from "./cli.js";
+import { isEntryModule } from "./entry.js";
 
 /**
  * The commands, each loaded only when it runs: `tern --help` and a mistyped command load none of
@@ -132,16 +131,6 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
   }
 }
 
-function isEntryPoint(): boolean {
-  const entry = process.argv[1];
-  if (entry === undefined) return false;
-  try {
-    return realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-}
-
 /** Commands that run user code, which may leave timers or sockets open: they exit when done. */
 const EXIT_WHEN_DONE = new Set(["execute", "deploy"]);
 
@@ -166,4 +155,4 @@ export async function runCli(argv: readonly string[]): Promise<void> {
   }
 }
 
-if (isEntryPoint()) await runCli(process.argv.slice(2));
+if (isEntryModule(import.meta.url)) await runCli(process.argv.slice(2));

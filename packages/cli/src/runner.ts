@@ -11,11 +11,10 @@
  * Run directly (`node runner.mjs execute <runId>`), the bundle is simply the tern CLI: the
  * CLI's own entry point handles the arguments and this module stays out of the way.
  */
-import { realpathSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { isMainThread } from "node:worker_threads";
+import { isEntryModule } from "./entry.js";
 import { setLeaseKeeperEntry } from "./lease-keeper.js";
 import { main } from "./main.js";
 
@@ -55,24 +54,13 @@ export async function runRunner(): Promise<number> {
   return main(["execute"]);
 }
 
-/** Whether this file is the process's entry script (`node runner.mjs ...`) rather than imported. */
-function isEntryScript(): boolean {
-  const entry = process.argv[1];
-  if (entry === undefined) return false;
-  try {
-    return realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-}
-
 // Bundled, lease-keeper.ts shares this file too: the lease keeper's worker starts from it (and
 // runs the keeper, not a run, when it loads this file).
 if (!import.meta.url.endsWith(".ts")) setLeaseKeeperEntry(new URL(import.meta.url));
 
 // Bundled, main.ts shares this file: run directly, the CLI's entry point already handles argv.
 // From the sources (`node --import tsx runner.ts`), main.ts is another file, so run here too.
-if (isMainThread && (!isEntryScript() || import.meta.url.endsWith(".ts"))) {
+if (isMainThread && (!isEntryModule(import.meta.url) || import.meta.url.endsWith(".ts"))) {
   const code = await runRunner();
   // Let buffered output reach the pipe (the task's log) before exiting with the runner's code.
   process.stdout.write("", () => process.stderr.write("", () => process.exit(code)));
