@@ -1,10 +1,10 @@
 import { openBackend } from "./backend/open.js";
 import type { Backend } from "./backend/types.js";
+import { describe } from "./describe.js";
 import { checkLabels, type Environment } from "./environment/environment.js";
 import { TernError } from "./errors.js";
 import type { Flow } from "./flow/flow.js";
-import { describe } from "./flow/task.js";
-import type { JsonValue } from "./runner/serialize.js";
+import type { JsonValue } from "./runner/serialized.js";
 import { isLoadingBundle } from "./storage/bundle.js";
 import { loadStorage } from "./storage/registry.js";
 import type { Storage, StoredManifest } from "./storage/storage.js";

@@ -3,7 +3,7 @@ import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import type BetterSqlite3 from "better-sqlite3";
 import { BackendError, NotFoundError, RunConflictError, TernError } from "../errors.js";
-import type { JsonValue, SerializedTaskRun } from "../runner/serialize.js";
+import type { JsonValue, SerializedTaskRun } from "../runner/serialized.js";
 import { corruptDatabaseError, isCorruptionCode, SqliteConnection } from "./sqlite-connection.js";
 import { migrateSqliteSchema, type Row, toAgent, toFlowVersion, toRun, toRunStateChange } from "./sqlite-schema.js";
 import {

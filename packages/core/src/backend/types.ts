@@ -1,6 +1,6 @@
 import { TernError } from "../errors.js";
 import type { LogRecord } from "../runner/logger.js";
-import type { JsonValue, SerializedTaskRun, SerializedValue } from "../runner/serialize.js";
+import type { JsonValue, SerializedTaskRun, SerializedValue } from "../runner/serialized.js";
 
 /** States of a flow run in the backend. */
 export type RunState = "Scheduled" | "Submitted" | "Running" | "Success" | "Failed" | "Cancelling" | "Cancelled";

@@ -1,7 +1,7 @@
 import type { FlowVersionRecord, RunRecord } from "../backend/types.js";
+import { describe } from "../describe.js";
 import { TernError } from "../errors.js";
-import { describe } from "../flow/task.js";
-import type { JsonValue } from "../runner/serialize.js";
+import type { JsonValue } from "../runner/serialized.js";
 import type { Manifest } from "../storage/manifest.js";
 import type { Storage } from "../storage/storage.js";
 

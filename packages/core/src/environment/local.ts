@@ -1,9 +1,9 @@
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
-import { describe } from "../flow/task.js";
+import { describe } from "../describe.js";
 import type { ExecutorConfig } from "../runner/executor.js";
 import { executorFromJSON } from "../runner/executor.js";
-import type { JsonValue } from "../runner/serialize.js";
+import type { JsonValue } from "../runner/serialized.js";
 import type { Storage } from "../storage/storage.js";
 import {
   type Deployment,

@@ -1,5 +1,5 @@
 import { TernError } from "../errors.js";
-import type { JsonValue } from "../runner/serialize.js";
+import type { JsonValue } from "../runner/serialized.js";
 import type { Environment } from "./environment.js";
 import { LocalEnvironment, localEnvironmentFromJSON } from "./local.js";
 

@@ -1,12 +1,14 @@
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
+import { describe } from "../describe.js";
 import { FlowDefinitionError } from "../errors.js";
 import type { RegisterOptions, RegisterResult } from "../register.js";
-import { GraphRunner, type GraphRunResult, type RunOptions } from "../runner/engine.js";
+import { GraphRunner, type RunOptions } from "../runner/engine.js";
 import type { Executor } from "../runner/executor.js";
 import { FlowGraph, type GraphNode, withGraph } from "./graph.js";
 import { type Input, isRef, type ParameterDeclaration, type Ref, refTarget } from "./ref.js";
-import { type AnyTask, describe, type ResolvedTaskOptions, type Task } from "./task.js";
+import type { FlowOutputs, FlowRunResult, OutputValues } from "./result.js";
+import type { AnyTask, ResolvedTaskOptions, Task } from "./task-types.js";
 
 /** Options of {@link Flow}. */
 export interface FlowOptions {
@@ -28,17 +30,7 @@ export interface FlowOptions {
   readonly module?: string | URL;
 }
 
-/** What a build function may return: named references that become the run's outputs. */
-export type FlowOutputs = Record<string, Ref<unknown>>;
-
-/** The values of a flow's outputs after a run; an output whose task did not succeed is undefined. */
-export type OutputValues<O extends FlowOutputs> = { [K in keyof O]: O[K] extends Ref<infer T> ? T | undefined : never };
-
-/** What `flow.run(...)` resolves to. */
-export interface FlowRunResult<O extends FlowOutputs = FlowOutputs>
-  extends Omit<GraphRunResult, "nodeResults" | "nodeStates"> {
-  readonly outputs: OutputValues<O>;
-}
+export type { FlowOutputs, FlowRunResult, OutputValues } from "./result.js";
 
 const FLOW_BRAND = Symbol.for("tern.flow");
 const CORE_DIR = dirname(dirname(fileURLToPath(import.meta.url)));

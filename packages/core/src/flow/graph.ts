@@ -1,6 +1,16 @@
+import { describe } from "../describe.js";
 import { FlowCycleError, FlowDefinitionError } from "../errors.js";
-import { isRef, isUnmapped, makeRef, type ParameterDeclaration, type Ref, refTarget, unwrapUnmapped } from "./ref.js";
-import { type AnyTask, describe, isTask } from "./task.js";
+import {
+  isRef,
+  isUnmapped,
+  makeRef,
+  type ParameterDeclaration,
+  type Ref,
+  type RefGraph,
+  refTarget,
+  unwrapUnmapped,
+} from "./ref.js";
+import { type AnyTask, isTask } from "./task-types.js";
 
 /** How one argument of a task call is obtained at run time. */
 export type ArgSpec =
@@ -191,7 +201,7 @@ export class FlowGraph {
     return { kind: "value", value, mapped };
   }
 
-  private foreignRef(other: FlowGraph, index: number, where: string): FlowDefinitionError {
+  private foreignRef(other: RefGraph, index: number, where: string): FlowDefinitionError {
     const slug = other.nodes[index]?.slug ?? "?";
     return new FlowDefinitionError(
       `Flow "${this.flowName}": ${where} refers to task "${slug}" of flow "${other.flowName}". ` +

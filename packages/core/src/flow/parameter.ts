@@ -1,7 +1,7 @@
+import { describe } from "../describe.js";
 import { FlowDefinitionError } from "../errors.js";
 import { buildingGraph } from "./graph.js";
 import { makeRef, type ParameterDeclaration, type Ref } from "./ref.js";
-import { describe } from "./task.js";
 
 /** Options of {@link parameter}. */
 export interface ParameterOptions<T> {

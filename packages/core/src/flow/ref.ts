@@ -1,5 +1,3 @@
-import type { FlowGraph } from "./graph.js";
-
 const REF = Symbol.for("tern.ref");
 const UNMAPPED = Symbol.for("tern.unmapped");
 declare const VALUE: unique symbol;
@@ -19,9 +17,15 @@ export type Input<T> = T | Ref<T>;
 /** Maps a task's parameter list to what a call may pass for it. */
 export type Inputs<A extends readonly unknown[]> = { [K in keyof A]: Input<A[K]> };
 
+/** The flow graph a task reference was made in, as references see it (a `FlowGraph`). */
+export interface RefGraph {
+  readonly flowName: string;
+  readonly nodes: readonly { readonly slug: string }[];
+}
+
 /** What a reference stands for at run time. */
 export type RefTarget =
-  | { readonly kind: "task"; readonly graph: FlowGraph; readonly node: number }
+  | { readonly kind: "task"; readonly graph: RefGraph; readonly node: number }
   | { readonly kind: "parameter"; readonly name: string; readonly declaration: ParameterDeclaration };
 
 /** A parameter as declared with {@link parameter}. */

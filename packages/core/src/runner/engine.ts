@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { ParameterError, TaskTimeoutError } from "../errors.js";
 import type { ArgSpec, FlowGraph, GraphNode } from "../flow/graph.js";
-import type { TaskContext, TriggerName } from "../flow/task.js";
+import type { TaskContext, TriggerName } from "../flow/task-types.js";
 import type { Executor } from "./executor.js";
 import { LocalExecutor } from "./executor.js";
 import {

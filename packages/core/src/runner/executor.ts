@@ -1,5 +1,5 @@
+import { describe } from "../describe.js";
 import { TernError } from "../errors.js";
-import { describe } from "../flow/task.js";
 
 /** An executor as JSON: what a manifest records and {@link executorFromJSON} rebuilds. */
 export interface ExecutorConfig {

@@ -1,6 +1,6 @@
 import { join, resolve } from "node:path";
 import { ternHome } from "../home.js";
-import type { JsonValue } from "../runner/serialize.js";
+import type { JsonValue } from "../runner/serialized.js";
 import type { BlobStore } from "./blob-store.js";
 import { LocalBlobStore } from "./local-blob-store.js";
 import { MemoryBlobStore } from "./memory-blob-store.js";

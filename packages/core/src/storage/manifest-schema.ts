@@ -7,7 +7,7 @@
  */
 import { en } from "zod/locales";
 import * as z from "zod/mini";
-import type { JsonValue } from "../runner/serialize.js";
+import type { JsonValue } from "../runner/serialized.js";
 
 // zod/mini carries no messages of its own ("Invalid input" for everything) until a locale is loaded.
 z.config(en());

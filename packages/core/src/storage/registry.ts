@@ -1,6 +1,6 @@
 import type { TypedConfig } from "../backend/types.js";
 import { TernError } from "../errors.js";
-import type { JsonValue } from "../runner/serialize.js";
+import type { JsonValue } from "../runner/serialized.js";
 import { LocalStorage, type LocalStorageOptions, MemoryStorage, type MemoryStorageOptions } from "./local.js";
 import type { Storage } from "./storage.js";
 

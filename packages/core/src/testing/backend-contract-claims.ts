@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { RunRecord, RunState } from "../backend/types.js";
 import { NotFoundError, RunConflictError } from "../errors.js";
-import type { ContractContext } from "./backend-contract.js";
+import type { ContractContext } from "./backend-contract-context.js";
 
 const LEASE_MS = 60_000;
 

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { type LogPage, logPages, MAX_LOG_PAGE_SIZE, type RunLogRecord } from "../backend/types.js";
 import { NotFoundError, TernError } from "../errors.js";
-import type { SerializedTaskRun } from "../runner/serialize.js";
-import type { ContractContext } from "./backend-contract.js";
+import type { SerializedTaskRun } from "../runner/serialized.js";
+import type { ContractContext } from "./backend-contract-context.js";
 
 /** A manifest hash that differs for every `n`. */
 export function manifestHash(n: number): string {

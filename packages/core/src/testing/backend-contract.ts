@@ -1,8 +1,11 @@
 import { randomUUID } from "node:crypto";
 import { afterEach, beforeEach, describe } from "vitest";
-import type { Backend, FlowVersionInput } from "../backend/types.js";
+import type { Backend } from "../backend/types.js";
 import { claimAndTransitionContract } from "./backend-contract-claims.js";
+import type { ContractContext } from "./backend-contract-context.js";
 import { flowAndRunContract } from "./backend-contract-runs.js";
+
+export type { ContractContext } from "./backend-contract-context.js";
 
 /** Options of {@link backendContract}. */
 export interface BackendContractOptions {
@@ -11,14 +14,6 @@ export interface BackendContractOptions {
    * @default vitest's configured `testTimeout`
    */
   readonly timeoutMs?: number;
-}
-
-/** What every contract test gets: a fresh backend and a project name no other test uses. */
-export interface ContractContext {
-  readonly backend: Backend;
-  readonly project: string;
-  /** A flow version input in this test's project, with `overrides` applied. */
-  version(flow: string, overrides?: Partial<FlowVersionInput>): FlowVersionInput;
 }
 
 /**
