@@ -3,12 +3,9 @@
  * agent in this process, ECS played by the fake of test/support/fake-ecs.ts, and each task's
  * runner a real `tern execute` process started through the runner image's entrypoint script.
  */
-import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { ECSClient } from "@aws-sdk/client-ecs";
-import { createTernTable, DynamoDbBackend } from "@tern/backend-dynamodb";
 import {
   type Backend,
   type Flow,
@@ -20,34 +17,26 @@ import {
 } from "@tern/core";
 import { clientToken, setEcsClientFactory } from "@tern/env-fargate";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type DynamoDbLocal, startDynamoDbLocal } from "../packages/backend-dynamodb/test/dynamodb-local.js";
-import { type LocalServer, S3RVER_CREDENTIALS, startS3rver } from "../packages/storage-cloud/test/servers.js";
 import { ROOT, runTern } from "./support/cli.js";
 import { ECS_MESSAGES, FakeEcs, type FakeEcsOptions } from "./support/fake-ecs.js";
+import {
+  agentEnv,
+  driveRuns,
+  type FargateServers,
+  startFargateServers,
+  useFakeEcs as useEcs,
+  writeTernShim,
+} from "./support/fargate-setup.js";
 
 const ENTRYPOINT = join(ROOT, "packages", "env-fargate", "docker", "entrypoint.sh");
 const IMAGE = "ghcr.io/tern/runner:test";
-const AGENT_ENV: Record<string, string> = {
-  AWS_REGION: "us-east-1",
-  AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
-  AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
-  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
-  TERN_ECS_CLUSTER: "tern",
-  TERN_ECS_SUBNETS: "subnet-0123456789abcdef0",
-  TERN_ECS_SECURITY_GROUPS: "sg-0123456789abcdef0",
-  TERN_ECS_EXECUTION_ROLE_ARN: "arn:aws:iam::123456789012:role/tern-execution",
-  TERN_ECS_TASK_ROLE_ARN: "arn:aws:iam::123456789012:role/tern-task",
-  TERN_RUNNER_IMAGE: IMAGE,
-  TERN_LOG_GROUP: "/tern/runs",
-};
+const AGENT_ENV = agentEnv(IMAGE);
 
-let db: DynamoDbLocal;
-let s3: LocalServer;
+let servers: FargateServers;
 let backend: Backend;
 let dir: string;
 /** The ECS of most tests, shared so that counts show what a whole series of runs cost. */
 let ecs: FakeEcs;
-const saved: Record<string, string | undefined> = {};
 
 /** A fake ECS whose tasks run `tern execute` (from the sources) through the image's entrypoint. */
 async function fakeEcs(options: FakeEcsOptions = {}): Promise<FakeEcs> {
@@ -63,14 +52,6 @@ async function fakeEcs(options: FakeEcsOptions = {}): Promise<FakeEcs> {
   });
   useEcs(fake);
   return fake;
-}
-
-/** Points this process's ECS clients at `fake`. */
-function useEcs(fake: FakeEcs): void {
-  setEcsClientFactory(
-    (region) =>
-      new ECSClient({ region, endpoint: fake.endpoint, credentials: { accessKeyId: "fake", secretAccessKey: "fake" } }),
-  );
 }
 
 /** The tasks launched for a run (the overrides carry its id). */
@@ -89,18 +70,7 @@ function agent(options: { backend?: Backend } = {}): LocalAgent {
 }
 
 /** Polls `a` until every run is in a final state; returns them. */
-async function drive(a: LocalAgent, ids: readonly string[], timeoutMs = 45_000): Promise<RunRecord[]> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    await a.pollOnce();
-    const runs = await Promise.all(ids.map(async (id) => (await backend.getRun(id)) as RunRecord));
-    if (runs.every((r) => isTerminalRunState(r.state))) return runs;
-    if (Date.now() > deadline) {
-      throw new Error(`runs not finished: ${runs.map((r) => `${r.id} ${r.state} ${r.reason ?? ""}`).join("; ")}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
+const drive = (a: LocalAgent, ids: readonly string[], timeoutMs = 45_000) => driveRuns(backend, a, ids, timeoutMs);
 
 async function waitForState(id: string, state: RunRecord["state"], timeoutMs = 20_000): Promise<RunRecord> {
   const deadline = Date.now() + timeoutMs;
@@ -120,23 +90,13 @@ const schedule = async (flow: string, parameters: Record<string, number> = {}) =
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "tern-fargate-"));
   // `tern` on the task's PATH: the CLI from the sources, as the image's /usr/local/bin/tern.
-  await mkdir(join(dir, "bin"));
-  const shim = join(dir, "bin", "tern");
-  await writeFile(
-    shim,
-    `#!/bin/sh\nexec "${process.execPath}" --conditions=@tern/source --import tsx "${join(ROOT, "packages", "cli", "src", "main.ts")}" "$@"\n`,
-  );
-  await chmod(shim, 0o755);
-  for (const [name, value] of Object.entries({ ...AGENT_ENV, TERN_HOME: join(dir, "agent-home") })) {
-    saved[name] = process.env[name];
-    process.env[name] = value;
-  }
-  [db, s3] = await Promise.all([startDynamoDbLocal(), startS3rver(["tern-fargate"])]);
-  process.env.TERN_TEST_S3_ENDPOINT = s3.endpoint;
-  const client = new DynamoDBClient({ region: "us-east-1", endpoint: db.endpoint });
-  await createTernTable(client, "tern-fargate");
-  client.destroy();
-  backend = await DynamoDbBackend.open({ table: "tern-fargate", region: "us-east-1", endpoint: db.endpoint });
+  await writeTernShim(dir);
+  servers = await startFargateServers({
+    table: "tern-fargate",
+    buckets: ["tern-fargate"],
+    env: { ...AGENT_ENV, TERN_HOME: join(dir, "agent-home") },
+  });
+  backend = servers.backend;
   const module = (await import("./fixtures/fargate-flows.js")) as { etl: Flow; brokenImage: Flow };
   for (const flow of [module.etl, module.brokenImage]) await flow.register("fargate", { backend });
   ecs = await fakeEcs();
@@ -145,13 +105,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await ecs?.close();
   setEcsClientFactory(undefined);
-  await backend?.close();
-  await Promise.all([db?.stop(), s3?.stop()]);
-  for (const [name, value] of Object.entries(saved)) {
-    if (value === undefined) delete process.env[name];
-    else process.env[name] = value;
-  }
-  delete process.env.TERN_TEST_S3_ENDPOINT;
+  await servers?.close();
   await rm(dir, { recursive: true, force: true });
 });
 

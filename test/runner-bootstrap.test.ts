@@ -13,10 +13,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { ECSClient } from "@aws-sdk/client-ecs";
-import { createTernTable, DynamoDbBackend } from "@tern/backend-dynamodb";
-import { type Backend, type Flow, isTerminalRunState, LocalAgent, type RunRecord, scheduleRun } from "@tern/core";
+import { type Backend, type Flow, LocalAgent, scheduleRun } from "@tern/core";
 import {
   BOOTSTRAP,
   BOOTSTRAP_EXIT,
@@ -26,36 +23,22 @@ import {
   setS3ClientFactory,
 } from "@tern/env-fargate";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { type DynamoDbLocal, startDynamoDbLocal } from "../packages/backend-dynamodb/test/dynamodb-local.js";
 import { bundleRunner } from "../packages/cli/scripts/bundle-runner.js";
-import { type LocalServer, S3RVER_CREDENTIALS, startS3rver } from "../packages/storage-cloud/test/servers.js";
+import { type LocalServer, S3RVER_CREDENTIALS } from "../packages/storage-cloud/test/servers.js";
 import { FakeEcs } from "./support/fake-ecs.js";
+import { agentEnv, driveRuns, type FargateServers, startFargateServers, useFakeEcs } from "./support/fargate-setup.js";
 
 const NODE_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/ecr-public/docker/library/node:22-bookworm-slim";
 const ASSETS = "tern-assets";
 const KEY = "runner/runner.mjs";
-const AGENT_ENV: Record<string, string> = {
-  AWS_REGION: "us-east-1",
-  AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
-  AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
-  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
-  TERN_ECS_CLUSTER: "tern",
-  TERN_ECS_SUBNETS: "subnet-0123456789abcdef0",
-  TERN_ECS_SECURITY_GROUPS: "sg-0123456789abcdef0",
-  TERN_ECS_EXECUTION_ROLE_ARN: "arn:aws:iam::123456789012:role/tern-execution",
-  TERN_ECS_TASK_ROLE_ARN: "arn:aws:iam::123456789012:role/tern-task",
-  TERN_RUNNER_IMAGE: NODE_IMAGE,
-  TERN_LOG_GROUP: "/tern/runs",
-};
 
-let db: DynamoDbLocal;
+let servers: FargateServers;
 let s3: LocalServer;
 let backend: Backend;
 let ecs: FakeEcs;
 let dir: string;
 let bundle: Buffer;
 let sha256: string;
-const saved: Record<string, string | undefined> = {};
 
 /** Writes an object to s3rver (it takes unsigned requests), as `cdk deploy` uploads the asset. */
 async function putObject(key: string, body: Uint8Array): Promise<void> {
@@ -73,19 +56,7 @@ function agent(): LocalAgent {
 }
 
 /** Polls the agent until every run is final (the agent's sweep decides runs whose task died). */
-async function drive(ids: readonly string[], timeoutMs = 60_000): Promise<RunRecord[]> {
-  const a = agent();
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    await a.pollOnce();
-    const runs = await Promise.all(ids.map(async (id) => (await backend.getRun(id)) as RunRecord));
-    if (runs.every((r) => isTerminalRunState(r.state))) return runs;
-    if (Date.now() > deadline) {
-      throw new Error(`runs not finished: ${runs.map((r) => `${r.id} ${r.state} ${r.reason ?? ""}`).join("; ")}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
+const drive = (ids: readonly string[], timeoutMs = 60_000) => driveRuns(backend, agent(), ids, timeoutMs);
 
 const schedule = async () => (await scheduleRun(backend, { project: "bootstrap", flow: "fargate-etl" })).run.id;
 const taskOf = (runId: string) => ecs.launchedTasks.filter((t) => t.environment?.TERN_RUN_ID === runId);
@@ -112,27 +83,23 @@ beforeAll(async () => {
   sha256 = built.sha256;
   expect(createHash("sha256").update(bundle).digest("hex")).toBe(sha256);
   expect(built.bytes).toBe(bundle.length);
-  [db, s3] = await Promise.all([startDynamoDbLocal(), startS3rver(["tern-fargate", ASSETS])]);
+  servers = await startFargateServers({
+    table: "tern-bootstrap",
+    buckets: ["tern-fargate", ASSETS],
+    env: {
+      ...agentEnv(NODE_IMAGE),
+      TERN_HOME: join(dir, "agent-home"),
+      TERN_RUNNER_BUNDLE: `s3://${ASSETS}/${KEY}`,
+      TERN_RUNNER_BUNDLE_SHA256: sha256,
+    },
+  });
+  ({ s3, backend } = servers);
   await putObject(KEY, bundle);
-  for (const [name, value] of Object.entries({
-    ...AGENT_ENV,
-    TERN_HOME: join(dir, "agent-home"),
-    TERN_TEST_S3_ENDPOINT: s3.endpoint,
-    TERN_RUNNER_BUNDLE: `s3://${ASSETS}/${KEY}`,
-    TERN_RUNNER_BUNDLE_SHA256: sha256,
-  })) {
-    saved[name] = process.env[name];
-    process.env[name] = value;
-  }
   // The agent signs with its own credentials; s3rver checks the signature and the expiry.
   setS3ClientFactory(
     (region, { S3Client }) =>
       new S3Client({ region, endpoint: s3.endpoint, forcePathStyle: true, credentials: S3RVER_CREDENTIALS }),
   );
-  const client = new DynamoDBClient({ region: "us-east-1", endpoint: db.endpoint });
-  await createTernTable(client, "tern-bootstrap");
-  client.destroy();
-  backend = await DynamoDbBackend.open({ table: "tern-bootstrap", region: "us-east-1", endpoint: db.endpoint });
   const { etl } = (await import("./fixtures/fargate-flows.js")) as { etl: Flow };
   await etl.register("bootstrap", { backend });
   // No runner substitution: the task definition's own command runs, "node" being this Node.
@@ -142,22 +109,14 @@ beforeAll(async () => {
     runner: { command: [], cwd: dir, env: { TERN_HOME: join(dir, "task-home") } },
     pullableImages: (image) => image === NODE_IMAGE,
   });
-  setEcsClientFactory(
-    (region) =>
-      new ECSClient({ region, endpoint: ecs.endpoint, credentials: { accessKeyId: "fake", secretAccessKey: "fake" } }),
-  );
+  useFakeEcs(ecs);
 }, 120_000);
 
 afterAll(async () => {
   await ecs?.close();
   setEcsClientFactory(undefined);
   setS3ClientFactory(undefined);
-  await backend?.close();
-  await Promise.all([db?.stop(), s3?.stop()]);
-  for (const [name, value] of Object.entries(saved)) {
-    if (value === undefined) delete process.env[name];
-    else process.env[name] = value;
-  }
+  await servers?.close();
   if (dir !== undefined) await rm(dir, { recursive: true, force: true });
 });
 
