@@ -6,6 +6,7 @@ import { createInterface } from "node:readline";
 import { type Backend, openBackend } from "@tern/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROOT } from "./support/cli.js";
+import { registerTestFlow } from "./support/flow-versions.js";
 
 const AGENTS = 8;
 const RUNS = 1_000;
@@ -50,10 +51,9 @@ function startAgent(
 
 /** Runs 8 agent processes (one of which hangs mid-way and is killed) against one backend URL. */
 async function exactlyOnce(url: string, backend: Backend): Promise<void> {
-  await backend.registerFlowVersion({
+  await registerTestFlow(backend, {
     project: "load",
     flow: "f",
-    labels: [],
     storage: { type: "MemoryStorage", options: {} },
     location: "flows/f/x.json",
     manifestHash: "b".repeat(64),

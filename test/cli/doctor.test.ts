@@ -12,6 +12,7 @@ import {
   startDynamoDbLocal,
 } from "../../packages/backend-dynamodb/test/dynamodb-local.js";
 import { type TernHome, ternHome } from "../support/cli.js";
+import { registerTestFlow } from "../support/flow-versions.js";
 
 interface DoctorJson {
   ok: boolean;
@@ -44,14 +45,10 @@ afterEach(() => t.cleanup());
 async function writeStateDb(runs = 3, logsPerRun = 200): Promise<string[]> {
   const backend = await SqliteBackend.open({ path: db });
   try {
-    await backend.registerFlowVersion({
+    await registerTestFlow(backend, {
       project: "default",
-      flow: "etl",
-      labels: [],
-      storage: { type: "local", options: {} },
       location: "flows/etl/manifest.json",
       manifestHash: "a".repeat(64),
-      environmentType: "local",
     });
     const ids: string[] = [];
     for (let i = 0; i < runs; i++) {

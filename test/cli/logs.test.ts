@@ -6,6 +6,7 @@ import { pipeline } from "node:stream/promises";
 import { formatLogLine, type RunLogRecord, SqliteBackend } from "@tern/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ROOT, type TernHome, ternHome } from "../support/cli.js";
+import { registerTestFlow } from "../support/flow-versions.js";
 
 let t: TernHome;
 beforeEach(async () => {
@@ -20,14 +21,10 @@ async function runsWithLogs(
 ): Promise<string[]> {
   const backend = await SqliteBackend.open({ path: join(t.home, "state.db") });
   try {
-    await backend.registerFlowVersion({
+    await registerTestFlow(backend, {
       project: "default",
-      flow: "etl",
-      labels: [],
-      storage: { type: "local", options: {} },
       location: "flows/etl/manifest.json",
       manifestHash: "b".repeat(64),
-      environmentType: "local",
     });
     const ids: string[] = [];
     for (const count of counts) {

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { createTernTable, DynamoDbBackend } from "@tern/backend-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { registerTestFlow } from "../../../../test/support/flow-versions.js";
 import { type DynamoDbLocal, LOCAL_CREDENTIALS, LOCAL_REGION, startDynamoDbLocal } from "../dynamodb-local.js";
 
 let local: DynamoDbLocal;
@@ -25,15 +26,7 @@ async function tableWithRuns(table: string, count: number): Promise<Set<string>>
   await createTernTable(client, table);
   const backend = await DynamoDbBackend.open({ table, client });
   try {
-    await backend.registerFlowVersion({
-      project: "p",
-      flow: "etl",
-      labels: [],
-      storage: { type: "local", options: {} },
-      location: "m.json",
-      manifestHash: "h",
-      environmentType: "local",
-    });
+    await registerTestFlow(backend);
     const now = Date.now();
     const ids = new Set<string>();
     let next = 0;

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { BackendError, NotFoundError, SqliteBackend } from "@tern/core";
 import { backendContract } from "@tern/core/testing";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { registerTestFlow } from "../../../../test/support/flow-versions.js";
 
 let root = "";
 beforeAll(async () => {
@@ -56,15 +57,7 @@ describe("SqliteBackend", () => {
     const { SQLITE_SCHEMA_VERSION } = await import("../../src/backend/sqlite-schema.js");
     // The file as tern 0.1 wrote it: version 1's tables, one registered version, user_version 1.
     const current = await SqliteBackend.open({ path });
-    await current.registerFlowVersion({
-      project: "p",
-      flow: "etl",
-      labels: [],
-      storage: { type: "local", options: {} },
-      location: "m.json",
-      manifestHash: "b".repeat(64),
-      environmentType: "LocalEnvironment",
-    });
+    await registerTestFlow(current, { manifestHash: "b".repeat(64), environmentType: "LocalEnvironment" });
     const { run } = await current.createRun({ project: "p", flow: "etl" });
     await current.close();
     const raw = new Database(path);
@@ -87,15 +80,7 @@ describe("SqliteBackend", () => {
   it("keeps the data when the file is opened again", async () => {
     const path = join(dir, "tern.db");
     const first = await SqliteBackend.open({ path });
-    await first.registerFlowVersion({
-      project: "p",
-      flow: "etl",
-      labels: [],
-      storage: { type: "local", options: {} },
-      location: "m.json",
-      manifestHash: "h",
-      environmentType: "local",
-    });
+    await registerTestFlow(first);
     const { run } = await first.createRun({ project: "p", flow: "etl" });
     await first.close();
     const second = await SqliteBackend.open({ path });
@@ -132,15 +117,7 @@ describe("SqliteBackend", () => {
     const backend = await SqliteBackend.open({ path });
     const ids = new Set<string>();
     try {
-      await backend.registerFlowVersion({
-        project: "p",
-        flow: "etl",
-        labels: [],
-        storage: { type: "local", options: {} },
-        location: "m.json",
-        manifestHash: "h",
-        environmentType: "local",
-      });
+      await registerTestFlow(backend);
       const now = Date.now();
       for (let i = 0; i < 200; i += 1) {
         ids.add((await backend.createRun({ project: "p", flow: "etl", scheduledAtMs: now - 1_000 + i })).run.id);
