@@ -78,3 +78,18 @@ export function taskStateEvent(task: object, taskArn: string) {
     detail: JSON.parse(JSON.stringify({ ...task, command: undefined, environment: undefined })),
   };
 }
+
+/** The `Scheduled Event` EventBridge delivers to the agent function on each tick of its rule. */
+export function scheduledEvent() {
+  return {
+    version: "0",
+    id: crypto.randomUUID(),
+    "detail-type": "Scheduled Event",
+    source: "aws.events",
+    account: "123456789012",
+    time: new Date().toISOString(),
+    region: "us-east-1",
+    resources: ["arn:aws:events:us-east-1:123456789012:rule/tern-agent"],
+    detail: {},
+  };
+}

@@ -1,18 +1,10 @@
-/**
- * The stack's guardrails end to end: the scheduled agent (its handler, configured as the CDK stack
- * configures it) against DynamoDB Local, s3rver and the fake ECS. A flow whose manifest asks for
- * another subnet, a public IP or another family fails its run with a reason naming the setting,
- * and launches nothing; a flow within the guardrails is registered and launched with the stack's
- * tag.
- */
-import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Backend, Flow } from "@tern/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FakeEcs } from "../../../../test/support/fake-ecs.js";
-import { openLocalTable, serverlessEnv, setEnv } from "../../../../test/support/serverless.js";
+import { openLocalTable, scheduledEvent, serverlessEnv, setEnv } from "../../../../test/support/serverless.js";
 import { type DynamoDbLocal, startDynamoDbLocal } from "../../../backend-dynamodb/test/dynamodb-local.js";
 import { type LocalServer, startS3rver } from "../../../storage-cloud/test/servers.js";
 import { handler as agentHandler } from "../../src/handlers/agent.js";
@@ -28,21 +20,7 @@ let backend: Backend;
 let home: string;
 let restoreEnv: () => void = () => {};
 
-const tick = () =>
-  agentHandler(
-    {
-      version: "0",
-      id: randomUUID(),
-      "detail-type": "Scheduled Event",
-      source: "aws.events",
-      account: "123456789012",
-      time: new Date().toISOString(),
-      region: "us-east-1",
-      resources: ["arn:aws:events:us-east-1:123456789012:rule/tern-agent"],
-      detail: {},
-    },
-    { getRemainingTimeInMillis: () => 60_000 },
-  );
+const tick = () => agentHandler(scheduledEvent(), { getRemainingTimeInMillis: () => 60_000 });
 
 const callsOf = (operation: string) =>
   ecs.callLog.filter((c) => c.operation === operation).map((c) => c.input as Record<string, unknown>);

@@ -15,7 +15,13 @@ import { mockClient } from "aws-sdk-client-mock";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { FakeEcs } from "../../../../test/support/fake-ecs.js";
 import { type S3FaultProxy, startS3FaultProxy } from "../../../../test/support/fault-proxy.js";
-import { openLocalTable, serverlessEnv, setEnv, taskStateEvent } from "../../../../test/support/serverless.js";
+import {
+  openLocalTable,
+  scheduledEvent,
+  serverlessEnv,
+  setEnv,
+  taskStateEvent,
+} from "../../../../test/support/serverless.js";
 import { type DynamoDbLocal, startDynamoDbLocal } from "../../../backend-dynamodb/test/dynamodb-local.js";
 import { type LocalServer, startS3rver } from "../../../storage-cloud/test/servers.js";
 import { ConfigError } from "../../src/config.js";
@@ -155,17 +161,7 @@ describe("the scheduled agent", { timeout: 60_000 }, () => {
   it("claims and launches ready runs in one invocation", async () => {
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) ids.push((await backend.createRun({ project: PROJECT, flow: "fargate-etl" })).run.id);
-    const scheduled = {
-      version: "0",
-      id: randomUUID(),
-      "detail-type": "Scheduled Event",
-      source: "aws.events",
-      account: "123456789012",
-      time: new Date().toISOString(),
-      region: "us-east-1",
-      resources: ["arn:aws:events:us-east-1:123456789012:rule/tern-agent"],
-      detail: {},
-    };
+    const scheduled = scheduledEvent();
     const result = await agentHandler(scheduled, context(60_000));
     expect(result).toMatchObject({ claimed: 3, submitted: 3, failed: 0, outOfTime: false });
     for (const id of ids) {

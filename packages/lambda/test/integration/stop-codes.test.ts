@@ -7,11 +7,11 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ECSClient } from "@aws-sdk/client-ecs";
 import type { Backend, Flow } from "@tern/core";
 import { setEcsClientFactory } from "@tern/env-fargate";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FakeEcs } from "../../../../test/support/fake-ecs.js";
+import { useFakeEcs as useEcs } from "../../../../test/support/fargate-setup.js";
 import { openLocalTable, serverlessEnv, setEnv, taskStateEvent } from "../../../../test/support/serverless.js";
 import { type DynamoDbLocal, startDynamoDbLocal } from "../../../backend-dynamodb/test/dynamodb-local.js";
 import { type LocalServer, startS3rver } from "../../../storage-cloud/test/servers.js";
@@ -33,13 +33,6 @@ let backend: Backend;
 let home: string;
 let restoreEnv: () => void = () => {};
 const context = { getRemainingTimeInMillis: () => 60_000 };
-
-function useEcs(fake: FakeEcs): void {
-  setEcsClientFactory(
-    (region) =>
-      new ECSClient({ region, endpoint: fake.endpoint, credentials: { accessKeyId: "fake", secretAccessKey: "fake" } }),
-  );
-}
 
 beforeAll(async () => {
   home = await mkdtemp(join(tmpdir(), "tern-stop-codes-"));
