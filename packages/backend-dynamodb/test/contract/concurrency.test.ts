@@ -1,22 +1,18 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { createTernTable, DynamoDbBackend } from "@tern/backend-dynamodb";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { registerTestFlow } from "../../../../test/support/flow-versions.js";
-import { type DynamoDbLocal, LOCAL_CREDENTIALS, LOCAL_REGION, startDynamoDbLocal } from "../dynamodb-local.js";
+import type { DynamoDbLocal } from "../dynamodb-local.js";
+import { useDynamoDbLocal } from "../use-dynamodb-local.js";
 
 let local: DynamoDbLocal;
 let client: DynamoDBClient;
 
-beforeAll(async () => {
-  local = await startDynamoDbLocal();
-  client = new DynamoDBClient({ endpoint: local.endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS });
-}, 60_000);
-
-afterAll(async () => {
-  client?.destroy();
-  await local?.stop();
+useDynamoDbLocal((started, startedClient) => {
+  local = started;
+  client = startedClient;
 });
 
 const fixture = join(import.meta.dirname, "fixtures", "claimer.ts");

@@ -1,21 +1,16 @@
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { createTernTable, DynamoDbBackend } from "@tern/backend-dynamodb";
 import type { Backend } from "@tern/core";
 import { backendContract } from "@tern/core/testing";
-import { afterAll, beforeAll } from "vitest";
-import { type DynamoDbLocal, LOCAL_CREDENTIALS, LOCAL_REGION, startDynamoDbLocal } from "../dynamodb-local.js";
+import type { DynamoDbLocal } from "../dynamodb-local.js";
+import { useDynamoDbLocal } from "../use-dynamodb-local.js";
 
-let local: DynamoDbLocal | undefined;
+let _local: DynamoDbLocal | undefined;
 let client: DynamoDBClient | undefined;
 
-beforeAll(async () => {
-  local = await startDynamoDbLocal();
-  client = new DynamoDBClient({ endpoint: local.endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS });
-}, 60_000);
-
-afterAll(async () => {
-  client?.destroy();
-  await local?.stop();
+useDynamoDbLocal((started, startedClient) => {
+  _local = started;
+  client = startedClient;
 });
 
 // A table per test, as the SQLite suite has a file per test: projects keep flows and runs

@@ -1,31 +1,21 @@
 import { CreateTableCommand, DynamoDBClient, GetItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb";
 import { unmarshall } from "@aws-sdk/util-dynamodb";
 import { createTernTable, DynamoDbBackend, type DynamoDbBackendOptions } from "@tern/backend-dynamodb";
-import {
-  BackendError,
-  type FlowVersionInput,
-  NotFoundError,
-  openBackend,
-  type SerializedTaskRun,
-  type SerializedValue,
-} from "@tern/core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BackendError, NotFoundError, openBackend, type SerializedTaskRun, type SerializedValue } from "@tern/core";
+import { describe, expect, it } from "vitest";
 import { startThrottleProxy } from "../../../../test/support/fault-proxy.js";
-import { type DynamoDbLocal, LOCAL_CREDENTIALS, LOCAL_REGION, startDynamoDbLocal } from "../dynamodb-local.js";
+import { registerTestFlow } from "../../../../test/support/flow-versions.js";
+import { type DynamoDbLocal, LOCAL_CREDENTIALS, LOCAL_REGION } from "../dynamodb-local.js";
+import { useDynamoDbLocal } from "../use-dynamodb-local.js";
 
 const TABLE = "tern-integration";
 let local: DynamoDbLocal;
 let client: DynamoDBClient;
 
-beforeAll(async () => {
-  local = await startDynamoDbLocal();
-  client = new DynamoDBClient({ endpoint: local.endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS });
+useDynamoDbLocal(async (started, startedClient) => {
+  local = started;
+  client = startedClient;
   await createTernTable(client, TABLE);
-}, 60_000);
-
-afterAll(async () => {
-  client?.destroy();
-  await local?.stop();
 });
 
 let projects = 0;
@@ -36,20 +26,8 @@ async function setup(
   const backend = await DynamoDbBackend.open({ table: TABLE, client, ...options });
   projects += 1;
   const project = `it-${projects}`;
-  await backend.registerFlowVersion(flowVersion(project));
+  await registerTestFlow(backend, { project });
   return { backend, project, [Symbol.asyncDispose]: () => backend.close() };
-}
-
-function flowVersion(project: string): FlowVersionInput {
-  return {
-    project,
-    flow: "etl",
-    labels: [],
-    storage: { type: "local", options: {} },
-    location: "m.json",
-    manifestHash: "h",
-    environmentType: "local",
-  };
 }
 
 /** `bytes` (rounded up to 7) of UTF-8 text with two- and four-byte characters, which chunk borders split. */
@@ -124,7 +102,7 @@ describe("dynamodb:// URLs", () => {
     try {
       expect(backend).toBeInstanceOf(DynamoDbBackend);
       expect(backend.url).toBe(url);
-      await backend.registerFlowVersion(flowVersion("via-url"));
+      await registerTestFlow(backend, { project: "via-url" });
       expect((await backend.createRun({ project: "via-url", flow: "etl" })).run.state).toBe("Scheduled");
     } finally {
       await backend.close();
