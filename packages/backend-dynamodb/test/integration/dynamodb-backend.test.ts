@@ -350,14 +350,20 @@ describe("requests per run", () => {
 });
 
 describe("faults", () => {
-  it("retries a throttled request through the SDK and succeeds", async () => {
+  /** A throttling proxy in front of DynamoDB Local, and a client through it that makes `maxAttempts` attempts. */
+  async function throttling(maxAttempts: number) {
     const proxy = await startThrottleProxy(local.endpoint);
     const throttled = new DynamoDBClient({
       endpoint: proxy.endpoint,
       region: LOCAL_REGION,
       credentials: LOCAL_CREDENTIALS,
-      maxAttempts: 3,
+      maxAttempts,
     });
+    return { proxy, throttled };
+  }
+
+  it("retries a throttled request through the SDK and succeeds", async () => {
+    const { proxy, throttled } = await throttling(3);
     try {
       const backend = await DynamoDbBackend.open({ table: TABLE, client: throttled });
       proxy.throttle("GetItem", 2);
@@ -376,13 +382,7 @@ describe("faults", () => {
   });
 
   it("fails with a BackendError saying DynamoDB throttled once the SDK's retries run out", async () => {
-    const proxy = await startThrottleProxy(local.endpoint);
-    const throttled = new DynamoDBClient({
-      endpoint: proxy.endpoint,
-      region: LOCAL_REGION,
-      credentials: LOCAL_CREDENTIALS,
-      maxAttempts: 2,
-    });
+    const { proxy, throttled } = await throttling(2);
     try {
       const backend = await DynamoDbBackend.open({ table: TABLE, client: throttled });
       proxy.throttle("Query", 10);
