@@ -429,6 +429,21 @@ describe.each(executors)("%s", (_name, makeExecutor) => {
 });
 
 describe("executors", () => {
+  /** A task "work" that sleeps `ms`, and the most of its runs that were in flight at once. */
+  function concurrencyProbe(ms: number) {
+    let inFlight = 0;
+    const probe = {
+      most: 0,
+      work: task("work", async (_i: number) => {
+        inFlight += 1;
+        probe.most = Math.max(probe.most, inFlight);
+        await sleep(ms);
+        inFlight -= 1;
+      }),
+    };
+    return probe;
+  }
+
   it("LocalExecutor runs one task at a time in definition order", async () => {
     const order: string[] = [];
     let inFlight = 0;
@@ -454,41 +469,27 @@ describe("executors", () => {
   });
 
   it("ConcurrentExecutor overlaps independent branches and holds its limit", async () => {
-    let inFlight = 0;
-    let most = 0;
-    const work = task("work", async (_i: number) => {
-      inFlight += 1;
-      most = Math.max(most, inFlight);
-      await sleep(5);
-      inFlight -= 1;
-    });
+    const probe = concurrencyProbe(5);
     const flow = new Flow("wide", {}, () => {
-      for (let i = 0; i < 20; i++) work(i);
+      for (let i = 0; i < 20; i++) probe.work(i);
     });
     await flow.run({ echo: false, executor: new ConcurrentExecutor({ maxConcurrency: 3 }) });
-    expect(most).toBe(3);
-    most = 0;
+    expect(probe.most).toBe(3);
+    probe.most = 0;
     await flow.run({ echo: false, executor: new ConcurrentExecutor({ maxConcurrency: 50 }) });
-    expect(most).toBe(20);
+    expect(probe.most).toBe(20);
   });
 
   it("uses the flow's executor unless the run overrides it", async () => {
-    let most = 0;
-    let inFlight = 0;
-    const work = task("work", async (_i: number) => {
-      inFlight += 1;
-      most = Math.max(most, inFlight);
-      await sleep(2);
-      inFlight -= 1;
-    });
+    const probe = concurrencyProbe(2);
     const flow = new Flow("wide", { executor: new ConcurrentExecutor({ maxConcurrency: 5 }) }, () => {
-      for (let i = 0; i < 10; i++) work(i);
+      for (let i = 0; i < 10; i++) probe.work(i);
     });
     await flow.run({ echo: false });
-    expect(most).toBe(5);
-    most = 0;
+    expect(probe.most).toBe(5);
+    probe.most = 0;
     await flow.run({ echo: false, executor: new LocalExecutor() });
-    expect(most).toBe(1);
+    expect(probe.most).toBe(1);
   });
 
   it("rejects a bad maxConcurrency", () => {
