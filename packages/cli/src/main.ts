@@ -1,3 +1,4 @@
+import { isMainThread } from "node:worker_threads";
 import { type Command, type Io, isTernError, runCommand, UsageError } from "./cli.js";
 import { isEntryModule } from "./entry.js";
 
@@ -155,4 +156,5 @@ export async function runCli(argv: readonly string[]): Promise<void> {
   }
 }
 
-if (isEntryModule(import.meta.url)) await runCli(process.argv.slice(2));
+// In the runner bundle, the lease keeper's worker thread loads this file too: it runs no command.
+if (isMainThread && isEntryModule(import.meta.url)) await runCli(process.argv.slice(2));

@@ -16,7 +16,7 @@ import {
 import { failDeploy, failRun, writeDeployment } from "./agent-writes.js";
 import { deployRoute, type ResolvedRun, resolveRun, setupContext } from "./deploy.js";
 import { deployCustom } from "./deploy-custom.js";
-import { claimClock, isRunnerOwner, LeaseWatch, runnerOwner } from "./lease.js";
+import { dueByCreatorsClock, isRunnerOwner, LeaseWatch, runnerOwner, runsDueByCreatorsClock } from "./lease.js";
 import { exitDescription, lastErrorLine } from "./process-output.js";
 import { sweepRuns } from "./sweep.js";
 
@@ -89,9 +89,7 @@ export class LocalAgent {
   async pollOnce(options: { readonly deadlineMs?: number } = {}): Promise<PollResult> {
     const deadline = options.deadlineMs ?? Number.POSITIVE_INFINITY;
     const backend = await this.openedBackend();
-    const pollStartMs = Date.now();
-    const claimNowMs = await claimClock(backend, pollStartMs);
-    await backend.recordAgent({ id: this.agentId, labels: this.labels, lastSeenAtMs: claimNowMs });
+    await backend.recordAgent({ id: this.agentId, labels: this.labels, lastSeenAtMs: Date.now() });
     for (const run of await sweepRuns(backend, {
       log: this.log,
       leaseWatch: this.leaseWatch,
@@ -118,7 +116,6 @@ export class LocalAgent {
             labels: this.labels,
             limit: 1,
             leaseMs: this.leaseMs,
-            nowMs: claimNowMs + (Date.now() - pollStartMs),
             ...(this.environmentTypes === undefined ? {} : { environmentTypes: this.environmentTypes }),
           });
           if (run === undefined) {
@@ -143,6 +140,22 @@ export class LocalAgent {
     const outcomes = await Promise.allSettled(Array.from({ length: this.dispatchConcurrency }, worker));
     const broken = outcomes.find((outcome) => outcome.status === "rejected");
     if (broken !== undefined) throw broken.reason;
+    // Runs due at once by their creator's clock, which is ahead of this one: claimed one by one
+    // (claimRuns compares with this clock). Nothing scheduled for later is taken early.
+    for (const run of await runsDueByCreatorsClock(backend, Date.now())) {
+      if (this.active.size >= this.concurrency || Date.now() >= deadline) break;
+      if (!labelsMatch(this.labels, run.labels) || !environmentMatches(this.environmentTypes, run.environmentType)) {
+        continue;
+      }
+      const outcome = await this.dispatch(
+        run.id,
+        options.deadlineMs === undefined ? {} : { deadlineMs: options.deadlineMs },
+      );
+      if (outcome.status === "skipped") continue;
+      claimed += 1;
+      if (outcome.status === "submitted") submitted.push(run.id);
+      else failed.push({ runId: run.id, reason: outcome.reason ?? "deploy failed" });
+    }
     return { claimed, submitted, failed };
   }
 
@@ -172,7 +185,7 @@ export class LocalAgent {
         reason: `its labels [${run.labels.join(", ")}] are not all among this agent's [${this.labels.join(", ")}] (an agent's labels: TERN_AGENT_LABELS for the Lambda agent)`,
       };
     }
-    if (run.scheduledAtMs > now) return { status: "skipped", reason: "it is not due yet" };
+    if (!dueByCreatorsClock(run, now)) return { status: "skipped", reason: "it is not due yet" };
     if (!environmentMatches(this.environmentTypes, run.environmentType)) {
       return { status: "skipped", reason: `it runs on ${run.environmentType}, which this agent does not deploy` };
     }

@@ -14,7 +14,9 @@ import { Worker } from "node:worker_threads";
 import { openBackend } from "../backend/open.js";
 import { type Backend, isTerminalRunState, type RunRecord } from "../backend/types.js";
 import { RunConflictError } from "../errors.js";
+import { endOpenTaskRuns } from "./end-run.js";
 import { heartbeatEveryMs } from "./lease.js";
+import { updateRun } from "./update-run.js";
 
 /** What the runner gives its keeper (`workerData`). */
 export interface LeaseKeeperData {
@@ -30,6 +32,8 @@ export interface LeaseKeeperData {
 
 /** What the keeper tells the runner. */
 export type LeaseKeeperEvent =
+  /** The keeper's thread is up, with its backend open: renewals will be on time from `begin()`. */
+  | { readonly type: "ready" }
   /** The run is being cancelled: abort the flow. */
   | { readonly type: "cancel" }
   /** The run is not this runner's any more (ended, or another runner holds it): write nothing more. */
@@ -68,6 +72,12 @@ export function keeperVerdict(run: RunRecord | undefined, owner: string): Keeper
 /** A started keeper, as the runner sees it. */
 export interface LeaseKeeper {
   /**
+   * Resolves once the keeper can renew on time (its worker loaded, its backend open), or once it
+   * fell back to the runner's own thread. The runner takes its lease after this, so the first
+   * renewal is never late, however slowly the worker started.
+   */
+  readonly ready: Promise<void>;
+  /**
    * Starts renewing, once the runner holds the lease. The keeper is started before (a worker
    * takes a moment to load), so its first renewal is on time even with short leases.
    */
@@ -92,26 +102,85 @@ export function startLeaseKeeper(
   const workerData: LeaseKeeperData = { kind: "tern-lease-keeper", ...data };
   if (options.entry === undefined) return keepInThread(workerData, options.backend, options.onEvent);
   const worker = spawnKeeper(options.entry, workerData);
-  worker.on("message", (event: LeaseKeeperEvent) => options.onEvent(event));
-  worker.on("error", (error) => options.log?.(`the lease keeper failed: ${error.message}`));
-  worker.unref();
+  let begun = false;
+  let stopping = false;
+  let fallback: LeaseKeeper | undefined;
+  let markReady: () => void = () => {};
+  const ready = new Promise<void>((resolve) => {
+    markReady = resolve;
+  });
+  // A worker that is not up within a lease length is not waited for. Until it is up, the worker
+  // and this timer keep the process alive (the runner awaits `ready`); after, neither does.
+  const slow = setTimeout(() => takeOver("it did not start in time"), Math.max(5_000, data.leaseMs));
+  const settled = () => {
+    clearTimeout(slow);
+    worker.unref();
+    markReady();
+  };
+  // A worker that cannot run (a module that does not load, a backend it cannot open) must not
+  // leave the lease to expire under a live runner: keep it from this thread instead.
+  const takeOver = (why: string) => {
+    if (stopping || fallback !== undefined) return;
+    options.log?.(`the lease keeper's thread ended (${why}); renewing from the runner's own thread`);
+    fallback = keepInThread(workerData, options.backend, options.onEvent);
+    if (begun) fallback.begin();
+    settled();
+    void worker.terminate();
+  };
+  worker.on("message", (event: LeaseKeeperEvent) => {
+    if (event.type === "ready") settled();
+    else options.onEvent(event);
+  });
+  worker.on("error", (error) => takeOver(error.message));
+  worker.on("exit", (code) => takeOver(`exit code ${code}`));
   let stopped: Promise<void> | undefined;
   return {
-    begin: () => worker.postMessage({ type: "begin" }),
+    ready,
+    begin: () => {
+      begun = true;
+      if (fallback !== undefined) fallback.begin();
+      else worker.postMessage({ type: "begin" });
+    },
     stop: () => {
-      stopped ??= worker.terminate().then(() => undefined);
+      stopping = true;
+      clearTimeout(slow);
+      stopped ??= Promise.all([worker.terminate(), fallback?.stop()]).then(() => undefined);
       return stopped;
     },
   };
 }
 
+/**
+ * The flags a keeper's worker runs with: this process's, minus those about the main script's
+ * input (the Fargate bootstrap runs `node --input-type=module -e ...`, and a worker that
+ * inherits `--input-type` refuses to load a file).
+ */
+export function workerExecArgv(execArgv: readonly string[] = process.execArgv): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < execArgv.length; i++) {
+    const arg = execArgv[i] as string;
+    if (arg.startsWith("--input-type")) {
+      if (arg === "--input-type") i += 1;
+      continue;
+    }
+    if (["-e", "--eval", "-p", "--print"].includes(arg)) {
+      i += 1;
+      continue;
+    }
+    if (/^--(eval|print)=/.test(arg)) continue;
+    out.push(arg);
+  }
+  return out;
+}
+
 /** A worker on `entry`; a TypeScript entry (tern run from its sources) loads through tsx. */
 function spawnKeeper(entry: URL, workerData: LeaseKeeperData): Worker {
-  if (!entry.pathname.endsWith(".ts")) return new Worker(entry, { workerData });
+  const execArgv = workerExecArgv();
+  if (!entry.pathname.endsWith(".ts")) return new Worker(entry, { workerData, execArgv });
   // tsx's --import hook does not reach worker threads (privatenumber/tsx#354): register it here.
   const tsx = import.meta.resolve("tsx/esm/api");
   const source = `import(${JSON.stringify(tsx)}).then((api) => { api.register(); return import(${JSON.stringify(entry.href)}); });`;
-  return new Worker(source, { eval: true, workerData });
+  return new Worker(source, { eval: true, workerData, execArgv });
 }
 
 /** The keeper's loop, in whichever thread: renew, watch for cancel and loss, stop what will not stop. */
@@ -168,9 +237,10 @@ async function keepLoop(
         lease: { owner: data.owner, expiresAtMs: Date.now() + data.leaseMs },
       });
     } catch (error) {
-      // Written meanwhile (a cancel, the agent's deployment details): look again soon.
-      if (!(error instanceof RunConflictError)) throw error;
-      wait = Math.min(every, 250);
+      // Written meanwhile (a cancel, the agent's deployment details): look again soon. Any other
+      // failure (throttling, a reset, a busy database) is retried too: the lease has three more
+      // renewals' worth of time, and only a verdict ends the keeper.
+      wait = Math.min(every, error instanceof RunConflictError ? 250 : 1_000);
       continue;
     }
     if (verdict.kind === "cancel") wait = Math.min(every, 1_000);
@@ -178,16 +248,22 @@ async function keepLoop(
 }
 
 async function cancelStuck(backend: Backend, run: RunRecord, data: LeaseKeeperData): Promise<void> {
+  const reason = `cancelled; the flow did not stop within ${Math.round(data.stopGraceMs / 1000)} s of the cancel (a task blocking the runner's event loop?), so the runner process was killed`;
   try {
-    await backend.transitionRun({
-      runId: data.runId,
-      expectedRevision: run.revision,
-      to: "Cancelled",
-      reason: `cancelled; the flow did not stop within ${Math.round(data.stopGraceMs / 1000)} s of the cancel (a task blocking the runner's event loop?), so the runner process was killed`,
-      lease: null,
-    });
+    await updateRun<void>(
+      backend,
+      data.runId,
+      (latest) =>
+        latest === undefined || isTerminalRunState(latest.state)
+          ? { done: undefined }
+          : {
+              write: { to: "Cancelled", reason, lease: null },
+              result: () => endOpenTaskRuns(backend, data.runId, "Cancelled", reason).then(() => undefined),
+            },
+      { known: run, attempts: 5, exhausted: () => undefined },
+    );
   } catch {
-    // Someone else ended it meanwhile; the process is ended either way.
+    // The backend failed us: the process ends either way, and the agent or the sweep ends the run.
   }
 }
 
@@ -201,6 +277,7 @@ export async function runLeaseKeeper(
 ): Promise<void> {
   const begun = new Promise<void>((resolve) => port.once("message", () => resolve()));
   const backend = await openBackend(data.backendUrl);
+  port.postMessage({ type: "ready" });
   try {
     await keepLoop(
       data,
@@ -226,6 +303,7 @@ function keepInThread(
   let wake: (() => void) | undefined;
   const sleep = (ms: number) =>
     new Promise<void>((resolve) => {
+      if (stopped) return resolve();
       const timer = setTimeout(resolve, ms);
       timer.unref();
       wake = () => {
@@ -239,6 +317,7 @@ function keepInThread(
   });
   const loop = keepLoop(data, backend, onEvent, () => stopped, sleep, undefined, begun).catch(() => {});
   return {
+    ready: Promise.resolve(),
     begin: () => begin(),
     stop: async () => {
       begin();

@@ -111,12 +111,23 @@ export class LeaseWatch {
 }
 
 /**
- * "Now" for claims: this process's clock, or later when the newest waiting run was due at its
- * creation by a later clock (its creator's clock is ahead of this one, or this one is behind):
- * such a run is due, whatever this clock says. At most {@link MAX_CLOCK_SKEW_MS} ahead.
+ * Whether a run is due although this clock says it is not: its creator made it due at once
+ * (`scheduledAtMs <= createdAtMs`, by the creator's clock), and that instant is at most
+ * {@link MAX_CLOCK_SKEW_MS} ahead of this clock, so this clock is the one behind. Runs scheduled
+ * for later by their creator are never taken early.
  */
-export async function claimClock(backend: Backend, now: number): Promise<number> {
-  const [newest] = await backend.listRuns({ state: "Scheduled", limit: 1 });
-  if (newest === undefined || newest.scheduledAtMs > newest.createdAtMs || newest.scheduledAtMs <= now) return now;
-  return Math.min(now + MAX_CLOCK_SKEW_MS, newest.scheduledAtMs);
+export function dueByCreatorsClock(run: RunRecord, nowMs: number): boolean {
+  return (
+    run.scheduledAtMs <= nowMs ||
+    (run.scheduledAtMs <= run.createdAtMs && run.scheduledAtMs - nowMs <= MAX_CLOCK_SKEW_MS)
+  );
+}
+
+/**
+ * Waiting runs that only a clock behind theirs thinks are not due yet (see
+ * {@link dueByCreatorsClock}), among the newest `limit`.
+ */
+export async function runsDueByCreatorsClock(backend: Backend, nowMs: number, limit = 50): Promise<RunRecord[]> {
+  const waiting = await backend.listRuns({ state: "Scheduled", limit });
+  return waiting.filter((run) => run.scheduledAtMs > nowMs && dueByCreatorsClock(run, nowMs));
 }

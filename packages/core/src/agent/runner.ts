@@ -56,6 +56,7 @@ export async function executeRun(runId: string, options: ExecuteRunOptions): Pro
   const leaseMs = options.leaseMs ?? leaseMsFromEnv();
   let run: RunRecord | undefined;
   let keeper: LeaseKeeper | undefined;
+  let reporter: Reporter | undefined;
   /** Why the run is not this runner's any more (fenced: nothing more is written). */
   let lost: string | undefined;
   try {
@@ -76,12 +77,12 @@ export async function executeRun(runId: string, options: ExecuteRunOptions): Pro
     if (run.state === "Cancelling") return await finish(backend, runId, "Cancelled", "cancelled before it started");
     // Captured output kept per run (TERN_LOG_LIMIT_BYTES); a bad value fails the run with its message.
     const budget = new LogBudget<RunLogRecord>();
-    const reporter = new Reporter(backend, runId, options.flushIntervalMs ?? 500, options.signal, budget);
     const onKeeperEvent = (event: LeaseKeeperEvent) => {
-      if (event.type === "cancel") reporter.abort(new Error("cancelled by request"));
+      if (event.type === "ready") return;
+      if (event.type === "cancel") reporter?.abort(new Error("cancelled by request"));
       else {
         lost = event.reason;
-        reporter.fence(new Error(`the run is not this runner's any more: ${event.reason}`));
+        reporter?.fence(new Error(`the run is not this runner's any more: ${event.reason}`));
         log(`stopping: ${event.reason}`);
       }
     };
@@ -99,11 +100,14 @@ export async function executeRun(runId: string, options: ExecuteRunOptions): Pro
       expectedHash: resolved.flowVersion.manifestHash,
       label: resolved.label,
     });
+    await keeper.ready;
     const started = await markRunning(backend, runId, owner, leaseMs);
     if (started.kind !== "running") {
       await keeper.stop();
       return started.result;
     }
+    const active = new Reporter(backend, runId, options.flushIntervalMs ?? 500, options.signal, budget, owner);
+    reporter = active;
     keeper.begin();
     run = started.run;
     log(`running ${resolved.label}`);
@@ -131,6 +135,7 @@ export async function executeRun(runId: string, options: ExecuteRunOptions): Pro
           finalReason = `${finalReason}; onExit failed: ${(error as Error).message}`;
         }
       }
+      await reporter?.close();
       await keeper?.stop();
       if (lost !== undefined) return { runId, state: "Failed", reason: `stopped: ${lost}` };
       return finish(backend, runId, finalState, finalReason, outputs, owner);
@@ -152,18 +157,18 @@ export async function executeRun(runId: string, options: ExecuteRunOptions): Pro
         runId,
         parameters: run.parameters,
         ...(executor === undefined ? {} : { executor }),
-        signal: reporter.signal,
+        signal: active.signal,
         // Task output also goes to this process's stdout/stderr: the agent's log locally,
         // the task's log stream on Fargate, and the last words of a runner that dies.
         echo: true,
-        onTaskRunState: (taskRun) => reporter.taskRunChanged(taskRun),
-        onLog: (taskRun, record) => reporter.logged(taskRun, record),
+        onTaskRunState: (taskRun) => active.taskRunChanged(taskRun),
+        onLog: (taskRun, record) => active.logged(taskRun, record),
       });
     } catch (error) {
-      await reporter.close();
+      await active.close();
       return await exit("Failed", (error as Error).message);
     }
-    const outputs = await reporter.close(result);
+    const outputs = await active.close(result);
     const stopped = options.signal?.aborted === true;
     const reason =
       result.state === "Success"
@@ -177,6 +182,7 @@ export async function executeRun(runId: string, options: ExecuteRunOptions): Pro
     const state = result.state === "Cancelled" && stopped ? "Failed" : result.state;
     return await exit(state, reason, outputs);
   } catch (error) {
+    await reporter?.close().catch(() => undefined);
     await keeper?.stop();
     // A run that ended or that another runner has is not this runner's to fail.
     const code = (error as TernError).code;
@@ -284,6 +290,7 @@ class Reporter {
   private flushing: Promise<void> = Promise.resolve();
   /** Set once the run is not this runner's: nothing more is written. */
   private fenced = false;
+  private closed = false;
 
   constructor(
     private readonly backend: Backend,
@@ -291,8 +298,12 @@ class Reporter {
     intervalMs: number,
     stop: AbortSignal | undefined,
     private readonly budget: LogBudget<RunLogRecord>,
+    /** The runner's lease owner: a flush happens only while it holds the run. */
+    private readonly owner: string,
   ) {
     this.timer = setInterval(() => void this.tick(), intervalMs);
+    // The flow keeps the process alive while it runs; this timer alone must not.
+    this.timer.unref();
     if (stop !== undefined) {
       if (stop.aborted) this.controller.abort(stop.reason);
       else stop.addEventListener("abort", () => this.controller.abort(stop.reason), { once: true });
@@ -325,8 +336,13 @@ class Reporter {
     for (const kept of this.budget.admit({ ...record, taskRunId: taskRun.id })) this.logs.push(kept);
   }
 
-  /** Stops the timer, writes what is buffered and the task runs; returns the outputs as JSON. */
+  /**
+   * Stops the timer, writes what is buffered and the task runs; returns the outputs as JSON.
+   * Closing again does nothing.
+   */
   async close(result?: FlowRunResult): Promise<Readonly<Record<string, SerializedValue>> | undefined> {
+    if (this.closed) return undefined;
+    this.closed = true;
     clearInterval(this.timer);
     await this.flushing;
     const dropped = this.budget.summary();
@@ -344,10 +360,17 @@ class Reporter {
   private async tick(): Promise<void> {
     this.flushing = this.flushing.then(async () => {
       try {
-        await this.flush();
-        // The lease keeper watches for a cancel too; this notices it sooner while the loop is free.
+        // The run is read before anything is written: a runner that lost its run (paused past its
+        // lease, say) writes nothing more, even before the lease keeper notices. The keeper
+        // watches for a cancel too; this notices it sooner while the loop is free.
         const run = await this.backend.getRun(this.runId);
-        if (run?.state === "Cancelling") this.abort(new Error("cancelled by request"));
+        const holder = run?.lease?.owner;
+        if (run === undefined || isTerminalRunState(run.state) || (isRunnerOwner(holder) && holder !== this.owner)) {
+          this.fence(new Error(`the run is not this runner's any more (${run?.state ?? "gone"})`));
+          return;
+        }
+        if (run.state === "Cancelling") this.abort(new Error("cancelled by request"));
+        await this.flush();
       } catch {
         // A failed flush is retried at the next tick; the final flush reports errors.
       }

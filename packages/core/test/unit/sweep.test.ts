@@ -182,8 +182,10 @@ describe("sweepRuns", () => {
         // Launch bookkeeping only: nothing was started yet.
         deployment: { kind: "elsewhere", launched: false },
       });
-      expect(await sweepAt((at += 1_000), { submittedGraceMs: 60_000 })).toEqual([]);
-      const [again] = await sweepAt((at += 60_000), { submittedGraceMs: 60_000 });
+      at += 1_000;
+      expect(await sweepAt(at, { submittedGraceMs: 60_000 })).toEqual([]);
+      at += 60_000;
+      const [again] = await sweepAt(at, { submittedGraceMs: 60_000 });
       expect(again?.to).toBe(i < 2 ? "Scheduled" : "Failed");
     }
     expect(await backend.getRun(run.id)).toMatchObject({
