@@ -1,13 +1,11 @@
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { createTernTable } from "@tern/backend-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type DynamoDbLocal,
-  LOCAL_CREDENTIALS,
   LOCAL_REGION,
   startDynamoDbLocal,
 } from "../packages/backend-dynamodb/test/dynamodb-local.js";
 import { type TernHome, ternHome } from "./support/cli.js";
+import { dynamoDbCliEnv } from "./support/dynamodb-cli.js";
 
 describe("the CLI and the local agent on DynamoDB Local, through TERN_BACKEND", () => {
   let db: DynamoDbLocal;
@@ -16,15 +14,8 @@ describe("the CLI and the local agent on DynamoDB Local, through TERN_BACKEND", 
 
   beforeAll(async () => {
     db = await startDynamoDbLocal();
-    const client = new DynamoDBClient({ region: LOCAL_REGION, endpoint: db.endpoint, credentials: LOCAL_CREDENTIALS });
-    await createTernTable(client, "tern-cli");
-    client.destroy();
+    env = await dynamoDbCliEnv(db.endpoint, "tern-cli");
     t = await ternHome();
-    env = {
-      TERN_BACKEND: `dynamodb://tern-cli?region=${LOCAL_REGION}&endpoint=${encodeURIComponent(db.endpoint)}`,
-      AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
-    };
   }, 60_000);
   afterAll(async () => {
     await db?.stop();

@@ -1,17 +1,15 @@
 import { existsSync } from "node:fs";
 import { open, stat, truncate } from "node:fs/promises";
 import { join } from "node:path";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { createTernTable } from "@tern/backend-dynamodb";
 import { type RunLogRecord, SqliteBackend } from "@tern/core";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import {
   type DynamoDbLocal,
-  LOCAL_CREDENTIALS,
   LOCAL_REGION,
   startDynamoDbLocal,
 } from "../../packages/backend-dynamodb/test/dynamodb-local.js";
 import { type TernHome, ternHome } from "../support/cli.js";
+import { dynamoDbCliEnv } from "../support/dynamodb-cli.js";
 import { registerTestFlow } from "../support/flow-versions.js";
 
 interface DoctorJson {
@@ -193,18 +191,7 @@ describe("tern doctor on DynamoDB (DynamoDB Local)", () => {
 
   beforeAll(async () => {
     local = await startDynamoDbLocal();
-    const client = new DynamoDBClient({
-      region: LOCAL_REGION,
-      endpoint: local.endpoint,
-      credentials: LOCAL_CREDENTIALS,
-    });
-    await createTernTable(client, "tern-doctor");
-    client.destroy();
-    env = {
-      TERN_BACKEND: `dynamodb://tern-doctor?region=${LOCAL_REGION}&endpoint=${encodeURIComponent(local.endpoint)}`,
-      AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
-    };
+    env = await dynamoDbCliEnv(local.endpoint, "tern-doctor");
   }, 60_000);
   afterAll(async () => {
     await local?.stop();

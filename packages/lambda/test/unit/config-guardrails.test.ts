@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "../../src/config.js";
+import { configProblems } from "./config-problems.js";
 
 /** What the CDK stack sets on a launching function, guardrails included. */
 const STACK = {
@@ -17,15 +17,7 @@ const STACK = {
   TERN_ECS_PROJECT_TASK_ROLES: JSON.stringify({ billing: "arn:aws:iam::123456789012:role/tern-task-billing" }),
 };
 
-function problems(env: Record<string, string>): string[] {
-  try {
-    loadConfig(env, { ecs: true });
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return [...(error as ConfigError).problems];
-  }
-  return [];
-}
+const problems = (env: Record<string, string>) => configProblems(env, { ecs: true });
 
 describe("the guardrail settings of the Lambda agent", () => {
   it("accepts what the stack sets", () => {

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "../../src/config.js";
+import { loadConfig } from "../../src/config.js";
 import { parseRules, RulesError } from "../../src/rules.js";
 import { checkSignature, signRequest } from "../../src/signature.js";
+import { configProblems } from "./config-problems.js";
 
 const FULL = {
   TERN_BACKEND: "dynamodb://tern-state?region=eu-west-1",
@@ -18,15 +19,7 @@ const FULL = {
   TERN_CLOUDEVENTS_SECRET_ARN: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:tern-ce-AbCdEf",
 };
 
-function problems(env: Record<string, string>, needs: Parameters<typeof loadConfig>[1]): string[] {
-  try {
-    loadConfig(env, needs);
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return [...(error as ConfigError).problems];
-  }
-  return [];
-}
+const problems = configProblems;
 
 describe("loadConfig", () => {
   it("reads a complete configuration", () => {
