@@ -154,6 +154,26 @@ describe("the runner bundle through the bootstrap, on a stock Node image", { tim
     expect(await readFile(join(dir, "task-home", fresh as string, "runner.mjs"))).toEqual(bundle);
   });
 
+  it("keeps the lease from the bundle's own worker thread, under the bootstrap's node flags", async () => {
+    // The bootstrap runs `node --input-type=module -e ...`: a worker inheriting those flags
+    // cannot load the bundle, and the runner would fall back to renewing from its own thread.
+    const previous = process.env.TERN_LEASE_SECONDS;
+    process.env.TERN_LEASE_SECONDS = "2";
+    try {
+      const id = (
+        await scheduleRun(backend, { project: "bootstrap", flow: "fargate-etl", parameters: { sleepMs: 6_000 } })
+      ).run.id;
+      const [run] = await drive([id]);
+      expect(run?.state, run?.reason).toBe("Success");
+      const output = ecs.output(taskOf(id)[0]?.taskArn as string);
+      expect(output).toMatch(/runner: run .* Success/);
+      expect(output).not.toMatch(/lease keeper/);
+    } finally {
+      if (previous === undefined) delete process.env.TERN_LEASE_SECONDS;
+      else process.env.TERN_LEASE_SECONDS = previous;
+    }
+  });
+
   it("refuses a bundle changed after its sha256 was taken: the run fails, saying the integrity check failed", async () => {
     const tampered = Buffer.concat([bundle, Buffer.from("\nconsole.log('not what was deployed');\n")]);
     await putObject(KEY, tampered);
