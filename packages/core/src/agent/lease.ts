@@ -75,8 +75,9 @@ export class LeaseWatch {
     const seen = this.#seen.get(run.id);
     if (seen === undefined || seen.key !== key) this.#seen.set(run.id, { key, sinceMs: now });
     const unchangedMs = now - (seen?.key === key ? seen.sinceMs : now);
-    // The writer's own view of the length (expiry minus its write time, one clock), at least ours.
-    const length = Math.max(this.leaseMs, Math.min(3_600_000, lease.expiresAtMs - run.updatedAtMs));
+    // The writer's own view of the length (expiry minus its write time, one clock), at least ours
+    // and at most four times ours (the last write may be another process's, on another clock).
+    const length = Math.max(this.leaseMs, Math.min(4 * this.leaseMs, lease.expiresAtMs - run.updatedAtMs));
     const runner = lease.owner.slice("runner:".length);
     if (unchangedMs > length) {
       return `its runner (${runner}) stopped renewing its lease: no renewal for ${Math.round(unchangedMs / 1000)} s (the lease lasts ${Math.round(length / 1000)} s). The process or its host died, or was paused.`;
