@@ -3,6 +3,7 @@ import { join } from "node:path";
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { createTernTable, DynamoDbBackend } from "@tern/backend-dynamodb";
 import { describe, expect, it } from "vitest";
+import { collectClaimer } from "../../../../test/support/claimer.js";
 import { registerTestFlow } from "../../../../test/support/flow-versions.js";
 import type { DynamoDbLocal } from "../dynamodb-local.js";
 import { useDynamoDbLocal } from "../use-dynamodb-local.js";
@@ -54,7 +55,7 @@ function startClaimers(table: string, agents: string[], leaseMs = 600_000) {
       },
     ),
   );
-  return { children, outputs: children.map(collect) };
+  return { children, outputs: children.map((child) => collectClaimer<ClaimerResult>(child)) };
 }
 
 describe("DynamoDbBackend under concurrent claimers in separate processes", () => {
@@ -100,7 +101,7 @@ describe("DynamoDbBackend under concurrent claimers in separate processes", () =
     const leaseMs = 3_000;
     const { children, outputs } = startClaimers("tern-killed-agent", ["doomed"], leaseMs);
     const [doomed] = children as [ChildProcess];
-    const [output] = outputs as [ReturnType<typeof collect>];
+    const [output] = outputs as [ReturnType<typeof collectClaimer<ClaimerResult>>];
     try {
       await output.ready;
       doomed.stdin?.write("go\n");
@@ -142,42 +143,3 @@ describe("DynamoDbBackend under concurrent claimers in separate processes", () =
     }
   }, 60_000);
 });
-
-/** Reads a claimer's stdout: "ready" once open, "claimed <n>" as it goes, then one JSON line. */
-function collect(child: ChildProcess) {
-  let stdout = "";
-  let stderr = "";
-  const waiters: Array<{ n: number; resolve: () => void }> = [];
-  let onReady: () => void = () => {};
-  const ready = new Promise<void>((resolve) => {
-    onReady = resolve;
-  });
-  child.stderr?.on("data", (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  child.stdout?.on("data", (chunk: Buffer) => {
-    stdout += chunk.toString();
-    if (stdout.startsWith("ready\n")) onReady();
-    const counts = [...stdout.matchAll(/^claimed (\d+)$/gm)].map((m) => Number(m[1]));
-    const most = Math.max(0, ...counts);
-    for (const waiter of waiters.filter((w) => most >= w.n)) waiter.resolve();
-  });
-  const done = new Promise<ClaimerResult>((resolve, reject) => {
-    child.on("error", reject);
-    child.on("close", (code) => {
-      const last = stdout.trim().split("\n").at(-1) ?? "";
-      if (code !== 0 || !last.startsWith("{")) {
-        reject(new Error(`claimer exited with ${code}:\n${stdout.slice(-2_000)}\n${stderr}`));
-        return;
-      }
-      resolve(JSON.parse(last) as ClaimerResult);
-    });
-  });
-  return {
-    // A child that dies before "ready" must fail the test, not hang it.
-    ready: Promise.race([ready, done.then(() => undefined)]),
-    done,
-    claimedAtLeast: (n: number) =>
-      Promise.race([new Promise<void>((resolve) => waiters.push({ n, resolve })), done.then(() => undefined)]),
-  };
-}

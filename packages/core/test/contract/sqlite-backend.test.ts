@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { BackendError, NotFoundError, SqliteBackend } from "@tern/core";
 import { backendContract } from "@tern/core/testing";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { collectClaimer } from "../../../../test/support/claimer.js";
 import { registerTestFlow } from "../../../../test/support/flow-versions.js";
 
 let root = "";
@@ -133,7 +134,7 @@ describe("SqliteBackend", () => {
       }),
     );
     try {
-      const outputs = children.map(collect);
+      const outputs = children.map((child) => collectClaimer<{ claimed: string[] }>(child));
       await Promise.all(outputs.map((o) => o.ready));
       for (const child of children) child.stdin?.write("go\n");
       const results = await Promise.all(outputs.map((o) => o.done));
@@ -155,33 +156,3 @@ describe("SqliteBackend", () => {
     }
   }, 15_000);
 });
-
-/** Reads a claimer's stdout: "ready" once open, then one JSON line with what it claimed. */
-function collect(child: ChildProcess): { ready: Promise<void>; done: Promise<{ claimed: string[] }> } {
-  let stdout = "";
-  let stderr = "";
-  let onReady: () => void = () => {};
-  const ready = new Promise<void>((resolve) => {
-    onReady = resolve;
-  });
-  child.stderr?.on("data", (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  child.stdout?.on("data", (chunk: Buffer) => {
-    stdout += chunk.toString();
-    if (stdout.startsWith("ready\n")) onReady();
-  });
-  const done = new Promise<{ claimed: string[] }>((resolve, reject) => {
-    child.on("error", reject);
-    child.on("close", (code) => {
-      const last = stdout.trim().split("\n").at(-1) ?? "";
-      if (code !== 0 || !last.startsWith("{")) {
-        reject(new Error(`claimer exited with ${code}:\n${stdout}\n${stderr}`));
-        return;
-      }
-      resolve(JSON.parse(last) as { claimed: string[] });
-    });
-  });
-  // A child that dies before "ready" must fail the test, not hang it.
-  return { ready: Promise.race([ready, done.then(() => undefined)]), done };
-}
