@@ -152,19 +152,30 @@ describe.each(executors)("%s", (_name, makeExecutor) => {
       expect(byId(result.taskRuns, "flaky")).toMatchObject({ state: "Success", attempts: 3 });
     });
 
-    it("waits retryDelayMs between attempts, doubling with exponential backoff up to maxRetryDelayMs", async () => {
+    /** Fake timers, and a task "flaky" that throws on its first `failures` calls (counted in `counter.calls`). */
+    function flakyOnFakeTimers(failures: number, options: Parameters<typeof task>[2]) {
       vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
-      let calls = 0;
+      const counter = { calls: 0 };
       const flaky = task(
         "flaky",
         () => {
-          calls += 1;
-          throw new Error("down");
+          counter.calls += 1;
+          if (counter.calls <= failures) throw new Error("down");
         },
-        { maxRetries: 3, retryDelayMs: 10, retryBackoff: "exponential", maxRetryDelayMs: 25 },
+        options,
       );
+      return { flaky, counter };
+    }
+
+    it("waits retryDelayMs between attempts, doubling with exponential backoff up to maxRetryDelayMs", async () => {
+      const { flaky, counter } = flakyOnFakeTimers(Number.POSITIVE_INFINITY, {
+        maxRetries: 3,
+        retryDelayMs: 10,
+        retryBackoff: "exponential",
+        maxRetryDelayMs: 25,
+      });
       const pending = run(new Flow("f", {}, () => void flaky()));
-      expect(calls).toBe(1);
+      expect(counter.calls).toBe(1);
       for (const [wait, expected] of [
         [9, 1],
         [1, 2],
@@ -174,31 +185,22 @@ describe.each(executors)("%s", (_name, makeExecutor) => {
         [1, 4],
       ] as const) {
         await vi.advanceTimersByTimeAsync(wait);
-        expect(calls).toBe(expected);
+        expect(counter.calls).toBe(expected);
       }
       expect((await pending).state).toBe("Failed");
     });
 
     it("waits a fixed delay by default", async () => {
-      vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
-      let calls = 0;
-      const flaky = task(
-        "flaky",
-        () => {
-          calls += 1;
-          if (calls < 3) throw new Error("down");
-        },
-        { maxRetries: 3, retryDelayMs: 10 },
-      );
+      const { flaky, counter } = flakyOnFakeTimers(2, { maxRetries: 3, retryDelayMs: 10 });
       const pending = run(new Flow("f", {}, () => void flaky()));
       await vi.advanceTimersByTimeAsync(9);
-      expect(calls).toBe(1);
+      expect(counter.calls).toBe(1);
       await vi.advanceTimersByTimeAsync(1);
-      expect(calls).toBe(2);
+      expect(counter.calls).toBe(2);
       await vi.advanceTimersByTimeAsync(9);
-      expect(calls).toBe(2);
+      expect(counter.calls).toBe(2);
       await vi.advanceTimersByTimeAsync(1);
-      expect(calls).toBe(3);
+      expect(counter.calls).toBe(3);
       expect((await pending).state).toBe("Success");
     });
   });
