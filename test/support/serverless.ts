@@ -64,32 +64,43 @@ export async function openLocalTable(dynamodbEndpoint: string, table: string): P
   return DynamoDbBackend.open({ table, region: "us-east-1", endpoint: dynamodbEndpoint });
 }
 
-/** The `ECS Task State Change` event for a task as the fake describes it (times as ISO strings). */
-export function taskStateEvent(task: object, taskArn: string) {
+/** An event as EventBridge delivers it (account 123456789012, us-east-1, now). */
+export function eventBridgeEvent<Detail>(
+  detailType: string,
+  source: string,
+  resources: readonly string[],
+  detail: Detail,
+  id: string = crypto.randomUUID(),
+) {
   return {
     version: "0",
-    id: crypto.randomUUID(),
-    "detail-type": "ECS Task State Change",
-    source: "aws.ecs",
+    id,
+    "detail-type": detailType,
+    source,
     account: "123456789012",
     time: new Date().toISOString(),
     region: "us-east-1",
-    resources: [taskArn],
-    detail: JSON.parse(JSON.stringify({ ...task, command: undefined, environment: undefined })),
+    resources: [...resources],
+    detail,
   };
+}
+
+/** The `ECS Task State Change` event for a task as the fake describes it (times as ISO strings). */
+export function taskStateEvent(task: object, taskArn: string) {
+  return eventBridgeEvent(
+    "ECS Task State Change",
+    "aws.ecs",
+    [taskArn],
+    JSON.parse(JSON.stringify({ ...task, command: undefined, environment: undefined })),
+  );
 }
 
 /** The `Scheduled Event` EventBridge delivers to the agent function on each tick of its rule. */
 export function scheduledEvent() {
-  return {
-    version: "0",
-    id: crypto.randomUUID(),
-    "detail-type": "Scheduled Event",
-    source: "aws.events",
-    account: "123456789012",
-    time: new Date().toISOString(),
-    region: "us-east-1",
-    resources: ["arn:aws:events:us-east-1:123456789012:rule/tern-agent"],
-    detail: {},
-  };
+  return eventBridgeEvent(
+    "Scheduled Event",
+    "aws.events",
+    ["arn:aws:events:us-east-1:123456789012:rule/tern-agent"],
+    {},
+  );
 }

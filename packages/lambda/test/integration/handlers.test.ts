@@ -16,6 +16,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { FakeEcs } from "../../../../test/support/fake-ecs.js";
 import { type S3FaultProxy, startS3FaultProxy } from "../../../../test/support/fault-proxy.js";
 import {
+  eventBridgeEvent,
   openLocalTable,
   scheduledEvent,
   serverlessEnv,
@@ -70,25 +71,16 @@ const context = (remainingMs: number) => {
 
 /** An S3 "Object Created" event as EventBridge delivers it (shape of AWS's documented sample). */
 function objectCreated(key: string, id = randomUUID()) {
-  return {
+  const detail = {
     version: "0",
-    id,
-    "detail-type": "Object Created",
-    source: "aws.s3",
-    account: "123456789012",
-    time: new Date().toISOString(),
-    region: "us-east-1",
-    resources: ["arn:aws:s3:::uploads"],
-    detail: {
-      version: "0",
-      bucket: { name: "uploads" },
-      object: { key, size: 5, etag: "b1946ac92492d2347c6235b4d2611184", sequencer: "00617F08299329D189" },
-      "request-id": "N4N7GDK58NMKJ12R",
-      requester: "123456789012",
-      "source-ip-address": "1.2.3.4",
-      reason: "PutObject",
-    },
+    bucket: { name: "uploads" },
+    object: { key, size: 5, etag: "b1946ac92492d2347c6235b4d2611184", sequencer: "00617F08299329D189" },
+    "request-id": "N4N7GDK58NMKJ12R",
+    requester: "123456789012",
+    "source-ip-address": "1.2.3.4",
+    reason: "PutObject",
   };
+  return eventBridgeEvent("Object Created", "aws.s3", ["arn:aws:s3:::uploads"], detail, id);
 }
 
 /** A function URL request (payload 2.0) with `body`. */
