@@ -495,11 +495,21 @@ describe("a write whose response is lost", () => {
     };
   }
 
-  it("counts a transition that landed as done when the SDK's retry meets its own write, keeping large outputs", async () => {
+  /** Runs `test` on a backend whose UpdateItem response, once `arm`ed, is dropped once. */
+  async function withDroppedUpdate(
+    test: (t: { backend: DynamoDbBackend; project: string; arm: () => void }) => Promise<void>,
+  ): Promise<void> {
     const proxy = await dropOneResponse("UpdateItem");
     try {
       await using t = await setup({ client: proxy.client });
-      const { backend, project } = t;
+      await test({ backend: t.backend, project: t.project, arm: proxy.arm });
+    } finally {
+      proxy.close();
+    }
+  }
+
+  it("counts a transition that landed as done when the SDK's retry meets its own write, keeping large outputs", async () => {
+    await withDroppedUpdate(async ({ backend, project, arm }) => {
       const { run } = await backend.createRun({ project, flow: "etl" });
       const running = await backend.transitionRun({
         runId: run.id,
@@ -508,7 +518,7 @@ describe("a write whose response is lost", () => {
         reason: "go",
       });
       const outputs: Record<string, SerializedValue> = { big: { kind: "json", value: bigText(200_000) } };
-      proxy.arm();
+      arm();
       const done = await backend.transitionRun({
         runId: run.id,
         expectedRevision: running.revision,
@@ -522,23 +532,16 @@ describe("a write whose response is lost", () => {
       } finally {
         await fresh.close();
       }
-    } finally {
-      proxy.close();
-    }
+    });
   });
 
   it("counts a claim that landed as claimed when the SDK's retry meets its own write", async () => {
-    const proxy = await dropOneResponse("UpdateItem");
-    try {
-      await using t = await setup({ client: proxy.client });
-      const { backend, project } = t;
+    await withDroppedUpdate(async ({ backend, project, arm }) => {
       const { run } = await backend.createRun({ project, flow: "etl", labels: [project] });
-      proxy.arm();
+      arm();
       const claimed = await backend.claimRuns({ agentId: "agent-x", labels: [project], limit: 1, leaseMs: 60_000 });
       expect(claimed.map((r) => [r.id, r.attempts, r.lease?.owner])).toEqual([[run.id, 1, "agent-x"]]);
-    } finally {
-      proxy.close();
-    }
+    });
   });
 });
 
