@@ -30,6 +30,18 @@ async function setup(
   return { backend, project, [Symbol.asyncDispose]: () => backend.close() };
 }
 
+/** Creates a run of flow "etl" in `project` and moves it to Running. */
+async function startRun(backend: DynamoDbBackend, project: string) {
+  const { run } = await backend.createRun({ project, flow: "etl" });
+  const running = await backend.transitionRun({
+    runId: run.id,
+    expectedRevision: run.revision,
+    to: "Running",
+    reason: "go",
+  });
+  return { run, running };
+}
+
 /** `bytes` (rounded up to 7) of UTF-8 text with two- and four-byte characters, which chunk borders split. */
 function bigText(bytes: number): string {
   return "aé😀".repeat(Math.ceil(bytes / 7));
@@ -429,13 +441,7 @@ describe("run retention", () => {
     await using t = await setup({ runRetentionDays: 30 });
     const { backend, project } = t;
     {
-      const { run } = await backend.createRun({ project, flow: "etl" });
-      const running = await backend.transitionRun({
-        runId: run.id,
-        expectedRevision: run.revision,
-        to: "Running",
-        reason: "go",
-      });
+      const { run, running } = await startRun(backend, project);
       expect((await rawItem(`RUN#${run.id}`, "RUN"))?.expiresAt).toBeUndefined();
       const before = Math.floor(Date.now() / 1000);
       await backend.transitionRun({ runId: run.id, expectedRevision: running.revision, to: "Success" });
@@ -510,13 +516,7 @@ describe("a write whose response is lost", () => {
 
   it("counts a transition that landed as done when the SDK's retry meets its own write, keeping large outputs", async () => {
     await withDroppedUpdate(async ({ backend, project, arm }) => {
-      const { run } = await backend.createRun({ project, flow: "etl" });
-      const running = await backend.transitionRun({
-        runId: run.id,
-        expectedRevision: run.revision,
-        to: "Running",
-        reason: "go",
-      });
+      const { run, running } = await startRun(backend, project);
       const outputs: Record<string, SerializedValue> = { big: { kind: "json", value: bigText(200_000) } };
       arm();
       const done = await backend.transitionRun({
