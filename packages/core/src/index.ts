@@ -120,6 +120,7 @@ export {
   type Unmapped,
   unmapped,
 } from "./flow/ref.js";
+export { task } from "./flow/task.js";
 export {
   type AnyTask,
   isTask,
@@ -133,8 +134,7 @@ export {
   type TaskOptions,
   TRIGGERS,
   type TriggerName,
-  task,
-} from "./flow/task.js";
+} from "./flow/task-types.js";
 export { ternHome } from "./home.js";
 export {
   defaultStorage,

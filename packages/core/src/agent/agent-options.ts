@@ -1,7 +1,7 @@
 /** LocalAgent's options, their checks, and what it passes on to the runners it starts. */
 import type { Backend, RunRecord } from "../backend/types.js";
+import { describe } from "../describe.js";
 import { TernError } from "../errors.js";
-import { describe } from "../flow/task.js";
 import type { ScheduledFlow } from "./schedule.js";
 
 /** Options of {@link LocalAgent}. */

@@ -12,21 +12,6 @@ import {
   TRIGGERS,
 } from "./task-types.js";
 
-export {
-  type AnyTask,
-  isTask,
-  type MapInput,
-  type MapInputs,
-  type ResolvedTaskOptions,
-  type Task,
-  type TaskArgs,
-  type TaskContext,
-  type TaskFunction,
-  type TaskOptions,
-  TRIGGERS,
-  type TriggerName,
-} from "./task-types.js";
-
 /**
  * Defines a typed task. The function receives the call's arguments and, last, a
  * {@link TaskContext}; annotate that parameter (`ctx: TaskContext`) when you use it.
