@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import type BetterSqlite3 from "better-sqlite3";
 import { BackendError } from "../errors.js";
-import { corruptDatabaseAdvice, isCorruptionCode } from "./sqlite-connection.js";
+import { corruptDatabaseAdvice, isCorruptionCode, loadSqliteDriver } from "./sqlite-connection.js";
 
 /** Options of {@link checkSqliteDatabase}. */
 export interface SqliteCheckOptions {
@@ -51,16 +51,7 @@ export async function checkSqliteDatabase(path: string, options: SqliteCheckOpti
   const check = options.quick === true ? "quick_check" : "integrity_check";
   if (!existsSync(file)) return { path: file, exists: false, check: "none", ok: true, problems: [], walFiles };
   const max = options.maxProblems ?? 20;
-  let Database: typeof BetterSqlite3;
-  try {
-    Database = (await import("better-sqlite3")).default;
-  } catch (error) {
-    throw new BackendError(
-      `SQLite backend: cannot load the native module better-sqlite3 to check ${file} (${(error as Error).message}). ` +
-        "Reinstall dependencies on this machine, with the same Node.js version that runs tern.",
-      { cause: error },
-    );
-  }
+  const Database = await loadSqliteDriver(`check ${file}`);
   const corrupt = (problems: string[], schemaVersion?: number): SqliteCheckResult => ({
     path: file,
     exists: true,

@@ -127,3 +127,19 @@ export function corruptDatabaseError(url: string, operation: string, cause: unkn
     { cause },
   );
 }
+
+/**
+ * better-sqlite3, loaded on first use (importing @tern/core never needs the native module);
+ * `what` says what it was needed for ("open /path/state.db").
+ */
+export async function loadSqliteDriver(what: string): Promise<typeof BetterSqlite3> {
+  try {
+    return (await import("better-sqlite3")).default;
+  } catch (error) {
+    throw new BackendError(
+      `SQLite backend: cannot load the native module better-sqlite3 to ${what} (${(error as Error).message}). ` +
+        "Reinstall dependencies on this machine (`npm install`, `pnpm install`), with the same Node.js version that runs tern.",
+      { cause: error },
+    );
+  }
+}

@@ -4,7 +4,7 @@ import { dirname, resolve } from "node:path";
 import type BetterSqlite3 from "better-sqlite3";
 import { BackendError, NotFoundError, RunConflictError, TernError } from "../errors.js";
 import type { JsonValue, SerializedTaskRun } from "../runner/serialized.js";
-import { corruptDatabaseError, isCorruptionCode, SqliteConnection } from "./sqlite-connection.js";
+import { corruptDatabaseError, isCorruptionCode, loadSqliteDriver, SqliteConnection } from "./sqlite-connection.js";
 import { migrateSqliteSchema, type Row, toAgent, toFlowVersion, toRun, toRunStateChange } from "./sqlite-schema.js";
 import {
   type AgentRecord,
@@ -73,16 +73,7 @@ export class SqliteBackend implements Backend {
   static async open(options: SqliteBackendOptions): Promise<SqliteBackend> {
     const path = resolve(options.path);
     // Loaded here, not at the top, so that importing @tern/core never needs the native module.
-    let Database: typeof BetterSqlite3;
-    try {
-      Database = (await import("better-sqlite3")).default;
-    } catch (error) {
-      throw new BackendError(
-        `SQLite backend: cannot load the native module better-sqlite3 to open ${path} (${(error as Error).message}). ` +
-          "Reinstall dependencies (`pnpm install`) on this machine, with the same Node.js version that runs tern.",
-        { cause: error },
-      );
-    }
+    const Database = await loadSqliteDriver(`open ${path}`);
     let db: BetterSqlite3.Database | undefined;
     try {
       mkdirSync(dirname(path), { recursive: true });
