@@ -101,7 +101,6 @@ export class LocalAgent {
     const failed: Array<{ runId: string; reason: string }> = [];
     let claimed = 0;
     let drained = false;
-    const inFlight = new Set<string>();
     // One claim per deploy: a lease is taken just before its run is deployed, so a slow deploy
     // cannot let the leases of runs waiting behind it expire (and another agent take them).
     // Up to dispatchConcurrency workers claim and deploy side by side: a launch is mostly
@@ -122,10 +121,6 @@ export class LocalAgent {
             drained = true;
             return;
           }
-          // Two workers' claims of one run in the same millisecond can both come back from a
-          // backend that recognises a claim by its owner and expiry (a retried write): deploy once.
-          if (inFlight.has(run.id)) continue;
-          inFlight.add(run.id);
           claimed += 1;
           this.log(`claimed run ${run.id} (${run.flow} v${run.version})`);
           const outcome = await this.deployClaimed(backend, run, options.deadlineMs);

@@ -181,6 +181,18 @@ export function claimAndTransitionContract(context: () => ContractContext): void
       expect(ids).toHaveLength(20);
       expect(new Set(ids).size).toBe(20);
     });
+
+    it("gives a run to one of two concurrent claims by the same agent in the same millisecond", async () => {
+      const { backend } = context();
+      const [run] = await scheduledRuns([Date.now() - 1_000]);
+      const nowMs = Date.now();
+      // Two of one agent's dispatch workers: same owner, same instant, so the same lease expiry.
+      const claims = await Promise.all(
+        [1, 2].map(() => backend.claimRuns({ agentId: "agent", labels: [], limit: 1, leaseMs: LEASE_MS, nowMs })),
+      );
+      expect(claims.flat().map((r) => r.id)).toEqual([run!.id]);
+      expect((await backend.getRun(run!.id))?.attempts).toBe(1);
+    });
   });
 
   describe("transitions", () => {
