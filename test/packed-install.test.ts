@@ -143,6 +143,8 @@ async function registerAndRun(project: string, runtime: NodeRuntime): Promise<vo
   }
   const agent = await npxTern(project, runtime, ["agent", "--once"], env);
   expect(agent.stderr).toContain("claimed 3, submitted 3");
+  // The runners kept their leases from the installed CLI's worker module, not from a fallback.
+  expect(agent.stderr).not.toMatch(/lease keeper/);
 
   const show = async (id: string) =>
     JSON.parse((await npxTern(project, runtime, ["runs", "show", id, "--json"], env)).stdout) as RunView;
