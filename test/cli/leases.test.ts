@@ -190,6 +190,19 @@ describe.each(["sqlite", "dynamodb"])("runner leases on %s", { timeout: 120_000 
     expect(run.state, run.reason).toBe("Success");
   });
 
+  it("tells by its polls that an agent 10 minutes behind is running (tern why)", async () => {
+    const { id } = await t.json<{ id: string }>(["run", "spin", "--param", spin(1), "--labels", "gpu"], env);
+    const behind = background(["agent", "--labels", "cpu", "--poll-interval-ms", "500"], {}, [
+      "faketime",
+      "-f",
+      "-10m",
+    ]);
+    await waitForOutput(behind, /with labels cpu/);
+    const why = await t.json<{ findings: string[] }>(["why", id], env);
+    expect(why.findings[0]).toMatch(/^No live agent's labels fit the run's labels gpu/);
+    expect(why.findings.join("\n")).toMatch(/has labels cpu but the run needs labels gpu/);
+  });
+
   it("records nothing over a run another runner took while its own runner was late", async () => {
     const { id } = await t.json<{ id: string }>(["run", "spin", "--param", spin(2)], env);
     // The agent's runner starts 3 s late, as if paused while the run was Submitted.

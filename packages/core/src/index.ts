@@ -14,7 +14,7 @@
 export { type DispatchOptions, LocalAgent, type LocalAgentOptions, type PollResult } from "./agent/agent.js";
 export { deployFromBundle, deployRoute, type ResolvedRun, resolveRun, setupContext } from "./agent/deploy.js";
 export { endOpenTaskRuns } from "./agent/end-run.js";
-export { AGENT_SEEN_WINDOW_MS, explainRun, type RunExplanation } from "./agent/explain.js";
+export { AGENT_SEEN_WINDOW_MS, type ExplainOptions, explainRun, type RunExplanation } from "./agent/explain.js";
 export { DEFAULT_LEASE_MS, LeaseWatch, leaseMsFromEnv, MAX_CLOCK_SKEW_MS } from "./agent/lease.js";
 export { isLeaseKeeperData, type LeaseKeeperData, runLeaseKeeper } from "./agent/lease-keeper.js";
 export { type ExecuteRunOptions, type ExecuteRunResult, executeRun, RUNNER_LEASE_MS } from "./agent/runner.js";

@@ -257,14 +257,20 @@ Usage: tern cancel <runId>`,
   },
 };
 
+/** Longer than a local agent's default poll interval (2 s). */
+const WHY_WATCH_MS = 2_500;
+
 export const whyCommand: Command = {
   name: "why",
   help: `
-Usage: tern why <runId> [--json]`,
+Usage: tern why <runId> [--json]
+
+Agents whose last poll looks older than five minutes by this machine's clock are watched for
+${WHY_WATCH_MS / 1000} s: one that polls meanwhile counts as running (its clock is behind).`,
   options: { json: { type: "boolean" } },
   positionals: [1, 1],
   async run(args, { io, backend }) {
-    const explanation = await explainRun(await backend(), args.positionals[0] as string);
+    const explanation = await explainRun(await backend(), args.positionals[0] as string, { watchMs: WHY_WATCH_MS });
     if (args.values.json === true) {
       printJson(io, explanation);
       return 0;

@@ -34,6 +34,26 @@ describe("explainRun", () => {
     expect(why.findings).toEqual([expect.stringMatching(/^No agent is running.*tern agent --labels dev\.$/)]);
   });
 
+  it("counts an agent whose clock is behind as running when it polls while watched", async () => {
+    const { run } = await backend.createRun({ project: "p", flow: "etl" });
+    const behind = () => Date.now() - 10 * 60_000;
+    await backend.recordAgent({ id: "behind", labels: ["dev"], lastSeenAtMs: behind() });
+    // Its next poll lands while `tern why` watches; it still writes its own (old) time.
+    const poll = setTimeout(
+      () => void backend.recordAgent({ id: "behind", labels: ["dev"], lastSeenAtMs: behind() }),
+      50,
+    );
+    try {
+      const why = await explainRun(backend, run.id, { watchMs: 300 });
+      expect(why.willBePickedUp).toBe(true);
+      expect(why.findings).toEqual(["Agent behind can take the run at the next poll."]);
+    } finally {
+      clearTimeout(poll);
+    }
+    // Watched again with no poll: it is not running.
+    expect((await explainRun(backend, run.id, { watchMs: 100 })).willBePickedUp).toBe(false);
+  });
+
   it("does not count an agent that stopped", async () => {
     const { run } = await backend.createRun({ project: "p", flow: "etl" });
     const now = Date.now();
