@@ -1,171 +1,24 @@
 import { randomUUID } from "node:crypto";
-import { ParameterError, TaskTimeoutError } from "../errors.js";
+import { TaskTimeoutError } from "../errors.js";
 import type { ArgSpec, FlowGraph, GraphNode } from "../flow/graph.js";
-import type { TaskContext, TriggerName } from "../flow/task-types.js";
 import type { Executor } from "./executor.js";
 import { LocalExecutor } from "./executor.js";
-import {
-  acquireConsoleCapture,
-  createTaskLogger,
-  formatLogLine,
-  type LogRecord,
-  type LogSink,
-  runInTaskScope,
-  type TaskLogger,
-} from "./logger.js";
-import { type FlowRunState, isFailed, isFinished, isSuccessful, type TaskRunState } from "./states.js";
+import { Context, Job } from "./job.js";
+import { acquireConsoleCapture, formatLogLine, type LogRecord, runInTaskScope } from "./logger.js";
+import { failedMessage, retryDelayMs, retryingMessage } from "./retry.js";
+import type { GraphRunResult, RunOptions } from "./run-options.js";
+import { failureSummary, reasonText, resolveParameters } from "./run-summary.js";
+import { type FlowRunState, isFinished, isSuccessful, type TaskRunState } from "./states.js";
+import { NO_LOGS, TaskRunRecord, toTaskRunError } from "./task-run.js";
+import { upstreamBlocker } from "./trigger-rules.js";
 
-/** An error a task run ended with. */
-export interface TaskRunError {
-  readonly name: string;
-  readonly message: string;
-  readonly stack?: string;
-}
-
-/** One run of one task use (or of one mapped child). */
-export interface TaskRun {
-  /** `<runId>/<slug>`, plus `[<mapIndex>]` for a mapped child. */
-  readonly id: string;
-  /** The task use's slug, unique in the flow. */
-  readonly slug: string;
-  /** The task's name. */
-  readonly task: string;
-  readonly state: TaskRunState;
-  /** Attempts made. A mapped parent makes none itself: see its children. */
-  readonly attempts: number;
-  /** The value the task returned, when it succeeded; a mapped parent holds its children's. */
-  readonly result?: unknown;
-  /** The error of the last failed attempt. */
-  readonly error?: TaskRunError;
-  /** Why the task run is in its state, for states other than `Success`. */
-  readonly message?: string;
-  /** Position of a mapped child in its parent's list. */
-  readonly mapIndex?: number;
-  /** What the task logged, `console.*` included. */
-  readonly logs: readonly LogRecord[];
-  readonly startedAtMs?: number;
-  readonly endedAtMs?: number;
-}
-
-/** Options of `flow.run(...)`. */
-export interface RunOptions {
-  /** Values of the flow's parameters. */
-  readonly parameters?: Readonly<Record<string, unknown>>;
-  /**
-   * Overrides the flow's executor for this run.
-   * @default the flow's executor, else a LocalExecutor
-   */
-  readonly executor?: Executor;
-  /** Aborting it cancels the run. */
-  readonly signal?: AbortSignal;
-  /**
-   * The run's id, as seen by tasks in `ctx.runId`.
-   * @default a random UUID
-   */
-  readonly runId?: string;
-  /**
-   * Print what tasks log: `console.*` output passes through unchanged, logger records go to
-   * stderr as `time LEVEL [slug] message`. Everything is captured either way.
-   * @default true
-   */
-  readonly echo?: boolean;
-  /** Called on every task-run state change, synchronously; keep it cheap. */
-  readonly onTaskRunState?: (taskRun: TaskRun) => void;
-  /** Called for every log record, synchronously; keep it cheap. */
-  readonly onLog?: (taskRun: TaskRun, record: LogRecord) => void;
-}
-
-/** What a graph run produced; `Flow.run` adds the typed outputs. */
-export interface GraphRunResult {
-  readonly runId: string;
-  readonly flow: string;
-  readonly state: FlowRunState;
-  readonly message?: string;
-  readonly parameters: Readonly<Record<string, unknown>>;
-  readonly taskRuns: readonly TaskRun[];
-  readonly startedAtMs: number;
-  readonly endedAtMs: number;
-  /** Results by node index (internal: `Flow.run` turns them into outputs). */
-  readonly nodeResults: readonly unknown[];
-  readonly nodeStates: readonly TaskRunState[];
-}
-
-const NO_LOGS: readonly LogRecord[] = Object.freeze([]);
-
-class TaskRunRecord implements TaskRun {
-  state: TaskRunState = "Pending";
-  attempts = 0;
-  result: unknown = undefined;
-  error?: TaskRunError;
-  message?: string;
-  logs: readonly LogRecord[] = NO_LOGS;
-  startedAtMs?: number;
-  endedAtMs?: number;
-
-  constructor(
-    readonly id: string,
-    readonly slug: string,
-    readonly task: string,
-    readonly mapIndex: number | undefined,
-  ) {}
-}
+export type { GraphRunResult, RunOptions } from "./run-options.js";
+export type { TaskRun, TaskRunError } from "./task-run.js";
 
 /** A mapped node's bookkeeping while its children run. */
 interface MapState {
   readonly children: TaskRunRecord[];
   remaining: number;
-}
-
-/** One executable task run: a plain node's run or one mapped child. */
-class Job implements LogSink {
-  attempt = 0;
-  timer: NodeJS.Timeout | undefined;
-  controller: AbortController | undefined;
-  private logger: TaskLogger | undefined;
-
-  constructor(
-    readonly runner: GraphRunner,
-    readonly node: GraphNode,
-    readonly record: TaskRunRecord,
-    readonly args: unknown[],
-  ) {}
-
-  get echoConsole(): boolean {
-    return this.runner.echo;
-  }
-
-  write(record: LogRecord): void {
-    this.runner.log(this.record, record);
-  }
-
-  taskLogger(): TaskLogger {
-    this.logger ??= createTaskLogger(this);
-    return this.logger;
-  }
-}
-
-class Context implements TaskContext {
-  constructor(
-    private readonly job: Job,
-    readonly signal: AbortSignal,
-    readonly attempt: number,
-  ) {}
-
-  get logger(): TaskLogger {
-    return this.job.taskLogger();
-  }
-  get parameters(): Readonly<Record<string, unknown>> {
-    return this.job.runner.parameters;
-  }
-  get runId(): string {
-    return this.job.runner.runId;
-  }
-  get taskRunId(): string {
-    return this.job.record.id;
-  }
-  get mapIndex(): number | undefined {
-    return this.job.record.mapIndex;
-  }
 }
 
 /**
@@ -282,17 +135,10 @@ export class GraphRunner {
   private activate(index: number): void {
     const node = this.nodes[index] as GraphNode;
     const record = this.records[index] as TaskRunRecord;
-    const { skipOnUpstreamSkip, trigger } = node.task.options;
-    if (skipOnUpstreamSkip) {
-      const skipped = node.upstream.find((u) => this.records[u]?.state === "Skipped");
-      if (skipped !== undefined) {
-        this.endNode(index, "Skipped", `upstream "${this.nodes[skipped]?.slug}" was skipped`);
-        return;
-      }
-    }
-    const blocker = node.upstream.length === 0 ? undefined : this.checkTrigger(trigger, node.upstream);
-    if (blocker !== undefined) {
-      this.endNode(index, "TriggerFailed", blocker);
+    const upstream = node.upstream.map((u) => this.records[u] as TaskRunRecord);
+    const blocked = upstreamBlocker(node.task.options, upstream);
+    if (blocked !== undefined) {
+      this.endNode(index, blocked.state, blocked.message);
       return;
     }
     if (!node.mapped) {
@@ -331,31 +177,6 @@ export class GraphRunner {
       children.push(child);
       this.jobs.push(new Job(this, node, child, this.resolveArgs(node.args, m)));
     }
-  }
-
-  private checkTrigger(trigger: TriggerName, upstream: readonly number[]): string | undefined {
-    const states = upstream.map((u) => (this.records[u] as TaskRunRecord).state);
-    let ok: boolean;
-    switch (trigger) {
-      case "allSuccessful":
-        ok = states.every(isSuccessful);
-        break;
-      case "allFinished":
-        ok = true;
-        break;
-      case "anySuccessful":
-        ok = states.some(isSuccessful);
-        break;
-      case "anyFailed":
-        ok = states.some(isFailed);
-        break;
-      case "allFailed":
-        ok = states.every(isFailed);
-        break;
-    }
-    if (ok) return undefined;
-    const detail = upstream.map((u) => `"${this.nodes[u]?.slug}" is ${this.records[u]?.state}`).join(", ");
-    return `trigger ${trigger} not met: upstream ${detail}`;
   }
 
   private resolveArgs(specs: readonly ArgSpec[], mapIndex: number): unknown[] {
@@ -441,14 +262,12 @@ export class GraphRunner {
       this.endJob(job, "Skipped", (error as Error).message);
       return;
     }
-    const { maxRetries, retryDelayMs, retryBackoff, maxRetryDelayMs } = job.node.task.options;
-    if (job.attempt <= maxRetries) {
+    const delayMs = retryDelayMs(job.node.task.options, job.attempt);
+    if (delayMs !== undefined) {
       // The job keeps its executor slot while it waits: a retrying task is still in flight.
       record.state = "Retrying";
-      record.message = `attempt ${job.attempt} ${timedOut ? "timed out" : "failed"}: ${record.error.message}`;
+      record.message = retryingMessage(job.attempt, timedOut, record.error.message);
       this.notify(record);
-      const factor = retryBackoff === "exponential" ? 2 ** (job.attempt - 1) : 1;
-      const delayMs = Math.min(retryDelayMs * factor, maxRetryDelayMs);
       job.timer = setTimeout(() => {
         job.timer = undefined;
         if (this.done) return;
@@ -459,8 +278,7 @@ export class GraphRunner {
       return;
     }
     this.inFlight.delete(job);
-    const attempts = job.attempt === 1 ? "" : ` (after ${job.attempt} attempts)`;
-    this.endJob(job, timedOut ? "TimedOut" : "Failed", `${record.error.message}${attempts}`);
+    this.endJob(job, timedOut ? "TimedOut" : "Failed", failedMessage(job.attempt, record.error.message));
   }
 
   private clearTimer(job: Job): void {
@@ -592,40 +410,6 @@ export class GraphRunner {
   }
 }
 
-function resolveParameters(graph: FlowGraph, given: Readonly<Record<string, unknown>>): Record<string, unknown> {
-  const declared = [...graph.parameters.keys()];
-  const unknown = Object.keys(given).filter((name) => !graph.parameters.has(name));
-  const missing = [...graph.parameters.values()]
-    .filter((p) => p.required && given[p.name] === undefined && !p.hasDefault)
-    .map((p) => p.name);
-  if (unknown.length > 0 || missing.length > 0) throw new ParameterError(graph.flowName, unknown, missing, declared);
-  const values: Record<string, unknown> = {};
-  for (const p of graph.parameters.values()) {
-    values[p.name] = given[p.name] !== undefined ? given[p.name] : p.default;
-  }
-  return values;
-}
-
-function failureSummary(taskRuns: readonly TaskRun[]): string {
-  const failed = taskRuns.filter((t) => isFailed(t.state));
-  if (failed.length === 0) return "The reference tasks did not succeed.";
-  const shown = failed.slice(0, 10).map((t) => {
-    const name = t.mapIndex === undefined ? t.slug : `${t.slug}[${t.mapIndex}]`;
-    return `${name} (${t.state}${t.message ? `: ${t.message}` : ""})`;
-  });
-  const more = failed.length > 10 ? `; and ${failed.length - 10} more` : "";
-  return `${failed.length} task run${failed.length > 1 ? "s" : ""} did not succeed: ${shown.join("; ")}${more}`;
-}
-
-function toTaskRunError(error: unknown): TaskRunError {
-  if (error instanceof Error) {
-    return error.stack === undefined
-      ? { name: error.name, message: error.message }
-      : { name: error.name, message: error.message, stack: error.stack };
-  }
-  return { name: "NonError", message: `a non-Error value was thrown: ${safeString(error)}` };
-}
-
 function isSkipSignal(error: unknown): boolean {
   return error instanceof Error && (error as { code?: unknown }).code === "SKIP" && error.name === "SkipSignal";
 }
@@ -642,18 +426,4 @@ function typeName(value: unknown): string {
   if (value === null) return "null";
   if (typeof value === "object") return value.constructor?.name ?? "object";
   return typeof value;
-}
-
-function reasonText(reason: unknown): string {
-  if (reason === undefined) return "";
-  if (reason instanceof Error) return reason.name === "AbortError" ? "" : `: ${reason.message}`;
-  return `: ${safeString(reason)}`;
-}
-
-function safeString(value: unknown): string {
-  try {
-    return String(value);
-  } catch {
-    return Object.prototype.toString.call(value);
-  }
 }
