@@ -96,10 +96,10 @@ export async function main(): Promise<void> {
   }
 
   let dynamo: typeof import("@tern/backend-dynamodb");
-  let local: typeof import("../packages/backend-dynamodb/test/dynamodb-local.js");
+  let local: typeof import("@tern/test-support/dynamodb-local");
   try {
     dynamo = await import("@tern/backend-dynamodb");
-    local = await import("../packages/backend-dynamodb/test/dynamodb-local.js");
+    local = await import("@tern/test-support/dynamodb-local");
   } catch (error) {
     console.log(JSON.stringify({ name: "backend", backend: "dynamodb", skipped: (error as Error).message }));
     return;

@@ -56,19 +56,19 @@ export async function main(args: readonly string[] = []): Promise<void> {
 
 async function dispatchCase(): Promise<void> {
   const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-  let local: typeof import("../packages/backend-dynamodb/test/dynamodb-local.js");
+  let local: typeof import("@tern/test-support/dynamodb-local");
   let server: Awaited<ReturnType<typeof local.startDynamoDbLocal>>;
   try {
-    local = await import("../packages/backend-dynamodb/test/dynamodb-local.js");
+    local = await import("@tern/test-support/dynamodb-local");
     server = await local.startDynamoDbLocal();
   } catch (error) {
     console.log(JSON.stringify({ name: "fargate", skipped: (error as Error).message }));
     return;
   }
   const home = await mkdtemp(join(tmpdir(), "tern-bench-fargate-"));
-  const { FakeEcs } = await import("../test/support/fake-ecs.js");
+  const { FakeEcs } = await import("@tern/test-support/fake-ecs");
   const { setEcsClientFactory } = await import("@tern/env-fargate");
-  const { openLocalTable, serverlessEnv, setEnv } = await import("../test/support/serverless.js");
+  const { openLocalTable, serverlessEnv, setEnv } = await import("@tern/test-support/serverless");
   const ecs = await FakeEcs.start({ clusters: ["tern"], launch: "none", startDelayMs: 0 });
   const credentials = { accessKeyId: "bench", secretAccessKey: "bench" };
   // The agent's environment as the stack sets it (the flow itself stays in local storage).
@@ -147,11 +147,11 @@ async function dispatchCase(): Promise<void> {
 async function throttledCase(): Promise<void> {
   const home = await mkdtemp(join(tmpdir(), "tern-bench-fargate-throttled-"));
   const flowName = "fargate-bench";
-  const { FakeEcs, scaledClock } = await import("../test/support/fake-ecs.js");
+  const { FakeEcs, scaledClock } = await import("@tern/test-support/fake-ecs");
   const { clearDefinitionCache, FargateTaskEnvironment, setEcsClientFactory, setLaunchClock } = await import(
     "@tern/env-fargate"
   );
-  const { serverlessEnv, setEnv } = await import("../test/support/serverless.js");
+  const { serverlessEnv, setEnv } = await import("@tern/test-support/serverless");
   const timeScale = Number(process.env.TERN_BENCH_TIME_SCALE ?? 4);
   const clock = scaledClock(timeScale);
   const ecs = await FakeEcs.start({ clusters: ["tern"], launch: "none", startDelayMs: 0, clock });

@@ -107,22 +107,22 @@ async function sizesAndColdStarts(): Promise<void> {
 }
 
 async function eventToRunTask(): Promise<void> {
-  let local: typeof import("../packages/backend-dynamodb/test/dynamodb-local.js");
+  let local: typeof import("@tern/test-support/dynamodb-local");
   let db: Awaited<ReturnType<typeof local.startDynamoDbLocal>>;
   try {
-    local = await import("../packages/backend-dynamodb/test/dynamodb-local.js");
+    local = await import("@tern/test-support/dynamodb-local");
     db = await local.startDynamoDbLocal();
   } catch (error) {
     console.log(JSON.stringify({ name: "lambda", figure: "event_to_run_task", skipped: (error as Error).message }));
     return;
   }
-  const { startS3rver } = await import("../packages/storage-cloud/test/servers.js");
-  const { FakeEcs } = await import("../test/support/fake-ecs.js");
+  const { startS3rver } = await import("@tern/test-support/servers");
+  const { FakeEcs } = await import("@tern/test-support/fake-ecs");
   const s3 = await startS3rver(["tern-fargate"]);
   const ecs = await FakeEcs.start({ clusters: ["tern"], launch: "none", startDelayMs: 0 });
   const home = await mkdtemp(join(tmpdir(), "tern-bench-lambda-"));
   try {
-    const { serverlessEnv, setEnv, openLocalTable } = await import("../test/support/serverless.js");
+    const { serverlessEnv, setEnv, openLocalTable } = await import("@tern/test-support/serverless");
     setEnv({
       ...serverlessEnv({
         home,

@@ -2,7 +2,7 @@
 import type { Target } from "./storage.js";
 
 export async function target(): Promise<Target> {
-  const { startAzurite } = await import("../packages/storage-cloud/test/servers.js");
+  const { startAzurite } = await import("@tern/test-support/servers");
   const { AzureStorage } = await import("@tern/storage-cloud/azure");
   const { ContainerClient } = await import("@azure/storage-blob");
   let connectionString = "";

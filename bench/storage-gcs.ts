@@ -2,7 +2,7 @@
 import type { Target } from "./storage.js";
 
 export async function target(): Promise<Target> {
-  const { startGcsEmulator } = await import("../packages/storage-cloud/test/servers.js");
+  const { startGcsEmulator } = await import("@tern/test-support/servers");
   const { GCSStorage } = await import("@tern/storage-cloud/gcs");
   const { Storage } = await import("@google-cloud/storage");
   return {

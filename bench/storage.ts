@@ -12,7 +12,7 @@
 import { randomBytes } from "node:crypto";
 import type { BlobStore } from "@tern/core";
 import { sha256Hex } from "@tern/core";
-import type { LocalServer } from "../packages/storage-cloud/test/servers.js";
+import type { LocalServer } from "@tern/test-support/servers";
 
 const SIZES_MB = [1, 10];
 const REPEATS = 9;
@@ -28,7 +28,7 @@ export interface Target {
 }
 
 async function s3Target(): Promise<Target> {
-  const { startS3rver, S3RVER_CREDENTIALS } = await import("../packages/storage-cloud/test/servers.js");
+  const { startS3rver, S3RVER_CREDENTIALS } = await import("@tern/test-support/servers");
   const { S3Storage } = await import("@tern/storage-cloud/s3");
   const sdk = await import("@aws-sdk/client-s3");
   const config = (s: LocalServer) => ({

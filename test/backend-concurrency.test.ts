@@ -4,9 +4,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { type Backend, openBackend } from "@tern/core";
+import { registerTestFlow } from "@tern/test-support/flow-versions";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROOT } from "./support/cli.js";
-import { registerTestFlow } from "./support/flow-versions.js";
 
 const AGENTS = 8;
 const RUNS = 1_000;

@@ -1,9 +1,5 @@
+import { type DynamoDbLocal, LOCAL_REGION, startDynamoDbLocal } from "@tern/test-support/dynamodb-local";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  type DynamoDbLocal,
-  LOCAL_REGION,
-  startDynamoDbLocal,
-} from "../packages/backend-dynamodb/test/dynamodb-local.js";
 import { type TernHome, ternHome } from "./support/cli.js";
 import { dynamoDbCliEnv } from "./support/dynamodb-cli.js";
 

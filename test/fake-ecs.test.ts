@@ -12,7 +12,6 @@ import {
   StopTaskCommand,
   type Task,
 } from "@aws-sdk/client-ecs";
-import { afterEach, describe, expect, it } from "vitest";
 import {
   CLIENT_TOKEN_TTL_MS,
   ECS_MESSAGES,
@@ -21,7 +20,8 @@ import {
   ManualClock,
   RATE_EXCEEDED,
   type StopCodeInjection,
-} from "./support/fake-ecs.js";
+} from "@tern/test-support/fake-ecs";
+import { afterEach, describe, expect, it } from "vitest";
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
 

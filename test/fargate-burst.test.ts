@@ -15,9 +15,9 @@ import { join } from "node:path";
 import { ECSClient } from "@aws-sdk/client-ecs";
 import { type Backend, type Flow, LocalAgent, type RunRecord, SqliteBackend } from "@tern/core";
 import { clearDefinitionCache, runTaskPacer, setEcsClientFactory, setLaunchClock } from "@tern/env-fargate";
+import { FakeEcs, scaledClock } from "@tern/test-support/fake-ecs";
+import { serverlessEnv, setEnv } from "@tern/test-support/serverless";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FakeEcs, scaledClock } from "./support/fake-ecs.js";
-import { serverlessEnv, setEnv } from "./support/serverless.js";
 
 const RUNS = 1000;
 const SCALE = 10;

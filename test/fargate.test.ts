@@ -16,9 +16,7 @@ import {
   sweepRuns,
 } from "@tern/core";
 import { clientToken, setEcsClientFactory } from "@tern/env-fargate";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ROOT, runTern } from "./support/cli.js";
-import { ECS_MESSAGES, FakeEcs, type FakeEcsOptions } from "./support/fake-ecs.js";
+import { ECS_MESSAGES, FakeEcs, type FakeEcsOptions } from "@tern/test-support/fake-ecs";
 import {
   agentEnv,
   driveRuns,
@@ -26,7 +24,9 @@ import {
   startFargateServers,
   useFakeEcs as useEcs,
   writeTernShim,
-} from "./support/fargate-setup.js";
+} from "@tern/test-support/fargate-setup";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ROOT, runTern } from "./support/cli.js";
 
 const ENTRYPOINT = join(ROOT, "packages", "env-fargate", "docker", "entrypoint.sh");
 const IMAGE = "ghcr.io/tern/runner:test";

@@ -22,11 +22,17 @@ import {
   setEcsClientFactory,
   setS3ClientFactory,
 } from "@tern/env-fargate";
+import { FakeEcs } from "@tern/test-support/fake-ecs";
+import {
+  agentEnv,
+  driveRuns,
+  type FargateServers,
+  startFargateServers,
+  useFakeEcs,
+} from "@tern/test-support/fargate-setup";
+import { type LocalServer, S3RVER_CREDENTIALS } from "@tern/test-support/servers";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { bundleRunner } from "../packages/cli/scripts/bundle-runner.js";
-import { type LocalServer, S3RVER_CREDENTIALS } from "../packages/storage-cloud/test/servers.js";
-import { FakeEcs } from "./support/fake-ecs.js";
-import { agentEnv, driveRuns, type FargateServers, startFargateServers, useFakeEcs } from "./support/fargate-setup.js";
 
 const NODE_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/ecr-public/docker/library/node:22-bookworm-slim";
 const ASSETS = "tern-assets";

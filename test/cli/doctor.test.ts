@@ -2,15 +2,11 @@ import { existsSync } from "node:fs";
 import { open, stat, truncate } from "node:fs/promises";
 import { join } from "node:path";
 import { type RunLogRecord, SqliteBackend } from "@tern/core";
+import { type DynamoDbLocal, LOCAL_REGION, startDynamoDbLocal } from "@tern/test-support/dynamodb-local";
+import { registerTestFlow } from "@tern/test-support/flow-versions";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import {
-  type DynamoDbLocal,
-  LOCAL_REGION,
-  startDynamoDbLocal,
-} from "../../packages/backend-dynamodb/test/dynamodb-local.js";
 import { type TernHome, ternHome } from "../support/cli.js";
 import { dynamoDbCliEnv } from "../support/dynamodb-cli.js";
-import { registerTestFlow } from "../support/flow-versions.js";
 
 interface DoctorJson {
   ok: boolean;

@@ -10,13 +10,13 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { createTernTable } from "@tern/backend-dynamodb";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import {
   type DynamoDbLocal,
   LOCAL_CREDENTIALS,
   LOCAL_REGION,
   startDynamoDbLocal,
-} from "../../packages/backend-dynamodb/test/dynamodb-local.js";
+} from "@tern/test-support/dynamodb-local";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { spawnTern, stopTern, TERN_COMMAND, type TernHome, ternHome, waitForOutput } from "../support/cli.js";
 
 interface RunJson {

@@ -4,9 +4,9 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { formatLogLine, type RunLogRecord, SqliteBackend } from "@tern/core";
+import { registerTestFlow } from "@tern/test-support/flow-versions";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ROOT, type TernHome, ternHome } from "../support/cli.js";
-import { registerTestFlow } from "../support/flow-versions.js";
 
 let t: TernHome;
 beforeEach(async () => {

@@ -1,7 +1,7 @@
 /** The CLI on a state table in DynamoDB Local, as a user points it at DynamoDB through TERN_BACKEND. */
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { createTernTable } from "@tern/backend-dynamodb";
-import { LOCAL_CREDENTIALS, LOCAL_REGION } from "../../packages/backend-dynamodb/test/dynamodb-local.js";
+import { LOCAL_CREDENTIALS, LOCAL_REGION } from "@tern/test-support/dynamodb-local";
 
 /** Creates `table` on the DynamoDB Local at `endpoint`; resolves the CLI's environment for a backend on it. */
 export async function dynamoDbCliEnv(endpoint: string, table: string): Promise<Record<string, string>> {

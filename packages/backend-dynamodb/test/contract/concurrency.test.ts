@@ -2,11 +2,11 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { createTernTable, DynamoDbBackend } from "@tern/backend-dynamodb";
+import { collectClaimer } from "@tern/test-support/claimer";
+import type { DynamoDbLocal } from "@tern/test-support/dynamodb-local";
+import { registerTestFlow } from "@tern/test-support/flow-versions";
+import { useDynamoDbLocal } from "@tern/test-support/use-dynamodb-local";
 import { describe, expect, it } from "vitest";
-import { collectClaimer } from "../../../../test/support/claimer.js";
-import { registerTestFlow } from "../../../../test/support/flow-versions.js";
-import type { DynamoDbLocal } from "../dynamodb-local.js";
-import { useDynamoDbLocal } from "../use-dynamodb-local.js";
 
 let local: DynamoDbLocal;
 let client: DynamoDBClient;

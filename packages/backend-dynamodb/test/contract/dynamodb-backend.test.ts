@@ -2,8 +2,8 @@ import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { createTernTable, DynamoDbBackend } from "@tern/backend-dynamodb";
 import type { Backend } from "@tern/core";
 import { backendContract } from "@tern/core/testing";
-import type { DynamoDbLocal } from "../dynamodb-local.js";
-import { useDynamoDbLocal } from "../use-dynamodb-local.js";
+import type { DynamoDbLocal } from "@tern/test-support/dynamodb-local";
+import { useDynamoDbLocal } from "@tern/test-support/use-dynamodb-local";
 
 let _local: DynamoDbLocal | undefined;
 let client: DynamoDBClient | undefined;

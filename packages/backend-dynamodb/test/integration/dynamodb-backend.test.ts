@@ -2,11 +2,11 @@ import { CreateTableCommand, DynamoDBClient, GetItemCommand, QueryCommand } from
 import { unmarshall } from "@aws-sdk/util-dynamodb";
 import { createTernTable, DynamoDbBackend, type DynamoDbBackendOptions } from "@tern/backend-dynamodb";
 import { BackendError, NotFoundError, openBackend, type SerializedTaskRun, type SerializedValue } from "@tern/core";
+import { type DynamoDbLocal, LOCAL_CREDENTIALS, LOCAL_REGION } from "@tern/test-support/dynamodb-local";
+import { startThrottleProxy } from "@tern/test-support/fault-proxy";
+import { registerTestFlow } from "@tern/test-support/flow-versions";
+import { useDynamoDbLocal } from "@tern/test-support/use-dynamodb-local";
 import { describe, expect, it } from "vitest";
-import { startThrottleProxy } from "../../../../test/support/fault-proxy.js";
-import { registerTestFlow } from "../../../../test/support/flow-versions.js";
-import { type DynamoDbLocal, LOCAL_CREDENTIALS, LOCAL_REGION } from "../dynamodb-local.js";
-import { useDynamoDbLocal } from "../use-dynamodb-local.js";
 
 const TABLE = "tern-integration";
 let local: DynamoDbLocal;

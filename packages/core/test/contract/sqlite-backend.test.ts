@@ -5,9 +5,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BackendError, NotFoundError, SqliteBackend } from "@tern/core";
 import { backendContract } from "@tern/core/testing";
+import { collectClaimer } from "@tern/test-support/claimer";
+import { registerTestFlow } from "@tern/test-support/flow-versions";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { collectClaimer } from "../../../../test/support/claimer.js";
-import { registerTestFlow } from "../../../../test/support/flow-versions.js";
 
 let root = "";
 beforeAll(async () => {

@@ -2,11 +2,11 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Backend, Flow } from "@tern/core";
+import { type DynamoDbLocal, startDynamoDbLocal } from "@tern/test-support/dynamodb-local";
+import { FakeEcs } from "@tern/test-support/fake-ecs";
+import { openLocalTable, scheduledEvent, serverlessEnv, setEnv } from "@tern/test-support/serverless";
+import { type LocalServer, startS3rver } from "@tern/test-support/servers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FakeEcs } from "../../../../test/support/fake-ecs.js";
-import { openLocalTable, scheduledEvent, serverlessEnv, setEnv } from "../../../../test/support/serverless.js";
-import { type DynamoDbLocal, startDynamoDbLocal } from "../../../backend-dynamodb/test/dynamodb-local.js";
-import { type LocalServer, startS3rver } from "../../../storage-cloud/test/servers.js";
 import { handler as agentHandler } from "../../src/handlers/agent.js";
 import { logger, resetRuntimes } from "../../src/runtime.js";
 

@@ -10,11 +10,9 @@ import { join } from "node:path";
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import type { Backend, Flow, RunRecord } from "@tern/core";
-import type { SQSEvent } from "aws-lambda";
-import { mockClient } from "aws-sdk-client-mock";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { FakeEcs } from "../../../../test/support/fake-ecs.js";
-import { type S3FaultProxy, startS3FaultProxy } from "../../../../test/support/fault-proxy.js";
+import { type DynamoDbLocal, startDynamoDbLocal } from "@tern/test-support/dynamodb-local";
+import { FakeEcs } from "@tern/test-support/fake-ecs";
+import { type S3FaultProxy, startS3FaultProxy } from "@tern/test-support/fault-proxy";
 import {
   eventBridgeEvent,
   openLocalTable,
@@ -22,9 +20,11 @@ import {
   serverlessEnv,
   setEnv,
   taskStateEvent,
-} from "../../../../test/support/serverless.js";
-import { type DynamoDbLocal, startDynamoDbLocal } from "../../../backend-dynamodb/test/dynamodb-local.js";
-import { type LocalServer, startS3rver } from "../../../storage-cloud/test/servers.js";
+} from "@tern/test-support/serverless";
+import { type LocalServer, startS3rver } from "@tern/test-support/servers";
+import type { SQSEvent } from "aws-lambda";
+import { mockClient } from "aws-sdk-client-mock";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { ConfigError } from "../../src/config.js";
 import { handler as agentHandler } from "../../src/handlers/agent.js";
 import { handler as cloudEventsHandler } from "../../src/handlers/cloudevents.js";

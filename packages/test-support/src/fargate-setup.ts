@@ -4,17 +4,19 @@
  * flows and assets in s3rver, ECS played by the fake, and polling the agent until runs end.
  */
 import { chmod, mkdir, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { ECSClient } from "@aws-sdk/client-ecs";
 import type { DynamoDbBackend } from "@tern/backend-dynamodb";
 import { type Backend, isTerminalRunState, type LocalAgent, type RunRecord } from "@tern/core";
 import { setEcsClientFactory } from "@tern/env-fargate";
-import { type DynamoDbLocal, startDynamoDbLocal } from "../../packages/backend-dynamodb/test/dynamodb-local.js";
-import { type LocalServer, S3RVER_CREDENTIALS, startS3rver } from "../../packages/storage-cloud/test/servers.js";
-import { ROOT } from "./cli.js";
+import { type DynamoDbLocal, startDynamoDbLocal } from "./dynamodb-local.js";
 import type { FakeEcs } from "./fake-ecs.js";
 import { openLocalTable, setEnv } from "./serverless.js";
+import { type LocalServer, S3RVER_CREDENTIALS, startS3rver } from "./servers.js";
 
+/** The repository root (this file is packages/test-support/src/fargate-setup.ts). */
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 /** The agent's environment variables for tasks of `image`, with s3rver's key pair as the AWS credentials. */
 export function agentEnv(image: string): Record<string, string> {
   return {
