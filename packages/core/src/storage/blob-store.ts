@@ -36,6 +36,27 @@ export interface BlobStore {
   list(prefix: string): Promise<string[]>;
   /** Removes an object; removing a missing one is not an error. */
   delete(key: string): Promise<void>;
+  /**
+   * Optional: whether the object under `key` holds `body` (whose sha256 is given), or is absent.
+   * Drivers whose service keeps a checksum of each object answer without downloading it; without
+   * this method, an existing object is downloaded and hashed.
+   */
+  compareStored?(key: string, body: Uint8Array, sha256: string): Promise<StoredContent>;
+}
+
+/** How an object stored under a key compares with the bytes meant for it. */
+export type StoredContent = "absent" | "same" | "different";
+
+/** {@link BlobStore.compareStored} where the store has it, else `head` and a download. */
+export async function storedContent(
+  store: BlobStore,
+  key: string,
+  body: Uint8Array,
+  sha256: string,
+): Promise<StoredContent> {
+  if (store.compareStored !== undefined) return store.compareStored(key, body, sha256);
+  if ((await store.head(key)) === undefined) return "absent";
+  return sha256Hex(await store.get(key)) === sha256 ? "same" : "different";
 }
 
 /** An object exists under a key with other bytes than the ones being written. */

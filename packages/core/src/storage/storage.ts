@@ -12,8 +12,9 @@ import { LocalExecutor } from "../runner/executor.js";
 import { toSerializedValue } from "../runner/serialize.js";
 import type { JsonValue } from "../runner/serialized.js";
 import { TERN_VERSION } from "../version.js";
-import { type BlobStore, sha256Hex } from "./blob-store.js";
+import { type BlobStore, sha256Hex, storedContent } from "./blob-store.js";
 import { BundleError, bundleFlowModule, importBundle, isLoadingBundle } from "./bundle.js";
+import { checkSha256, rememberVerifiedManifest, verifiedManifest } from "./integrity.js";
 import { decodeManifest, encodeManifest, MANIFEST_FORMAT, type Manifest } from "./manifest.js";
 
 /** Options every storage takes. */
@@ -67,12 +68,7 @@ export interface LoadedFlow {
   readonly manifest: Manifest;
 }
 
-/** A stored bundle's bytes differ from what was registered. */
-export class BundleIntegrityError extends TernError {
-  constructor(message: string) {
-    super("BUNDLE_INTEGRITY", message);
-  }
-}
+export { BundleIntegrityError, forgetVerifiedManifests } from "./integrity.js";
 
 const FLOW_BRAND = Symbol.for("tern.flow");
 
@@ -258,28 +254,15 @@ export abstract class Storage {
    * version's manifest from storage once, not once per event).
    */
   async readManifest(location: string, options: LoadOptions = {}): Promise<Manifest> {
-    const what = options.label ?? `at ${this.blobs.describe(location)}`;
-    const cacheKey =
-      options.expectedHash === undefined ? undefined : `${this.blobs.describe(location)}#${options.expectedHash}`;
-    const cached = cacheKey === undefined ? undefined : verifiedManifests.get(cacheKey);
-    if (cached !== undefined) return structuredClone(cached);
+    const url = this.blobs.describe(location);
+    const what = options.label ?? `at ${url}`;
+    const cacheKey = options.expectedHash === undefined ? undefined : `${url}#${options.expectedHash}`;
+    const cached = cacheKey === undefined ? undefined : verifiedManifest(cacheKey);
+    if (cached !== undefined) return cached;
     const bytes = await this.#get(location, what, "manifest");
-    if (options.expectedHash !== undefined) {
-      const actual = sha256Hex(bytes);
-      if (actual !== options.expectedHash) {
-        throw new BundleIntegrityError(
-          `Flow ${what}: manifest sha256 mismatch (expected ${options.expectedHash}, got ${actual}) at ${this.blobs.describe(location)}. ` +
-            "The stored object was changed after registration; register the flow again.",
-        );
-      }
-    }
-    const manifest = await decodeManifest(bytes, this.blobs.describe(location));
-    if (cacheKey !== undefined) {
-      if (verifiedManifests.size >= VERIFIED_MANIFESTS_KEPT) {
-        verifiedManifests.delete(verifiedManifests.keys().next().value as string);
-      }
-      verifiedManifests.set(cacheKey, structuredClone(manifest));
-    }
+    if (options.expectedHash !== undefined) checkSha256(bytes, options.expectedHash, { what, kind: "manifest", url });
+    const manifest = await decodeManifest(bytes, url);
+    if (cacheKey !== undefined) rememberVerifiedManifest(cacheKey, manifest);
     return manifest;
   }
 
@@ -288,13 +271,8 @@ export abstract class Storage {
     const manifest = await this.readManifest(location, options);
     const what = options.label ?? `"${manifest.flow.name}"`;
     const bytes = await this.#get(manifest.bundle.key, what, "bundle");
-    const actual = sha256Hex(bytes);
-    if (actual !== manifest.bundle.sha256) {
-      throw new BundleIntegrityError(
-        `Flow ${what}: bundle sha256 mismatch (expected ${manifest.bundle.sha256}, got ${actual}) at ${this.blobs.describe(manifest.bundle.key)}. ` +
-          "The stored object was changed after registration; register the flow again.",
-      );
-    }
+    const url = this.blobs.describe(manifest.bundle.key);
+    const actual = checkSha256(bytes, manifest.bundle.sha256, { what, kind: "bundle", url });
     const exports = await importBundle(bytes, actual, options.cacheDir ?? join(ternHome(), "cache", "bundles"));
     const flow = exports[manifest.exportName];
     if (!isFlow(flow) || flow.name !== manifest.flow.name) {
@@ -308,13 +286,12 @@ export abstract class Storage {
   /**
    * Writes a content-addressed object unless it is stored intact. An object under the key whose
    * bytes no longer match their hash (edited or corrupted after it was written) is replaced, so
-   * registering again repairs it.
+   * registering again repairs it. Drivers whose service keeps a checksum compare without downloading.
    */
   async #putIfAbsent(key: string, bytes: Uint8Array, sha256: string, contentType: string): Promise<number> {
-    if ((await this.blobs.head(key)) !== undefined) {
-      if (sha256Hex(await this.blobs.get(key)) === sha256) return 0;
-      await this.blobs.delete(key);
-    }
+    const stored = await storedContent(this.blobs, key, bytes, sha256);
+    if (stored === "same") return 0;
+    if (stored === "different") await this.blobs.delete(key);
     const outcome = await this.blobs.put(key, bytes, { sha256, contentType });
     return outcome === "created" ? bytes.byteLength : 0;
   }
@@ -335,15 +312,6 @@ export abstract class Storage {
       throw error;
     }
   }
-}
-
-/** Manifests read with their expected sha256 and found to match, by location and hash (oldest dropped first). */
-const verifiedManifests = new Map<string, Manifest>();
-const VERIFIED_MANIFESTS_KEPT = 256;
-
-/** Drops the manifests this process keeps, as a new process would start (tests of a cold start). */
-export function forgetVerifiedManifests(): void {
-  verifiedManifests.clear();
 }
 
 /** The flows a bundle exports; two with one name, or none, are errors. */
