@@ -1,8 +1,76 @@
 /**
- * Errors thrown by `@tern/core`. Every error is a {@link TernError} with a stable `code`, so
- * callers can branch on the kind of failure without parsing messages, and every wrapped failure
- * keeps its `cause`.
+ * Errors thrown by tern. Every error is a {@link TernError} with a stable `code`, so callers can
+ * branch on the kind of failure without parsing messages, and every wrapped failure keeps its
+ * `cause`. Tell a tern error with {@link isTernError}, not `instanceof`: two copies of
+ * `@tern/core` (two installed versions, a bundle beside the CLI) each have their own classes.
  */
+
+/** Marks tern's errors: a global symbol, so every copy of core recognises every copy's errors. */
+const TERN_ERROR = Symbol.for("tern.error");
+
+/**
+ * Every code a tern error has, in every tern package (errors outside core, such as the storage
+ * drivers', the Lambda's and the CLI's, use codes from this list too: one place to read them all).
+ */
+export type TernErrorCode =
+  // Flows, tasks and their runs (core).
+  | "FLOW_DEFINITION"
+  | "PARAMETERS"
+  | "PARAMETER_DEFAULT"
+  | "SKIP"
+  | "TASK_TIMEOUT"
+  | "EXECUTOR_OPTIONS"
+  | "EXECUTOR_TYPE"
+  | "LOG_LIMIT"
+  // Registration, bundles and storage (core, @tern/storage-cloud).
+  | "REGISTER"
+  | "REGISTER_IN_BUNDLE"
+  | "NOT_BUILT"
+  | "BUNDLE"
+  | "BUNDLE_INTEGRITY"
+  | "MANIFEST"
+  | "DEPENDENCY"
+  | "BLOB_CONFLICT"
+  | "BLOB_KEY"
+  | "STORAGE"
+  | "STORAGE_ACCESS"
+  | "STORAGE_BUCKET"
+  | "STORAGE_CREDENTIALS"
+  | "STORAGE_DUPLICATE"
+  | "STORAGE_INTEGRITY"
+  | "STORAGE_OPTIONS"
+  | "STORAGE_TYPE"
+  | "STORAGE_UNAVAILABLE"
+  // Backends and run records (core, @tern/backend-dynamodb).
+  | "BACKEND"
+  | "BACKEND_OPTIONS"
+  | "BACKEND_URL"
+  | "NOT_FOUND"
+  | "ANNOTATIONS"
+  | "LOG_PAGE"
+  | "REASON_REQUIRED"
+  | "RUN_CONFLICT"
+  | "RUN_FINISHED"
+  | "RUN_GONE"
+  | "RUN_INPUT"
+  | "RUN_MOVED_ON"
+  | "RUN_RUNNING"
+  | "RUN_TERMINAL"
+  | "RUN_TRANSITION"
+  // Environments, agents and runners (core, @tern/env-fargate).
+  | "ENVIRONMENT"
+  | "ENVIRONMENT_TYPE"
+  | "LAUNCH_UNCERTAIN"
+  | "AGENT_OPTIONS"
+  | "LEASE_OPTIONS"
+  | "DEPLOY"
+  | "RECONCILE"
+  // The Lambda handlers' configuration and trigger rules (@tern/lambda).
+  | "CONFIG"
+  | "PATTERN"
+  | "RULES"
+  // A command called the wrong way (@tern/cli).
+  | "USAGE";
 
 /** What every tern error may be given besides its message. */
 export interface TernErrorOptions {
@@ -18,21 +86,41 @@ export interface TernErrorOptions {
 /** Base class of every error tern throws on purpose. */
 export class TernError extends Error {
   /** A stable, machine-readable identifier of the kind of failure. */
-  readonly code: string;
+  readonly code: TernErrorCode;
   /** Whether the failure is transient and the same request may succeed later (see {@link TernErrorOptions}). */
   readonly retryable: boolean;
 
-  constructor(code: string, message: string, options?: TernErrorOptions) {
+  constructor(code: TernErrorCode, message: string, options?: TernErrorOptions) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
     this.retryable = options?.retryable ?? false;
+    // Not enumerable: the brand stays out of JSON, logs and test equality.
+    Object.defineProperty(this, TERN_ERROR, { value: true });
   }
+}
+
+/**
+ * Whether `error` is a tern error (made by any copy of `@tern/core`), and of the given `code`
+ * when one is given. Use it instead of `instanceof TernError`, which only knows this copy's class.
+ */
+export function isTernError(error: unknown): error is TernError;
+export function isTernError<C extends TernErrorCode>(
+  error: unknown,
+  code: C,
+): error is TernError & { readonly code: C };
+export function isTernError(error: unknown, code?: TernErrorCode): boolean {
+  return (
+    typeof error === "object" &&
+    error !== null &&
+    (error as { [TERN_ERROR]?: unknown })[TERN_ERROR] === true &&
+    (code === undefined || (error as TernError).code === code)
+  );
 }
 
 /** Whether `error` is a tern error marked transient ({@link TernError.retryable}). */
 export function isRetryable(error: unknown): boolean {
-  return error instanceof TernError && error.retryable;
+  return isTernError(error) && error.retryable;
 }
 
 /**
@@ -144,12 +232,50 @@ export class NotFoundError extends TernError {
     this.id = id;
   }
 
-  /** A flow version that a backend does not hold, named with the backend's URL. */
-  static flowVersion(project: string, flow: string, version: number, backendUrl: string): NotFoundError {
+  /**
+   * A flow version that a backend does not hold, named with the backend's URL; with `runId`,
+   * said of the run that needs it.
+   */
+  static flowVersion(
+    project: string,
+    flow: string,
+    version: number,
+    backendUrl: string,
+    runId?: string,
+  ): NotFoundError {
+    const what = `"${flow}" version ${version} (project "${project}") is not in ${backendUrl}.`;
     return new NotFoundError(
       "flowVersion",
       `${project}/${flow}@${version}`,
-      `Flow "${flow}" version ${version} (project "${project}") is not in ${backendUrl}.`,
+      runId === undefined ? `Flow ${what}` : `Run ${runId}: flow ${what}`,
     );
+  }
+
+  /**
+   * A run asked of a flow that has no registered version (or not `version`), with how to register
+   * it. Its kind is `flowVersion`: a run needs a version, and that is what was looked up.
+   */
+  static unregistered(project: string, flow: string, version: number | undefined, backendUrl: string): NotFoundError {
+    const which = version === undefined ? "" : ` version ${version}`;
+    return new NotFoundError(
+      "flowVersion",
+      `${project}/${flow}@${version ?? "latest"}`,
+      `Flow "${flow}"${which} is not registered in project "${project}" (${backendUrl}). ` +
+        `Register it with \`tern register <file> --project "${project}"\`, or check \`tern flows\`.`,
+    );
+  }
+
+  /** A run that a backend does not hold, named with the backend's URL. */
+  static run(runId: string, backendUrl: string): NotFoundError {
+    return new NotFoundError(
+      "run",
+      runId,
+      `Run ${runId} does not exist in ${backendUrl}. Check the id with \`tern runs\`.`,
+    );
+  }
+
+  /** A stored object that does not exist; `url` names it as its store does (`describe(key)`). */
+  static blob(key: string, url: string, options?: TernErrorOptions): NotFoundError {
+    return new NotFoundError("blob", key, `${url} does not exist.`, options);
   }
 }

@@ -91,6 +91,7 @@ export {
   FlowCycleError,
   FlowDefinitionError,
   isRetryable,
+  isTernError,
   NotFoundError,
   ParameterError,
   RunConflictError,
@@ -98,6 +99,7 @@ export {
   skip,
   TaskTimeoutError,
   TernError,
+  type TernErrorCode,
   type TernErrorOptions,
 } from "./errors.js";
 export {

@@ -6,10 +6,13 @@
  * wildcard), numeric, exists, cidr (IPv4) and $or.
  */
 
+import { TernError } from "@tern/core";
+
 /** A malformed pattern: names where and what. */
-export class PatternError extends Error {
+export class PatternError extends TernError {
   constructor(path: string, message: string) {
-    super(`event pattern ${path === "" ? "" : `at ${path} `}${message}`);
+    super("PATTERN", `event pattern ${path === "" ? "" : `at ${path} `}${message}`);
+    // Named here, not from the class: a minified bundle renames classes.
     this.name = "PatternError";
   }
 }

@@ -1,7 +1,7 @@
-import type { JsonValue } from "@tern/core";
+import { isTernError, type JsonValue, TernError } from "@tern/core";
 import { en } from "zod/locales";
 import * as z from "zod/mini";
-import { compilePattern, type EventPattern, PatternError } from "./pattern.js";
+import { compilePattern, type EventPattern } from "./pattern.js";
 
 // zod/mini carries no messages of its own ("Invalid input" for everything) until a locale is loaded.
 z.config(en());
@@ -48,9 +48,10 @@ const ruleSchema = z.strictObject({
 });
 
 /** A rule list that cannot work. */
-export class RulesError extends Error {
+export class RulesError extends TernError {
   constructor(message: string) {
-    super(message);
+    super("RULES", message);
+    // Named here, not from the class: a minified bundle renames classes.
     this.name = "RulesError";
   }
 }
@@ -76,7 +77,7 @@ export function parseRules(json: string, where: string): TriggerRule[] {
     try {
       pattern = compilePattern(parsed.data.pattern);
     } catch (error) {
-      if (error instanceof PatternError) throw new RulesError(`Trigger ${label}: ${error.message}`);
+      if (isTernError(error, "PATTERN")) throw new RulesError(`Trigger ${label}: ${error.message}`);
       throw error;
     }
     return {

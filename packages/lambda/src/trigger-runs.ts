@@ -1,4 +1,4 @@
-import { type RunRecord, type ScheduledFlow, scheduleRun, TernError } from "@tern/core";
+import { isTernError, type RunRecord, type ScheduledFlow, scheduleRun } from "@tern/core";
 import { ruleParameters, type TriggerRule } from "./rules.js";
 import { logger, type Runtime } from "./runtime.js";
 
@@ -9,7 +9,7 @@ import { logger, type Runtime } from "./runtime.js";
  * not fit, a denied permission are not transient, and retrying would not help.
  */
 export function isPassing(error: unknown): boolean {
-  return !(error instanceof TernError) || error.retryable;
+  return !isTernError(error) || error.retryable;
 }
 
 /** What happened for one matching rule. */
@@ -73,7 +73,7 @@ export async function startRuns(
         scheduled = { run: result.run, resolved: result.resolved };
       } catch (error) {
         if (isPassing(error)) unexpected.push(error);
-        const reason = error instanceof TernError ? error.message : `unexpected: ${(error as Error).message}`;
+        const reason = isTernError(error) ? error.message : `unexpected: ${(error as Error).message}`;
         logger.error("trigger rule could not start a run", {
           rule: rule.name,
           flow: rule.flow,

@@ -4,7 +4,7 @@
  * seen in seconds rather than at the next agent tick.
  */
 import type { Task } from "@aws-sdk/client-ecs";
-import { endOpenTaskRuns, isTerminalRunState, RunConflictError } from "@tern/core";
+import { endOpenTaskRuns, isTerminalRunState, isTernError } from "@tern/core";
 import { decideRun, ecsClient, ecsDeployment } from "@tern/env-fargate";
 import type { EventBridgeEvent } from "aws-lambda";
 import { logger, runtime } from "../runtime.js";
@@ -66,7 +66,7 @@ export async function handler(event: EventBridgeEvent<string, unknown>): Promise
       ...(decision.deployment === undefined ? {} : { deployment: decision.deployment }),
     });
   } catch (error) {
-    if (error instanceof RunConflictError) return { status: "unchanged", runId, reason: "the run moved on meanwhile" };
+    if (isTernError(error, "RUN_CONFLICT")) return { status: "unchanged", runId, reason: "the run moved on meanwhile" };
     throw error;
   }
   // Its task runs end with it (a task that died mid-way leaves them Running).

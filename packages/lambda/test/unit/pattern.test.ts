@@ -1,3 +1,4 @@
+import { isTernError } from "@tern/core";
 import { describe, expect, it } from "vitest";
 import { compilePattern, PatternError } from "../../src/pattern.js";
 
@@ -108,6 +109,11 @@ describe("compilePattern (EventBridge's comparison operators)", () => {
     bad("aws.s3", /must be a JSON object/);
     bad({}, /empty object/);
     bad({ source: [] }, /at source is an empty list/);
+    // A tern error: recognised by its brand, with its own code.
+    expect(() => compilePattern({})).toThrow(
+      expect.objectContaining({ name: "PatternError", code: "PATTERN", retryable: false }),
+    );
+    expect(() => compilePattern({})).toThrow(expect.toSatisfy((e: unknown) => isTernError(e, "PATTERN")));
     bad({ source: "aws.s3" }, /at source must be a list .*write \["aws\.s3"\]/);
     bad({ detail: { size: [{ numeric: [">>", 1] }] } }, /at detail\.size\[0\] numeric operator ">>"/);
     bad({ source: [{ begins: "aws." }] }, /unknown operator "begins"/);

@@ -1,4 +1,5 @@
 import { GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { isTernError } from "@tern/core";
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
 import { RulesError } from "../../src/rules.js";
@@ -34,6 +35,8 @@ describe("trigger rules from S3 (TERN_TRIGGER_RULES_URL)", () => {
     s3.on(GetObjectCommand).resolves(body(JSON.stringify([{ flow: "f", pattern: {} }])));
     const error = await loadRules(config).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RulesError);
+    expect(error).toMatchObject({ name: "RulesError", code: "RULES", retryable: false });
+    expect(isTernError(error, "RULES")).toBe(true);
     expect((error as Error).message).toMatch(/s3:\/\/cdk-assets\/abc\.json: event pattern is an empty object/);
   });
 });
