@@ -3,7 +3,7 @@ import { hostname } from "node:os";
 import { openBackend } from "../backend/open.js";
 import { type Backend, environmentMatches, isTerminalRunState, labelsMatch, type RunRecord } from "../backend/types.js";
 import { checkLabels, type Deployment } from "../environment/environment.js";
-import { RunConflictError, TernError } from "../errors.js";
+import { isTernError, TernError } from "../errors.js";
 import {
   count,
   type DispatchOptions,
@@ -194,7 +194,7 @@ export class LocalAgent {
         lease: { owner: this.agentId, expiresAtMs: now + this.leaseMs },
       });
     } catch (error) {
-      if (error instanceof RunConflictError) return { status: "skipped", reason: "another agent took it first" };
+      if (isTernError(error, "RUN_CONFLICT")) return { status: "skipped", reason: "another agent took it first" };
       throw error;
     }
     this.log(`claimed run ${runId} (${run.flow} v${run.version}) for immediate dispatch`);
@@ -332,7 +332,7 @@ export class LocalAgent {
         lease: null,
       });
     } catch (error) {
-      if (!(error instanceof RunConflictError)) throw error;
+      if (!isTernError(error, "RUN_CONFLICT")) throw error;
       this.log(`run ${claimed.id} changed while it was being deployed; leaving it`);
       return false;
     }
@@ -398,5 +398,5 @@ export class LocalAgent {
 
 /** Whether a deploy error says the launch may or may not have happened (see `LaunchUncertainError`). */
 function isLaunchUncertain(error: unknown): boolean {
-  return (error as { code?: unknown })?.code === "LAUNCH_UNCERTAIN";
+  return isTernError(error, "LAUNCH_UNCERTAIN");
 }

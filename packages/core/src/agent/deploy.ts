@@ -22,11 +22,7 @@ export async function resolveRun(backend: Backend, runId: string): Promise<Resol
   const run = await requireRun(backend, runId);
   const flowVersion = await backend.getFlowVersion(run.project, run.flow, run.version);
   if (flowVersion === undefined) {
-    throw new NotFoundError(
-      "flowVersion",
-      `${run.project}/${run.flow}@${run.version}`,
-      `Run ${runId}: flow "${run.flow}" version ${run.version} (project "${run.project}") is not in ${backend.url}.`,
-    );
+    throw NotFoundError.flowVersion(run.project, run.flow, run.version, backend.url, runId);
   }
   const label = `"${run.flow}" version ${run.version} (project "${run.project}")`;
   const storage = await loadStorage(flowVersion.storage);

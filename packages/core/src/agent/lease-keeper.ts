@@ -13,7 +13,7 @@
 import { Worker } from "node:worker_threads";
 import { openBackend } from "../backend/open.js";
 import { type Backend, isTerminalRunState, type RunRecord } from "../backend/types.js";
-import { RunConflictError } from "../errors.js";
+import { isTernError } from "../errors.js";
 import { endOpenTaskRuns } from "./end-run.js";
 import { heartbeatEveryMs } from "./lease.js";
 import { updateRun } from "./update-run.js";
@@ -240,7 +240,7 @@ async function keepLoop(
       // Written meanwhile (a cancel, the agent's deployment details): look again soon. Any other
       // failure (throttling, a reset, a busy database) is retried too: the lease has three more
       // renewals' worth of time, and only a verdict ends the keeper.
-      wait = Math.min(every, error instanceof RunConflictError ? 250 : 1_000);
+      wait = Math.min(every, isTernError(error, "RUN_CONFLICT") ? 250 : 1_000);
       continue;
     }
     if (verdict.kind === "cancel") wait = Math.min(every, 1_000);

@@ -1,7 +1,7 @@
 import type { Backend, RunLogRecord, RunRecord } from "../backend/types.js";
 import { isTerminalRunState } from "../backend/types.js";
 import type { Environment, EnvironmentExitContext, EnvironmentHookContext } from "../environment/environment.js";
-import { TernError } from "../errors.js";
+import { isTernError, TernError } from "../errors.js";
 import type { FlowRunResult } from "../flow/flow.js";
 import type { TaskRun } from "../runner/engine.js";
 import { type Executor, type ExecutorConfig, executorFromJSON } from "../runner/executor.js";
@@ -185,8 +185,7 @@ export async function executeRun(runId: string, options: ExecuteRunOptions): Pro
     await reporter?.close().catch(() => undefined);
     await keeper?.stop();
     // A run that ended or that another runner has is not this runner's to fail.
-    const code = (error as TernError).code;
-    if (run === undefined || code === "RUN_FINISHED" || code === "RUN_RUNNING") throw error;
+    if (run === undefined || isTernError(error, "RUN_FINISHED") || isTernError(error, "RUN_RUNNING")) throw error;
     if (lost !== undefined) return { runId, state: "Failed", reason: `stopped: ${lost}` };
     return finish(backend, runId, "Failed", (error as Error).message, undefined, owner);
   }

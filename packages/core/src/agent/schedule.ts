@@ -27,12 +27,7 @@ export async function scheduleRun(
 ): Promise<{ run: RunRecord; created: boolean; resolved: ScheduledFlow }> {
   const version = await backend.getFlowVersion(input.project, input.flow, input.version);
   if (version === undefined) {
-    const which = input.version === undefined ? "" : ` version ${input.version}`;
-    throw new NotFoundError(
-      "flowVersion",
-      `${input.project}/${input.flow}`,
-      `Flow "${input.flow}"${which} is not registered in project "${input.project}" (${backend.url}). Register it with \`tern register <file> --project "${input.project}"\`, or check \`tern flows\`.`,
-    );
+    throw NotFoundError.unregistered(input.project, input.flow, input.version, backend.url);
   }
   const storage = await loadStorage(version.storage);
   const manifest = await storage.readManifest(version.location, {

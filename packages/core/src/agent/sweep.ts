@@ -1,5 +1,5 @@
 import type { Backend, RunRecord, RunState } from "../backend/types.js";
-import { RunConflictError, TernError } from "../errors.js";
+import { isTernError, TernError } from "../errors.js";
 import type { JsonValue } from "../runner/serialize.js";
 import { endOpenTaskRuns } from "./end-run.js";
 import { LeaseWatch } from "./lease.js";
@@ -131,7 +131,7 @@ export async function sweepRuns(backend: Backend, options: SweepOptions = {}): P
       if (to !== "Scheduled") await endOpenTaskRuns(backend, run.id, to, reason, now);
     } catch (error) {
       // It moved on meanwhile (the runner reported after all, another agent swept it first).
-      if (!(error instanceof RunConflictError)) throw error;
+      if (!isTernError(error, "RUN_CONFLICT")) throw error;
       return;
     }
     try {
