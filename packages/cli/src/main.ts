@@ -111,8 +111,6 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
     io.err(`tern: unknown command "${name}"\n\n${usage()}`);
     return 2;
   }
-  // Agents start runners with the same node, flags and entry point as this process.
-  process.env.TERN_RUNNER_COMMAND ??= JSON.stringify([process.execPath, ...process.execArgv, process.argv[1] ?? ""]);
   try {
     // Storage, environment and backend loaders are registered before a command can open them.
     await import("./loaders.js");

@@ -11,10 +11,18 @@
  * console.log(run.state, run.outputs.doubled); // Success [ 2, 4, 6 ]
  */
 
-export { type DispatchOptions, LocalAgent, type LocalAgentOptions, type PollResult } from "./agent/agent.js";
+export {
+  Agent,
+  type AgentOptions,
+  type DispatchOptions,
+  LocalAgent,
+  type LocalAgentOptions,
+  type PollResult,
+} from "./agent/agent.js";
 export { deployFromBundle, deployRoute, type ResolvedRun, resolveRun, setupContext } from "./agent/deploy.js";
 export { endOpenTaskRuns } from "./agent/end-run.js";
 export { AGENT_SEEN_WINDOW_MS, type ExplainOptions, explainRun, type RunExplanation } from "./agent/explain.js";
+export { type Launch, type LaunchContext, type Launcher, RemoteLauncher } from "./agent/launcher.js";
 export { DEFAULT_LEASE_MS, LeaseWatch, leaseMsFromEnv, MAX_CLOCK_SKEW_MS } from "./agent/lease.js";
 export { isLeaseKeeperData, type LeaseKeeperData, runLeaseKeeper } from "./agent/lease-keeper.js";
 export { type ExecuteRunOptions, type ExecuteRunResult, executeRun, RUNNER_LEASE_MS } from "./agent/runner.js";
@@ -28,6 +36,7 @@ export {
   type SweptRun,
   sweepRuns,
 } from "./agent/sweep.js";
+export { updateRun } from "./agent/update-run.js";
 export { requireRun } from "./backend/lookup.js";
 export { type BackendOpener, backendUrl, openBackend, registerBackendScheme } from "./backend/open.js";
 export { SqliteBackend, type SqliteBackendOptions } from "./backend/sqlite.js";

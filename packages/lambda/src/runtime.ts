@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Logger } from "@aws-lambda-powertools/logger";
 import { DynamoDbBackend, parseDynamoDbUrl } from "@tern/backend-dynamodb";
-import { type Backend, forgetVerifiedManifests, LocalAgent, registerStorageLoader } from "@tern/core";
+import { Agent, type Backend, forgetVerifiedManifests, RemoteLauncher, registerStorageLoader } from "@tern/core";
 import "@tern/env-fargate";
 import { type ConfigNeeds, type LambdaConfig, loadConfig } from "./config.js";
 import { parseRules, RulesError, type TriggerRule } from "./rules.js";
@@ -20,7 +20,7 @@ export interface Runtime {
   readonly config: LambdaConfig;
   readonly backend: Backend;
   /** Deploys runs: claims, environments, the sweep. */
-  readonly agent: LocalAgent;
+  readonly agent: Agent;
   readonly rules: readonly TriggerRule[];
   /** The CloudEvents HMAC keys (current first, then the previous one while rotating), read again as they age. */
   readonly signingKeys?: SigningKeys;
@@ -81,13 +81,13 @@ async function start(
         })
       : undefined;
   const backend = await DynamoDbBackend.open(parseDynamoDbUrl(config.backendUrl));
-  const agent = new LocalAgent({
+  const agent = new Agent({
+    // Lambda launches tasks elsewhere; it hosts no runners, so it has no runner command and no
+    // limit on runs at once.
+    launcher: new RemoteLauncher(),
     backend,
     labels: config.labels,
-    // Lambda launches tasks; it cannot host local runners.
-    runnerCommand: ["tern"],
     environmentTypes: ["FargateTaskEnvironment"],
-    concurrency: 10_000,
     submittedGraceMs: config.submittedGraceMs,
     agentId: `lambda:${env.AWS_LAMBDA_FUNCTION_NAME ?? handler}:${randomUUID().slice(0, 8)}`,
     log: (line) => logger.info(line),

@@ -1,5 +1,6 @@
 import { LocalAgent } from "@tern/core";
 import { type Command, intOption, splitLabels } from "../cli.js";
+import { ownCommand } from "../own-command.js";
 
 export const agentCommand: Command = {
   name: "agent",
@@ -28,6 +29,8 @@ Options:
       backend: await backend(),
       concurrency: intOption("agent", "concurrency", args.values.concurrency, 4),
       pollIntervalMs: intOption("agent", "poll-interval-ms", args.values["poll-interval-ms"], 2_000),
+      // Runners start as this CLI, unless TERN_RUNNER_COMMAND (read by LocalAgent) says otherwise.
+      ...(process.env.TERN_RUNNER_COMMAND === undefined ? { runnerCommand: ownCommand() } : {}),
       log: (line) => io.err(`agent: ${line}\n`),
     });
     io.err(`agent ${agent.agentId} with ${labels.length === 0 ? "no labels" : `labels ${labels.join(", ")}`}\n`);

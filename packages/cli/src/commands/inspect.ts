@@ -3,9 +3,9 @@ import {
   formatLogLine,
   isTerminalRunState,
   logPages,
-  RunConflictError,
   type RunState,
   requireRun,
+  updateRun,
 } from "@tern/core";
 import { type Command, formatTime, type Io, intOption, printJson, table, UsageError } from "../cli.js";
 
@@ -19,6 +19,23 @@ const RUN_STATES: readonly RunState[] = [
   "Cancelled",
 ];
 
+/** A list as JSON (`--json`), else as a table under a header, or a line saying it is empty. */
+function printList<T>(
+  io: Io,
+  items: readonly T[],
+  how: {
+    readonly json: boolean;
+    readonly empty: string;
+    readonly header: string[];
+    readonly row: (item: T) => string[];
+  },
+): number {
+  if (how.json) printJson(io, items);
+  else if (items.length === 0) io.out(how.empty);
+  else io.out(`${table([how.header, ...items.map(how.row)])}\n`);
+  return 0;
+}
+
 export const flowsCommand: Command = {
   name: "flows",
   help: `
@@ -27,27 +44,19 @@ Usage: tern flows [--project P] [--json]`,
   positionals: [0, 0],
   async run(args, { io, backend }) {
     const flows = await (await backend()).listFlows(args.values.project as string | undefined);
-    if (args.values.json === true) {
-      printJson(io, flows);
-      return 0;
-    }
-    if (flows.length === 0) {
-      io.out("No flows registered yet. Register one: tern register <file>\n");
-      return 0;
-    }
-    const rows = [["PROJECT", "FLOW", "VERSION", "ENVIRONMENT", "LABELS", "UPDATED"]];
-    for (const f of flows) {
-      rows.push([
+    return printList(io, flows, {
+      json: args.values.json === true,
+      empty: "No flows registered yet. Register one: tern register <file>\n",
+      header: ["PROJECT", "FLOW", "VERSION", "ENVIRONMENT", "LABELS", "UPDATED"],
+      row: (f) => [
         f.project,
         f.flow,
         String(f.latestVersion),
         f.environmentType,
         f.labels.join(",") || "-",
         formatTime(f.updatedAtMs),
-      ]);
-    }
-    io.out(`${table(rows)}\n`);
-    return 0;
+      ],
+    });
   },
 };
 
@@ -90,20 +99,12 @@ the task runs (slug, state, attempts).`,
       ...(state === undefined ? {} : { state: state as RunState }),
       limit: intOption("runs", "limit", args.values.limit, 100),
     });
-    if (args.values.json === true) {
-      printJson(io, runs);
-      return 0;
-    }
-    if (runs.length === 0) {
-      io.out("No runs.\n");
-      return 0;
-    }
-    const rows = [["ID", "FLOW", "VERSION", "STATE", "CREATED", "REASON"]];
-    for (const r of runs) {
-      rows.push([r.id, r.flow, String(r.version), r.state, formatTime(r.createdAtMs), r.reason ?? ""]);
-    }
-    io.out(`${table(rows)}\n`);
-    return 0;
+    return printList(io, runs, {
+      json: args.values.json === true,
+      empty: "No runs.\n",
+      header: ["ID", "FLOW", "VERSION", "STATE", "CREATED", "REASON"],
+      row: (r) => [r.id, r.flow, String(r.version), r.state, formatTime(r.createdAtMs), r.reason ?? ""],
+    });
   },
 };
 
@@ -229,31 +230,32 @@ Usage: tern cancel <runId>`,
   async run(args, { io, backend }) {
     const id = args.positionals[0] as string;
     const db = await backend();
-    for (let attempt = 0; attempt < 10; attempt++) {
-      const run = await requireRun(db, id);
-      if (isTerminalRunState(run.state) || run.state === "Cancelling") {
-        io.out(`run ${id} is already ${run.state}\n`);
-        return run.state === "Cancelled" || run.state === "Cancelling" ? 0 : 1;
-      }
-      const to = run.state === "Scheduled" ? "Cancelled" : "Cancelling";
-      try {
-        await db.transitionRun({
-          runId: id,
-          expectedRevision: run.revision,
-          to,
-          reason: "cancelled by request",
-          // A runner's lease stays with a Cancelling run: its runner still ends it, and if the
-          // runner is dead the lease says so within one lease length.
-          ...(to === "Cancelled" ? { lease: null } : {}),
-        });
-        io.out(`run ${id}: ${to}\n`);
-        return 0;
-      } catch (error) {
-        if (!(error instanceof RunConflictError)) throw error;
-      }
-    }
-    io.err(`run ${id} kept changing; try again\n`);
-    return 1;
+    const outcome = await updateRun<{ readonly code: number; readonly out?: string; readonly err?: string }>(
+      db,
+      id,
+      async (found) => {
+        const run = found ?? (await requireRun(db, id));
+        if (isTerminalRunState(run.state) || run.state === "Cancelling") {
+          const code = run.state === "Cancelled" || run.state === "Cancelling" ? 0 : 1;
+          return { done: { code, out: `run ${id} is already ${run.state}\n` } };
+        }
+        const to = run.state === "Scheduled" ? "Cancelled" : "Cancelling";
+        return {
+          write: {
+            to,
+            reason: "cancelled by request",
+            // A runner's lease stays with a Cancelling run: its runner still ends it, and if the
+            // runner is dead the lease says so within one lease length.
+            ...(to === "Cancelled" ? { lease: null } : {}),
+          },
+          result: () => ({ code: 0, out: `run ${id}: ${to}\n` }),
+        };
+      },
+      { known: await requireRun(db, id), exhausted: () => ({ code: 1, err: `run ${id} kept changing; try again\n` }) },
+    );
+    if (outcome.out !== undefined) io.out(outcome.out);
+    if (outcome.err !== undefined) io.err(outcome.err);
+    return outcome.code;
   },
 };
 

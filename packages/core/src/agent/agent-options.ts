@@ -1,21 +1,22 @@
-/** LocalAgent's options, their checks, and what it passes on to the runners it starts. */
+/** The agents' options and their checks. */
 import type { Backend, RunRecord } from "../backend/types.js";
 import { describe } from "../describe.js";
 import { TernError } from "../errors.js";
+import type { Launcher } from "./launcher.js";
 import type { ScheduledFlow } from "./schedule.js";
 
-/** Options of {@link LocalAgent}. */
-export interface LocalAgentOptions {
+/** Options of {@link Agent}. */
+export interface AgentOptions {
+  /** How the agent starts the runs it claims, and how many it may have going at once. */
+  readonly launcher: Launcher;
   /** The agent takes runs whose labels are a subset of these (a run without labels only if this is empty). @default [] */
   readonly labels?: readonly string[];
   /** @default the backend of `TERN_BACKEND`, else SQLite under `TERN_HOME` */
   readonly backend?: Backend;
-  /** Most runs this agent has running at once. @default 4 */
-  readonly concurrency?: number;
   /**
-   * Runs claimed and deployed side by side within a poll (each still counts against
-   * `concurrency`). Launching a Fargate task is mostly waiting on AWS: one at a time stays far
-   * under ECS's 20 launches per second. @default 8
+   * Runs claimed and deployed side by side within a poll (each still counts against the
+   * launcher's `concurrency`). Launching a Fargate task is mostly waiting on AWS: one at a time
+   * stays far under ECS's 20 launches per second. @default 8
    */
   readonly dispatchConcurrency?: number;
   /** Wait between polls in `start()`. @default 2000 */
@@ -24,11 +25,6 @@ export interface LocalAgentOptions {
   readonly leaseMs?: number;
   /** @default `<hostname>-<random>` */
   readonly agentId?: string;
-  /**
-   * The command that starts a runner; `execute <runId>` is appended.
-   * @default the JSON array in `TERN_RUNNER_COMMAND`
-   */
-  readonly runnerCommand?: readonly string[];
   /** Progress lines (one per claimed, submitted or failed run). @default none */
   readonly log?: (line: string) => void;
   /**
@@ -42,7 +38,18 @@ export interface LocalAgentOptions {
   readonly submittedGraceMs?: number;
 }
 
-/** Options of {@link LocalAgent.dispatch}. */
+/** Options of {@link LocalAgent}: an agent whose launcher starts runner processes on this machine. */
+export interface LocalAgentOptions extends Omit<AgentOptions, "launcher"> {
+  /** Most runs this agent has running at once (deploys in flight included). @default 4 */
+  readonly concurrency?: number;
+  /**
+   * The command that starts a runner; `execute <runId>` is appended.
+   * @default the JSON array in `TERN_RUNNER_COMMAND`
+   */
+  readonly runnerCommand?: readonly string[];
+}
+
+/** Options of {@link Agent.dispatch}. */
 export interface DispatchOptions {
   /**
    * The run as its creator just got it, and the flow version, storage and manifest `scheduleRun`
@@ -63,31 +70,6 @@ export interface PollResult {
   readonly claimed: number;
   readonly submitted: readonly string[];
   readonly failed: ReadonlyArray<{ readonly runId: string; readonly reason: string }>;
-}
-
-/** The variables a runner needs to reach this process's backend and storage. */
-export function runnerEnvironment(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const name of ["TERN_HOME", "TERN_BACKEND", "TERN_DEFAULT_STORAGE"]) {
-    const value = process.env[name];
-    if (value !== undefined) env[name] = value;
-  }
-  return env;
-}
-
-export function runnerCommandFromEnv(): readonly string[] {
-  const raw = process.env.TERN_RUNNER_COMMAND;
-  if (raw === undefined || raw.trim() === "") return [];
-  try {
-    const parsed = JSON.parse(raw) as unknown;
-    if (Array.isArray(parsed) && parsed.length > 0 && parsed.every((p) => typeof p === "string")) return parsed;
-  } catch {
-    // reported below
-  }
-  throw new TernError(
-    "AGENT_OPTIONS",
-    `TERN_RUNNER_COMMAND must be a JSON array of strings (e.g. ["tern"]), got ${JSON.stringify(raw)}.`,
-  );
 }
 
 export function count(name: string, value: number): number {

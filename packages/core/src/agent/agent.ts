@@ -5,39 +5,39 @@ import { type Backend, environmentMatches, isTerminalRunState, labelsMatch, type
 import { checkLabels, type Deployment } from "../environment/environment.js";
 import { isTernError, TernError } from "../errors.js";
 import {
+  type AgentOptions,
   count,
   type DispatchOptions,
   type LocalAgentOptions,
   type PollResult,
   positive,
-  runnerCommandFromEnv,
-  runnerEnvironment,
 } from "./agent-options.js";
 import { failDeploy, failRun, writeDeployment } from "./agent-writes.js";
-import { deployRoute, type ResolvedRun, resolveRun, setupContext } from "./deploy.js";
-import { deployCustom } from "./deploy-custom.js";
+import { type ResolvedRun, resolveRun } from "./deploy.js";
+import type { Launcher } from "./launcher.js";
 import { dueByCreatorsClock, isRunnerOwner, LeaseWatch, runnerOwner, runsDueByCreatorsClock } from "./lease.js";
+import { LocalLauncher } from "./local-launcher.js";
 import { exitDescription, lastErrorLine } from "./process-output.js";
 import { sweepRuns } from "./sweep.js";
 
-export type { DispatchOptions, LocalAgentOptions, PollResult } from "./agent-options.js";
+export type { AgentOptions, DispatchOptions, LocalAgentOptions, PollResult } from "./agent-options.js";
 
 /**
- * Polls the backend for runs its labels satisfy, claims them with a lease, rebuilds each flow's
- * environment from the manifest (no user code) and deploys the run: `setup`, then `execute`.
- * Runs whose local runner exits without reporting a final state are failed with the exit code.
+ * Polls the backend for runs its labels satisfy, claims them with a lease, reads each flow's
+ * manifest (no user code) and deploys the run through its launcher, which decides how a run
+ * starts (a local runner process, a Fargate task) and how many may go at once. Runs whose local
+ * process exits without reporting a final state are failed with the exit code.
  *
  * @example
- * const agent = new LocalAgent({ labels: ["dev"] });
- * await agent.start(); // until agent.stop()
+ * const agent = new Agent({ launcher: new RemoteLauncher(), environmentTypes: ["FargateTaskEnvironment"] });
+ * await agent.pollOnce({ deadlineMs });
  */
-export class LocalAgent {
+export class Agent {
   readonly labels: readonly string[];
   readonly agentId: string;
-  private readonly concurrency: number;
+  private readonly launcher: Launcher;
   private readonly pollIntervalMs: number;
   private readonly leaseMs: number;
-  private readonly runnerCommand: readonly string[];
   private readonly log: (line: string) => void;
   private readonly environmentTypes: readonly string[] | undefined;
   private readonly submittedGraceMs: number | undefined;
@@ -53,21 +53,13 @@ export class LocalAgent {
   private wake: (() => void) | undefined;
   private loop: Promise<void> | undefined;
 
-  constructor(options: LocalAgentOptions = {}) {
+  constructor(options: AgentOptions) {
     this.labels = Object.freeze(checkLabels(options.labels ?? [], "LocalAgent labels"));
-    this.concurrency = count("concurrency", options.concurrency ?? 4);
+    this.launcher = options.launcher;
     this.dispatchConcurrency = count("dispatchConcurrency", options.dispatchConcurrency ?? 8);
     this.pollIntervalMs = positive("pollIntervalMs", options.pollIntervalMs ?? 2_000);
     this.leaseMs = positive("leaseMs", options.leaseMs ?? 60_000);
     this.agentId = options.agentId ?? `${hostname()}-${randomUUID().slice(0, 8)}`;
-    this.runnerCommand = options.runnerCommand ?? runnerCommandFromEnv();
-    if (this.runnerCommand.length === 0) {
-      // Refused here, before any run is claimed and then failed for want of a runner.
-      throw new TernError(
-        "AGENT_OPTIONS",
-        'LocalAgent needs the command that starts a runner: pass runnerCommand (for example ["tern"], or [process.execPath, "/path/to/tern.mjs"]) or set TERN_RUNNER_COMMAND to a JSON array. The tern CLI sets it for the agents it starts.',
-      );
-    }
     this.log = options.log ?? (() => {});
     this.environmentTypes = options.environmentTypes;
     this.submittedGraceMs =
@@ -76,7 +68,7 @@ export class LocalAgent {
     this.ownsBackend = options.backend === undefined;
   }
 
-  /** Runs started by this agent whose runner has not exited yet. */
+  /** Runs started by this agent whose local process has not exited yet. */
   get activeRuns(): number {
     return this.active.size;
   }
@@ -105,9 +97,9 @@ export class LocalAgent {
     // cannot let the leases of runs waiting behind it expire (and another agent take them).
     // Up to dispatchConcurrency workers claim and deploy side by side: a launch is mostly
     // waiting on AWS, so one at a time cannot keep up with what ECS accepts. Deploys in flight
-    // count against `concurrency` like the runs they start.
+    // count against the launcher's `concurrency` like the runs they start.
     const worker = async (): Promise<void> => {
-      while (!drained && this.active.size + this.deploying < this.concurrency && Date.now() < deadline) {
+      while (!drained && this.active.size + this.deploying < this.launcher.concurrency && Date.now() < deadline) {
         this.deploying += 1;
         try {
           const [run] = await backend.claimRuns({
@@ -138,7 +130,7 @@ export class LocalAgent {
     // Runs due at once by their creator's clock, which is ahead of this one: claimed one by one
     // (claimRuns compares with this clock). Nothing scheduled for later is taken early.
     for (const run of await runsDueByCreatorsClock(backend, Date.now())) {
-      if (this.active.size >= this.concurrency || Date.now() >= deadline) break;
+      if (this.active.size >= this.launcher.concurrency || Date.now() >= deadline) break;
       if (!labelsMatch(this.labels, run.labels) || !environmentMatches(this.environmentTypes, run.environmentType)) {
         continue;
       }
@@ -252,7 +244,7 @@ export class LocalAgent {
     }
   }
 
-  /** Waits until every runner this agent started has exited and been accounted for. */
+  /** Waits until every local process this agent started has exited and been accounted for. */
   async idle(): Promise<void> {
     while (this.active.size > 0) await Promise.all(this.active.values());
   }
@@ -315,10 +307,7 @@ export class LocalAgent {
         `this agent deploys only ${this.environmentTypes.join(", ")}, and flow ${resolved.label} uses ${type}. Give the flow a label this agent lacks (so another agent takes its runs), or change its environment.`,
       );
     }
-    const route = await deployRoute(resolved.manifest, resolved.label);
-    const runnerEnv = runnerEnvironment();
-    const onOutput = (line: string) => this.log(`run ${claimed.id.slice(0, 8)} | ${line}`);
-    if (route.kind === "builtin") await route.environment.setup(resolved.storage, setupContext(backend, resolved));
+    const launch = await this.launcher.prepare(backend, resolved);
     // Submitted before the runner starts, so the runner always finds its run past Scheduled. The
     // write compares against the claim's revision: if anything touched the run since (a cancel,
     // another agent after the lease expired), this agent lets it go.
@@ -336,23 +325,15 @@ export class LocalAgent {
       this.log(`run ${claimed.id} changed while it was being deployed; leaving it`);
       return false;
     }
-    const submitted = run;
-    const deployment =
-      route.kind === "builtin"
-        ? await route.environment.execute(resolved.storage, resolved.flowVersion.location, {
-            runnerCommand: this.runnerCommand,
-            runnerEnv,
-            onOutput,
-            run: submitted,
-            flowVersion: resolved.flowVersion,
-            manifest: resolved.manifest,
-            backendUrl: backend.url,
-            ...(deadlineMs === undefined ? {} : { deadlineMs }),
-            saveDeployment: async (details) => {
-              run = await writeDeployment(backend, run, details, "launch");
-            },
-          })
-        : await deployCustom(this.runnerCommand, run.id, runnerEnv, onOutput);
+    const deployment = await launch({
+      backend,
+      run,
+      ...(deadlineMs === undefined ? {} : { deadlineMs }),
+      onOutput: (line) => this.log(`run ${claimed.id.slice(0, 8)} | ${line}`),
+      saveDeployment: async (details) => {
+        run = await writeDeployment(backend, run, details, "launch");
+      },
+    });
     if (deployment.exited !== undefined) {
       const pid = deployment.details.pid;
       this.watch(backend, run.id, deployment.exited, typeof pid === "number" && pid > 0 ? runnerOwner(pid) : undefined);
@@ -399,4 +380,25 @@ export class LocalAgent {
 /** Whether a deploy error says the launch may or may not have happened (see `LaunchUncertainError`). */
 function isLaunchUncertain(error: unknown): boolean {
   return isTernError(error, "LAUNCH_UNCERTAIN");
+}
+
+/**
+ * An agent that hosts its runners: each run starts as a runner process on this machine (a custom
+ * environment deploys from the flow's bundle in a child process), at most `concurrency` at once.
+ *
+ * @example
+ * const agent = new LocalAgent({ labels: ["dev"] });
+ * await agent.start(); // until agent.stop()
+ */
+export class LocalAgent extends Agent {
+  constructor(options: LocalAgentOptions = {}) {
+    const { concurrency, runnerCommand, ...rest } = options;
+    super({
+      ...rest,
+      launcher: new LocalLauncher({
+        ...(concurrency === undefined ? {} : { concurrency }),
+        ...(runnerCommand === undefined ? {} : { runnerCommand }),
+      }),
+    });
+  }
 }

@@ -19,7 +19,8 @@ export async function deployCustom(
   const [command, ...args] = runnerCommand;
   if (command === undefined) throw new TernError("AGENT_OPTIONS", "LocalAgent: no runner command.");
   const child = spawn(command, [...args, "deploy", runId], {
-    env: { ...process.env, ...runnerEnv },
+    // The deploy process starts runners with the agent's runner command, given here explicitly.
+    env: { ...process.env, ...runnerEnv, TERN_RUNNER_COMMAND: JSON.stringify(runnerCommand) },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stdout = "";
