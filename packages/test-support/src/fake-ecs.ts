@@ -2,8 +2,9 @@
  * A behaviour-faithful fake of Amazon ECS for tests: an HTTP server speaking ECS's awsJson1_1
  * protocol, so the real `@aws-sdk/client-ecs` talks to it (through `endpoint` or
  * `AWS_ENDPOINT_URL_ECS`), that runs each task's essential container as a local child process.
- * The entry point; the modules are under fake-ecs/ (service, client tokens, throttling, clock,
- * validation, errors, the HTTP side).
+ * The entry point; the modules are under fake-ecs/ (the service, task definitions, clusters,
+ * RunTask, the task queries, the task lifecycle, client tokens, throttling, clock, validation,
+ * errors, the HTTP side).
  *
  * What it models, what it does not and where each wording comes from: see test/README.md.
  *
