@@ -1,0 +1,91 @@
+/**
+ * The drivers' options, checked by one zod schema per driver: a strict object (an unknown key is
+ * named, with the valid ones), a check per option, and the rules between options as checks of the
+ * whole. Messages are written here and in the schemas, so zod's locales are not needed.
+ */
+import { TernError } from "@tern/core";
+import * as z from "zod/mini";
+
+/** Compiles only when the two types are the same (each assignable to the other). */
+export type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+
+/** The options every storage takes (`StorageOptions`); the storage checks the prefix itself. */
+export const storageOptionsShape = {
+  prefix: z.optional(z.string()),
+  external: z.optional(z.readonly(z.array(z.string()))),
+};
+
+/** A check with its message. */
+export function rule<T>(holds: (value: T) => boolean, message: string | ((value: T) => string)) {
+  return z.superRefine<T>((value, context) => {
+    if (!holds(value))
+      context.addIssue({ code: "custom", message: typeof message === "string" ? message : message(value) });
+  });
+}
+
+/** An object given as is (a client, SDK options), recognised by `holds`. */
+export function instance<T>(holds: (value: unknown) => boolean, message: string) {
+  return z.custom<T>((value) => typeof value === "object" && value !== null && holds(value), message);
+}
+
+/**
+ * Parses `options` with `schema`, or throws a `STORAGE_OPTIONS` error naming every problem and the
+ * fix: `S3Storage: unknown option "buckt". Valid options: prefix, external, bucket, ….`
+ */
+export function parseOptions<T>(driver: string, schema: z.ZodMiniObject, options: unknown): T {
+  const result = schema.safeParse(options);
+  if (result.success) return result.data as T;
+  const keys = Object.keys(schema.shape);
+  const required = keys.filter((key) => schema.shape[key]?._zod.def.type !== "optional");
+  const given = (typeof options === "object" && options !== null ? options : {}) as Record<string, unknown>;
+  // Unknown keys first: a misspelt option is the likeliest mistake, and explains a missing one.
+  const issues = [...result.error.issues].sort(
+    (a, b) => Number(b.code === "unrecognized_keys") - Number(a.code === "unrecognized_keys"),
+  );
+  const problems = issues.map((issue) => {
+    const key = issue.path.map(String).join(".");
+    switch (issue.code) {
+      case "unrecognized_keys":
+        return `unknown option${issue.keys.length === 1 ? "" : "s"} ${issue.keys.map((k) => JSON.stringify(k)).join(", ")}. Valid options: ${keys.join(", ")}.`;
+      case "invalid_type":
+        if (key === "") return `options must be an object with ${required.join(", ")}.`;
+        if (given[key] === undefined) {
+          return `option "${key}" is required${issue.expected === "string" ? " (a non-empty string)" : ""}.`;
+        }
+        return `option "${key}" must be ${article(issue.expected)}, not ${typeName(given[key])}.`;
+      case "invalid_value":
+        return `${key} ${JSON.stringify(given[key])} is not one of ${issue.values.map(String).join(", ")}.`;
+      default:
+        return issue.message;
+    }
+  });
+  throw new TernError("STORAGE_OPTIONS", `${driver}: ${problems.join(" ")}`);
+}
+
+function article(type: string): string {
+  return `${/^[aeiou]/.test(type) ? "an" : "a"} ${type}`;
+}
+
+function typeName(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return article(typeof value);
+}
+
+/**
+ * Whether an endpoint is a URL without credentials (user info, a query such as `?access_token=`,
+ * a fragment): endpoints are kept in the storage's JSON, so they would be stored with every flow.
+ * The messages do not repeat the value, so a secret does not reach logs either.
+ */
+export function endpointRules<T>(option: string, endpointOf: (value: T) => unknown) {
+  const isUrl = (endpoint: unknown) => endpoint === undefined || URL.canParse(String(endpoint));
+  return [
+    rule<T>((value) => isUrl(endpointOf(value)), `${option} is not a URL (for example https://storage.example.com).`),
+    rule<T>((value) => {
+      const endpoint = endpointOf(value);
+      if (endpoint === undefined || !isUrl(endpoint)) return true;
+      const url = new URL(String(endpoint));
+      return url.username === "" && url.password === "" && url.search === "" && url.hash === "";
+    }, `${option} carries credentials or parameters (user info, a query or a fragment); it is stored with every flow, so it may not. Give credentials through the SDK's default chain or the client's credentials option.`),
+  ];
+}
