@@ -156,12 +156,6 @@ export function verifySignature(
 }
 
 /** Why a request's signature is refused, or undefined when it is good (see {@link verifySignature}). */
-export function checkSignature(
-  keys: readonly (string | SigningKey)[],
-  headers: Headers,
-  body: Uint8Array,
-  toleranceSeconds: number,
-  nowSeconds = Math.floor(Date.now() / 1000),
-): string | undefined {
-  return verifySignature(keys, headers, body, toleranceSeconds, nowSeconds)?.reason;
+export function checkSignature(...args: Parameters<typeof verifySignature>): string | undefined {
+  return verifySignature(...args)?.reason;
 }
