@@ -1,4 +1,5 @@
-import { AWS_ID_PATTERNS, parseRunnerBundle } from "@tern/env-fargate";
+import { TernError } from "@tern/core";
+import { AWS_ID_PATTERNS, ECS_ENV_SCHEMA, presentVariables } from "@tern/env-fargate";
 import { en } from "zod/locales";
 import * as z from "zod/mini";
 
@@ -6,12 +7,12 @@ import * as z from "zod/mini";
 z.config(en());
 
 /** A configuration that cannot work: every missing or invalid variable, named. */
-export class ConfigError extends Error {
+export class ConfigError extends TernError {
   constructor(readonly problems: readonly string[]) {
     super(
+      "CONFIG",
       `tern Lambda configuration: ${problems.length} problem${problems.length === 1 ? "" : "s"}:\n  - ${problems.join("\n  - ")}\nSet these environment variables on the function (the tern CDK stack sets them all).`,
     );
-    this.name = "ConfigError";
   }
 }
 
@@ -46,21 +47,6 @@ export interface ConfigNeeds {
   readonly cloudEvents?: boolean;
 }
 
-const { subnet: SUBNET, securityGroup: SECURITY_GROUP, roleArn: ROLE_ARN } = AWS_ID_PATTERNS;
-const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$/;
-
-const list = (pattern: RegExp, example: string) =>
-  z.string().check(
-    z.refine(
-      (v) =>
-        v
-          .split(",")
-          .map((s) => s.trim())
-          .every((s) => pattern.test(s)),
-      `must be a comma-separated list of ids such as ${example}`,
-    ),
-  );
-
 const integer = (min: number, max: number) =>
   z
     .string()
@@ -85,61 +71,15 @@ const schema = z.object({
   TERN_AGENT_LABELS: z.optional(z.string()),
   TERN_SAFETY_MARGIN_MS: z.optional(integer(0, 600_000)),
   TERN_SUBMITTED_GRACE_MS: z.optional(integer(1_000, 86_400_000)),
-  TERN_ECS_CLUSTER: z.optional(z.string().check(z.minLength(1))),
-  TERN_ECS_SUBNETS: z.optional(list(SUBNET, "subnet-0123456789abcdef0")),
-  TERN_ECS_SECURITY_GROUPS: z.optional(list(SECURITY_GROUP, "sg-0123456789abcdef0")),
-  TERN_ECS_TASK_ROLE_ARN: z.optional(z.string().check(z.regex(ROLE_ARN, "must be an IAM role ARN"))),
-  TERN_ECS_EXECUTION_ROLE_ARN: z.optional(z.string().check(z.regex(ROLE_ARN, "must be an IAM role ARN"))),
-  TERN_RUNNER_IMAGE: z.optional(z.string().check(z.regex(/^\S+$/, "must be an image URI"))),
-  TERN_RUNNER_BUNDLE: z.optional(
-    z
-      .string()
-      .check(
-        z.refine(
-          (v) => parseRunnerBundle(v) !== undefined,
-          "must be s3://<bucket>/<key>, the runner bundle object the stack deploys",
-        ),
-      ),
-  ),
-  TERN_RUNNER_BUNDLE_SHA256: z.optional(
-    z.string().check(z.regex(/^[0-9a-fA-F]{64}$/, "must be the runner bundle's sha256 (64 hex digits)")),
-  ),
-  TERN_LOG_GROUP: z.optional(z.string().check(z.minLength(1))),
-  // The stack's guardrails (FargateTaskEnvironment enforces them at every launch).
-  TERN_ECS_ENFORCE_NETWORK: z.optional(z.enum(["true", "false"])),
-  TERN_RUNNER_IMAGE_ARCHITECTURES: z.optional(
-    z.string().check(z.regex(/^(X86_64|ARM64)(,(X86_64|ARM64))*$/, "must be X86_64, ARM64 or X86_64,ARM64")),
-  ),
-  TERN_ECS_FAMILY_PREFIX: z.optional(
-    z.string().check(z.regex(/^[A-Za-z0-9_-]{1,200}$/, "must be a task definition family prefix such as tern-")),
-  ),
-  TERN_ECS_STACK_TAG: z.optional(
-    z.string().check(z.regex(/^[\p{L}\p{Z}\p{N}_.:/=+\-@]{1,256}$/u, "must be a tag value (the stack's name)")),
-  ),
-  TERN_ECS_PROJECT_TASK_ROLES: z.optional(
-    z.string().check(
-      z.refine((v) => {
-        try {
-          const parsed = JSON.parse(v) as unknown;
-          return (
-            typeof parsed === "object" &&
-            parsed !== null &&
-            !Array.isArray(parsed) &&
-            Object.values(parsed).every((arn) => typeof arn === "string" && ROLE_ARN.test(arn))
-          );
-        } catch {
-          return false;
-        }
-      }, 'must be JSON mapping project names to task role ARNs, e.g. {"billing": "arn:aws:iam::123456789012:role/x"}'),
-    ),
-  ),
+  // The ECS settings, the runner's and the stack's guardrails: the schema FargateTaskEnvironment reads them with.
+  ...ECS_ENV_SCHEMA.shape,
   TERN_TRIGGER_RULES: z.optional(z.string()),
   TERN_TRIGGER_RULES_URL: z.optional(
     z.string().check(z.regex(/^s3:\/\/[a-z0-9.-]{3,63}\/.+$/, "must be s3://<bucket>/<key>")),
   ),
   TERN_CLOUDEVENTS_AUTH: z.optional(z.enum(["iam", "hmac"])),
   TERN_CLOUDEVENTS_SECRET_ARN: z.optional(
-    z.string().check(z.regex(SECRET_ARN, "must be a Secrets Manager secret ARN")),
+    z.string().check(z.regex(AWS_ID_PATTERNS.secretsManagerArn, "must be a Secrets Manager secret ARN")),
   ),
   TERN_CLOUDEVENTS_SECRET: z.optional(z.string().check(z.minLength(32, "must be at least 32 characters"))),
   TERN_SIGNATURE_TOLERANCE_S: z.optional(integer(1, 3600)),
@@ -151,11 +91,7 @@ const schema = z.object({
  * `ConfigError` naming every missing or invalid variable at once.
  */
 export function loadConfig(env: Readonly<Record<string, string | undefined>>, needs: ConfigNeeds = {}): LambdaConfig {
-  const present = Object.fromEntries(
-    Object.keys(schema.shape)
-      .map((name) => [name, env[name]?.trim()])
-      .filter(([, value]) => value !== undefined && value !== ""),
-  );
+  const present = presentVariables(Object.keys(schema.shape), env);
   const parsed = z.safeParse(schema, present);
   const problems: string[] = [];
   if (!parsed.success) {
