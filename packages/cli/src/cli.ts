@@ -1,13 +1,13 @@
 import { type ParseArgsConfig, parseArgs } from "node:util";
-import type { Backend, TernError } from "@tern/core";
+import { type Backend, TernError } from "@tern/core";
 
-/** A mistake in how a command was called: exit code 2. */
-export class UsageError extends Error {
+/** A mistake in how a command was called (code `USAGE`): exit code 2. */
+export class UsageError extends TernError {
   constructor(
     readonly command: string,
     message: string,
   ) {
-    super(message);
+    super("USAGE", message);
     this.name = "UsageError";
   }
 }
@@ -115,11 +115,6 @@ export async function runCommand(command: Command, argv: readonly string[], io: 
   } finally {
     await backend?.close();
   }
-}
-
-/** Whether an error is one tern raised on purpose (its message is meant for the user). */
-export function isTernError(error: unknown): error is TernError {
-  return error instanceof Error && typeof (error as TernError).code === "string";
 }
 
 /** `2026-11-21 05:06:07` from epoch milliseconds. */

@@ -1,5 +1,6 @@
 import { isMainThread } from "node:worker_threads";
-import { type Command, type Io, isTernError, runCommand, UsageError } from "./cli.js";
+// Types only: `tern --help` and a mistyped command load none of tern's core (cli.js imports it).
+import type { Command, Io, UsageError } from "./cli.js";
 import { isEntryModule } from "./entry.js";
 
 /**
@@ -114,20 +115,32 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
   try {
     // Storage, environment and backend loaders are registered before a command can open them.
     await import("./loaders.js");
+    const { runCommand } = await import("./cli.js");
     return await runCommand(await entry.load(), rest, io);
   } catch (error) {
-    if (error instanceof UsageError) {
-      io.err(`tern ${error.command}: ${error.message}\nRun "tern ${error.command} --help" for usage.\n`);
-      return 2;
-    }
-    if (isTernError(error)) {
-      io.err(`tern ${entry.name}: ${error.message}\n`);
-      if (process.env.TERN_DEBUG) io.err(`${error.stack}\n`);
-      return 1;
-    }
-    io.err(`tern ${entry.name}: unexpected error: ${(error as Error)?.stack ?? String(error)}\n`);
+    return await reportFailure(entry.name, error, io);
+  }
+}
+
+/**
+ * Prints why a command failed and resolves to its exit code: 2 for a usage error, 1 otherwise.
+ * A tern error's message is meant for the user; anything else is unexpected and shows its stack.
+ */
+async function reportFailure(command: string, error: unknown, io: Io): Promise<number> {
+  // Loaded by the command already, unless loading it is what failed.
+  const core = await import("@tern/core").catch(() => undefined);
+  if (core?.isTernError(error, "USAGE")) {
+    const { command: name } = error as UsageError;
+    io.err(`tern ${name}: ${error.message}\nRun "tern ${name} --help" for usage.\n`);
+    return 2;
+  }
+  if (core?.isTernError(error)) {
+    io.err(`tern ${command}: ${error.message}\n`);
+    if (process.env.TERN_DEBUG) io.err(`${error.stack}\n`);
     return 1;
   }
+  io.err(`tern ${command}: unexpected error: ${(error as Error)?.stack ?? String(error)}\n`);
+  return 1;
 }
 
 /** Commands that run user code, which may leave timers or sockets open: they exit when done. */
