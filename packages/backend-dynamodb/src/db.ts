@@ -16,7 +16,7 @@ import {
   UpdateCommand,
   type UpdateCommandInput,
 } from "@aws-sdk/lib-dynamodb";
-import { BackendError } from "@tern/core";
+import { BackendError, type BackoffRetryOptions, retryWithBackoff } from "@tern/core";
 import { mapSdkError, type RequestTarget } from "./errors.js";
 import { PK, SK } from "./keys.js";
 
@@ -186,14 +186,14 @@ export class TableClient {
       let pending = requests
         .slice(i, i + BATCH_WRITE_MAX)
         .map((r) => ("put" in r ? { PutRequest: { Item: r.put } } : { DeleteRequest: { Key: r.delete } }));
-      for (let attempt = 0; pending.length > 0; attempt++) {
-        if (attempt > 0) await backoff(attempt, what, this.target.url);
+      await retryWithBackoff(this.#batchRetries(what), async () => {
         const output = await this.send<{ UnprocessedItems?: Record<string, typeof pending> }>(
           new BatchWriteCommand({ RequestItems: { [this.table]: pending } }),
           what,
         );
         pending = output.UnprocessedItems?.[this.table] ?? [];
-      }
+        if (pending.length > 0) throw new Unprocessed();
+      });
     }
   }
 
@@ -202,17 +202,35 @@ export class TableClient {
     const items: Item[] = [];
     for (let i = 0; i < keys.length; i += BATCH_GET_MAX) {
       let pending: Item[] = keys.slice(i, i + BATCH_GET_MAX);
-      for (let attempt = 0; pending.length > 0; attempt++) {
-        if (attempt > 0) await backoff(attempt, what, this.target.url);
+      await retryWithBackoff(this.#batchRetries(what), async () => {
         const output = await this.send<{
           Responses?: Record<string, Item[]>;
           UnprocessedKeys?: Record<string, { Keys?: Item[] }>;
         }>(new BatchGetCommand({ RequestItems: { [this.table]: { Keys: pending, ConsistentRead: true } } }), what);
         items.push(...(output.Responses?.[this.table] ?? []));
         pending = output.UnprocessedKeys?.[this.table]?.Keys ?? [];
-      }
+        if (pending.length > 0) throw new Unprocessed();
+      });
     }
     return items;
+  }
+
+  /**
+   * Resends of what a batch left unprocessed: 8 requests at most, with backoff between them
+   * (100 ms doubling to 2 s, full jitter).
+   */
+  #batchRetries(what: string): BackoffRetryOptions {
+    return {
+      attempts: 8,
+      baseMs: 100,
+      capMs: 2_000,
+      retryable: (error) => error instanceof Unprocessed,
+      exhausted: () =>
+        new BackendError(
+          `DynamoDB backend ${this.target.url}: cannot ${what}: DynamoDB left part of a batch unprocessed 8 times (throttling). Retry later.`,
+          { retryable: true },
+        ),
+    };
   }
 
   /**
@@ -260,13 +278,5 @@ export class TableClient {
   }
 }
 
-/** Exponential backoff with full jitter for unprocessed batch items; gives up after 8 tries. */
-async function backoff(attempt: number, what: string, url: string): Promise<void> {
-  if (attempt >= 8) {
-    throw new BackendError(
-      `DynamoDB backend ${url}: cannot ${what}: DynamoDB left part of a batch unprocessed 8 times (throttling). Retry later.`,
-      { retryable: true },
-    );
-  }
-  await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(2_000, 50 * 2 ** attempt)));
-}
+/** A batch request DynamoDB left partly unprocessed (throttling): the rest is sent again. */
+class Unprocessed extends Error {}

@@ -11,67 +11,43 @@ import {
   type FlowSummary,
   type FlowVersionInput,
   type FlowVersionRecord,
-  isTerminalRunState,
+  isTernError,
   type JsonValue,
   type ListRunsInput,
   type LogPage,
   type LogPageInput,
-  labelsMatch,
-  lostLeaseReason,
   NotFoundError,
   RunConflictError,
   type RunLogRecord,
   type RunRecord,
   type RunState,
   type RunStateChange,
+  requireEndReason,
+  retryWithBackoff,
   type SerializedTaskRun,
-  TernError,
   type TransitionInput,
 } from "@tern/core";
+import { claimRuns } from "./claim.js";
 import { type ChunkedRef, type DynamoDbUsage, type Item, TableClient } from "./db.js";
 import { ConditionFailed } from "./errors.js";
 import { runFromItem } from "./items.js";
 import { keys, PK, runIndexKeys, SK } from "./keys.js";
-import { claimQuery, listRunsQuery } from "./queries.js";
+import { checkBackendOptions, type DynamoDbBackendOptions } from "./options.js";
+import { listRunsQuery } from "./queries.js";
 import * as registry from "./registry.js";
-import { claimUpdate, lostLeaseUpdate, statesAllowedBefore, transitionUpdate } from "./run-writes.js";
+import { statesAllowedBefore, transitionUpdate } from "./run-writes.js";
 import { checkTernTable } from "./table.js";
 import * as runItems from "./task-runs.js";
 
-/** Options of {@link DynamoDbBackend.open}. Give `client`, or `region`/`endpoint`, never both. */
-export interface DynamoDbBackendOptions {
-  /** The table, created by tern's CDK stack or by `createTernTable`. */
-  readonly table: string;
-  /** @default the SDK's region chain (AWS_REGION, the shared config file) */
-  readonly region?: string;
-  /** Another endpoint, e.g. `http://127.0.0.1:8000` for DynamoDB Local. @default DynamoDB's regional endpoint */
-  readonly endpoint?: string;
-  /** A client to use instead of one built from `region` and `endpoint`; `close()` leaves it open. */
-  readonly client?: DynamoDBClient;
-  /**
-   * How long an idempotency key keeps naming its run; DynamoDB's TTL deletes it afterwards
-   * (within a few days of expiry), and the same key then starts a new run. Capped at
-   * `runRetentionDays` when that is set, so a key never names a deleted run.
-   * @default 2592000 (30 days)
-   */
-  readonly idempotencyTtlSeconds?: number;
-  /**
-   * How long an ended run (its item, with its state history) is kept; DynamoDB's TTL deletes it
-   * afterwards. Task runs and log records are not given a TTL.
-   * @default kept until deleted
-   */
-  readonly runRetentionDays?: number;
-}
-
 /** Errors of the lifecycle rules (thrown before or instead of a write). */
 function isRuleError(error: unknown): boolean {
-  const code = (error as { code?: unknown })?.code;
-  return code === "RUN_TRANSITION" || code === "RUN_TERMINAL" || code === "REASON_REQUIRED";
+  return (
+    isTernError(error, "RUN_TRANSITION") || isTernError(error, "RUN_TERMINAL") || isTernError(error, "REASON_REQUIRED")
+  );
 }
 
 /** Newest (runId, revision) → state pairs remembered, to write a transition in one request. */
 const KNOWN_STATES_MAX = 10_000;
-const TABLE_NAME = /^[a-zA-Z0-9_.-]{3,255}$/;
 
 /**
  * The serverless backend: one on-demand DynamoDB table (single-table design, see the package
@@ -112,32 +88,7 @@ export class DynamoDbBackend implements Backend {
    */
   static async open(options: DynamoDbBackendOptions): Promise<DynamoDbBackend> {
     const { table, client: given, endpoint } = options;
-    if (typeof table !== "string" || !TABLE_NAME.test(table)) {
-      throw new TernError(
-        "BACKEND_OPTIONS",
-        `DynamoDB backend: table ${JSON.stringify(table)} is not a valid DynamoDB table name (3-255 letters, digits, "_", "-" and ".").`,
-      );
-    }
-    if (given !== undefined && (options.region !== undefined || endpoint !== undefined)) {
-      throw new TernError(
-        "BACKEND_OPTIONS",
-        "DynamoDB backend: give either client, or region/endpoint for the client tern builds, not both.",
-      );
-    }
-    const ttl = options.idempotencyTtlSeconds ?? 30 * 24 * 3600;
-    const retention = options.runRetentionDays;
-    if (retention !== undefined && !(Number.isInteger(retention) && retention >= 1)) {
-      throw new TernError(
-        "BACKEND_OPTIONS",
-        `DynamoDB backend: runRetentionDays ${retention} must be a whole number of days >= 1 (leave it out to keep runs).`,
-      );
-    }
-    if (!Number.isInteger(ttl) || ttl < 1) {
-      throw new TernError(
-        "BACKEND_OPTIONS",
-        `DynamoDB backend: idempotencyTtlSeconds ${ttl} must be a positive whole number of seconds.`,
-      );
-    }
+    const { keyTtlSeconds, runRetentionSeconds } = checkBackendOptions(options);
     const client = given ?? new DynamoDBClient({ region: options.region, endpoint });
     try {
       let region: string;
@@ -159,11 +110,8 @@ export class DynamoDbBackend implements Backend {
         false,
       );
       checkTernTable(described.Table, table, region);
-      // A key must not outlive the run it names: with a retention, keys expire with their runs at
-      // the latest, and a redelivered event after that starts a new run.
-      const keyTtl = retention === undefined ? ttl : Math.min(ttl, retention * 86_400);
-      const backend = new DynamoDbBackend(db, client, given === undefined, keyTtl);
-      backend.#runRetentionSeconds = retention === undefined ? undefined : retention * 86_400;
+      const backend = new DynamoDbBackend(db, client, given === undefined, keyTtlSeconds);
+      backend.#runRetentionSeconds = runRetentionSeconds;
       return backend;
     } catch (error) {
       if (given === undefined) client.destroy();
@@ -209,13 +157,7 @@ export class DynamoDbBackend implements Backend {
       // The key is checked first, as in SQLite: a repeated event still finds its run.
       const existing = idempotencyKey === undefined ? undefined : await this.#runByKey(project, flow, idempotencyKey);
       if (existing !== undefined) return { run: existing, created: false };
-      const which = input.version === undefined ? "has no registered version" : `has no version ${input.version}`;
-      throw new NotFoundError(
-        "flowVersion",
-        `${project}/${flow}@${input.version ?? "latest"}`,
-        `Flow "${flow}" in project "${project}" ${which} in ${this.url}. ` +
-          "Register it first with `tern register`, or check the project, flow and version names.",
-      );
+      throw NotFoundError.unregistered(project, flow, input.version, this.url);
     }
     const now = Date.now();
     const id = randomUUID();
@@ -264,41 +206,43 @@ export class DynamoDbBackend implements Backend {
       runId: id,
       expiresAt: Math.floor(now / 1000) + this.#idempotencyTtlSeconds,
     };
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.#db.send(
-          new TransactWriteCommand({
-            TransactItems: [
-              { Put: { ...putRun, Item: key, ReturnValuesOnConditionCheckFailure: "ALL_OLD" } },
-              { Put: putRun },
-            ],
-          }),
-          "create a run",
+    try {
+      return await retryWithBackoff(
+        {
+          attempts: 10,
+          baseMs: 10,
+          capMs: 200,
+          // Another transaction held the key's item: it is either creating this run or gone.
+          retryable: (error) =>
+            error instanceof ConditionFailed && error.conflictOnly && error.reasons[0]?.item?.runId === undefined,
+          exhausted: (error) => error,
+        },
+        async () => {
+          const keyPut = { ...putRun, Item: key, ReturnValuesOnConditionCheckFailure: "ALL_OLD" as const };
+          await this.#db.send(
+            new TransactWriteCommand({ TransactItems: [{ Put: keyPut }, { Put: putRun }] }),
+            "create a run",
+          );
+          return { run, created: true };
+        },
+      );
+    } catch (error) {
+      if (!(error instanceof ConditionFailed)) throw error;
+      await this.#db.deleteChunks(keys.runPk(id), packed.ref, "create a run");
+      const existingId = error.reasons[0]?.item?.runId as string | undefined;
+      if (existingId === undefined) {
+        throw new BackendError(
+          `DynamoDB backend ${this.url}: cannot create a run of flow "${flow}": ${error.message}.`,
+          // Lost to concurrent transactions 10 times: a moment later the key's item is free.
+          { cause: error, retryable: error.conflictOnly },
         );
-        return { run, created: true };
-      } catch (error) {
-        if (!(error instanceof ConditionFailed)) throw error;
-        const existingId = error.reasons[0]?.item?.runId as string | undefined;
-        if (existingId !== undefined) {
-          await this.#db.deleteChunks(keys.runPk(id), packed.ref, "create a run");
-          const existing = await this.getRun(existingId);
-          if (existing !== undefined) return { run: existing, created: false };
-          throw new BackendError(
-            `DynamoDB backend ${this.url}: idempotency key ${JSON.stringify(idempotencyKey)} of flow "${flow}" names run ` +
-              `${existingId}, which no longer exists (deleted outside tern, or by a runRetentionDays longer ago than the key's TTL allows). Use another key.`,
-          );
-        }
-        // Another transaction held the key's item: it is either creating this run or gone.
-        if (!error.conflictOnly || attempt >= 10) {
-          await this.#db.deleteChunks(keys.runPk(id), packed.ref, "create a run");
-          throw new BackendError(
-            `DynamoDB backend ${this.url}: cannot create a run of flow "${flow}": ${error.message}.`,
-            // Lost to concurrent transactions 10 times: a moment later the key's item is free.
-            { cause: error, retryable: error.conflictOnly },
-          );
-        }
-        await registry.jitter(attempt);
       }
+      const existing = await this.getRun(existingId);
+      if (existing !== undefined) return { run: existing, created: false };
+      throw new BackendError(
+        `DynamoDB backend ${this.url}: idempotency key ${JSON.stringify(idempotencyKey)} of flow "${flow}" names run ` +
+          `${existingId}, which no longer exists (deleted outside tern, or by a runRetentionDays longer ago than the key's TTL allows). Use another key.`,
+      );
     }
   }
 
@@ -336,75 +280,16 @@ export class DynamoDbBackend implements Backend {
     );
   }
 
-  async claimRuns(input: ClaimInput): Promise<RunRecord[]> {
-    if (input.limit < 1) return [];
-    const maxAttempts = input.maxAttempts ?? 3;
-    const now = input.nowMs ?? Date.now();
-    const claimed: RunRecord[] = [];
-    const claimToken = randomUUID();
-    const pages = this.#db.pages(claimQuery(now), "claim runs");
-    for await (const page of pages) {
-      let contended = false;
-      for (let i = 0; i < page.length && claimed.length < input.limit; i++) {
-        const candidate = page[i] as Item;
-        if (!labelsMatch(input.labels, candidate.labels as string[])) continue;
-        const runId = (candidate[PK] as string).slice("RUN#".length);
-        const revision = candidate.revision as number;
-        const attempts = candidate.attempts as number;
-        if (attempts >= maxAttempts && candidate.leaseOwner !== undefined) {
-          const reason = lostLeaseReason(attempts, candidate.leaseOwner as string);
-          await this.#db
-            .update(
-              keys.run(runId),
-              lostLeaseUpdate({ revision, reason, nowMs: now, expiresAtSeconds: this.#expiresAt(now) }),
-              "fail a run that lost its lease",
-            )
-            .catch(ignoreCondition);
-          continue;
-        }
-        const update = claimUpdate({
-          revision,
-          attempts,
-          owner: input.agentId,
-          leaseMs: input.leaseMs,
-          nowMs: now,
-          claimToken,
-          ...(input.environmentTypes === undefined ? {} : { environmentTypes: input.environmentTypes }),
-        });
-        try {
-          claimed.push(await this.#record(await this.#db.update(keys.run(runId), update, "claim runs"), "claim runs"));
-        } catch (error) {
-          // A retry of a claim that landed fails on our own write: the run is ours.
-          const mine =
-            error instanceof ConditionFailed &&
-            error.item?.leaseOwner === input.agentId &&
-            error.item.leaseClaim === claimToken &&
-            error.item.revision === revision + 1 &&
-            error.item.leaseExpiresAtMs === now + input.leaseMs;
-          if (mine && error.item !== undefined) {
-            claimed.push(await this.#record(error.item, "claim runs"));
-            continue;
-          }
-          ignoreCondition(error);
-          // Another agent took it. Claimers all read the same oldest runs, so after a loss this
-          // one tries the rest of the page in random order instead of racing for each in turn.
-          if (!contended) shuffle(page, i + 1);
-          contended = true;
-        }
-      }
-      if (claimed.length >= input.limit) break;
-    }
-    return claimed;
+  claimRuns(input: ClaimInput): Promise<RunRecord[]> {
+    return claimRuns(this.#db, input, {
+      record: (item) => this.#record(item, "claim runs"),
+      expiresAt: (nowMs) => this.#expiresAt(nowMs),
+    });
   }
 
   async transitionRun(input: TransitionInput): Promise<RunRecord> {
     const { runId, expectedRevision, to, reason } = input;
-    if (isTerminalRunState(to) && to !== "Success" && (reason === undefined || reason.trim() === "")) {
-      throw new TernError(
-        "REASON_REQUIRED",
-        `Run ${runId}: a transition to ${to} needs a reason (what happened, for the user). Pass \`reason\`.`,
-      );
-    }
+    requireEndReason(runId, to, reason);
     const known = this.#known.get(runId);
     let before = known?.revision === expectedRevision ? known.state : undefined;
     if (before !== undefined) checkTransition(runId, before, to);
@@ -442,7 +327,7 @@ export class DynamoDbBackend implements Backend {
         } catch (error) {
           if (!(error instanceof ConditionFailed)) throw error;
           const current = error.item;
-          if (current === undefined) throw this.#runNotFound(runId);
+          if (current === undefined) throw NotFoundError.run(runId, this.url);
           if (current.writeToken === writeToken) {
             // The SDK retried a write whose response was lost; the first attempt landed.
             landed = true;
@@ -540,25 +425,8 @@ export class DynamoDbBackend implements Backend {
     const item = await this.#db.get(keys.idempotency(project, flow, key), "read an idempotency key");
     return item === undefined ? undefined : this.getRun(item.runId as string);
   }
-
-  #runNotFound(runId: string): NotFoundError {
-    return new NotFoundError("run", runId, `Run ${runId} does not exist in ${this.url}; check the run id.`);
-  }
 }
 
 function runKey(entry: Item): Item {
   return { [PK]: entry[PK], [SK]: entry[SK] };
-}
-
-/** Rethrows anything but a lost condition (another writer got there first). */
-function ignoreCondition(error: unknown): void {
-  if (!(error instanceof ConditionFailed)) throw error;
-}
-
-/** Shuffles `items` from index `from` on, in place (Fisher-Yates). */
-function shuffle(items: unknown[], from: number): void {
-  for (let i = items.length - 1; i > from; i--) {
-    const j = from + Math.floor(Math.random() * (i - from + 1));
-    [items[i], items[j]] = [items[j], items[i]];
-  }
 }

@@ -16,7 +16,8 @@ import { parseDynamoDbUrl } from "./url.js";
 registerBackendScheme("dynamodb", (url) => DynamoDbBackend.open(parseDynamoDbUrl(url)));
 
 export type { ChunkedRef, DynamoDbUsage } from "./db.js";
-export { DynamoDbBackend, type DynamoDbBackendOptions } from "./dynamodb.js";
+export { DynamoDbBackend } from "./dynamodb.js";
 export { INDEXES, TTL_ATTRIBUTE } from "./keys.js";
+export type { DynamoDbBackendOptions } from "./options.js";
 export { createTableCliCommand, createTernTable, ternTableDefinition } from "./table.js";
 export { parseDynamoDbUrl } from "./url.js";

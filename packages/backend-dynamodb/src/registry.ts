@@ -6,12 +6,14 @@ import { PutCommand, TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
 import {
   type AgentRecord,
   BackendError,
+  type BackoffRetryOptions,
   checkAnnotations,
   type FlowSummary,
   type FlowVersionInput,
   type FlowVersionRecord,
   type JsonValue,
   NotFoundError,
+  retryWithBackoff,
 } from "@tern/core";
 import type { TableClient } from "./db.js";
 import { ConditionFailed } from "./errors.js";
@@ -31,10 +33,22 @@ export async function registerFlowVersion(
   input: FlowVersionInput,
 ): Promise<{ version: FlowVersionRecord; status: "new" | "unchanged" }> {
   const { project, flow } = input;
-  for (let attempt = 1; ; attempt++) {
+  const retries: BackoffRetryOptions = {
+    attempts: REGISTER_ATTEMPTS,
+    baseMs: 10,
+    capMs: 200,
+    retryable: (error) => error instanceof ConditionFailed,
+    exhausted: (error, attempts) =>
+      new BackendError(
+        `DynamoDB backend ${db.target.url}: cannot register flow "${flow}" in project "${project}": ${attempts} ` +
+          "concurrent registrations took each version number first. Register again.",
+        { cause: error, retryable: true },
+      ),
+  };
+  return retryWithBackoff(retries, async () => {
     const newest = await getFlowVersion(db, project, flow);
     if (newest !== undefined && newest.manifestHash === input.manifestHash) {
-      return { version: newest, status: "unchanged" };
+      return { version: newest, status: "unchanged" as const };
     }
     const version: FlowVersionRecord = {
       project,
@@ -49,57 +63,45 @@ export async function registerFlowVersion(
     };
     const summary = new Expr();
     const summaryCondition = `attribute_not_exists(${summary.name(PK)}) OR ${summary.name("latestVersion")} < ${summary.value(version.version)}`;
-    try {
-      await db.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            {
-              Put: {
-                TableName: db.table,
-                Item: {
-                  ...keys.flowVersion(project, flow, version.version),
-                  type: "flowVersion",
-                  ...version,
-                  storage: JSON.stringify(version.storage),
-                },
-                ConditionExpression: "attribute_not_exists(#pk)",
-                ExpressionAttributeNames: { "#pk": PK },
+    await db.send(
+      new TransactWriteCommand({
+        TransactItems: [
+          {
+            Put: {
+              TableName: db.table,
+              Item: {
+                ...keys.flowVersion(project, flow, version.version),
+                type: "flowVersion",
+                ...version,
+                storage: JSON.stringify(version.storage),
               },
+              ConditionExpression: "attribute_not_exists(#pk)",
+              ExpressionAttributeNames: { "#pk": PK },
             },
-            {
-              Put: {
-                TableName: db.table,
-                Item: {
-                  ...keys.flowSummary(project, flow),
-                  type: "flowSummary",
-                  project,
-                  flow,
-                  latestVersion: version.version,
-                  labels: version.labels,
-                  environmentType: version.environmentType,
-                  updatedAtMs: version.createdAtMs,
-                },
-                ConditionExpression: summaryCondition,
-                ...summary.params(),
+          },
+          {
+            Put: {
+              TableName: db.table,
+              Item: {
+                ...keys.flowSummary(project, flow),
+                type: "flowSummary",
+                project,
+                flow,
+                latestVersion: version.version,
+                labels: version.labels,
+                environmentType: version.environmentType,
+                updatedAtMs: version.createdAtMs,
               },
+              ConditionExpression: summaryCondition,
+              ...summary.params(),
             },
-          ],
-        }),
-        "register a flow version",
-      );
-      return { version, status: "new" };
-    } catch (error) {
-      if (!(error instanceof ConditionFailed)) throw error;
-      if (attempt >= REGISTER_ATTEMPTS) {
-        throw new BackendError(
-          `DynamoDB backend ${db.target.url}: cannot register flow "${flow}" in project "${project}": ${attempt} ` +
-            "concurrent registrations took each version number first. Register again.",
-          { cause: error, retryable: true },
-        );
-      }
-      await jitter(attempt);
-    }
-  }
+          },
+        ],
+      }),
+      "register a flow version",
+    );
+    return { version, status: "new" as const };
+  });
 }
 
 /** A version, or the newest one (the last item of the flow's partition) when `version` is omitted. */
@@ -195,9 +197,4 @@ export async function listAgents(db: TableClient): Promise<AgentRecord[]> {
 /** Code-unit order, as SQLite's BINARY collation for the ASCII names tern uses. */
 export function compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/** A short random pause before retrying a write another writer won. */
-export function jitter(attempt: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(200, 10 * attempt)));
 }

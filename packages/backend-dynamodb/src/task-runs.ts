@@ -217,7 +217,7 @@ async function reserve(
     return output.Attributes?.[counter] as number;
   } catch (error) {
     if (error instanceof ConditionFailed) {
-      throw new NotFoundError("run", runId, `Run ${runId} does not exist in ${db.target.url}; check the run id.`);
+      throw NotFoundError.run(runId, db.target.url);
     }
     throw error;
   }

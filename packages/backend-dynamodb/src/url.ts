@@ -1,5 +1,5 @@
 import { TernError } from "@tern/core";
-import type { DynamoDbBackendOptions } from "./dynamodb.js";
+import type { DynamoDbBackendOptions } from "./options.js";
 
 const FORM = "dynamodb://<table>?region=<region>&endpoint=<url> (region and endpoint optional)";
 

@@ -69,6 +69,7 @@ export {
   type RunRecord,
   type RunState,
   type RunStateChange,
+  requireEndReason,
   TERMINAL_RUN_STATES,
   type TransitionInput,
   type TypedConfig,
@@ -154,6 +155,7 @@ export {
   registerFlow,
   setDefaultStorageType,
 } from "./register.js";
+export { type BackoffRetryOptions, backoffMs, retryWithBackoff } from "./retry/backoff.js";
 export type { RunOptions, TaskRun, TaskRunError } from "./runner/engine.js";
 export {
   ConcurrentExecutor,

@@ -30,10 +30,8 @@ export const sleep = (ms: number): Promise<void> => launchClock.sleep(ms);
 /** Now, on the launch path's clock (epoch ms in real time). */
 export const launchNow = (): number => launchClock.now();
 
-/** Exponential backoff with full jitter: a random wait up to `base * 2^(attempt-1)`, capped. */
-export function backoffMs(attempt: number, baseMs: number, capMs = 20_000): number {
-  return Math.round(Math.random() * Math.min(capMs, baseMs * 2 ** Math.max(0, attempt - 1)));
-}
+/** Exponential backoff with full jitter, capped (20 s unless told): core's one backoff. */
+export { backoffMs } from "@tern/core";
 
 /**
  * Spaces calls of one kind in this process to at most `perSecond`, after an initial burst of

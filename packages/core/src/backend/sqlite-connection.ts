@@ -1,6 +1,8 @@
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
 import type BetterSqlite3 from "better-sqlite3";
 import { BackendError, TernError } from "../errors.js";
-import type { Row } from "./sqlite-schema.js";
+import { migrateSqliteSchema, type Row } from "./sqlite-schema.js";
 
 /** Positional (`?`) or named (`@name`) parameters of a statement. */
 export type SqlParams = unknown[] | Record<string, unknown>;
@@ -139,6 +141,36 @@ export async function loadSqliteDriver(what: string): Promise<typeof BetterSqlit
     throw new BackendError(
       `SQLite backend: cannot load the native module better-sqlite3 to ${what} (${(error as Error).message}). ` +
         "Reinstall dependencies on this machine (`npm install`, `pnpm install`), with the same Node.js version that runs tern.",
+      { cause: error },
+    );
+  }
+}
+
+/**
+ * Opens (creating when missing, with its parent directories) the database file at the absolute
+ * `path` in WAL mode, and brings its schema up to date. Fails with a {@link BackendError} naming
+ * the path when the file cannot be opened or written.
+ */
+export async function openSqliteFile(path: string, busyTimeoutMs: number): Promise<BetterSqlite3.Database> {
+  // Loaded here, not at the top, so that importing @tern/core never needs the native module.
+  const Database = await loadSqliteDriver(`open ${path}`);
+  let db: BetterSqlite3.Database | undefined;
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+    db = new Database(path, { timeout: busyTimeoutMs });
+    db.pragma(`busy_timeout = ${busyTimeoutMs}`);
+    db.pragma("journal_mode = WAL");
+    db.pragma("foreign_keys = ON");
+    migrateSqliteSchema(db, path);
+    return db;
+  } catch (error) {
+    db?.close();
+    if (error instanceof TernError) throw error;
+    const code = (error as { code?: unknown }).code;
+    if (isCorruptionCode(code)) throw corruptDatabaseError(`sqlite://${path}`, "open the state database", error);
+    throw new BackendError(
+      `SQLite backend: cannot open ${path} (${typeof code === "string" ? code : (error as Error).message}). ` +
+        `Make ${dirname(path)} a writable directory, or set TERN_HOME to a writable directory.`,
       { cause: error },
     );
   }

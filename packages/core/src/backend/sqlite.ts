@@ -1,11 +1,10 @@
 import { randomUUID } from "node:crypto";
-import { mkdirSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { resolve } from "node:path";
 import type BetterSqlite3 from "better-sqlite3";
 import { BackendError, NotFoundError, RunConflictError, TernError } from "../errors.js";
 import type { JsonValue, SerializedTaskRun } from "../runner/serialized.js";
-import { corruptDatabaseError, isCorruptionCode, loadSqliteDriver, SqliteConnection } from "./sqlite-connection.js";
-import { migrateSqliteSchema, type Row, toAgent, toFlowVersion, toRun, toRunStateChange } from "./sqlite-schema.js";
+import { openSqliteFile, SqliteConnection } from "./sqlite-connection.js";
+import { type Row, toAgent, toFlowVersion, toRun, toRunStateChange } from "./sqlite-schema.js";
 import {
   type AgentRecord,
   type Backend,
@@ -18,7 +17,6 @@ import {
   type FlowSummary,
   type FlowVersionInput,
   type FlowVersionRecord,
-  isTerminalRunState,
   type ListRunsInput,
   type LogPage,
   type LogPageInput,
@@ -28,6 +26,7 @@ import {
   type RunRecord,
   type RunState,
   type RunStateChange,
+  requireEndReason,
   type TransitionInput,
 } from "./types.js";
 
@@ -72,28 +71,7 @@ export class SqliteBackend implements Backend {
    */
   static async open(options: SqliteBackendOptions): Promise<SqliteBackend> {
     const path = resolve(options.path);
-    // Loaded here, not at the top, so that importing @tern/core never needs the native module.
-    const Database = await loadSqliteDriver(`open ${path}`);
-    let db: BetterSqlite3.Database | undefined;
-    try {
-      mkdirSync(dirname(path), { recursive: true });
-      db = new Database(path, { timeout: BUSY_TIMEOUT_MS });
-      db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-      db.pragma("journal_mode = WAL");
-      db.pragma("foreign_keys = ON");
-      migrateSqliteSchema(db, path);
-      return new SqliteBackend(db, path);
-    } catch (error) {
-      db?.close();
-      if (error instanceof TernError) throw error;
-      const code = (error as { code?: unknown }).code;
-      if (isCorruptionCode(code)) throw corruptDatabaseError(`sqlite://${path}`, "open the state database", error);
-      throw new BackendError(
-        `SQLite backend: cannot open ${path} (${typeof code === "string" ? code : (error as Error).message}). ` +
-          `Make ${dirname(path)} a writable directory, or set TERN_HOME to a writable directory.`,
-        { cause: error },
-      );
-    }
+    return new SqliteBackend(await openSqliteFile(path, BUSY_TIMEOUT_MS), path);
   }
 
   async registerFlowVersion(
@@ -184,13 +162,7 @@ export class SqliteBackend implements Backend {
       }
       const version = this.#versionRow(project, flow, input.version);
       if (version === undefined) {
-        const which = input.version === undefined ? "has no registered version" : `has no version ${input.version}`;
-        throw new NotFoundError(
-          "flowVersion",
-          `${project}/${flow}@${input.version ?? "latest"}`,
-          `Flow "${flow}" in project "${project}" ${which} in ${this.url}. ` +
-            "Register it first with `tern register`, or check the project, flow and version names.",
-        );
+        throw NotFoundError.unregistered(project, flow, input.version, this.url);
       }
       const now = Date.now();
       // The IMMEDIATE transaction already serialises this check-then-insert across processes;
@@ -298,12 +270,7 @@ export class SqliteBackend implements Backend {
 
   async transitionRun(input: TransitionInput): Promise<RunRecord> {
     const { runId, expectedRevision, to, reason, lease } = input;
-    if (isTerminalRunState(to) && to !== "Success" && (reason === undefined || reason.trim() === "")) {
-      throw new TernError(
-        "REASON_REQUIRED",
-        `Run ${runId}: a transition to ${to} needs a reason (what happened, for the user). Pass \`reason\`.`,
-      );
-    }
+    requireEndReason(runId, to, reason);
     return this.#sql.write("update a run", () => {
       const now = Date.now();
       const before = this.#sql.get("SELECT state, revision, reason FROM runs WHERE id = ?", [runId]);
@@ -335,7 +302,7 @@ export class SqliteBackend implements Backend {
         },
       );
       if (row === undefined) {
-        if (before === undefined) throw this.#runNotFound(runId);
+        if (before === undefined) throw NotFoundError.run(runId, this.url);
         if (before.revision !== expectedRevision) {
           throw new RunConflictError(runId, expectedRevision, before.revision as number);
         }
@@ -449,11 +416,8 @@ export class SqliteBackend implements Backend {
   }
 
   #requireRun(runId: string): void {
-    if (this.#sql.get("SELECT 1 FROM runs WHERE id = ?", [runId]) === undefined) throw this.#runNotFound(runId);
-  }
-
-  #runNotFound(runId: string): NotFoundError {
-    return new NotFoundError("run", runId, `Run ${runId} does not exist in ${this.url}; check the run id.`);
+    if (this.#sql.get("SELECT 1 FROM runs WHERE id = ?", [runId]) === undefined)
+      throw NotFoundError.run(runId, this.url);
   }
 
   #appendHistory(runId: string, state: RunState, atMs: number, reason: string | undefined): void {

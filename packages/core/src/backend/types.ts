@@ -36,6 +36,16 @@ export function checkTransition(runId: string, from: RunState, to: RunState): vo
   );
 }
 
+/** Refuses a transition to a failed or cancelled end that does not say why (`reason`). */
+export function requireEndReason(runId: string, to: RunState, reason: string | undefined): void {
+  if (isTerminalRunState(to) && to !== "Success" && (reason === undefined || reason.trim() === "")) {
+    throw new TernError(
+      "REASON_REQUIRED",
+      `Run ${runId}: a transition to ${to} needs a reason (what happened, for the user). Pass \`reason\`.`,
+    );
+  }
+}
+
 /** Whether a run in `state` is over. */
 export function isTerminalRunState(state: RunState): boolean {
   return state === "Success" || state === "Failed" || state === "Cancelled";

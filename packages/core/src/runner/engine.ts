@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { TaskTimeoutError } from "../errors.js";
+import { isTernError, TaskTimeoutError } from "../errors.js";
 import type { ArgSpec, FlowGraph, GraphNode } from "../flow/graph.js";
 import type { Executor } from "./executor.js";
 import { LocalExecutor } from "./executor.js";
@@ -259,7 +259,7 @@ export class GraphRunner {
     if (isSkipSignal(error)) {
       this.inFlight.delete(job);
       record.error = undefined;
-      this.endJob(job, "Skipped", (error as Error).message);
+      this.endJob(job, "Skipped", error.message);
       return;
     }
     const delayMs = retryDelayMs(job.node.task.options, job.attempt);
@@ -410,8 +410,9 @@ export class GraphRunner {
   }
 }
 
-function isSkipSignal(error: unknown): boolean {
-  return error instanceof Error && (error as { code?: unknown }).code === "SKIP" && error.name === "SkipSignal";
+/** A `skip()` from the task, made by any copy of core. */
+function isSkipSignal(error: unknown): error is Error {
+  return isTernError(error, "SKIP") && error.name === "SkipSignal";
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
