@@ -70,9 +70,11 @@ async function exactlyOnce(url: string, backend: Backend): Promise<void> {
   // The doomed agent starts first, so that it surely claims (and then sits on) some runs; it is
   // killed while the other seven claim concurrently, and its runs come back when the leases expire.
   agents[0]?.child.stdin?.write("go\n");
-  while (!events.some((e) => e.event === "hanging")) await new Promise((resolve) => setTimeout(resolve, 20));
+  const seen = (found: (e: Event) => boolean) =>
+    expect.poll(() => events.some(found), { timeout: 30_000, interval: 20 }).toBe(true);
+  await seen((e) => e.event === "hanging");
   for (const { child } of agents.slice(1)) child.stdin?.write("go\n");
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  await seen((e) => e.event === "claimed" && e.agentId !== "agent-0");
   agents[0]?.child.kill("SIGKILL");
   await Promise.all(
     agents.slice(1).map(({ child }) => new Promise<void>((resolve) => child.once("exit", () => resolve()))),

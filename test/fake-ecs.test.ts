@@ -99,13 +99,9 @@ async function runOne(ecs: ECSClient, input: RunTaskCommandInput): Promise<strin
   return taskArn;
 }
 
-/** Polls the captured output until it contains `text` (the process announces it is ready). */
+/** Resolves once the captured output contains `text` (the process announces it is ready). */
 async function waitForOutput(fake: FakeEcs, taskArn: string, text: string): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (!fake.output(taskArn).includes(text)) {
-    if (Date.now() > deadline) throw new Error(`no "${text}" in the output of ${taskArn}: ${fake.output(taskArn)}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+  await expect.poll(() => fake.output(taskArn), { timeout: 5000, interval: 10 }).toContain(text);
 }
 
 describe("FakeEcs task definitions", () => {

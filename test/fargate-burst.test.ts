@@ -13,11 +13,11 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ECSClient } from "@aws-sdk/client-ecs";
-import { type Backend, type Flow, LocalAgent, type RunRecord, SqliteBackend } from "@tern/core";
+import { type Backend, type Flow, LocalAgent, SqliteBackend } from "@tern/core";
 import { clearDefinitionCache, runTaskPacer, setEcsClientFactory, setLaunchClock } from "@tern/env-fargate";
 import { FakeEcs, scaledClock } from "@tern/test-support/fake-ecs";
 import { serverlessEnv, setEnv } from "@tern/test-support/serverless";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 
 const RUNS = 1000;
 const SCALE = 10;
@@ -115,14 +115,17 @@ describe("a throttled burst", { timeout: 240_000 }, () => {
           submittedGraceMs: 600_000,
         }),
     );
-    const deadline = Date.now() + 200_000;
-    let runs: RunRecord[] = [];
-    for (;;) {
-      await Promise.all(agents.map((agent) => agent.pollOnce()));
-      runs = await backend.listRuns({ project: "burst", limit: RUNS * 2 });
-      if (runs.every((run) => run.deployment?.taskArn !== undefined) || Date.now() > deadline) break;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    // Both agents poll until every run has its task.
+    const runs = await vi.waitFor(
+      async () => {
+        await Promise.all(agents.map((agent) => agent.pollOnce()));
+        const runs = await backend.listRuns({ project: "burst", limit: RUNS * 2 });
+        const waiting = runs.filter((run) => run.deployment?.taskArn === undefined).length;
+        if (waiting > 0) throw new Error(`${waiting} of ${runs.length} runs have no task yet`);
+        return runs;
+      },
+      { timeout: 200_000, interval: 100 },
+    );
 
     expect(runs).toHaveLength(RUNS);
     expect(

@@ -25,7 +25,7 @@ import {
   useFakeEcs as useEcs,
   writeTernShim,
 } from "@tern/test-support/fargate-setup";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { ROOT, runTern } from "./support/cli.js";
 
 const ENTRYPOINT = join(ROOT, "packages", "env-fargate", "docker", "entrypoint.sh");
@@ -72,16 +72,20 @@ function agent(options: { backend?: Backend } = {}): LocalAgent {
 /** Polls `a` until every run is in a final state; returns them. */
 const drive = (a: LocalAgent, ids: readonly string[], timeoutMs = 45_000) => driveRuns(backend, a, ids, timeoutMs);
 
+/** The run once it is in `state`; fails as soon as it ends in another state, or after `timeoutMs`. */
 async function waitForState(id: string, state: RunRecord["state"], timeoutMs = 20_000): Promise<RunRecord> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const run = (await backend.getRun(id)) as RunRecord;
-    if (run.state === state) return run;
-    if (isTerminalRunState(run.state) || Date.now() > deadline) {
-      throw new Error(`run ${id} is ${run.state} (${run.reason ?? ""}), expected ${state}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  const run = await vi.waitFor(
+    async () => {
+      const run = (await backend.getRun(id)) as RunRecord;
+      if (run.state !== state && !isTerminalRunState(run.state)) {
+        throw new Error(`run ${id} is ${run.state} (${run.reason ?? ""}), expected ${state}`);
+      }
+      return run;
+    },
+    { timeout: timeoutMs, interval: 100 },
+  );
+  expect(run.state, `run ${id} is ${run.state} (${run.reason ?? ""}), expected ${state}`).toBe(state);
+  return run;
 }
 
 const schedule = async (flow: string, parameters: Record<string, number> = {}) =>
@@ -274,8 +278,7 @@ describe("FargateTaskEnvironment through the agent, the fake ECS and runner proc
         },
       });
       void agent({ backend: frozen }).pollOnce();
-      const deadline = Date.now() + 10_000;
-      while (slow.calls.RunTask < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await expect.poll(() => slow.calls.RunTask, { timeout: 10_000, interval: 20 }).toBeGreaterThanOrEqual(1);
       const stuck = await backend.getRun(id);
       expect(stuck).toMatchObject({ state: "Submitted" });
       expect(stuck?.deployment?.launched).not.toBe(true);

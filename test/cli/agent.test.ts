@@ -20,13 +20,8 @@ afterEach(() => t.cleanup());
 
 const read = (file: string) => readFile(file, "utf8").catch(() => "");
 
-async function until(check: () => Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
+/** How long a test waits for a child process to get somewhere, and how often it looks. */
+const WAIT = { timeout: 20_000, interval: 100 };
 
 function runnerPid(run: RunJson): string | undefined {
   return /runner pid (\d+)/.exec(run.history.find((h) => h.state === "Running")?.reason ?? "")?.[1];
@@ -115,10 +110,10 @@ describe("runs that go wrong", () => {
     const agent = spawnTern(["agent", "--poll-interval-ms", "100"], { TERN_HOME: t.home, TERN_TEST_MARKS: marks });
     try {
       const { id } = await t.json<{ id: string }>(["run", "slow"]);
-      await until(async () => (await read(marks)).includes("slow started"), "the task to start");
+      await expect.poll(() => read(marks), WAIT).toContain("slow started");
       const cancelled = await t.tern(["cancel", id]);
       expect(cancelled.stdout).toBe(`run ${id}: Cancelling\n`);
-      await until(async () => (await t.json<RunJson>(["runs", "show", id])).state === "Cancelled", "Cancelled");
+      await expect.poll(async () => (await t.json<RunJson>(["runs", "show", id])).state, WAIT).toBe("Cancelled");
       expect(await read(marks)).toBe("slow started\nslow aborted\n");
       const run = await t.json<RunJson>(["runs", "show", id]);
       expect(run.history.map((h) => h.state)).toEqual(["Scheduled", "Submitted", "Running", "Cancelling", "Cancelled"]);

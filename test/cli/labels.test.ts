@@ -1,4 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { join } from "node:path";
+import { SqliteBackend } from "@tern/core";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { spawnTern, stopTern, type TernHome, ternHome, waitForOutput } from "../support/cli.js";
 
 interface RunJson {
@@ -29,6 +31,32 @@ describe("labels decide which agent picks up a run", () => {
   const agentOnce = (...labels: string[]) =>
     t.tern(["agent", "--once", ...(labels.length > 0 ? ["--labels", labels.join(",")] : [])]);
 
+  /**
+   * Resolves once the running agent without labels has begun two polls after this call: the
+   * first of them has then ended, having seen every run created before (each poll records the
+   * agent, then claims).
+   */
+  async function nextPollsOfUnlabelledAgent(): Promise<void> {
+    const backend = await SqliteBackend.open({ path: join(t.home, "state.db") });
+    try {
+      const lastPoll = async () =>
+        (await backend.listAgents()).find((a) => a.labels.length === 0 && a.stoppedAtMs === undefined)?.lastSeenAtMs ??
+        0;
+      const since = Date.now();
+      const first = await vi.waitFor(
+        async () => {
+          const at = await lastPoll();
+          expect(at, "a poll of the agent without labels").toBeGreaterThan(since);
+          return at;
+        },
+        { timeout: 10_000, interval: 50 },
+      );
+      await expect.poll(lastPoll, { timeout: 10_000, interval: 50 }).toBeGreaterThan(first);
+    } finally {
+      await backend.close();
+    }
+  }
+
   it("an agent with labels dev,staging picks up a run labelled dev", async () => {
     const id = await newRun("labeled-dev");
     expect((await show(id)).labels).toEqual(["dev"]);
@@ -41,7 +69,7 @@ describe("labels decide which agent picks up a run", () => {
     const agent = spawnTern(["agent", "--poll-interval-ms", "100"], { TERN_HOME: t.home });
     try {
       await waitForOutput(agent, /with no labels/);
-      await new Promise((resolve) => setTimeout(resolve, 500)); // a few polls
+      await nextPollsOfUnlabelledAgent();
       expect((await show(id)).state).toBe("Scheduled");
       const why = await t.tern(["why", id]);
       expect(why.code).toBe(0);

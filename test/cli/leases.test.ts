@@ -16,7 +16,7 @@ import {
   LOCAL_REGION,
   startDynamoDbLocal,
 } from "@tern/test-support/dynamodb-local";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { spawnTern, stopTern, TERN_COMMAND, type TernHome, ternHome, waitForOutput } from "../support/cli.js";
 
 interface RunJson {
@@ -60,15 +60,16 @@ async function observer(wrapper: readonly string[] = []): Promise<ChildProcess> 
 const show = (id: string) => t.json<RunJson>(["runs", "show", id], env);
 const read = () => readFile(marks, "utf8").catch(() => "");
 
-async function until<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 30_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
+/** `check`'s first defined value, looked for every 100 ms for up to `timeoutMs`. */
+const until = <T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 30_000): Promise<T> =>
+  vi.waitFor(
+    async () => {
+      const value = await check();
+      if (value === undefined) throw new Error(`timed out waiting for ${what}`);
+      return value;
+    },
+    { timeout: timeoutMs, interval: 100 },
+  );
 
 const runnerPid = async (): Promise<number> =>
   until(async () => {
@@ -155,7 +156,9 @@ describe.each(["sqlite", "dynamodb"])("runner leases on %s", { timeout: 120_000 
     }
     expect(failed.state).toBe("Failed");
     expect(failed.reason).toMatch(/stopped renewing its lease: no renewal for \d+ s .*died, or was paused/);
-    await until(async () => (alive(pid) ? undefined : true), "the resumed runner to end", 10_000);
+    await expect
+      .poll(() => alive(pid), { timeout: 10_000, interval: 100, message: "the resumed runner to end" })
+      .toBe(false);
     expect(await read()).not.toMatch(/spin done/);
     const after = await show(id);
     expect(after.state).toBe("Failed");
@@ -170,7 +173,9 @@ describe.each(["sqlite", "dynamodb"])("runner leases on %s", { timeout: 120_000 
     const run = await ended(id);
     expect(run.state).toBe("Cancelled");
     expect(run.reason).toMatch(new RegExp(`the flow did not stop within ${leaseSeconds} s of the cancel`));
-    await until(async () => (alive(pid) ? undefined : true), "the runner to be killed", 10_000);
+    await expect
+      .poll(() => alive(pid), { timeout: 10_000, interval: 100, message: "the runner to be killed" })
+      .toBe(false);
     expect(await read()).not.toMatch(/spin done/);
   });
 
@@ -208,7 +213,7 @@ describe.each(["sqlite", "dynamodb"])("runner leases on %s", { timeout: 120_000 
     // The agent's runner starts 3 s late, as if paused while the run was Submitted.
     const late = ["sh", "-c", 'sleep 3; exec "$0" "$@"', ...TERN_COMMAND];
     const agent = background(["agent", "--poll-interval-ms", "500"], { TERN_RUNNER_COMMAND: JSON.stringify(late) });
-    await until(async () => ((await show(id)).state === "Submitted" ? true : undefined), "the run to be Submitted");
+    await expect.poll(async () => (await show(id)).state, { timeout: 30_000, interval: 100 }).toBe("Submitted");
     background(["execute", id]);
     const holds = waitForOutput(agent, /holds the run now/, 30_000);
     const run = await ended(id);
@@ -225,7 +230,9 @@ describe.each(["sqlite", "dynamodb"])("runner leases on %s", { timeout: 120_000 
       return found === undefined ? undefined : Number(found);
     }, "the task to start");
     // Its Running state reaches the backend within a flush (500 ms).
-    await until(async () => ((await show(id)).taskRuns[0]?.state === "Running" ? true : undefined), "the task run");
+    await expect
+      .poll(async () => (await show(id)).taskRuns[0]?.state, { timeout: 30_000, interval: 100 })
+      .toBe("Running");
     process.kill(pid, "SIGKILL");
     const run = await ended(id);
     expect(run.state).toBe("Failed");

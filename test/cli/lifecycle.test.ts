@@ -18,13 +18,8 @@ beforeEach(async () => {
 });
 afterEach(() => t.cleanup());
 
-async function until(check: () => Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
+/** How long a test waits for a child process to get somewhere, and how often it looks. */
+const WAIT = { timeout: 20_000, interval: 100 };
 
 const show = (id: string) => t.json<RunJson>(["runs", "show", id]);
 
@@ -47,7 +42,7 @@ describe("the runner's lifecycle", () => {
     const { id } = await t.json<{ id: string }>(["run", "slow"]);
     const runner = spawnTern(["execute", id], { TERN_HOME: t.home, TERN_TEST_MARKS: marks });
     try {
-      await until(async () => (await readFile(marks, "utf8").catch(() => "")).includes("slow started"), "the task");
+      await expect.poll(() => readFile(marks, "utf8").catch(() => ""), WAIT).toContain("slow started");
       const second = await t.tern(["execute", id]);
       expect(second.code).toBe(1);
       expect(second.stderr).toMatch(/is already Running \(runner pid \d+\); a run is executed once/);
@@ -55,7 +50,7 @@ describe("the runner's lifecycle", () => {
     } finally {
       runner.kill("SIGTERM");
     }
-    await until(async () => (await show(id)).state === "Failed", "the stopped run to be recorded");
+    await expect.poll(async () => (await show(id)).state, WAIT).toBe("Failed");
     const run = await show(id);
     expect(run.reason).toMatch(/the runner was stopped \(SIGTERM\) while the flow ran/);
     expect(await readFile(marks, "utf8")).toBe("slow started\nslow aborted\n");
@@ -65,10 +60,10 @@ describe("the runner's lifecycle", () => {
     const marks = join(t.home, "marks.log");
     const { id } = await t.json<{ id: string }>(["run", "slow"]);
     const runner = spawnTern(["execute", id], { TERN_HOME: t.home, TERN_TEST_MARKS: marks });
-    await until(async () => (await readFile(marks, "utf8").catch(() => "")).includes("slow started"), "the task");
+    await expect.poll(() => readFile(marks, "utf8").catch(() => ""), WAIT).toContain("slow started");
     expect((await t.tern(["cancel", id])).stdout).toBe(`run ${id}: Cancelling\n`);
     runner.kill("SIGTERM");
-    await until(async () => (await show(id)).state === "Cancelled", "Cancelled");
+    await expect.poll(async () => (await show(id)).state, WAIT).toBe("Cancelled");
   });
 });
 
@@ -77,7 +72,7 @@ describe("a custom environment that starts nothing the agent can watch", () => {
     expect((await t.tern(["register", "test/fixtures/remote-environment.ts"])).code).toBe(0);
     const { id } = await t.json<{ id: string }>(["run", "detached"]);
     expect((await t.tern(["agent", "--once"])).code).toBe(0);
-    await until(async () => (await show(id)).state === "Success", "the detached run to succeed");
+    await expect.poll(async () => (await show(id)).state, WAIT).toBe("Success");
     const run = await show(id);
     expect(run.deployment).toMatchObject({ kind: "detached" });
     expect(run.outputs?.out).toEqual({ kind: "json", value: 42 });

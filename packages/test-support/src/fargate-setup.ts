@@ -10,6 +10,7 @@ import { ECSClient } from "@aws-sdk/client-ecs";
 import type { DynamoDbBackend } from "@tern/backend-dynamodb";
 import { type Backend, isTerminalRunState, type LocalAgent, type RunRecord } from "@tern/core";
 import { setEcsClientFactory } from "@tern/env-fargate";
+import { vi } from "vitest";
 import { type DynamoDbLocal, startDynamoDbLocal } from "./dynamodb-local.js";
 import type { FakeEcs } from "./fake-ecs.js";
 import { openLocalTable, setEnv } from "./serverless.js";
@@ -62,16 +63,17 @@ export async function driveRuns(
   ids: readonly string[],
   timeoutMs: number,
 ): Promise<RunRecord[]> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    await agent.pollOnce();
-    const runs = await Promise.all(ids.map(async (id) => (await backend.getRun(id)) as RunRecord));
-    if (runs.every((r) => isTerminalRunState(r.state))) return runs;
-    if (Date.now() > deadline) {
-      throw new Error(`runs not finished: ${runs.map((r) => `${r.id} ${r.state} ${r.reason ?? ""}`).join("; ")}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
+  return vi.waitFor(
+    async () => {
+      await agent.pollOnce();
+      const runs = await Promise.all(ids.map(async (id) => (await backend.getRun(id)) as RunRecord));
+      if (!runs.every((r) => isTerminalRunState(r.state))) {
+        throw new Error(`runs not finished: ${runs.map((r) => `${r.id} ${r.state} ${r.reason ?? ""}`).join("; ")}`);
+      }
+      return runs;
+    },
+    { timeout: timeoutMs, interval: 200 },
+  );
 }
 
 /** DynamoDB Local and s3rver running, a backend on a fresh table, and the agent's environment set. */
