@@ -230,7 +230,10 @@ async function markRunning(
     },
     {
       exhausted: () => {
-        throw new TernError("RUN_CONFLICT", `Run ${runId}: could not mark it Running after 10 attempts.`);
+        // Lost to other writers every time, as a RunConflictError is: transient, like it.
+        throw new TernError("RUN_CONFLICT", `Run ${runId}: could not mark it Running after 10 attempts.`, {
+          retryable: true,
+        });
       },
     },
   );
@@ -274,6 +277,7 @@ async function finish(
         throw new TernError(
           "RUN_CONFLICT",
           `Run ${runId}: could not record its final state ${state} after 10 attempts.`,
+          { retryable: true },
         );
       },
     },
