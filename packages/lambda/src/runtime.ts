@@ -5,8 +5,7 @@ import { Agent, type Backend, forgetVerifiedManifests, RemoteLauncher, registerS
 import "@tern/env-fargate";
 import { type ConfigNeeds, type LambdaConfig, loadConfig } from "./config.js";
 import { parseRules, RulesError, type TriggerRule } from "./rules.js";
-import type { SigningKey } from "./signature.js";
-import { SigningKeys } from "./signing-keys.js";
+import { SigningKeys, signingKeySource } from "./signing-keys.js";
 
 // Flows in S3 are what a Lambda agent loads; the S3 driver is imported on first use.
 registerStorageLoader("S3Storage", () => import("@tern/storage-cloud/s3"));
@@ -22,7 +21,7 @@ export interface Runtime {
   /** Deploys runs: claims, environments, the sweep. */
   readonly agent: Agent;
   readonly rules: readonly TriggerRule[];
-  /** The CloudEvents HMAC keys (current first, then the previous one while rotating), read again as they age. */
+  /** The CloudEvents HMAC keys (current first, then the previous one while rotating), read again as they age (the Powertools cache's max age). */
   readonly signingKeys?: SigningKeys;
 }
 
@@ -73,7 +72,7 @@ async function start(
   const rules = needs.rules ? await loadRules(config) : [];
   const signingKeys =
     needs.cloudEvents && config.cloudEvents?.auth === "hmac"
-      ? await SigningKeys.load(() => readSigningKeys(config), {
+      ? await SigningKeys.load(signingKeySource(config), {
           onError: (error) =>
             logger.error("could not read the CloudEvents signing keys again; the ones read before stay in use", {
               reason: (error as Error).message,
@@ -112,42 +111,6 @@ export async function loadRules(config: LambdaConfig): Promise<TriggerRule[]> {
   } finally {
     client.destroy();
   }
-}
-
-/**
- * The HMAC keys: the secret holds the key itself, or `{"current": "...", "previous": "..."}`
- * while a rotation is under way (requests signed with either are accepted), then
- * `{"current": "..."}` once it is over. The legacy v1 signature format is accepted with a key
- * held as a plain string (the stack's generated secret, set before v2) and with `previous`, not
- * with a `current` key: it lasts until the first rotation is over.
- */
-export async function readSigningKeys(config: LambdaConfig): Promise<SigningKey[]> {
-  const ce = config.cloudEvents;
-  if (ce === undefined || ce.auth !== "hmac") return [];
-  let text = ce.secret;
-  if (text === undefined) {
-    const { SecretsManagerClient, GetSecretValueCommand } = await import("@aws-sdk/client-secrets-manager");
-    const client = new SecretsManagerClient({});
-    try {
-      text = (await client.send(new GetSecretValueCommand({ SecretId: ce.secretArn }))).SecretString;
-    } finally {
-      client.destroy();
-    }
-  }
-  let keys: SigningKey[] = text === undefined ? [] : [{ key: text, acceptsV1: true }];
-  if (text?.trim().startsWith("{")) {
-    const parsed = JSON.parse(text) as { current?: unknown; previous?: unknown };
-    keys = [
-      ...(typeof parsed.current === "string" ? [{ key: parsed.current, acceptsV1: false }] : []),
-      ...(typeof parsed.previous === "string" ? [{ key: parsed.previous, acceptsV1: true }] : []),
-    ];
-  }
-  if (keys.length === 0 || keys.some((k) => k.key.length < 32)) {
-    throw new Error(
-      `the CloudEvents signing secret ${ce.secretArn ?? "(TERN_CLOUDEVENTS_SECRET)"} must hold a key of at least 32 characters, or {"current": ..., "previous": ...} with such keys`,
-    );
-  }
-  return keys;
 }
 
 /** A message on the launch queue: runs created by the CloudEvents handler, for the agent to launch. */

@@ -71,15 +71,21 @@ describe("SigningKeys", () => {
     return { state, source, now: () => state.nowMs };
   }
 
-  it("reads the keys again once they are older than maxAgeMs", async () => {
+  it("asks its source (whose cache keeps the secret for its max age) on each use, but not for minIntervalMs after a failed read", async () => {
     const { state, source, now } = setup("a".repeat(32));
-    const ring = await SigningKeys.load(source, { maxAgeMs: 300_000, now });
+    const ring = await SigningKeys.load(source, { minIntervalMs: 10_000, now });
     state.key = "b".repeat(32);
-    state.nowMs = 299_999;
-    expect((await ring.current())[0]?.key).toBe("a".repeat(32));
-    state.nowMs = 300_000;
     expect((await ring.current())[0]?.key).toBe("b".repeat(32));
-    expect(state.reads).toBe(2);
+    state.fail = true;
+    expect((await ring.current())[0]?.key).toBe("b".repeat(32));
+    state.nowMs = 9_999;
+    expect((await ring.current())[0]?.key).toBe("b".repeat(32));
+    expect(state.reads).toBe(3);
+    state.fail = false;
+    state.key = "c".repeat(32);
+    state.nowMs = 10_000;
+    expect((await ring.current())[0]?.key).toBe("c".repeat(32));
+    expect(state.reads).toBe(4);
   });
 
   it("reads them at once after a mismatch, but not more often than minIntervalMs, however many requests come", async () => {
