@@ -1,10 +1,10 @@
 import { createHash } from "node:crypto";
-import { ContainerClient, RestError } from "@azure/storage-blob";
+import { BlobClient, ContainerClient, RestError } from "@azure/storage-blob";
 import { sha256Hex, storageFromJSON } from "@tern/core";
 import { blobStoreContract } from "@tern/core/testing";
 import { AzureBlobStore, AzureStorage } from "@tern/storage-cloud/azure";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { AZURITE_ACCOUNT, type AzuriteServer, startAzurite } from "./servers.js";
+import { AZURITE_ACCOUNT, type AzuriteServer, startAzurite } from "@tern/test-support/servers";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 
 const CONTAINER = "tern-flows";
 const ENV = "AZURE_STORAGE_CONNECTION_STRING";
@@ -102,6 +102,54 @@ describe("AzureStorage on azurite", () => {
     await expect(store.head("flows/x.json")).rejects.toThrow(/Azure denied Get Blob Properties on/);
     const body = bytes("x");
     await expect(store.put("flows/x.json", body, putOptions(body))).rejects.toThrow(/Azure denied Put Blob on/);
+  });
+
+  it("compares an existing blob by the Content-MD5 azurite keeps, without downloading it", async () => {
+    const store = storage().blobs;
+    const key = `checksum-${Date.now()}/x.mjs`;
+    const body = bytes("export const x = 1;");
+    expect(await store.put(key, body, putOptions(body))).toBe("created");
+    const downloads = vi.spyOn(BlobClient.prototype, "download");
+    try {
+      expect(await store.put(key, body, putOptions(body))).toBe("exists");
+      const other = bytes("export const x = 2;");
+      await expect(store.put(key, other, putOptions(other))).rejects.toThrow(/already exists with different content/);
+      expect(await store.compareStored?.(key, body, sha256Hex(body))).toBe("same");
+      expect(await store.compareStored?.(key, other, sha256Hex(other))).toBe("different");
+      expect(downloads).not.toHaveBeenCalled();
+      await store.get(key); // the spy sees downloads
+      expect(downloads).toHaveBeenCalledTimes(1);
+    } finally {
+      downloads.mockRestore();
+    }
+  });
+
+  it("downloads to compare a blob that has no Content-MD5 (committed from blocks)", async () => {
+    const real = new ContainerClient(server.connectionString(), CONTAINER);
+    let downloads = 0;
+    // The real container, except that properties come without an MD5 and downloads are counted.
+    const withoutMd5 = {
+      accountName: real.accountName,
+      containerName: real.containerName,
+      getBlockBlobClient: (name: string) => real.getBlockBlobClient(name),
+      getBlobClient: (name: string) => {
+        const blob = real.getBlobClient(name);
+        return {
+          getProperties: async () => ({ ...(await blob.getProperties()), contentMD5: undefined }),
+          download: () => {
+            downloads += 1;
+            return blob.download();
+          },
+        };
+      },
+    } as unknown as ContainerClient;
+    const store = new AzureStorage({ container: CONTAINER, client: withoutMd5 }).blobs;
+    const key = `no-md5-${Date.now()}/x.mjs`;
+    const body = bytes("export const y = 1;");
+    expect(await store.put(key, body, putOptions(body))).toBe("created");
+    expect(await store.put(key, body, putOptions(body))).toBe("exists");
+    expect(await store.compareStored?.(key, body, sha256Hex(body))).toBe("same");
+    expect(downloads).toBe(2);
   });
 
   it("deletes a blob that has snapshots", async () => {
@@ -213,6 +261,12 @@ describe("AzureStorage options", () => {
 
   it("rejects unknown options and more than one way to connect", () => {
     expect(make({ container: CONTAINER, containr: "x" })).toThrow(/unknown option "containr"/);
+    expect(make({ container: CONTAINER, containr: "x" })).toThrow(
+      /Valid options: prefix, external, container, connectionString, connectionStringEnv, accountUrl, client\./,
+    );
+    expect(make({ container: CONTAINER, connectionString: 5 })).toThrow(
+      /AzureStorage: option "connectionString" must be a string, not a number\./,
+    );
     expect(
       make({ container: CONTAINER, connectionString: "x", accountUrl: "https://a.blob.core.windows.net" }),
     ).toThrow(/give one of connectionString, accountUrl or client, not connectionString and accountUrl/);

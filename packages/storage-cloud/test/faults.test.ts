@@ -3,10 +3,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SqliteBackend } from "@tern/core";
 import { S3Storage } from "@tern/storage-cloud/s3";
+import { type FaultProxy, startFaultProxy } from "@tern/test-support/fault-proxy";
+import { type LocalServer, S3RVER_CREDENTIALS, startS3rver } from "@tern/test-support/servers";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { flow } from "../../../examples/etl.js";
-import { type FaultProxy, startFaultProxy } from "../../../test/support/fault-proxy.js";
-import { type LocalServer, S3RVER_CREDENTIALS, startS3rver } from "./servers.js";
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
 

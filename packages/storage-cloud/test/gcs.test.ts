@@ -1,15 +1,16 @@
+import { createHash } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
-import { ApiError, Storage as GcsClient, type SaveOptions } from "@google-cloud/storage";
+import { ApiError, File, Storage as GcsClient, type SaveOptions } from "@google-cloud/storage";
 import { BlobConflictError, sha256Hex, storageFromJSON } from "@tern/core";
 import { blobStoreContract } from "@tern/core/testing";
 import { GCSStorage } from "@tern/storage-cloud/gcs";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type LocalServer, startGcsEmulator } from "./servers.js";
+import { type LocalServer, startGcsEmulator } from "@tern/test-support/servers";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 
 const BUCKET = "tern-flows";
 const PROJECT = "tern-test";
@@ -78,6 +79,25 @@ describe("GCSStorage on the Cloud Storage emulator", () => {
     expect(await put(rebuilt as GCSStorage, key, text("export {}"))).toBe("exists");
     await rebuilt.blobs.delete(key);
     expect(await storage.blobs.head(key)).toBeUndefined();
+  });
+
+  it("compares an existing object by the md5Hash the emulator keeps, without downloading it", async () => {
+    const storage = new GCSStorage({ bucket: BUCKET, storageOptions: storageOptions() });
+    const key = `checksum-${Date.now()}/x.mjs`;
+    const body = text("export const x = 1;");
+    expect(await put(storage, key, body)).toBe("created");
+    const downloads = vi.spyOn(File.prototype, "createReadStream");
+    try {
+      expect(await put(storage, key, body)).toBe("exists");
+      expect(await storage.blobs.compareStored?.(key, body, sha256Hex(body))).toBe("same");
+      const other = text("export const x = 2;");
+      expect(await storage.blobs.compareStored?.(key, other, sha256Hex(other))).toBe("different");
+      expect(downloads).not.toHaveBeenCalled();
+      await storage.blobs.get(key); // the spy sees downloads
+      expect(downloads).toHaveBeenCalledTimes(1);
+    } finally {
+      downloads.mockRestore();
+    }
   });
 
   it("stores the given content type, and application/octet-stream rather than a guess from the key", async () => {
@@ -186,6 +206,10 @@ class FakeGcs {
   responseHeaders: Record<string, string> = {};
   /** Runs between the driver's existence check and its write: a concurrent writer. */
   beforeSave: ((key: string) => void) | undefined;
+  /** Whether metadata carries md5Hash, as GCS's does for every object not composed of others. */
+  keepsMd5 = false;
+  /** Downloads started. */
+  reads = 0;
 
   bucket(bucket: string) {
     const failure = (method: Method) => this.fail[method];
@@ -206,9 +230,11 @@ class FakeGcs {
           if (error !== undefined) throw error;
           const body = this.objects.get(key);
           if (body === undefined) throw notFound(bucket, key);
-          return [{ name: key, size: String(body.byteLength) }];
+          const md5Hash = this.keepsMd5 ? createHash("md5").update(body).digest("base64") : undefined;
+          return [{ name: key, size: String(body.byteLength), md5Hash }];
         },
         createReadStream: () => {
+          this.reads += 1;
           const stream = new PassThrough();
           setImmediate(() => {
             const error = failure("createReadStream");
@@ -271,6 +297,32 @@ describe("GCSBlobStore request shapes and errors (fake client)", () => {
     fake.objects.set("k", Buffer.from(body));
     expect(await put(storage(), "k", body)).toBe("exists");
     expect(fake.saves).toHaveLength(0);
+    // Without an md5Hash (a composite object) the bytes are downloaded to compare.
+    expect(fake.reads).toBe(1);
+  });
+
+  it("compares an existing object by the md5Hash GCS keeps, without downloading it", async () => {
+    fake.keepsMd5 = true;
+    const body = text("same");
+    fake.objects.set("k", Buffer.from(body));
+    expect(await put(storage(), "k", body)).toBe("exists");
+    await expect(put(storage(), "k", text("diff"))).rejects.toBeInstanceOf(BlobConflictError);
+    expect(await storage().blobs.compareStored?.("k", body, sha256Hex(body))).toBe("same");
+    expect(await storage().blobs.compareStored?.("k", text("diff"), sha256Hex(text("diff")))).toBe("different");
+    expect(await storage().blobs.compareStored?.("absent", body, sha256Hex(body))).toBe("absent");
+    expect(fake.reads).toBe(0);
+    expect(fake.saves).toHaveLength(0);
+  });
+
+  it("reports a body GCS received changed (its MD5 differs) as an integrity error that may pass", async () => {
+    fake.fail.save = apiError(400, 'Provided MD5 hash "x" doesn\'t match calculated MD5 hash "y".', "invalid");
+    await expect(put(storage(), "flows/x.json", text("x"))).rejects.toMatchObject({
+      code: "STORAGE_INTEGRITY",
+      retryable: true,
+      message: expect.stringMatching(
+        /^GCS put gs:\/\/bkt\/flows\/x\.json: the service received bytes whose MD5 differs/,
+      ),
+    });
   });
 
   it("treats 412 from a concurrent writer as exists for the same bytes and a conflict for others", async () => {
@@ -400,6 +452,10 @@ describe("GCSStorage options", () => {
       /either storage or storageOptions/,
     );
     expect(make({ bucket: "ok-bucket", storageOptions: "x" })).toThrow(/storageOptions must be an object/);
+    expect(make({ bucket: "ok-bucket", projectid: "p" })).toThrow(
+      /unknown option "projectid"\. Valid options: prefix, external, bucket, projectId, storage, storageOptions\./,
+    );
+    expect(make({ bucket: 7 })).toThrow(/GCSStorage: option "bucket" must be a string, not a number\./);
   });
 
   it("accepts valid names: dotted buckets, underscores, domain-scoped projects", () => {

@@ -9,9 +9,9 @@ import {
 import { BlobConflictError, sha256Hex, storageFromJSON } from "@tern/core";
 import { blobStoreContract } from "@tern/core/testing";
 import { S3BlobStore, S3Storage } from "@tern/storage-cloud/s3";
+import { type LocalServer, S3RVER_CREDENTIALS, startS3rver } from "@tern/test-support/servers";
 import { mockClient } from "aws-sdk-client-mock";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { type LocalServer, S3RVER_CREDENTIALS, startS3rver } from "./servers.js";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
 
@@ -73,6 +73,16 @@ describe("S3Storage on s3rver", () => {
     expect(make({ bucket: "ok-bucket", client: new S3Client({}), clientConfig: {} })).toThrow(
       /either client or clientConfig/,
     );
+    expect(make({ bucket: "ok-bucket", buckt: "x" })).toThrow(
+      /Valid options: prefix, external, bucket, region, client/,
+    );
+    expect(make({ bucket: "ok-bucket", conditionalWrites: "no" })).toThrow(
+      /S3Storage: option "conditionalWrites" must be a boolean, not a string\./,
+    );
+    expect(make({ bucket: "ok-bucket", serverSideEncryption: "x" })).toThrow(
+      /serverSideEncryption "x" is not one of AES256, aws:kms, aws:kms:dsse/,
+    );
+    expect(make("s3://bucket")).toThrow(/S3Storage: options must be an object with bucket\./);
   });
 });
 
@@ -170,6 +180,76 @@ describe("S3BlobStore request shapes and errors (SDK mock)", () => {
   it("deletes idempotently", async () => {
     s3.on(DeleteObjectCommand).resolves({});
     await expect(store().delete("k")).resolves.toBeUndefined();
+  });
+
+  const base64 = (hex: string) => Buffer.from(hex, "hex").toString("base64");
+
+  it("compares an existing object by the SHA-256 S3 keeps, without downloading it", async () => {
+    const body = new TextEncoder().encode("same");
+    s3.on(PutObjectCommand).rejects(
+      new S3ServiceException({ name: "PreconditionFailed", $fault: "client", $metadata: { httpStatusCode: 412 } }),
+    );
+    s3.on(HeadObjectCommand).resolves({
+      ContentLength: 4,
+      ChecksumSHA256: base64(sha256Hex(body)),
+      ChecksumType: "FULL_OBJECT",
+    });
+    expect(await store().put("k", body, { sha256: sha256Hex(body) })).toBe("exists");
+    const other = new TextEncoder().encode("diff");
+    await expect(store().put("k", other, { sha256: sha256Hex(other) })).rejects.toBeInstanceOf(BlobConflictError);
+    expect(await store().compareStored("k", body, sha256Hex(body))).toBe("same");
+    expect(await store().compareStored("k", other, sha256Hex(other))).toBe("different");
+    expect(s3.commandCalls(GetObjectCommand)).toHaveLength(0);
+    expect(s3.commandCalls(HeadObjectCommand)[0]?.args[0].input).toMatchObject({ ChecksumMode: "ENABLED" });
+    expect(s3.commandCalls(PutObjectCommand)[0]?.args[0].input).toMatchObject({ ChecksumAlgorithm: "SHA256" });
+  });
+
+  it("downloads to compare when S3 keeps no whole-object SHA-256 (older objects, multipart uploads)", async () => {
+    const body = new TextEncoder().encode("same");
+    const stream = async function* () {
+      yield body;
+    };
+    s3.on(GetObjectCommand).callsFake(() => ({ Body: stream() as never, ContentLength: body.byteLength }));
+    s3.on(HeadObjectCommand).resolves({ ContentLength: 4 });
+    expect(await store().compareStored("k", body, sha256Hex(body))).toBe("same");
+    s3.on(HeadObjectCommand).resolves({
+      ContentLength: 4,
+      ChecksumSHA256: `${base64(sha256Hex(body))}-2`,
+      ChecksumType: "COMPOSITE",
+    });
+    expect(await store().compareStored("k", body, sha256Hex(body))).toBe("same");
+    expect(s3.commandCalls(GetObjectCommand)).toHaveLength(2);
+    // A size that differs needs neither.
+    expect(await store().compareStored("k", new Uint8Array(5), sha256Hex(new Uint8Array(5)))).toBe("different");
+    expect(s3.commandCalls(GetObjectCommand)).toHaveLength(2);
+  });
+
+  it("reports a body S3 received changed (BadDigest) as an integrity error that may pass", async () => {
+    s3.on(PutObjectCommand).rejects(
+      new S3ServiceException({ name: "BadDigest", $fault: "client", $metadata: { httpStatusCode: 400 } }),
+    );
+    const body = new TextEncoder().encode("x");
+    await expect(store().put("k", body, { sha256: sha256Hex(body) })).rejects.toMatchObject({
+      code: "STORAGE_INTEGRITY",
+      retryable: true,
+      message: expect.stringMatching(/^S3 put s3:\/\/bkt\/k: the service received bytes whose SHA-256 differs/),
+    });
+  });
+});
+
+describe("S3 on s3rver, which keeps no checksum", () => {
+  it("compares an existing object by downloading it", async () => {
+    const client = new S3Client(clientConfig());
+    const storage = new S3Storage({ bucket: BUCKET, client, conditionalWrites: false });
+    const key = `checksum-${Date.now()}/x.mjs`;
+    const body = new TextEncoder().encode("export {}");
+    await storage.blobs.put(key, body, { sha256: sha256Hex(body) });
+    const send = vi.spyOn(client, "send");
+    expect(await storage.blobs.compareStored?.(key, body, sha256Hex(body))).toBe("same");
+    expect(send.mock.calls.map(([command]) => command.constructor.name)).toEqual([
+      "HeadObjectCommand",
+      "GetObjectCommand",
+    ]);
   });
 });
 

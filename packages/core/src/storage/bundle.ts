@@ -30,6 +30,7 @@ const withoutRegistration = {
       cb: (a: {
         path: string;
         importer: string;
+        kind: string;
       }) => { path: string; namespace?: string; external?: boolean } | undefined,
     ): void;
     onLoad(o: { filter: RegExp; namespace: string }, cb: () => { contents: string; loader: "js" }): void;
@@ -41,8 +42,10 @@ const withoutRegistration = {
     // I/O, which never happens inside a bundle (the runner rebuilds its own storage from the flow
     // version; environments run in the agent). Leaving those imports
     // out keeps a flow that names an S3Storage from carrying the S3 SDK. A flow's own tasks that
-    // import an SDK still get it inlined: only imports made by tern's driver files are left out.
+    // import an SDK still get it inlined: only dynamic imports made by tern's driver files are left
+    // out (their static imports, such as the options' schema library, are inlined).
     build.onResolve({ filter: /^[^./]/ }, (args) =>
+      args.kind === "dynamic-import" &&
       /[\\/](storage-cloud|env-fargate)[\\/](src|dist)[\\/][^\\/]+\.[jt]s$/.test(args.importer) &&
       !args.path.startsWith("@tern/")
         ? { path: args.path, external: true }
