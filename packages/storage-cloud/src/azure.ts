@@ -11,7 +11,7 @@ import { type BlobStore, type JsonValue, registerStorageType, Storage, type Stor
 import * as z from "zod/mini";
 import { AzureBlobStore } from "./azure-blob-store.js";
 import { type AzureConnection, DEFAULT_CONNECTION_STRING_ENV, isPathStyleHost } from "./azure-connection.js";
-import { instance, parseOptions, rule, type Same, storageOptionsShape } from "./options.js";
+import { givenClient, parseOptions, rule, type Same, storageOptionsShape } from "./options.js";
 
 export { AzureBlobStore } from "./azure-blob-store.js";
 export { type AzureConnection, DEFAULT_CONNECTION_STRING_ENV } from "./azure-connection.js";
@@ -81,11 +81,9 @@ const optionsSchema = z
         ),
       ),
     ),
-    client: z.optional(
-      instance<ContainerClient>(
-        (client) => typeof (client as ContainerClient).getBlockBlobClient === "function",
-        "client must be a ContainerClient from @azure/storage-blob (from a BlobServiceClient, use getContainerClient(container)).",
-      ),
+    client: givenClient<ContainerClient>(
+      "getBlockBlobClient",
+      "client must be a ContainerClient from @azure/storage-blob (from a BlobServiceClient, use getContainerClient(container)).",
     ),
   })
   .check(

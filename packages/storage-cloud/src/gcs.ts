@@ -9,7 +9,7 @@ import type { Storage as GcsClient, StorageOptions as GcsClientOptions } from "@
 import { type BlobStore, type JsonValue, registerStorageType, Storage, type StorageOptions } from "@tern/core";
 import * as z from "zod/mini";
 import { GCSBlobStore } from "./gcs-blob-store.js";
-import { endpointRules, instance, parseOptions, rule, type Same, storageOptionsShape } from "./options.js";
+import { clientOptions, givenClient, parseOptions, rule, type Same, storageOptionsShape } from "./options.js";
 
 export { GCSBlobStore, type GCSBlobStoreOptions } from "./gcs-blob-store.js";
 
@@ -46,17 +46,15 @@ const optionsSchema = z
       ),
     ),
     projectId: z.optional(z.string()),
-    storage: z.optional(
-      instance<GcsClient>(
-        (storage) => typeof (storage as GcsClient).bucket === "function",
-        "storage must be a Storage client from @google-cloud/storage (new Storage(...)).",
-      ),
+    storage: givenClient<GcsClient>(
+      "bucket",
+      "storage must be a Storage client from @google-cloud/storage (new Storage(...)).",
     ),
-    storageOptions: z.optional(
-      instance<GcsClientOptions>(
-        () => true,
-        "storageOptions must be an object of @google-cloud/storage options.",
-      ).check(...endpointRules<GcsClientOptions>("storageOptions.apiEndpoint", (o) => o.apiEndpoint)),
+    storageOptions: clientOptions<GcsClientOptions>(
+      "storageOptions",
+      "@google-cloud/storage",
+      "apiEndpoint",
+      (options) => options.apiEndpoint,
     ),
   })
   .check(

@@ -24,8 +24,25 @@ export function rule<T>(holds: (value: T) => boolean, message: string | ((value:
 }
 
 /** An object given as is (a client, SDK options), recognised by `holds`. */
-export function instance<T>(holds: (value: unknown) => boolean, message: string) {
+function instance<T>(holds: (value: unknown) => boolean, message: string) {
   return z.custom<T>((value) => typeof value === "object" && value !== null && holds(value), message);
+}
+
+/** An optional SDK client given as is, recognised by one of its methods. */
+export function givenClient<T>(method: string, message: string) {
+  return z.optional(instance<T>((value) => typeof (value as Record<string, unknown>)[method] === "function", message));
+}
+
+/**
+ * Optional options for the client tern builds (`clientConfig`, `storageOptions`): an object whose
+ * endpoint, kept in the storage's JSON, carries no credentials.
+ */
+export function clientOptions<T>(option: string, sdk: string, endpoint: string, endpointOf: (options: T) => unknown) {
+  return z.optional(
+    instance<T>(() => true, `${option} must be an object of ${sdk} options.`).check(
+      ...endpointRules<T>(`${option}.${endpoint}`, endpointOf),
+    ),
+  );
 }
 
 /**
@@ -77,7 +94,7 @@ function typeName(value: unknown): string {
  * a fragment): endpoints are kept in the storage's JSON, so they would be stored with every flow.
  * The messages do not repeat the value, so a secret does not reach logs either.
  */
-export function endpointRules<T>(option: string, endpointOf: (value: T) => unknown) {
+function endpointRules<T>(option: string, endpointOf: (value: T) => unknown) {
   const isUrl = (endpoint: unknown) => endpoint === undefined || URL.canParse(String(endpoint));
   return [
     rule<T>((value) => isUrl(endpointOf(value)), `${option} is not a URL (for example https://storage.example.com).`),

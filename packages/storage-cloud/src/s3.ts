@@ -8,7 +8,7 @@
 import type { S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
 import { type BlobStore, type JsonValue, registerStorageType, Storage, type StorageOptions } from "@tern/core";
 import * as z from "zod/mini";
-import { endpointRules, instance, parseOptions, rule, type Same, storageOptionsShape } from "./options.js";
+import { clientOptions, givenClient, parseOptions, rule, type Same, storageOptionsShape } from "./options.js";
 import { S3BlobStore } from "./s3-blob-store.js";
 
 export { S3BlobStore, type S3BlobStoreOptions } from "./s3-blob-store.js";
@@ -52,19 +52,10 @@ const optionsSchema = z
       ),
     ),
     region: z.optional(z.string()),
-    client: z.optional(
-      instance<S3Client>(
-        (client) => typeof (client as S3Client).send === "function",
-        "client must be an S3Client from @aws-sdk/client-s3.",
-      ),
-    ),
-    clientConfig: z.optional(
-      instance<S3ClientConfig>(() => true, "clientConfig must be an object of S3Client options.").check(
-        // Only a string endpoint is kept in the JSON (see jsonOptions), so only a string can leak.
-        ...endpointRules<S3ClientConfig>("clientConfig.endpoint", (config) =>
-          typeof config.endpoint === "string" ? config.endpoint : undefined,
-        ),
-      ),
+    client: givenClient<S3Client>("send", "client must be an S3Client from @aws-sdk/client-s3."),
+    // Only a string endpoint is kept in the JSON (see jsonOptions), so only a string can leak.
+    clientConfig: clientOptions<S3ClientConfig>("clientConfig", "S3Client", "endpoint", (config) =>
+      typeof config.endpoint === "string" ? config.endpoint : undefined,
     ),
     serverSideEncryption: z.optional(z.enum(SSE)),
     kmsKeyId: z.optional(z.string()),
