@@ -3,12 +3,14 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  type BlobStore,
   BundleError,
   BundleIntegrityError,
   Flow,
   LocalStorage,
   type Manifest,
   ManifestError,
+  MemoryBlobStore,
   MemoryStorage,
   NotFoundError,
   registerStorageType,
@@ -312,6 +314,43 @@ describe("storage JSON and options", () => {
     expect(keys).toHaveLength(2);
     expect(keys.every((k) => k.startsWith("team-a/flows/scaled/"))).toBe(true);
     expect(stored.location.startsWith("team-a/flows/scaled/")).toBe(true);
+  });
+
+  it("asks a store that compares by checksum instead of downloading, and replaces an object it finds different", async () => {
+    const inner = new MemoryBlobStore(uniqueName());
+    const calls: string[] = [];
+    let answer: "same" | "different" = "same";
+    const store: BlobStore = {
+      url: inner.url,
+      describe: (key) => inner.describe(key),
+      put: (key, body, options) => inner.put(key, body, options),
+      get: (key) => {
+        calls.push("get");
+        return inner.get(key);
+      },
+      head: (key) => inner.head(key),
+      list: (prefix) => inner.list(prefix),
+      delete: (key) => {
+        calls.push("delete");
+        return inner.delete(key);
+      },
+      compareStored: async (key) => {
+        calls.push("compare");
+        return (await inner.head(key)) === undefined ? "absent" : answer;
+      },
+    };
+    class CheckedStorage extends MemoryStorage {
+      protected override createBlobStore(): BlobStore {
+        return store;
+      }
+    }
+    const storage = new CheckedStorage({ name: uniqueName() });
+    storage.add(greeting);
+    expect((await storage.build())[0]?.bytesUploaded).toBeGreaterThan(0);
+    expect((await storage.build())[0]?.bytesUploaded).toBe(0);
+    answer = "different";
+    expect((await storage.build())[0]?.bytesUploaded).toBeGreaterThan(0);
+    expect(calls).toEqual(["compare", "compare", "compare", "delete"]);
   });
 
   it("lets a subclass declare its own type and be rebuilt from JSON once registered", async () => {
