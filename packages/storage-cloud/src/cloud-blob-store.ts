@@ -216,7 +216,7 @@ export abstract class CloudBlobStore<Client> implements BlobStore {
       }
       case "not-found":
         if (operation === "put" || operation === "list") break;
-        return new NotFoundError("blob", key, `${this.describe(key)} does not exist.`, cause);
+        return NotFoundError.blob(key, this.describe(key), cause);
       case "access": {
         const { permission, resource, advice } = this.hints.access(operation, key, where);
         return new TernError(

@@ -110,7 +110,7 @@ export class LocalBlobStore implements BlobStore {
     const code = (error as NodeJS.ErrnoException).code;
     const url = key === undefined ? this.url : this.describe(key);
     if (key !== undefined && operation !== "write" && isMissing(error)) {
-      return new NotFoundError("blob", key, `${url} does not exist.`, { cause: error });
+      return NotFoundError.blob(key, url, { cause: error });
     }
     if (code === "ENOTDIR") {
       return new TernError(

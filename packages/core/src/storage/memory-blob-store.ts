@@ -46,7 +46,7 @@ export class MemoryBlobStore implements BlobStore {
   async get(key: string): Promise<Uint8Array> {
     checkKey(key);
     const body = this.objects.get(key);
-    if (body === undefined) throw new NotFoundError("blob", key, `${this.describe(key)} does not exist.`);
+    if (body === undefined) throw NotFoundError.blob(key, this.describe(key));
     return Uint8Array.from(body);
   }
 
