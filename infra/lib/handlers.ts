@@ -268,14 +268,17 @@ export class TernHandlers extends Construct {
       });
       if (rulesAsset !== undefined) trigger.addToRolePolicy(readRules(rulesAsset));
       rules.forEach((rule, i) => {
+        const name = rule.name ?? rule.flow;
         const eventRule = new events.Rule(this, `Trigger${i}`, {
-          description: `tern trigger "${rule.name ?? rule.flow}": starts a run of ${rule.flow}`,
+          description: `tern trigger "${name}": starts a run of ${rule.flow}`,
           // The raw pattern below replaces this placeholder: EventBridge takes the rule's JSON as is.
           eventPattern: { source: ["tern.placeholder"] },
           targets: [
             new targets.LambdaFunction(trigger as lambda.Function, {
               deadLetterQueue: this.deadLetterQueue,
               retryAttempts: 4,
+              // The handler is told which rule matched (a RuleMatchedEvent), so it does not match again.
+              event: events.RuleTargetInput.fromObject({ rule: name, event: events.EventField.fromPath("$") }),
             }),
           ],
         });

@@ -264,7 +264,13 @@ describe("TernStack with triggers and a CloudEvents endpoint", { timeout: 60_000
     });
     t.hasResourceProperties("AWS::Events::Rule", {
       EventPattern: TRIGGER.pattern,
-      Targets: [Match.objectLike({ DeadLetterConfig: Match.anyValue() })],
+      Targets: [
+        Match.objectLike({
+          DeadLetterConfig: Match.anyValue(),
+          // The handler is told which rule matched, so it starts that rule's run without matching again.
+          InputTransformer: { InputPathsMap: { f1: "$" }, InputTemplate: '{"rule":"uploads","event":<f1>}' },
+        }),
+      ],
     });
   });
 

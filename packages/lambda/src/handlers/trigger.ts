@@ -1,12 +1,14 @@
 /**
- * Event triggers: EventBridge events (an S3 `Object Created`, a custom event) matched against
- * the trigger rules; each matching rule starts a run keyed by the event's id and dispatches it
- * at once. EventBridge delivers at least once: a redelivered event finds the run it started.
+ * Event triggers: EventBridge events (an S3 `Object Created`, a custom event) that a trigger
+ * rule's pattern matches, each rule in the stack an EventBridge rule of its own that names itself
+ * to this handler (events without a name are matched against the rules here); each matching rule
+ * starts a run keyed by the event's id and dispatches it at once. EventBridge delivers at least once: a redelivered event finds the run it started.
  * Each launch takes a deadline: the invocation's end minus `TERN_SAFETY_MARGIN_MS`; a run not
  * launched by then stays for the agent's next tick.
  */
 import type { EventBridgeEvent } from "aws-lambda";
-import { matchingRules } from "../rules.js";
+import { parseTriggerInput, type RuleMatchedEvent, type TriggerEvent } from "../events.js";
+import { matchingRules, type TriggerRule } from "../rules.js";
 import { logger, runtime } from "../runtime.js";
 import { startRuns, type TriggeredRun } from "../trigger-runs.js";
 
@@ -18,24 +20,21 @@ export interface TriggerResult {
 }
 
 export async function handler(
-  event: EventBridgeEvent<string, unknown>,
+  input: EventBridgeEvent<string, unknown> | RuleMatchedEvent,
   context?: { getRemainingTimeInMillis(): number },
 ): Promise<TriggerResult> {
   const rt = await runtime("trigger", { ecs: true, rules: true });
-  if (
-    typeof event !== "object" ||
-    event === null ||
-    typeof event.id !== "string" ||
-    event.id === "" ||
-    typeof event.source !== "string"
-  ) {
+  const parsed = parseTriggerInput(input);
+  if (!parsed.ok) {
     // Not an EventBridge event: nothing to key a run on. Retrying would not help.
-    logger.error("rejected an event that is not an EventBridge event (no id or source)", {
-      event: JSON.stringify(event)?.slice(0, 500),
+    logger.error("rejected an event that is not an EventBridge event", {
+      reason: parsed.reason,
+      event: JSON.stringify(input)?.slice(0, 500),
     });
-    return { status: "rejected", runs: [], reason: "not an EventBridge event: it needs a string id and source" };
+    return { status: "rejected", runs: [], reason: parsed.reason };
   }
-  const rules = matchingRules(rt.rules, event);
+  const { event } = parsed;
+  const rules = rulesFor(rt.rules, event, parsed.rule);
   if (rules.length === 0) {
     logger.info("no trigger rule matches the event", {
       eventId: event.id,
@@ -50,4 +49,21 @@ export async function handler(
     ...(deadlineMs === undefined ? {} : { deadlineMs }),
   });
   return { status: "started", eventId: event.id, runs };
+}
+
+/**
+ * The rules whose runs an event starts: the one EventBridge matched, when the stack's rule names
+ * it (EventBridge matched the pattern already: it is not matched again); else every rule whose
+ * pattern matches here (an event from a stack before rules named themselves, or a name no rule
+ * has any longer).
+ */
+function rulesFor(all: readonly TriggerRule[], event: TriggerEvent, name: string | undefined): TriggerRule[] {
+  const named = name === undefined ? undefined : all.find((rule) => rule.name === name);
+  if (named !== undefined) {
+    logger.debug("EventBridge matched the event to a rule; not matched again", { eventId: event.id, rule: name });
+    return [named];
+  }
+  if (name !== undefined) logger.warn("the event names a rule there is none of; matched here", { rule: name });
+  else logger.debug("the event came without the name of its rule; matched here", { eventId: event.id });
+  return matchingRules(all, event);
 }
