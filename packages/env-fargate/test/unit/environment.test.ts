@@ -14,6 +14,7 @@ import {
   type SetupContext,
 } from "@tern/core";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import "aws-sdk-client-mock-vitest/extend";
 import {
   clearDefinitionCache,
   clientToken,
@@ -123,8 +124,8 @@ describe("setup: the task definition by content", () => {
     const second = new FargateTaskEnvironment(OPTIONS);
     await second.setup(storage, setupContext().context);
     expect(second.taskDefinitionArn).toBe(TD_ARN);
-    expect(ecs.commandCalls(RegisterTaskDefinitionCommand)).toHaveLength(0);
-    expect(ecs.commandCalls(DescribeTaskDefinitionCommand)).toHaveLength(1);
+    expect(ecs).not.toHaveReceivedCommand(RegisterTaskDefinitionCommand);
+    expect(ecs).toHaveReceivedCommandOnce(DescribeTaskDefinitionCommand);
 
     // A revision that carries the tag but runs another image is not trusted: register instead.
     ecs.reset();
@@ -171,7 +172,7 @@ describe("setup: the task definition by content", () => {
     await env.setup(storage, setupContext().context);
     // First pass: no match, register refused as concurrent; second pass finds the revision by hash.
     expect(env.taskDefinitionArn).toBe(TD_ARN);
-    expect(ecs.commandCalls(RegisterTaskDefinitionCommand)).toHaveLength(1);
+    expect(ecs).toHaveReceivedCommandOnce(RegisterTaskDefinitionCommand);
     expect(ecs.commandCalls(ListTaskDefinitionsCommand)[0]?.args[0].input).toMatchObject({
       familyPrefix: "tern-etl",
       status: "ACTIVE",
@@ -195,8 +196,8 @@ describe("setup: the task definition by content", () => {
     const env = new FargateTaskEnvironment(OPTIONS);
     await env.setup(storage, setupContext().context);
     expect(env.taskDefinitionArn).toBe(TD_ARN);
-    expect(ecs.commandCalls(RegisterTaskDefinitionCommand)).toHaveLength(3);
-    expect(ecs.commandCalls(DescribeTaskDefinitionCommand)).toHaveLength(3);
+    expect(ecs).toHaveReceivedCommandTimes(RegisterTaskDefinitionCommand, 3);
+    expect(ecs).toHaveReceivedCommandTimes(DescribeTaskDefinitionCommand, 3);
   });
 
   it("fails with ECS's message for any other registration error", async () => {
@@ -365,7 +366,7 @@ describe("execute: RunTask", () => {
     await expect(attempt).rejects.toThrow(
       /in 3 attempts \(Capacity is unavailable at this time\.\); the run is handed back/,
     );
-    expect(ecs.commandCalls(RunTaskCommand)).toHaveLength(3);
+    expect(ecs).toHaveReceivedCommandTimes(RunTaskCommand, 3);
   });
 
   it("fails at once, with AWS's reason, on a failure that is not transient", async () => {
@@ -376,7 +377,7 @@ describe("execute: RunTask", () => {
     await expect(env.execute(storage, "loc", executeContext())).rejects.toThrow(
       /could not start a task for run .*: MISSING: cluster tern/,
     );
-    expect(ecs.commandCalls(RunTaskCommand)).toHaveLength(1);
+    expect(ecs).toHaveReceivedCommandOnce(RunTaskCommand);
   });
 
   it("adopts the task a token already launched when ECS answers ConflictException", async () => {
@@ -436,7 +437,7 @@ describe("execute: RunTask", () => {
     const attempt = env.execute(storage, "loc", executeContext());
     await expect(attempt).rejects.toBeInstanceOf(LaunchUncertainError);
     await expect(attempt).rejects.toThrow(/may or may not have started a task.*same clientToken/);
-    expect(ecs.commandCalls(RunTaskCommand)).toHaveLength(3);
+    expect(ecs).toHaveReceivedCommandTimes(RunTaskCommand, 3);
   });
 
   it("waits for the shared pacer before every RunTask", async () => {
@@ -469,7 +470,7 @@ describe("execute: RunTask", () => {
     await expect(env.execute(storage, "loc", executeContext({ backendUrl: undefined }))).rejects.toThrow(
       /embedded SQLite backend/,
     );
-    expect(ecs.commandCalls(RunTaskCommand)).toHaveLength(0);
+    expect(ecs).not.toHaveReceivedCommand(RunTaskCommand);
   });
 
   it("measures ECS's 8,192-character limit on the whole overrides, not only the container part", async () => {
@@ -486,7 +487,7 @@ describe("execute: RunTask", () => {
     await expect(env.execute(storage, "loc", executeContext({ backendUrl: `${fits}x` }))).rejects.toThrow(
       /the overrides of run .* take 8193 characters; ECS allows 8192/,
     );
-    expect(ecs.commandCalls(RunTaskCommand)).toHaveLength(2);
+    expect(ecs).toHaveReceivedCommandTimes(RunTaskCommand, 2);
   });
 
   it("refuses overrides above ECS's 8,192 characters", async () => {
@@ -494,7 +495,7 @@ describe("execute: RunTask", () => {
     await expect(
       env.execute(storage, "loc", executeContext({ backendUrl: `dynamodb://t?endpoint=${"x".repeat(9000)}` })),
     ).rejects.toThrow(/ECS allows 8192/);
-    expect(ecs.commandCalls(RunTaskCommand)).toHaveLength(0);
+    expect(ecs).not.toHaveReceivedCommand(RunTaskCommand);
   });
 });
 

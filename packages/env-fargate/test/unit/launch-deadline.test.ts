@@ -6,6 +6,7 @@
 import { RunTaskCommand } from "@aws-sdk/client-ecs";
 import { LaunchUncertainError } from "@tern/core";
 import { beforeEach, describe, expect, it } from "vitest";
+import "aws-sdk-client-mock-vitest/extend";
 import { clearDefinitionCache, clientToken, type FargateTaskEnvironmentOptions } from "../../src/index.js";
 import {
   OPTIONS as BASE_OPTIONS,
@@ -49,7 +50,7 @@ describe("a launch with a deadline", () => {
     await expect(env.execute(storage, flowVersion.location, context(0))).rejects.toThrow(
       /ECS started no task .*Capacity is unavailable.*deadline comes before another attempt/,
     );
-    expect(ecs.commandCalls(RunTaskCommand)).toHaveLength(1);
+    expect(ecs).toHaveReceivedCommandOnce(RunTaskCommand);
     expect(waits).toEqual([]);
   });
 

@@ -6,6 +6,7 @@
 import { DescribeTaskDefinitionCommand, RegisterTaskDefinitionCommand, RunTaskCommand } from "@aws-sdk/client-ecs";
 import { EnvironmentError, LaunchUncertainError } from "@tern/core";
 import { beforeEach, describe, expect, it } from "vitest";
+import "aws-sdk-client-mock-vitest/extend";
 import { isRateLimited, launchFailureKind } from "../../src/ecs.js";
 import {
   clearDefinitionCache,
@@ -101,7 +102,7 @@ describe("RunTask answered with AWS's limits", () => {
     const launch = env.execute(storage, "loc", context());
     await expect(launch).rejects.toBeInstanceOf(LaunchUncertainError);
     await expect(launch).rejects.toThrow(/refused 4 times for now \(Rate exceeded\); the run is handed back/);
-    expect(ecs.commandCalls(RunTaskCommand)).toHaveLength(4);
+    expect(ecs).toHaveReceivedCommandTimes(RunTaskCommand, 4);
   });
 
   it("retries a vCPU-quota failure with a new, recorded clientToken and hands the run back when it persists", async () => {
@@ -135,7 +136,7 @@ describe("RunTask answered with AWS's limits", () => {
     await expect(env.execute(storage, "loc", context())).resolves.toMatchObject({
       details: expect.objectContaining({ taskArn: TASK_ARN }),
     });
-    expect(ecs.commandCalls(RunTaskCommand)).toHaveLength(3);
+    expect(ecs).toHaveReceivedCommandTimes(RunTaskCommand, 3);
   });
 
   it("still fails a run at once on a permanent answer", async () => {
@@ -146,7 +147,7 @@ describe("RunTask answered with AWS's limits", () => {
     const launch = env.execute(storage, "loc", context());
     await expect(launch).rejects.toBeInstanceOf(EnvironmentError);
     await expect(launch).rejects.not.toBeInstanceOf(LaunchUncertainError);
-    expect(ecs.commandCalls(RunTaskCommand)).toHaveLength(1);
+    expect(ecs).toHaveReceivedCommandOnce(RunTaskCommand);
   });
 });
 
@@ -160,8 +161,8 @@ describe("RegisterTaskDefinition answered with ECS's throttling", () => {
     const env = new FargateTaskEnvironment(OPTIONS);
     await env.setup(storage, { flowVersion, manifest, annotate: async () => {} });
     expect(env.taskDefinitionArn).toBe(TD_ARN);
-    expect(ecs.commandCalls(RegisterTaskDefinitionCommand)).toHaveLength(2);
-    expect(ecs.commandCalls(DescribeTaskDefinitionCommand)).toHaveLength(2);
+    expect(ecs).toHaveReceivedCommandTimes(RegisterTaskDefinitionCommand, 2);
+    expect(ecs).toHaveReceivedCommandTimes(DescribeTaskDefinitionCommand, 2);
   });
 });
 
@@ -173,8 +174,8 @@ describe("many runs deployed at once in one process", () => {
       environments.map((env) => env.setup(storage, { flowVersion, manifest, annotate: async () => {} })),
     );
     expect(environments.map((env) => env.taskDefinitionArn)).toEqual(environments.map(() => TD_ARN));
-    expect(ecs.commandCalls(RegisterTaskDefinitionCommand)).toHaveLength(1);
-    expect(ecs.commandCalls(DescribeTaskDefinitionCommand)).toHaveLength(1);
+    expect(ecs).toHaveReceivedCommandOnce(RegisterTaskDefinitionCommand);
+    expect(ecs).toHaveReceivedCommandOnce(DescribeTaskDefinitionCommand);
   });
 });
 

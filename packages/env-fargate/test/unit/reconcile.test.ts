@@ -1,5 +1,6 @@
 import { DescribeTasksCommand, StopTaskCommand, type Task } from "@aws-sdk/client-ecs";
 import { beforeEach, describe, expect, it } from "vitest";
+import "aws-sdk-client-mock-vitest/extend";
 import { decideRun, diagnoseStoppedTask, reconcileEcsTasks } from "../../src/index.js";
 import { DEPLOYMENT, ecs, launchedRun, NOW, TASK_ARN } from "./fixtures.js";
 
@@ -229,7 +230,7 @@ describe("reconcileEcsTasks", () => {
     expect(ecs.commandCalls(StopTaskCommand).map((c) => c.args[0].input)).toEqual([
       { cluster: "tern", task: `${TASK_ARN}1`, reason: `tern: run ${cancelling.id} was cancelled` },
     ]);
-    expect(ecs.commandCalls(DescribeTasksCommand)).toHaveLength(2);
+    expect(ecs).toHaveReceivedCommandTimes(DescribeTasksCommand, 2);
     expect(lines).toEqual([expect.stringMatching(/stopped ECS task/)]);
   });
 
@@ -244,9 +245,9 @@ describe("reconcileEcsTasks", () => {
       leaseLost: (r) => (r.id === hung.id ? "its runner (h:1) stopped renewing its lease." : undefined),
     });
     expect(result.decisions).toEqual([expect.objectContaining({ runId: hung.id, to: "Failed" })]);
-    expect(ecs.commandCalls(StopTaskCommand)).toHaveLength(0);
+    expect(ecs).not.toHaveReceivedCommand(StopTaskCommand);
     await result.decisions[0]?.afterWrite?.();
-    expect(ecs.commandCalls(StopTaskCommand)).toHaveLength(1);
+    expect(ecs).toHaveReceivedCommandOnce(StopTaskCommand);
   });
 
   it("leaves the runs of a cluster it cannot describe to the generic rules, and treats a deleted cluster's tasks as gone", async () => {

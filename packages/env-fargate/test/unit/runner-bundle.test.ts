@@ -8,6 +8,7 @@ import {
   type Storage,
 } from "@tern/core";
 import { afterAll, beforeEach, describe, expect, it } from "vitest";
+import "aws-sdk-client-mock-vitest/extend";
 import {
   BOOTSTRAP,
   BOOTSTRAP_EXIT,
@@ -231,7 +232,7 @@ describe("launching with a runner bundle", () => {
       ),
     );
     expect((error as Error).message).not.toContain("X-Amz");
-    expect(ecs.commandCalls(RunTaskCommand)).toHaveLength(0);
+    expect(ecs).not.toHaveReceivedCommand(RunTaskCommand);
   });
 });
 

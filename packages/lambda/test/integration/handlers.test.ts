@@ -24,6 +24,7 @@ import {
 import { type LocalServer, startS3rver } from "@tern/test-support/servers";
 import type { SQSEvent } from "aws-lambda";
 import { mockClient } from "aws-sdk-client-mock";
+import "aws-sdk-client-mock-vitest/extend";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { ConfigError } from "../../src/config.js";
 import { handler as agentHandler } from "../../src/handlers/agent.js";
@@ -491,13 +492,13 @@ describe("CloudEvents over HTTP", { timeout: 60_000 }, () => {
       expect((await send(oldKey)).statusCode).toBe(202);
       // Senders of the format before v2 keep working with the key they have.
       expect((await send(oldKey, true)).statusCode).toBe(202);
-      expect(secrets.commandCalls(GetSecretValueCommand)).toHaveLength(1);
+      expect(secrets).toHaveReceivedCommandOnce(GetSecretValueCommand);
       // The rotation: the warm container still holds the old key alone.
       secrets
         .on(GetSecretValueCommand)
         .resolves({ SecretString: JSON.stringify({ current: newKey, previous: oldKey }) });
       expect((await send(newKey)).statusCode).toBe(202);
-      expect(secrets.commandCalls(GetSecretValueCommand)).toHaveLength(2);
+      expect(secrets).toHaveReceivedCommandTimes(GetSecretValueCommand, 2);
       expect((await send(oldKey)).statusCode).toBe(202);
       // v1 lasts one rotation: the previous key accepts it, the new current key does not.
       expect((await send(oldKey, true)).statusCode).toBe(202);
