@@ -1,3 +1,4 @@
+import { resolveConfig } from "@tern/env-fargate";
 import { describe, expect, it } from "vitest";
 import { configProblems } from "./config-problems.js";
 
@@ -49,5 +50,22 @@ describe("the guardrail settings of the Lambda agent", () => {
       expect.stringMatching(/^TERN_ECS_TASK_ROLE_ARN is missing: .*TERN_ECS_ENFORCE_NETWORK is true/),
     ]);
     expect(problems({ ...env, TERN_ECS_ENFORCE_NETWORK: "false" })).toEqual([]);
+  });
+
+  it("reads the TERN_ECS_* variables with the Fargate environment's schema: what one refuses, the other does", () => {
+    const bad = { ...STACK, TERN_ECS_FAMILY_PREFIX: "tern *" };
+    expect(problems(bad)).toEqual([
+      expect.stringMatching(/^TERN_ECS_FAMILY_PREFIX must be a task definition family prefix/),
+    ]);
+    expect(() => resolveConfig({}, "etl", { ...bad, AWS_REGION: "eu-west-1" })).toThrow(
+      /TERN_ECS_FAMILY_PREFIX must be a task definition family prefix such as tern-, got "tern \*"/,
+    );
+    // Lists alike: entries trimmed, empty ones (a trailing comma) dropped.
+    const list = { ...STACK, TERN_ECS_SUBNETS: "subnet-0123456789abcdef0, subnet-0123456789abcdef1," };
+    expect(problems(list)).toEqual([]);
+    expect(resolveConfig({}, "etl", { ...list, AWS_REGION: "eu-west-1" }).subnets).toEqual([
+      "subnet-0123456789abcdef0",
+      "subnet-0123456789abcdef1",
+    ]);
   });
 });

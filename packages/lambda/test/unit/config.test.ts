@@ -1,5 +1,6 @@
+import { isTernError, TernError } from "@tern/core";
 import { describe, expect, it } from "vitest";
-import { loadConfig } from "../../src/config.js";
+import { ConfigError, loadConfig } from "../../src/config.js";
 import { parseRules, RulesError } from "../../src/rules.js";
 import { checkSignature, signRequest } from "../../src/signature.js";
 import { configProblems } from "./config-problems.js";
@@ -74,6 +75,19 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ ...FULL, TERN_CLOUDEVENTS_SECRET_ARN: "" }, { cloudEvents: true })).toThrow(
       /TERN_CLOUDEVENTS_SECRET_ARN is missing: with hmac auth/,
     );
+  });
+
+  it("throws a ConfigError, one of tern's errors (code CONFIG)", () => {
+    let thrown: unknown;
+    try {
+      loadConfig({}, {});
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(ConfigError);
+    expect(thrown).toBeInstanceOf(TernError);
+    expect(thrown).toMatchObject({ name: "ConfigError", code: "CONFIG", retryable: false });
+    expect(isTernError(thrown, "CONFIG")).toBe(true);
   });
 });
 
