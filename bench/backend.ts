@@ -11,7 +11,8 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Backend, SqliteBackend } from "@tern/core";
+import type { Backend } from "@tern/core/plugin";
+import { SqliteBackend } from "@tern/core/runtime";
 
 const RUNS = 2_000;
 

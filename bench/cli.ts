@@ -14,8 +14,7 @@ import { spawnSync } from "node:child_process";
 import { cp, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ROOT } from "../test/support/cli.js";
-import { CURRENT_NODE, createProject, npxTern, packWorkspace, projectEnv } from "../test/support/packed.js";
+import { CURRENT_NODE, createProject, npxTern, packWorkspace, projectEnv, ROOT } from "@tern/test-support/packed";
 
 const REPEATS = 21;
 const GOAL = 2.5;

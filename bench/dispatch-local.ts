@@ -15,7 +15,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { type Flow, LocalAgent, SqliteBackend, scheduleRun } from "@tern/core";
+import type { Flow } from "@tern/core";
+import { LocalAgent, SqliteBackend, scheduleRun } from "@tern/core/runtime";
 
 const RUNS = 200;
 const CONCURRENCY = 8;

@@ -31,16 +31,9 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { ECSClient, RunTaskCommand } from "@aws-sdk/client-ecs";
-import {
-  type Flow,
-  type FlowVersionRecord,
-  type JsonValue,
-  LocalAgent,
-  type Manifest,
-  type RunRecord,
-  type Storage,
-  scheduleRun,
-} from "@tern/core";
+import type { Flow, Storage } from "@tern/core";
+import type { FlowVersionRecord, JsonValue, Manifest, RunRecord } from "@tern/core/plugin";
+import { LocalAgent, scheduleRun } from "@tern/core/runtime";
 
 const RUNS = 200;
 const THROTTLED_RUNS = 1000;

@@ -142,11 +142,11 @@ async function eventToRunTask(): Promise<void> {
       ]),
     });
     const backend = await openLocalTable(db.endpoint, "tern-bench");
-    const { ingest } = (await import("../test/fixtures/fargate-flows.js")) as { ingest: import("@tern/core").Flow };
+    const { ingest } = (await import("@tern/test-support/fargate-flows")) as { ingest: import("@tern/core").Flow };
     await ingest.register("bench", { backend });
     await backend.close();
-    const { handler } = await import("../packages/lambda/src/handlers/trigger.js");
-    const { logger } = await import("../packages/lambda/src/runtime.js");
+    const { handler } = await import("@tern/lambda/handlers/trigger");
+    const { logger } = await import("@tern/lambda/runtime");
     logger.setLogLevel("ERROR");
     const event = (key: string) => ({
       version: "0",
@@ -161,7 +161,7 @@ async function eventToRunTask(): Promise<void> {
     });
     // Warm: the first invocation opens the backend and reads the rules (the cold start).
     await handler(event("warm-up"));
-    const { runtime } = await import("../packages/lambda/src/runtime.js");
+    const { runtime } = await import("@tern/lambda/runtime");
     const rt = await runtime("trigger", { ecs: true, rules: true });
     const requestsBefore = (rt.backend as unknown as { usage: { requests: number } }).usage.requests;
     const latencies: number[] = [];
@@ -195,7 +195,7 @@ async function eventToRunTask(): Promise<void> {
         baseline_polling_wait_ms: { prefect1_agent_max: 10_000, one_minute_schedule_max: 60_000 },
       }),
     );
-    const { resetRuntimes } = await import("../packages/lambda/src/runtime.js");
+    const { resetRuntimes } = await import("@tern/lambda/runtime");
     await resetRuntimes();
   } finally {
     await Promise.all([ecs.close(), s3.stop(), db.stop()]);

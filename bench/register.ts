@@ -12,15 +12,9 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import {
-  type BlobStore,
-  bundleFlowModule,
-  type Flow,
-  LocalBlobStore,
-  LocalStorage,
-  type PutOptions,
-  SqliteBackend,
-} from "@tern/core";
+import { type Flow, LocalStorage } from "@tern/core";
+import { type BlobStore, bundleFlowModule, LocalBlobStore, type PutOptions } from "@tern/core/plugin";
+import { SqliteBackend } from "@tern/core/runtime";
 
 const FLOWS = 50;
 

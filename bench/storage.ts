@@ -10,8 +10,8 @@
  * Goal: ratio at most 1.2.
  */
 import { randomBytes } from "node:crypto";
-import type { BlobStore } from "@tern/core";
-import { sha256Hex } from "@tern/core";
+import type { BlobStore } from "@tern/core/plugin";
+import { sha256Hex } from "@tern/core/plugin";
 import type { LocalServer } from "@tern/test-support/servers";
 
 const SIZES_MB = [1, 10];

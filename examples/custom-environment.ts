@@ -8,17 +8,9 @@
  */
 import { appendFileSync, mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
-import {
-  type Deployment,
-  Environment,
-  type EnvironmentOptions,
-  type ExecuteContext,
-  Flow,
-  LocalEnvironment,
-  type Storage,
-  task,
-  ternHome,
-} from "@tern/core";
+import { Environment, type EnvironmentOptions, Flow, LocalEnvironment, type Storage, task } from "@tern/core";
+import type { Deployment, ExecuteContext } from "@tern/core/plugin";
+import { ternHome } from "@tern/core/runtime";
 
 export class AuditedLocalEnvironment extends Environment {
   static override readonly type = "AuditedLocalEnvironment";

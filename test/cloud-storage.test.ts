@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { ContainerClient } from "@azure/storage-blob";
-import type { BlobStore } from "@tern/core";
+import type { BlobStore } from "@tern/core/plugin";
 import { AzureStorage } from "@tern/storage-cloud/azure";
 import { GCSStorage } from "@tern/storage-cloud/gcs";
 import { S3Storage } from "@tern/storage-cloud/s3";

@@ -6,15 +6,9 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import {
-  type Backend,
-  type Flow,
-  isTerminalRunState,
-  LocalAgent,
-  type RunRecord,
-  scheduleRun,
-  sweepRuns,
-} from "@tern/core";
+import type { Flow } from "@tern/core";
+import { type Backend, isTerminalRunState, type RunRecord } from "@tern/core/plugin";
+import { LocalAgent, scheduleRun, sweepRuns } from "@tern/core/runtime";
 import { clientToken, setEcsClientFactory } from "@tern/env-fargate";
 import { ECS_MESSAGES, FakeEcs, type FakeEcsOptions } from "@tern/test-support/fake-ecs";
 import {
@@ -101,7 +95,7 @@ beforeAll(async () => {
     env: { ...AGENT_ENV, TERN_HOME: join(dir, "agent-home") },
   });
   backend = servers.backend;
-  const module = (await import("./fixtures/fargate-flows.js")) as { etl: Flow; brokenImage: Flow };
+  const module = (await import("@tern/test-support/fargate-flows")) as { etl: Flow; brokenImage: Flow };
   for (const flow of [module.etl, module.brokenImage]) await flow.register("fargate", { backend });
   ecs = await fakeEcs();
 }, 90_000);

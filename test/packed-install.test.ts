@@ -13,8 +13,6 @@
 import { cp, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ROOT } from "./support/cli.js";
 import {
   CURRENT_NODE,
   createProject,
@@ -24,7 +22,9 @@ import {
   npxTern,
   packWorkspace,
   projectEnv,
-} from "./support/packed.js";
+} from "@tern/test-support/packed";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ROOT } from "./support/cli.js";
 
 /** What a user adds beside tern for their CDK app (the versions this repository is tested with). */
 const CDK_PACKAGES = ["aws-cdk-lib@2.276.0", "constructs@10.8.1", "aws-cdk@2.1148.1"];

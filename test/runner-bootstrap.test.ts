@@ -13,7 +13,10 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Backend, type Flow, LocalAgent, scheduleRun } from "@tern/core";
+import { bundleRunner } from "@tern/cli/bundle-runner";
+import type { Flow } from "@tern/core";
+import type { Backend } from "@tern/core/plugin";
+import { LocalAgent, scheduleRun } from "@tern/core/runtime";
 import {
   BOOTSTRAP,
   BOOTSTRAP_EXIT,
@@ -32,7 +35,6 @@ import {
 } from "@tern/test-support/fargate-setup";
 import { type LocalServer, S3RVER_CREDENTIALS } from "@tern/test-support/servers";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { bundleRunner } from "../packages/cli/scripts/bundle-runner.js";
 
 const NODE_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/ecr-public/docker/library/node:22-bookworm-slim";
 const ASSETS = "tern-assets";
@@ -106,7 +108,7 @@ beforeAll(async () => {
     (region, { S3Client }) =>
       new S3Client({ region, endpoint: s3.endpoint, forcePathStyle: true, credentials: S3RVER_CREDENTIALS }),
   );
-  const { etl } = (await import("./fixtures/fargate-flows.js")) as { etl: Flow };
+  const { etl } = (await import("@tern/test-support/fargate-flows")) as { etl: Flow };
   await etl.register("bootstrap", { backend });
   // No runner substitution: the task definition's own command runs, "node" being this Node.
   // The task's working directory is outside the workspace, so nothing resolves from its node_modules.

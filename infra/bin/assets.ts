@@ -12,9 +12,6 @@ import { build, type Plugin } from "esbuild";
 import { HANDLER_ASSETS, HANDLER_NAMES } from "../lib/handler-code.js";
 import { RUNNER_BUNDLE } from "../lib/runner-image.js";
 
-/** Where the runner's bundler lives: the CLI's build script (the runner is `tern execute`). */
-const RUNNER_BUILDER = new URL("../../packages/cli/scripts/bundle-runner.ts", import.meta.url);
-
 /**
  * Packages the handlers bundle although they are AWS SDK packages. Whether the Lambda Node.js
  * runtime ships `@aws-sdk/s3-request-presigner` is not documented (AWS lists no set of included
@@ -89,11 +86,7 @@ try {
     // On stderr: `cdk synth` runs this before the app and prints the template on stdout.
     console.error(relative(infra, join(HANDLER_ASSETS, name, "index.mjs")));
   }
-  const { bundleRunner } = (await import(RUNNER_BUILDER.href).catch((error: unknown) => {
-    throw new Error(
-      `The runner's bundler (${fileURLToPath(RUNNER_BUILDER)}) could not be loaded: ${(error as Error).message}`,
-    );
-  })) as { bundleRunner: (outFile: string) => Promise<{ sha256: string; bytes: number }> };
+  const { bundleRunner } = await import("@tern/cli/bundle-runner");
   const runner = await bundleRunner(join(staging, "runner", "runner.mjs"));
   await mkdir(dirname(RUNNER_BUNDLE), { recursive: true });
   await rename(join(staging, "runner", "runner.mjs"), RUNNER_BUNDLE);

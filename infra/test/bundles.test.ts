@@ -10,14 +10,15 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import type { Backend, Flow } from "@tern/core";
+import type { Flow } from "@tern/core";
+import type { Backend } from "@tern/core/plugin";
+import { type DynamoDbLocal, startDynamoDbLocal } from "@tern/test-support/dynamodb-local";
+import { FakeEcs } from "@tern/test-support/fake-ecs";
+import { openLocalTable, serverlessEnv, setEnv, taskStateEvent } from "@tern/test-support/serverless";
+import { type LocalServer, S3RVER_CREDENTIALS, startS3rver } from "@tern/test-support/servers";
 import { App } from "aws-cdk-lib";
 import { Template } from "aws-cdk-lib/assertions";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type DynamoDbLocal, startDynamoDbLocal } from "../../packages/backend-dynamodb/test/dynamodb-local.js";
-import { type LocalServer, S3RVER_CREDENTIALS, startS3rver } from "../../packages/storage-cloud/test/servers.js";
-import { FakeEcs } from "../../test/support/fake-ecs.js";
-import { openLocalTable, serverlessEnv, setEnv, taskStateEvent } from "../../test/support/serverless.js";
 import { parseConfig } from "../lib/config.js";
 import { TernStack } from "../lib/stack.js";
 
@@ -111,7 +112,7 @@ beforeAll(async () => {
     POWERTOOLS_LOG_LEVEL: "ERROR",
   });
   backend = await openLocalTable(db.endpoint, "tern-bundles");
-  const flows = (await import("../../test/fixtures/fargate-flows.js")) as Record<string, Flow>;
+  const flows = (await import("@tern/test-support/fargate-flows")) as Record<string, Flow>;
   for (const name of ["etl", "ingest"]) await flows[name]?.register("bundles", { backend });
 }, 120_000);
 

@@ -9,16 +9,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { createTernTable, DynamoDbBackend } from "@tern/backend-dynamodb";
-import { App } from "aws-cdk-lib";
-import { Template } from "aws-cdk-lib/assertions";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { executeRun } from "@tern/core/runtime";
 import {
   type DynamoDbLocal,
   LOCAL_CREDENTIALS,
   LOCAL_REGION,
   startDynamoDbLocal,
-} from "../../packages/backend-dynamodb/test/dynamodb-local.js";
-import { executeRun } from "../../packages/core/src/index.js";
+} from "@tern/test-support/dynamodb-local";
+import { App } from "aws-cdk-lib";
+import { Template } from "aws-cdk-lib/assertions";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseConfig } from "../lib/config.js";
 import { TernStack } from "../lib/stack.js";
 import { runnerFlow } from "./fixtures/runner-flow.js";

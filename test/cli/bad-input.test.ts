@@ -1,6 +1,7 @@
 import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { LocalBlobStore, SqliteBackend, sha256Hex } from "@tern/core";
+import { LocalBlobStore, sha256Hex } from "@tern/core/plugin";
+import { SqliteBackend } from "@tern/core/runtime";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type TernHome, ternHome } from "../support/cli.js";
 

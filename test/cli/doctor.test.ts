@@ -1,7 +1,8 @@
 import { existsSync } from "node:fs";
 import { open, stat, truncate } from "node:fs/promises";
 import { join } from "node:path";
-import { type RunLogRecord, SqliteBackend } from "@tern/core";
+import type { RunLogRecord } from "@tern/core/plugin";
+import { SqliteBackend } from "@tern/core/runtime";
 import { type DynamoDbLocal, LOCAL_REGION, startDynamoDbLocal } from "@tern/test-support/dynamodb-local";
 import { registerTestFlow } from "@tern/test-support/flow-versions";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { SqliteBackend } from "@tern/core";
+import { SqliteBackend } from "@tern/core/runtime";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { spawnTern, stopTern, type TernHome, ternHome, waitForOutput } from "../support/cli.js";
 

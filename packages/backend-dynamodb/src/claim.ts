@@ -3,7 +3,7 @@
  * update on its revision, and fail runs that used up their attempts on lost leases.
  */
 import { randomUUID } from "node:crypto";
-import { type ClaimInput, labelsMatch, lostLeaseReason, type RunRecord } from "@tern/core";
+import { type ClaimInput, labelsMatch, lostLeaseReason, type RunRecord } from "@tern/core/plugin";
 import type { Item, TableClient } from "./db.js";
 import { ConditionFailed } from "./errors.js";
 import { keys, PK } from "./keys.js";

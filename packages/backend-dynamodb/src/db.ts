@@ -16,7 +16,7 @@ import {
   UpdateCommand,
   type UpdateCommandInput,
 } from "@aws-sdk/lib-dynamodb";
-import { BackendError, type BackoffRetryOptions, retryWithBackoff } from "@tern/core";
+import { BackendError, type BackoffRetryOptions, retryWithBackoff } from "@tern/core/plugin";
 import { mapSdkError, type RequestTarget } from "./errors.js";
 import { PK, SK } from "./keys.js";
 

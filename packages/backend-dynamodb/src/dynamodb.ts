@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { DescribeTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient, PutCommand, TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
+import { isTernError, NotFoundError } from "@tern/core";
 import {
   type AgentRecord,
   type Backend,
@@ -11,12 +12,10 @@ import {
   type FlowSummary,
   type FlowVersionInput,
   type FlowVersionRecord,
-  isTernError,
   type JsonValue,
   type ListRunsInput,
   type LogPage,
   type LogPageInput,
-  NotFoundError,
   RunConflictError,
   type RunLogRecord,
   type RunRecord,
@@ -26,7 +25,7 @@ import {
   retryWithBackoff,
   type SerializedTaskRun,
   type TransitionInput,
-} from "@tern/core";
+} from "@tern/core/plugin";
 import { claimRuns } from "./claim.js";
 import { type ChunkedRef, type DynamoDbUsage, type Item, TableClient } from "./db.js";
 import { ConditionFailed } from "./errors.js";

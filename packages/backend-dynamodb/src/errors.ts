@@ -6,7 +6,8 @@
  */
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 import { unmarshall } from "@aws-sdk/util-dynamodb";
-import { BackendError, TernError } from "@tern/core";
+import { TernError } from "@tern/core";
+import { BackendError } from "@tern/core/plugin";
 import { createTableCliCommand } from "./table.js";
 
 /** A conditional write or a transaction did not happen because a condition did not hold. */

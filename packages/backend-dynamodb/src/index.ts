@@ -4,12 +4,12 @@
  * `TERN_BACKEND`).
  *
  * @example
- * import { openBackend } from "@tern/core";
+ * import { openBackend } from "@tern/core/runtime";
  * import "@tern/backend-dynamodb";
  *
  * const backend = await openBackend("dynamodb://tern?region=eu-west-1");
  */
-import { registerBackendScheme } from "@tern/core";
+import { registerBackendScheme } from "@tern/core/plugin";
 import { DynamoDbBackend } from "./dynamodb.js";
 import { parseDynamoDbUrl } from "./url.js";
 

@@ -11,7 +11,7 @@ import type {
   RunState,
   RunStateChange,
   SerializedValue,
-} from "@tern/core";
+} from "@tern/core/plugin";
 import type { ChunkedRef, Item } from "./db.js";
 
 /** Builds the placeholders of one request's expressions. */

@@ -3,7 +3,7 @@
  * is built here, so the layout is read in one place.
  */
 import { createHash } from "node:crypto";
-import type { RunState } from "@tern/core";
+import type { RunState } from "@tern/core/plugin";
 
 /** Table key attributes. */
 export const PK = "PK";

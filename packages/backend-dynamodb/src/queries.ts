@@ -3,7 +3,7 @@
  * partition, which filter (the I/O is in dynamodb.ts).
  */
 import type { QueryCommandInput } from "@aws-sdk/lib-dynamodb";
-import type { ListRunsInput } from "@tern/core";
+import type { ListRunsInput } from "@tern/core/plugin";
 import { Expr } from "./items.js";
 import { CLAIMABLE, INDEXES, keys, sortableTime, statePk } from "./keys.js";
 

@@ -3,6 +3,7 @@
  * outside any run's partition.
  */
 import { PutCommand, TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
+import { NotFoundError } from "@tern/core";
 import {
   type AgentRecord,
   BackendError,
@@ -12,9 +13,8 @@ import {
   type FlowVersionInput,
   type FlowVersionRecord,
   type JsonValue,
-  NotFoundError,
   retryWithBackoff,
-} from "@tern/core";
+} from "@tern/core/plugin";
 import type { TableClient } from "./db.js";
 import { ConditionFailed } from "./errors.js";
 import { ANNOTATION_PREFIX, agentFromItem, Expr, summaryFromItem, versionFromItem } from "./items.js";

@@ -3,7 +3,7 @@
  * `UpdateItem` expressions (the I/O is in dynamodb.ts). Every one of them compares the run's
  * `revision`, so it happens exactly once or not at all.
  */
-import { isTerminalRunState, type Lease, RUN_TRANSITIONS, type RunState } from "@tern/core";
+import { isTerminalRunState, type Lease, RUN_TRANSITIONS, type RunState } from "@tern/core/plugin";
 import type { ChunkedRef } from "./db.js";
 import { Expr } from "./items.js";
 import { CLAIMABLE, INDEXES, statePk, TTL_ATTRIBUTE } from "./keys.js";

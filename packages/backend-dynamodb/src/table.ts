@@ -10,7 +10,7 @@ import {
   UpdateTimeToLiveCommand,
   waitUntilTableExists,
 } from "@aws-sdk/client-dynamodb";
-import { BackendError } from "@tern/core";
+import { BackendError } from "@tern/core/plugin";
 import { INDEXES, PK, SK, TTL_ATTRIBUTE } from "./keys.js";
 
 /** Non-key attributes each index carries besides the table's keys (what its queries read). */

@@ -3,15 +3,15 @@
  * the run's partition.
  */
 import { QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { NotFoundError } from "@tern/core";
 import {
   BackendError,
   checkLogPageInput,
   type LogPage,
   type LogPageInput,
-  NotFoundError,
   type RunLogRecord,
   type SerializedTaskRun,
-} from "@tern/core";
+} from "@tern/core/plugin";
 import { type ChunkedRef, INLINE_LIMIT_BYTES, type TableClient } from "./db.js";
 import { ConditionFailed } from "./errors.js";
 import { Expr } from "./items.js";

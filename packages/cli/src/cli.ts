@@ -1,5 +1,6 @@
 import { type ParseArgsConfig, parseArgs } from "node:util";
-import { type Backend, TernError } from "@tern/core";
+import { TernError } from "@tern/core";
+import type { Backend } from "@tern/core/plugin";
 
 /** A mistake in how a command was called (code `USAGE`): exit code 2. */
 export class UsageError extends TernError {
@@ -108,7 +109,7 @@ export async function runCommand(command: Command, argv: readonly string[], io: 
       io,
       backend: async () => {
         // Loaded here: `tern --help` and usage errors need none of tern's core.
-        backend ??= await (await import("@tern/core")).openBackend();
+        backend ??= await (await import("@tern/core/runtime")).openBackend();
         return backend;
       },
     });

@@ -4,7 +4,7 @@
  * The runner bundle, one file, runs this from its own entry (runner.ts) instead.
  */
 import { isMainThread, parentPort, workerData } from "node:worker_threads";
-import { isLeaseKeeperData, runLeaseKeeper } from "@tern/core";
+import { isLeaseKeeperData, runLeaseKeeper } from "@tern/core/runtime";
 
 /** Runs the keeper when this thread is one; resolves whether it was. */
 export async function keepLeaseIfWorker(): Promise<boolean> {

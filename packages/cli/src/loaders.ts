@@ -3,7 +3,7 @@ import {
   registerDeploymentReconciler,
   registerEnvironmentLoader,
   registerStorageLoader,
-} from "@tern/core";
+} from "@tern/core/plugin";
 
 // tern pins SDK versions that support the Node it runs on; the SDK's notice about future Node
 // support would otherwise be printed by every command that touches S3.

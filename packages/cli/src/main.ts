@@ -103,7 +103,7 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
     return name === undefined ? 2 : 0;
   }
   if (name === "--version" || name === "-v" || name === "version") {
-    const { TERN_VERSION } = await import("@tern/core");
+    const { TERN_VERSION } = await import("@tern/core/runtime");
     io.out(`tern ${TERN_VERSION} (node ${process.version})\n`);
     return 0;
   }

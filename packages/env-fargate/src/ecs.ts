@@ -1,5 +1,5 @@
 import type { ECSClient, ECSClientConfig, Tag, TaskDefinition } from "@aws-sdk/client-ecs";
-import { EnvironmentError } from "@tern/core";
+import { EnvironmentError } from "@tern/core/plugin";
 import { HASH_TAG, type TaskDefinitionInput, tagList } from "./definition.js";
 import { backoffMs, sleep } from "./pacing.js";
 

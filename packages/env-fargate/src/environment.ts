@@ -1,15 +1,14 @@
 import { createHash } from "node:crypto";
 import type { RunTaskCommandInput } from "@aws-sdk/client-ecs";
+import { Environment, type Storage } from "@tern/core";
 import {
   type Deployment,
-  Environment,
   EnvironmentError,
   type ExecuteContext,
   type JsonValue,
   LaunchUncertainError,
   type SetupContext,
-  type Storage,
-} from "@tern/core";
+} from "@tern/core/plugin";
 import { definitionHash, desiredTaskDefinition, tagList } from "./definition.js";
 import {
   annotatedDefinitionProblem,

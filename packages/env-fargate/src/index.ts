@@ -8,7 +8,7 @@
  * import { FargateTaskEnvironment } from "@tern/env-fargate";
  * new Flow("etl", { environment: new FargateTaskEnvironment({ cpu: 1024, memory: 2048 }) }, build);
  */
-import { registerDeploymentReconciler, registerEnvironmentType } from "@tern/core";
+import { registerDeploymentReconciler, registerEnvironmentType } from "@tern/core/plugin";
 import { FargateTaskEnvironment, fargateEnvironmentFromJSON } from "./environment.js";
 import { ECS_DEPLOYMENT_KIND, reconcileEcsTasks } from "./reconcile.js";
 

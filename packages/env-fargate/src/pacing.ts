@@ -31,7 +31,7 @@ export const sleep = (ms: number): Promise<void> => launchClock.sleep(ms);
 export const launchNow = (): number => launchClock.now();
 
 /** Exponential backoff with full jitter, capped (20 s unless told): core's one backoff. */
-export { backoffMs } from "@tern/core";
+export { backoffMs } from "@tern/core/plugin";
 
 /**
  * Spaces calls of one kind in this process to at most `perSecond`, after an initial burst of

@@ -1,5 +1,5 @@
 import type { S3Client } from "@aws-sdk/client-s3";
-import { EnvironmentError } from "@tern/core";
+import { EnvironmentError } from "@tern/core/plugin";
 
 /** How long the URL of the runner bundle that a launch passes stays valid (Fargate starts within minutes). */
 export const RUNNER_URL_EXPIRY_SECONDS = 3600;

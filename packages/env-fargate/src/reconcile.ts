@@ -1,5 +1,5 @@
 import type { Task } from "@aws-sdk/client-ecs";
-import type { DeploymentReconciler, JsonValue, ReconcileDecision, ReconcileResult, RunRecord } from "@tern/core";
+import type { DeploymentReconciler, JsonValue, ReconcileDecision, ReconcileResult, RunRecord } from "@tern/core/plugin";
 import { BOOTSTRAP_EXIT } from "./bootstrap.js";
 import { ecsClient, ecsSdk, errorName } from "./ecs.js";
 

@@ -1,4 +1,5 @@
-import { isTernError, type JsonValue, TernError } from "@tern/core";
+import { isTernError, TernError } from "@tern/core";
+import type { JsonValue } from "@tern/core/plugin";
 import { en } from "zod/locales";
 import * as z from "zod/mini";
 import { compilePattern, type EventPattern } from "./pattern.js";

@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { Logger } from "@aws-lambda-powertools/logger";
 import { DynamoDbBackend, parseDynamoDbUrl } from "@tern/backend-dynamodb";
-import { Agent, type Backend, forgetVerifiedManifests, RemoteLauncher, registerStorageLoader } from "@tern/core";
+import { type Backend, registerStorageLoader } from "@tern/core/plugin";
+import { Agent, forgetVerifiedManifests, RemoteLauncher } from "@tern/core/runtime";
 import "@tern/env-fargate";
 import { type ConfigNeeds, type LambdaConfig, loadConfig } from "./config.js";
 import { parseRules, RulesError, type TriggerRule } from "./rules.js";

@@ -1,4 +1,6 @@
-import { isTernError, type RunRecord, type ScheduledFlow, scheduleRun } from "@tern/core";
+import { isTernError } from "@tern/core";
+import type { RunRecord } from "@tern/core/plugin";
+import { type ScheduledFlow, scheduleRun } from "@tern/core/runtime";
 import { ruleParameters, type TriggerRule } from "./rules.js";
 import { logger, type Runtime } from "./runtime.js";
 

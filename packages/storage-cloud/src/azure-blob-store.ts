@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import type { ContainerClient } from "@azure/storage-blob";
-import type { PutOptions } from "@tern/core";
+import type { PutOptions } from "@tern/core/plugin";
 import {
   type AzureConnection,
   connectContainer,

@@ -7,7 +7,8 @@
  * new Flow("etl", { storage: new AzureStorage({ container: "flows" }) }, build);
  */
 import type { ContainerClient } from "@azure/storage-blob";
-import { type BlobStore, type JsonValue, registerStorageType, Storage, type StorageOptions } from "@tern/core";
+import { Storage, type StorageOptions } from "@tern/core";
+import { type BlobStore, type JsonValue, registerStorageType } from "@tern/core/plugin";
 import * as z from "zod/mini";
 import { AzureBlobStore } from "./azure-blob-store.js";
 import { type AzureConnection, DEFAULT_CONNECTION_STRING_ENV, isPathStyleHost } from "./azure-connection.js";

@@ -5,16 +5,15 @@
  * builds every error, with its code and whether it may pass.
  */
 import { createHash } from "node:crypto";
+import { NotFoundError, TernError } from "@tern/core";
 import {
   BlobConflictError,
   type BlobHead,
   type BlobStore,
   checkKey,
-  NotFoundError,
   type PutOptions,
   sha256Hex,
-  TernError,
-} from "@tern/core";
+} from "@tern/core/plugin";
 
 export type Operation = "put" | "get" | "head" | "list" | "delete";
 

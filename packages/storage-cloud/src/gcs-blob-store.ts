@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { once } from "node:events";
 import type { Bucket, Storage as GcsClient, StorageOptions as GcsClientOptions } from "@google-cloud/storage";
-import type { PutOptions } from "@tern/core";
+import type { PutOptions } from "@tern/core/plugin";
 import { readBody } from "./body.js";
 import {
   base64ToHex,

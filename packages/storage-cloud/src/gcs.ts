@@ -6,7 +6,8 @@
  * new Flow("etl", { storage: new GCSStorage({ bucket: "my-flows", projectId: "my-project" }) }, build);
  */
 import type { Storage as GcsClient, StorageOptions as GcsClientOptions } from "@google-cloud/storage";
-import { type BlobStore, type JsonValue, registerStorageType, Storage, type StorageOptions } from "@tern/core";
+import { Storage, type StorageOptions } from "@tern/core";
+import { type BlobStore, type JsonValue, registerStorageType } from "@tern/core/plugin";
 import * as z from "zod/mini";
 import { GCSBlobStore } from "./gcs-blob-store.js";
 import { clientOptions, givenClient, parseOptions, rule, type Same, storageOptionsShape } from "./options.js";

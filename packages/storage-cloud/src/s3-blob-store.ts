@@ -1,5 +1,5 @@
 import type { S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
-import type { PutOptions } from "@tern/core";
+import type { PutOptions } from "@tern/core/plugin";
 import { readBody } from "./body.js";
 import {
   base64ToHex,

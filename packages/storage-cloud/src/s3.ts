@@ -6,7 +6,8 @@
  * new Flow("etl", { storage: new S3Storage({ bucket: "my-flows" }) }, build);
  */
 import type { S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
-import { type BlobStore, type JsonValue, registerStorageType, Storage, type StorageOptions } from "@tern/core";
+import { Storage, type StorageOptions } from "@tern/core";
+import { type BlobStore, type JsonValue, registerStorageType } from "@tern/core/plugin";
 import * as z from "zod/mini";
 import { clientOptions, givenClient, parseOptions, rule, type Same, storageOptionsShape } from "./options.js";
 import { S3BlobStore } from "./s3-blob-store.js";

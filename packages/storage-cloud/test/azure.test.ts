@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { BlobClient, ContainerClient, RestError } from "@azure/storage-blob";
-import { sha256Hex, storageFromJSON } from "@tern/core";
+import { sha256Hex, storageFromJSON } from "@tern/core/plugin";
 import { blobStoreContract } from "@tern/core/testing";
 import { AzureBlobStore, AzureStorage } from "@tern/storage-cloud/azure";
 import { AZURITE_ACCOUNT, type AzuriteServer, startAzurite } from "@tern/test-support/servers";

@@ -1,12 +1,12 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SqliteBackend } from "@tern/core";
+import { SqliteBackend } from "@tern/core/runtime";
 import { S3Storage } from "@tern/storage-cloud/s3";
 import { type FaultProxy, startFaultProxy } from "@tern/test-support/fault-proxy";
 import { type LocalServer, S3RVER_CREDENTIALS, startS3rver } from "@tern/test-support/servers";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { flow } from "../../../examples/etl.js";
+import { flow } from "./fixtures/numbers.js";
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
 

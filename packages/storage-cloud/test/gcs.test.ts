@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { ApiError, File, Storage as GcsClient, type SaveOptions } from "@google-cloud/storage";
-import { BlobConflictError, sha256Hex, storageFromJSON } from "@tern/core";
+import { BlobConflictError, sha256Hex, storageFromJSON } from "@tern/core/plugin";
 import { blobStoreContract } from "@tern/core/testing";
 import { GCSStorage } from "@tern/storage-cloud/gcs";
 import { type LocalServer, startGcsEmulator } from "@tern/test-support/servers";

@@ -6,7 +6,7 @@ import {
   S3Client,
   S3ServiceException,
 } from "@aws-sdk/client-s3";
-import { BlobConflictError, sha256Hex, storageFromJSON } from "@tern/core";
+import { BlobConflictError, sha256Hex, storageFromJSON } from "@tern/core/plugin";
 import { blobStoreContract } from "@tern/core/testing";
 import { S3BlobStore, S3Storage } from "@tern/storage-cloud/s3";
 import { type LocalServer, S3RVER_CREDENTIALS, startS3rver } from "@tern/test-support/servers";
@@ -258,8 +258,8 @@ describe("S3 as the configured default storage", () => {
     const { mkdtemp, rm } = await import("node:fs/promises");
     const { tmpdir } = await import("node:os");
     const { join } = await import("node:path");
-    const { SqliteBackend, setDefaultStorageType } = await import("@tern/core");
-    const { flow } = await import("../../../examples/etl.js");
+    const { SqliteBackend, setDefaultStorageType } = await import("@tern/core/runtime");
+    const { flow } = await import("./fixtures/numbers.js");
     const home = await mkdtemp(join(tmpdir(), "tern-s3-default-"));
     const savedHome = process.env.TERN_HOME;
     process.env.TERN_HOME = home;
@@ -273,8 +273,8 @@ describe("S3 as the configured default storage", () => {
         conditionalWrites: false,
         backend,
       });
-      expect(result).toMatchObject({ name: "etl", project: "My First Project", version: 1, status: "new" });
-      const version = await backend.getFlowVersion("My First Project", "etl");
+      expect(result).toMatchObject({ name: "numbers", project: "My First Project", version: 1, status: "new" });
+      const version = await backend.getFlowVersion("My First Project", "numbers");
       expect(version?.storage).toMatchObject({
         type: "S3Storage",
         options: { bucket: BUCKET, prefix: "default-storage" },

@@ -8,7 +8,8 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ECSClient } from "@aws-sdk/client-ecs";
 import type { DynamoDbBackend } from "@tern/backend-dynamodb";
-import { type Backend, isTerminalRunState, type LocalAgent, type RunRecord } from "@tern/core";
+import { type Backend, isTerminalRunState, type RunRecord } from "@tern/core/plugin";
+import type { LocalAgent } from "@tern/core/runtime";
 import { setEcsClientFactory } from "@tern/env-fargate";
 import { vi } from "vitest";
 import { type DynamoDbLocal, startDynamoDbLocal } from "./dynamodb-local.js";
@@ -87,7 +88,7 @@ export interface FargateServers {
 
 /**
  * Starts DynamoDB Local and s3rver (with `buckets`), opens a backend on a new `table`, and sets
- * `env` in this process (TERN_TEST_S3_ENDPOINT, which test/fixtures/fargate-flows.ts stores
+ * `env` in this process (TERN_TEST_S3_ENDPOINT, which @tern/test-support/fargate-flows stores
  * its flows through, is set too) until `close`.
  */
 export async function startFargateServers(options: {

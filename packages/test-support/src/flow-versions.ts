@@ -2,7 +2,7 @@
  * A flow version registered straight into a backend, for tests that need runs of a flow but not
  * the flow itself: flow "etl" of project "p", stored locally, unless `fields` say otherwise.
  */
-import type { Backend, FlowVersionInput, FlowVersionRecord } from "@tern/core";
+import type { Backend, FlowVersionInput, FlowVersionRecord } from "@tern/core/plugin";
 
 export async function registerTestFlow(
   backend: Pick<Backend, "registerFlowVersion">,

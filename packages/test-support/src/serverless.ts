@@ -13,7 +13,7 @@ export interface LocalServers {
   readonly home: string;
   readonly table: string;
   readonly dynamodbEndpoint: string;
-  /** s3rver, for flows stored in S3 (test/fixtures/fargate-flows.ts). @default none */
+  /** s3rver, for flows stored in S3 (@tern/test-support/fargate-flows). @default none */
   readonly s3Endpoint?: string;
   readonly ecsEndpoint: string;
   readonly image: string;
@@ -28,7 +28,7 @@ export function serverlessEnv(servers: LocalServers): Record<string, string> {
     AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
     AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
     AWS_ENDPOINT_URL_ECS: servers.ecsEndpoint,
-    // test/fixtures/fargate-flows.ts stores its flows in s3rver through this.
+    // @tern/test-support/fargate-flows stores its flows in s3rver through this.
     ...(servers.s3Endpoint === undefined ? {} : { TERN_TEST_S3_ENDPOINT: servers.s3Endpoint }),
     TERN_BACKEND: `dynamodb://${servers.table}?region=us-east-1&endpoint=${servers.dynamodbEndpoint}`,
     TERN_ECS_CLUSTER: "tern",

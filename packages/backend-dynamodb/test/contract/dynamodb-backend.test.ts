@@ -1,6 +1,6 @@
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { createTernTable, DynamoDbBackend } from "@tern/backend-dynamodb";
-import type { Backend } from "@tern/core";
+import type { Backend } from "@tern/core/plugin";
 import { backendContract } from "@tern/core/testing";
 import type { DynamoDbLocal } from "@tern/test-support/dynamodb-local";
 import { useDynamoDbLocal } from "@tern/test-support/use-dynamodb-local";

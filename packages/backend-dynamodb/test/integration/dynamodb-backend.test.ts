@@ -1,7 +1,9 @@
 import { CreateTableCommand, DynamoDBClient, GetItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb";
 import { unmarshall } from "@aws-sdk/util-dynamodb";
 import { createTernTable, DynamoDbBackend, type DynamoDbBackendOptions } from "@tern/backend-dynamodb";
-import { BackendError, NotFoundError, openBackend, type SerializedTaskRun, type SerializedValue } from "@tern/core";
+import { NotFoundError } from "@tern/core";
+import { BackendError, type SerializedTaskRun, type SerializedValue } from "@tern/core/plugin";
+import { openBackend } from "@tern/core/runtime";
 import { type DynamoDbLocal, LOCAL_CREDENTIALS, LOCAL_REGION } from "@tern/test-support/dynamodb-local";
 import { startThrottleProxy } from "@tern/test-support/fault-proxy";
 import { registerTestFlow } from "@tern/test-support/flow-versions";

@@ -1,5 +1,5 @@
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import { BackendError } from "@tern/core";
+import { BackendError } from "@tern/core/plugin";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { type Item, TableClient } from "../../src/db.js";
 

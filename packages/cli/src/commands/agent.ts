@@ -1,4 +1,4 @@
-import { LocalAgent } from "@tern/core";
+import { LocalAgent } from "@tern/core/runtime";
 import { type Command, intOption, splitLabels } from "../cli.js";
 import { ownCommand } from "../own-command.js";
 

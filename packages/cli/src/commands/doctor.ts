@@ -1,4 +1,4 @@
-import { backendUrl, checkSqliteDatabase, type SqliteCheckResult, ternHome } from "@tern/core";
+import { backendUrl, checkSqliteDatabase, type SqliteCheckResult, ternHome } from "@tern/core/runtime";
 import { type Command, type Io, printJson } from "../cli.js";
 
 /** One thing `tern doctor` looked at. */

@@ -1,4 +1,4 @@
-import { deployFromBundle, executeRun } from "@tern/core";
+import { deployFromBundle, executeRun } from "@tern/core/runtime";
 import { type Command, UsageError } from "../cli.js";
 import { leaseKeeperEntry } from "../lease-keeper.js";
 

@@ -1,12 +1,5 @@
-import {
-  explainRun,
-  formatLogLine,
-  isTerminalRunState,
-  logPages,
-  type RunState,
-  requireRun,
-  updateRun,
-} from "@tern/core";
+import { isTerminalRunState, logPages, type RunState } from "@tern/core/plugin";
+import { explainRun, formatLogLine, requireRun, updateRun } from "@tern/core/runtime";
 import { type Command, formatTime, type Io, intOption, printJson, table, UsageError } from "../cli.js";
 
 const RUN_STATES: readonly RunState[] = [

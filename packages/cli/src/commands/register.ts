@@ -1,16 +1,8 @@
 import { access } from "node:fs/promises";
 import { resolve } from "node:path";
-import {
-  BundleError,
-  checkLabels,
-  defaultStorage,
-  type Flow,
-  flowExports,
-  importFlowFile,
-  type PlannedFlow,
-  type RegisterResult,
-  type Storage,
-} from "@tern/core";
+import type { Flow, RegisterResult, Storage } from "@tern/core";
+import { BundleError, checkLabels, flowExports, type PlannedFlow } from "@tern/core/plugin";
+import { defaultStorage, importFlowFile } from "@tern/core/runtime";
 import { type Command, printJson, projectOption, splitLabels, UsageError } from "../cli.js";
 
 export const registerCommand: Command = {

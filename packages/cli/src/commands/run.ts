@@ -1,4 +1,5 @@
-import { checkLabels, type JsonValue, type RunRecord, scheduleRun } from "@tern/core";
+import { checkLabels, type JsonValue, type RunRecord } from "@tern/core/plugin";
+import { scheduleRun } from "@tern/core/runtime";
 import { type Command, type CommandContext, printJson, splitLabels, UsageError } from "../cli.js";
 
 export const runCommand: Command = {

@@ -2,7 +2,8 @@ import { randomUUID } from "node:crypto";
 import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { LocalBlobStore, MemoryBlobStore, sha256Hex, TernError } from "@tern/core";
+import { TernError } from "@tern/core";
+import { LocalBlobStore, MemoryBlobStore, sha256Hex } from "@tern/core/plugin";
 import { blobStoreContract } from "@tern/core/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 

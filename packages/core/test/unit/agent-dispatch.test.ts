@@ -1,7 +1,8 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Backend, LocalAgent, registerEnvironmentType, SqliteBackend } from "@tern/core";
+import { type Backend, registerEnvironmentType } from "@tern/core/plugin";
+import { LocalAgent, SqliteBackend } from "@tern/core/runtime";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { local, RecordingEnvironment, remote } from "../fixtures/dispatch-flows.js";
 

@@ -1,7 +1,8 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Backend, registerEnvironmentType, SqliteBackend } from "@tern/core";
+import { type Backend, registerEnvironmentType } from "@tern/core/plugin";
+import { SqliteBackend } from "@tern/core/runtime";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Agent } from "../../src/agent/agent.js";
 import type { ResolvedRun } from "../../src/agent/deploy.js";

@@ -1,13 +1,11 @@
+import { ConcurrentExecutor, Environment, LocalEnvironment } from "@tern/core";
 import {
-  ConcurrentExecutor,
   type Deployment,
-  Environment,
   EnvironmentError,
   environmentFromJSON,
   hasEnvironmentType,
-  LocalEnvironment,
   registerEnvironmentType,
-} from "@tern/core";
+} from "@tern/core/plugin";
 import { describe, expect, it } from "vitest";
 
 /** A minimal custom environment, as a user would write one. */

@@ -1,7 +1,9 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Backend, explainRun, NotFoundError, SqliteBackend } from "@tern/core";
+import { NotFoundError } from "@tern/core";
+import type { Backend } from "@tern/core/plugin";
+import { explainRun, SqliteBackend } from "@tern/core/runtime";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
 let dir: string;

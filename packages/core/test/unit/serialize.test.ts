@@ -1,4 +1,5 @@
-import { Flow, serializeRun, task, toSerializedValue } from "@tern/core";
+import { Flow, task } from "@tern/core";
+import { serializeRun, toSerializedValue } from "@tern/core/plugin";
 import { describe, expect, it } from "vitest";
 
 describe("toSerializedValue", () => {

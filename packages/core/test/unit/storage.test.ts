@@ -2,25 +2,19 @@ import { randomUUID } from "node:crypto";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Flow, LocalStorage, MemoryStorage, NotFoundError, type Storage, TernError, task } from "@tern/core";
 import {
   type BlobStore,
   BundleError,
   BundleIntegrityError,
-  Flow,
-  LocalStorage,
   type Manifest,
   ManifestError,
   MemoryBlobStore,
-  MemoryStorage,
-  NotFoundError,
   registerStorageType,
-  SqliteBackend,
-  type Storage,
   sha256Hex,
   storageFromJSON,
-  TernError,
-  task,
-} from "@tern/core";
+} from "@tern/core/plugin";
+import { SqliteBackend } from "@tern/core/runtime";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { needsPackage } from "../fixtures/missing-dependency.js";
 import { withStorage } from "../fixtures/own-storage.js";

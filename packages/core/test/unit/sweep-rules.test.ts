@@ -1,4 +1,4 @@
-import type { RunRecord } from "@tern/core";
+import type { RunRecord } from "@tern/core/plugin";
 import { describe, expect, it } from "vitest";
 import { decideSweep, type SweepFacts } from "../../src/agent/sweep-rules.js";
 

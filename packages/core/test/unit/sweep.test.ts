@@ -1,14 +1,8 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import {
-  type Backend,
-  LeaseWatch,
-  type RunRecord,
-  registerDeploymentReconciler,
-  SqliteBackend,
-  sweepRuns,
-} from "@tern/core";
+import { type Backend, type RunRecord, registerDeploymentReconciler } from "@tern/core/plugin";
+import { LeaseWatch, SqliteBackend, sweepRuns } from "@tern/core/runtime";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
 let dir: string;

@@ -1,4 +1,4 @@
-import type { JsonValue } from "@tern/core";
+import type { JsonValue } from "@tern/core/plugin";
 import * as z from "zod/mini";
 import { show } from "./option-error.js";
 import { findSecretLooking } from "./secret-scan.js";

@@ -1,4 +1,4 @@
-import { EnvironmentError } from "@tern/core";
+import { EnvironmentError } from "@tern/core/plugin";
 import { type EcsEnv, type EcsVariable, ENVIRONMENT_DEFAULTS, GUARDRAIL_VARIABLES, readEcsEnv } from "./ecs-env.js";
 import { show, WHERE } from "./option-error.js";
 import type { ResolvedFargateConfig } from "./types.js";

@@ -1,4 +1,4 @@
-import { EnvironmentError } from "@tern/core";
+import { EnvironmentError } from "@tern/core/plugin";
 
 /** What every option error starts with. */
 export const WHERE = "FargateTaskEnvironment";

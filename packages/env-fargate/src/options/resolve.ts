@@ -1,4 +1,4 @@
-import { EnvironmentError } from "@tern/core";
+import { EnvironmentError } from "@tern/core/plugin";
 import { parseRunnerBundle } from "./aws-ids.js";
 import { type EcsVariable, ENVIRONMENT_DEFAULTS, GUARDRAIL_VARIABLES, presentVariables, splitList } from "./ecs-env.js";
 import { checkGuardrails, ecsVariables, guardrailsFromEnv, STACK_TAG } from "./guardrails.js";

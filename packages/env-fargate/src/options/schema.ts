@@ -1,4 +1,5 @@
-import { EnvironmentError, type EnvironmentOptions } from "@tern/core";
+import type { EnvironmentOptions } from "@tern/core";
+import { EnvironmentError } from "@tern/core/plugin";
 import * as z from "zod/mini";
 import { AWS_ID_PATTERNS, parseRunnerBundle, SHA256, TAG_CHARACTERS } from "./aws-ids.js";
 import { extrasSchema } from "./extras.js";

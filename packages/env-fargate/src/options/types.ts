@@ -3,7 +3,8 @@
  * interfaces (the schema in schema.ts is checked against them at compile time): an inferred type
  * would lose the readonly arrays and records users pass, and the JSDoc defaults they read.
  */
-import type { EnvironmentOptions, JsonValue } from "@tern/core";
+import type { EnvironmentOptions } from "@tern/core";
+import type { JsonValue } from "@tern/core/plugin";
 
 /** A capacity provider of a Fargate cluster. */
 export interface FargateCapacityProvider {

@@ -12,7 +12,7 @@ import {
   LaunchUncertainError,
   type RunRecord,
   type SetupContext,
-} from "@tern/core";
+} from "@tern/core/plugin";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import "aws-sdk-client-mock-vitest/extend";
 import {

@@ -4,6 +4,7 @@
  * Each test file keeps what is specific to it and builds on these.
  */
 import { DescribeTaskDefinitionCommand, ECSClient, RegisterTaskDefinitionCommand } from "@aws-sdk/client-ecs";
+import type { Storage } from "@tern/core";
 import {
   EnvironmentError,
   type ExecuteContext,
@@ -12,8 +13,7 @@ import {
   type Manifest,
   type RunRecord,
   type RunState,
-  type Storage,
-} from "@tern/core";
+} from "@tern/core/plugin";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, beforeEach, expect } from "vitest";
 import { type EcsDeployment, FargateTaskEnvironment, type FargateTaskEnvironmentOptions } from "../../src/index.js";

@@ -4,7 +4,7 @@
  * The launch path's clock is injected, so nothing here depends on real time.
  */
 import { RunTaskCommand } from "@aws-sdk/client-ecs";
-import { LaunchUncertainError } from "@tern/core";
+import { LaunchUncertainError } from "@tern/core/plugin";
 import { beforeEach, describe, expect, it } from "vitest";
 import "aws-sdk-client-mock-vitest/extend";
 import { clearDefinitionCache, clientToken, type FargateTaskEnvironmentOptions } from "../../src/index.js";

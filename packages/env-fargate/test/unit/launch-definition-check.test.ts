@@ -10,7 +10,7 @@ import {
   type RegisterTaskDefinitionCommandInput,
   RunTaskCommand,
 } from "@aws-sdk/client-ecs";
-import type { FlowVersionRecord, JsonValue } from "@tern/core";
+import type { FlowVersionRecord, JsonValue } from "@tern/core/plugin";
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import {
   clearDefinitionCache,

@@ -4,7 +4,7 @@
  * launch's attempts and then the run is handed back (LaunchUncertainError), never failed.
  */
 import { DescribeTaskDefinitionCommand, RegisterTaskDefinitionCommand, RunTaskCommand } from "@aws-sdk/client-ecs";
-import { EnvironmentError, LaunchUncertainError } from "@tern/core";
+import { EnvironmentError, LaunchUncertainError } from "@tern/core/plugin";
 import { beforeEach, describe, expect, it } from "vitest";
 import "aws-sdk-client-mock-vitest/extend";
 import { isRateLimited, launchFailureKind } from "../../src/ecs.js";

@@ -1,4 +1,4 @@
-import { EnvironmentError } from "@tern/core";
+import { EnvironmentError } from "@tern/core/plugin";
 import { describe, expect, it } from "vitest";
 import {
   checkGuardrails,

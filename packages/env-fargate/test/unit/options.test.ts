@@ -1,4 +1,4 @@
-import { environmentFromJSON } from "@tern/core";
+import { environmentFromJSON } from "@tern/core/plugin";
 import { describe, expect, it } from "vitest";
 import {
   definitionHash,

@@ -1,12 +1,12 @@
 import { RegisterTaskDefinitionCommand, RunTaskCommand, type Task } from "@aws-sdk/client-ecs";
+import type { Storage } from "@tern/core";
 import {
   EnvironmentError,
   type ExecuteContext,
   type JsonValue,
   type RunRecord,
   type RunState,
-  type Storage,
-} from "@tern/core";
+} from "@tern/core/plugin";
 import { afterAll, beforeEach, describe, expect, it } from "vitest";
 import "aws-sdk-client-mock-vitest/extend";
 import {

@@ -4,7 +4,9 @@
  * seen in seconds rather than at the next agent tick.
  */
 import type { Task } from "@aws-sdk/client-ecs";
-import { endOpenTaskRuns, isTerminalRunState, isTernError } from "@tern/core";
+import { isTernError } from "@tern/core";
+import { isTerminalRunState } from "@tern/core/plugin";
+import { endOpenTaskRuns } from "@tern/core/runtime";
 import { decideRun, ecsClient, ecsDeployment } from "@tern/env-fargate";
 import type { EventBridgeEvent } from "aws-lambda";
 import { logger, runtime } from "../runtime.js";

@@ -9,7 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
-import type { Backend, Flow, RunRecord } from "@tern/core";
+import type { Flow } from "@tern/core";
+import type { Backend, RunRecord } from "@tern/core/plugin";
 import { type DynamoDbLocal, startDynamoDbLocal } from "@tern/test-support/dynamodb-local";
 import { FakeEcs } from "@tern/test-support/fake-ecs";
 import { type S3FaultProxy, startS3FaultProxy } from "@tern/test-support/fault-proxy";
@@ -134,7 +135,7 @@ beforeAll(async () => {
     TERN_CLOUDEVENTS_SECRET: HMAC_KEY,
   });
   backend = await openLocalTable(db.endpoint, "tern-lambda");
-  const flows = (await import("../../../../test/fixtures/fargate-flows.js")) as Record<string, Flow>;
+  const flows = (await import("@tern/test-support/fargate-flows")) as Record<string, Flow>;
   for (const name of ["etl", "brokenImage", "ingest"]) await flows[name]?.register(PROJECT, { backend });
 }, 90_000);
 

@@ -7,7 +7,8 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Backend, Flow } from "@tern/core";
+import type { Flow } from "@tern/core";
+import type { Backend } from "@tern/core/plugin";
 import { setEcsClientFactory } from "@tern/env-fargate";
 import { type DynamoDbLocal, startDynamoDbLocal } from "@tern/test-support/dynamodb-local";
 import { FakeEcs } from "@tern/test-support/fake-ecs";

@@ -1,4 +1,5 @@
-import { type Backend, BackendError, NotFoundError, RunConflictError, TernError } from "@tern/core";
+import { NotFoundError, TernError } from "@tern/core";
+import { type Backend, BackendError, RunConflictError } from "@tern/core/plugin";
 import { describe, expect, it } from "vitest";
 import { parseRules } from "../../src/rules.js";
 import type { Runtime } from "../../src/runtime.js";

@@ -8,8 +8,11 @@
 import { execFile } from "node:child_process";
 import { cp, mkdir, readdir, readFile, realpath, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { ROOT } from "./cli.js";
+
+/** The workspace's root folder, where `pnpm build` runs and the packages are packed from. */
+export const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
 
 const run = promisify(execFile);
 

@@ -1,0 +1,106 @@
+export {
+  type DeploymentReconciler,
+  type ReconcileDecision,
+  type ReconcileResult,
+  registerDeploymentReconciler,
+} from "./agent/sweep.js";
+export { type BackendOpener, registerBackendScheme } from "./backend/open.js";
+export {
+  type AgentRecord,
+  type Backend,
+  type ClaimInput,
+  type CreateRunInput,
+  checkAnnotations,
+  checkLogPageInput,
+  checkTransition,
+  DEFAULT_LOG_PAGE_SIZE,
+  environmentMatches,
+  type FlowSummary,
+  type FlowVersionInput,
+  type FlowVersionRecord,
+  isTerminalRunState,
+  type Lease,
+  type ListRunsInput,
+  type LogPage,
+  type LogPageInput,
+  labelsMatch,
+  logPages,
+  lostLeaseReason,
+  MAX_ANNOTATION_BYTES,
+  MAX_LOG_PAGE_SIZE,
+  RUN_TRANSITIONS,
+  type RunLogRecord,
+  type RunRecord,
+  type RunState,
+  type RunStateChange,
+  requireEndReason,
+  TERMINAL_RUN_STATES,
+  type TransitionInput,
+  type TypedConfig,
+} from "./backend/types.js";
+export {
+  BUILT_IN_ENVIRONMENT_TYPES,
+  checkLabels,
+  type Deployment,
+  EnvironmentError,
+  type EnvironmentExitContext,
+  type EnvironmentHookContext,
+  type ExecuteContext,
+  LaunchUncertainError,
+  type SetupContext,
+} from "./environment/environment.js";
+export {
+  type EnvironmentFactory,
+  environmentFromJSON,
+  hasEnvironmentType,
+  loadEnvironmentType,
+  registerEnvironmentLoader,
+  registerEnvironmentType,
+} from "./environment/registry.js";
+export { BackendError, isRetryable, RunConflictError, type TernErrorOptions } from "./errors.js";
+export type { BindInput } from "./flow/flow.js";
+export { isRef, type ParameterDeclaration } from "./flow/ref.js";
+export { type AnyTask, isTask, type ResolvedTaskOptions } from "./flow/task-types.js";
+export { type BackoffRetryOptions, backoffMs, retryWithBackoff } from "./retry/backoff.js";
+export { type ExecutorConfig, executorFromJSON } from "./runner/executor.js";
+export {
+  deserializeValue,
+  type JsonValue,
+  type SerializedFlowRun,
+  type SerializedLogRecord,
+  type SerializedTaskRun,
+  type SerializedValue,
+  serializeRun,
+  serializeTaskRun,
+  toSerializedValue,
+} from "./runner/serialize.js";
+export {
+  BlobConflictError,
+  type BlobHead,
+  type BlobStore,
+  checkKey,
+  type PutOptions,
+  sha256Hex,
+} from "./storage/blob-store.js";
+export { BundleError, bundleFlowModule, isLoadingBundle } from "./storage/bundle.js";
+export { LocalBlobStore } from "./storage/local-blob-store.js";
+export { decodeManifest, MANIFEST_FORMAT, type Manifest, ManifestError, parseManifest } from "./storage/manifest.js";
+export { MemoryBlobStore } from "./storage/memory-blob-store.js";
+export {
+  loadStorage,
+  registerStorageLoader,
+  registerStorageType,
+  type StorageFactory,
+  storageFromJSON,
+} from "./storage/registry.js";
+export {
+  type BuiltFlow,
+  BundleIntegrityError,
+  flowExports,
+  isFlow,
+  type LoadedFlow,
+  type LoadOptions,
+  type PlannedFlow,
+  type StoredManifest,
+  slugify,
+} from "./storage/storage.js";
