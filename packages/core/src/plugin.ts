@@ -1,3 +1,14 @@
+/**
+ * `@tern/core/plugin`: for people who implement a storage, an environment or a backend. The
+ * `Backend` and `BlobStore` contracts and their records, what an `Environment` subclass is given,
+ * the type registries, manifests, bundling, serialization, one backoff, and the errors an
+ * implementation throws. Flow authors need none of it (`@tern/core`).
+ *
+ * @example
+ * import { Environment } from "@tern/core";
+ * import type { Deployment, ExecuteContext } from "@tern/core/plugin";
+ */
+
 export {
   type DeploymentReconciler,
   type ReconcileDecision,

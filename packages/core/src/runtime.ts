@@ -1,3 +1,16 @@
+/**
+ * `@tern/core/runtime`: the machinery the CLI, the Lambda handlers and runner processes are
+ * built from: the agent and its launchers, the runner (`executeRun`), the sweep, leases,
+ * `openBackend` and the embedded SQLite backend, loading flow files. Flow authors need none of
+ * it (`@tern/core`).
+ *
+ * @example
+ * import { Agent, openBackend, RemoteLauncher } from "@tern/core/runtime";
+ *
+ * const agent = new Agent({ backend: await openBackend(), launcher: new RemoteLauncher() });
+ * await agent.pollOnce();
+ */
+
 export {
   Agent,
   type AgentOptions,
