@@ -22,9 +22,16 @@ export {
 export { deployFromBundle, deployRoute, type ResolvedRun, resolveRun, setupContext } from "./agent/deploy.js";
 export { endOpenTaskRuns } from "./agent/end-run.js";
 export { AGENT_SEEN_WINDOW_MS, type ExplainOptions, explainRun, type RunExplanation } from "./agent/explain.js";
-export { type Launch, type LaunchContext, type Launcher, RemoteLauncher } from "./agent/launcher.js";
+export {
+  type Launch,
+  type LaunchContext,
+  type Launcher,
+  RemoteLauncher,
+  runnerEnvironment,
+} from "./agent/launcher.js";
 export { DEFAULT_LEASE_MS, LeaseWatch, leaseMsFromEnv, MAX_CLOCK_SKEW_MS } from "./agent/lease.js";
 export { isLeaseKeeperData, type LeaseKeeperData, runLeaseKeeper } from "./agent/lease-keeper.js";
+export { runnerCommandFromEnv } from "./agent/local-launcher.js";
 export { type ExecuteRunOptions, type ExecuteRunResult, executeRun, RUNNER_LEASE_MS } from "./agent/runner.js";
 export { type ScheduledFlow, type ScheduleRunInput, scheduleRun } from "./agent/schedule.js";
 export { type SweepOptions, type SweptRun, sweepRuns } from "./agent/sweep.js";

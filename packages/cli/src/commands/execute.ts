@@ -1,6 +1,7 @@
-import { deployFromBundle, executeRun } from "@tern/core/runtime";
+import { deployFromBundle, executeRun, runnerCommandFromEnv, runnerEnvironment } from "@tern/core/runtime";
 import { type Command, UsageError } from "../cli.js";
 import { leaseKeeperEntry } from "../lease-keeper.js";
+import { ownCommand } from "../own-command.js";
 
 export const executeCommand: Command = {
   name: "execute",
@@ -49,15 +50,11 @@ bundle and runs its environment's setup and execute here. Prints the deployment 
   options: {},
   positionals: [1, 1],
   async run(args, { io, backend }) {
-    const runnerCommand = JSON.parse(process.env.TERN_RUNNER_COMMAND ?? "[]") as string[];
-    const env: Record<string, string> = {};
-    for (const name of ["TERN_HOME", "TERN_BACKEND", "TERN_DEFAULT_STORAGE"]) {
-      const value = process.env[name];
-      if (value !== undefined) env[name] = value;
-    }
+    // The runner is this CLI again, unless TERN_RUNNER_COMMAND says otherwise (checked: a JSON array).
+    const fromEnv = runnerCommandFromEnv();
     const deployment = await deployFromBundle(await backend(), args.positionals[0] as string, {
-      runnerCommand,
-      runnerEnv: env,
+      runnerCommand: fromEnv.length > 0 ? fromEnv : ownCommand(),
+      runnerEnv: runnerEnvironment(),
       onOutput: (line) => io.err(`${line}\n`),
     });
     // The first line is the deployment; the agent reads it at once. With a local child to watch,
