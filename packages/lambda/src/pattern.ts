@@ -3,9 +3,10 @@
  * stack and a trigger rule's pattern here. Implements the comparison operators of EventBridge's
  * documentation ("Comparison operators for use in event patterns"): exact values, prefix,
  * suffix, equals-ignore-case, wildcard, anything-but (values, prefix, suffix, ignore case,
- * wildcard), numeric, exists, cidr (IPv4) and $or.
+ * wildcard), numeric, exists, cidr (IPv4 and IPv6 blocks) and $or.
  */
 
+import { BlockList, isIPv4, isIPv6 } from "node:net";
 import { TernError } from "@tern/core";
 
 /** A malformed pattern: names where and what. */
@@ -43,15 +44,34 @@ function stringOperand(operand: unknown, path: string, name: string): { value: s
   );
 }
 
-function parseIpv4(text: string): number | undefined {
-  const parts = text.split(".");
-  if (parts.length !== 4) return undefined;
-  let n = 0;
-  for (const part of parts) {
-    if (!/^\d{1,3}$/.test(part) || Number(part) > 255) return undefined;
-    n = n * 256 + Number(part);
+/** The block `address/prefix` of one family, or undefined when Node refuses it (prefix too long, say). */
+function subnet(address: string, prefix: number, family: "ipv4" | "ipv6"): BlockList | undefined {
+  const block = new BlockList();
+  try {
+    block.addSubnet(address, prefix, family);
+    return block;
+  } catch {
+    return undefined;
   }
-  return n;
+}
+
+/**
+ * A `cidr` block as a test on addresses, through Node's `BlockList` rather than hand-parsed octets.
+ * Like EventBridge, an address only matches a block of its own family: an IPv4 address never
+ * falls in an IPv6 block. An IPv4-mapped IPv6 address (`::ffff:10.0.0.1`) is its IPv4 address,
+ * for `BlockList` as for EventBridge's matcher.
+ */
+function cidrMatcher(operand: unknown, path: string): (address: string) => boolean {
+  const example = `such as "10.0.0.0/24" or "2001:db8::/32"`;
+  if (typeof operand !== "string") throw new PatternError(path, `cidr takes a string ${example}.`);
+  const [, address = "", prefix = ""] = /^([^/]+)\/(\d{1,3})$/.exec(operand) ?? [];
+  const family = isIPv4(address) ? "ipv4" : isIPv6(address) ? "ipv6" : undefined;
+  const block = family === undefined ? undefined : subnet(address, Number(prefix), family);
+  if (block === undefined) {
+    throw new PatternError(path, `cidr ${JSON.stringify(operand)} is not an IPv4 or IPv6 block ${example}.`);
+  }
+  return (value) =>
+    isIPv6(value) ? block.check(value, "ipv6") : family === "ipv4" && isIPv4(value) && block.check(value, "ipv4");
 }
 
 function numericMatcher(spec: unknown, path: string): (n: number) => boolean {
@@ -135,20 +155,8 @@ function leafMatcher(spec: Json, path: string): Matcher {
       return (v, present) => present && typeof v === "number" && test(v);
     }
     case "cidr": {
-      if (typeof operand !== "string") throw new PatternError(path, `cidr takes a string such as "10.0.0.0/24".`);
-      const [base, bitsText] = operand.split("/");
-      const network = parseIpv4(base ?? "");
-      const bits = Number(bitsText);
-      if (network === undefined || !Number.isInteger(bits) || bits < 0 || bits > 32) {
-        throw new PatternError(path, `cidr ${JSON.stringify(operand)} is not an IPv4 block such as "10.0.0.0/24".`);
-      }
-      const size = 2 ** (32 - bits);
-      const start = Math.floor(network / size) * size;
-      return (v, present) => {
-        if (!present || typeof v !== "string") return false;
-        const ip = parseIpv4(v);
-        return ip !== undefined && ip >= start && ip < start + size;
-      };
+      const inBlock = cidrMatcher(operand, path);
+      return (v, present) => present && typeof v === "string" && inBlock(v);
     }
     case "anything-but": {
       let inner: (v: Json | undefined) => boolean;

@@ -119,7 +119,60 @@ describe("compilePattern (EventBridge's comparison operators)", () => {
     bad({ source: [{ begins: "aws." }] }, /unknown operator "begins"/);
     bad({ source: [{ prefix: 1 }] }, /prefix takes a string/);
     bad({ $or: [{ source: ["a"] }] }, /\$or takes a list of at least two patterns/);
-    bad({ ip: [{ cidr: "10.0.0.0/33" }] }, /not an IPv4 block/);
+    bad({ ip: [{ cidr: "10.0.0.0/33" }] }, /not an IPv4 or IPv6 block/);
     bad({ key: [{ wildcard: "a**b" }] }, /consecutive/);
+  });
+});
+
+describe("cidr (IPv4 and IPv6 blocks, as EventBridge)", () => {
+  const inBlock = (block: string, address: unknown) => matches({ ip: [{ cidr: block }] }, { ip: address });
+
+  it.each([
+    ["10.0.0.0/24", "10.0.0.0"],
+    ["10.0.0.0/24", "10.0.0.255"],
+    ["10.0.0.7/24", "10.0.0.1"],
+    ["10.0.0.1/32", "10.0.0.1"],
+    ["0.0.0.0/0", "203.0.113.9"],
+    ["10.0.0.0/24", "::ffff:10.0.0.9"],
+    ["2001:db8::/32", "2001:db8::1"],
+    ["2001:db8::/32", "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff"],
+    ["2001:db8::/32", "2001:DB8:0:0:0:0:0:1"],
+    ["2001:db8:1::/48", "2001:db8:1:abcd::5"],
+    ["::/0", "fe80::1"],
+    ["::1/128", "::1"],
+  ])("%s holds %s", (block, address) => {
+    expect(inBlock(block, address)).toBe(true);
+  });
+
+  it.each([
+    ["10.0.0.0/24", "10.0.1.0"],
+    ["10.0.0.0/24", "2001:db8::1"],
+    ["2001:db8::/32", "2001:db9::1"],
+    ["2001:db8::/32", "10.0.0.1"],
+    ["::/0", "10.0.0.1"],
+    ["2001:db8::/32", "2001:db8::1/64"],
+    ["2001:db8::/32", "example.com"],
+    ["10.0.0.0/8", 167772161],
+    ["10.0.0.0/8", null],
+  ])("%s does not hold %j", (block, address) => {
+    expect(inBlock(block, address)).toBe(false);
+  });
+
+  it.each([
+    "10.0.0.0/33",
+    "10.0.0.0",
+    "10.0.0.0/",
+    "10.0.0/24",
+    "256.0.0.0/8",
+    "10.0.0.0/24/8",
+    "2001:db8::/129",
+    "2001:db8::g/32",
+    "example.com/24",
+    "",
+  ])("refuses %j, naming the value and the fix", (block) => {
+    expect(() => compilePattern({ ip: [{ cidr: block }] })).toThrow(PatternError);
+    expect(() => compilePattern({ ip: [{ cidr: block }] })).toThrow(
+      `event pattern at ip[0] cidr ${JSON.stringify(block)} is not an IPv4 or IPv6 block such as "10.0.0.0/24" or "2001:db8::/32".`,
+    );
   });
 });
