@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { DescribeTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient, PutCommand, TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
-import { isTernError, NotFoundError } from "@tern/core";
+import { isTernError, NotFoundError, type TernErrorCode } from "@tern/core";
 import {
   type AgentRecord,
   type Backend,
@@ -38,12 +38,17 @@ import { statesAllowedBefore, transitionUpdate } from "./run-writes.js";
 import { checkTernTable } from "./table.js";
 import * as runItems from "./task-runs.js";
 
-/** Errors of the lifecycle rules (thrown before or instead of a write). */
-function isRuleError(error: unknown): boolean {
-  return (
-    isTernError(error, "RUN_TRANSITION") || isTernError(error, "RUN_TERMINAL") || isTernError(error, "REASON_REQUIRED")
-  );
-}
+/**
+ * Codes of the errors a transition throws before or instead of its write: a lost compare-and-swap,
+ * a missing run, and the lifecycle rules.
+ */
+const UNWRITTEN = new Set<TernErrorCode>([
+  "RUN_CONFLICT",
+  "NOT_FOUND",
+  "RUN_TRANSITION",
+  "RUN_TERMINAL",
+  "REASON_REQUIRED",
+]);
 
 /** Newest (runId, revision) → state pairs remembered, to write a transition in one request. */
 const KNOWN_STATES_MAX = 10_000;
@@ -348,7 +353,7 @@ export class DynamoDbBackend implements Backend {
       // Chunks of a write that surely did not land are garbage. After any other failure (a lost
       // response the SDK could not retry) the write may have landed: leftover chunks are harmless,
       // deleting chunks the run points to is not.
-      const lost = error instanceof RunConflictError || error instanceof NotFoundError || isRuleError(error);
+      const lost = isTernError(error) && UNWRITTEN.has(error.code);
       if (!landed && lost) await this.#db.deleteChunks(pk, outputs?.ref, "update a run");
       throw error;
     }

@@ -6,7 +6,7 @@
  */
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 import { unmarshall } from "@aws-sdk/util-dynamodb";
-import { TernError } from "@tern/core";
+import { isTernError } from "@tern/core";
 import { BackendError } from "@tern/core/plugin";
 import { createTableCliCommand } from "./table.js";
 
@@ -56,7 +56,7 @@ const THROTTLING = new Set([
  * {@link ConditionFailed}, tern errors unchanged, the rest to a `BackendError` with the fix.
  */
 export function mapSdkError(error: unknown, what: string, target: RequestTarget): Error {
-  if (error instanceof TernError || error instanceof ConditionFailed) return error;
+  if (isTernError(error) || error instanceof ConditionFailed) return error;
   const e = error as Error & { $metadata?: { attempts?: number; httpStatusCode?: number }; code?: string };
   const name = e?.name ?? "Error";
   if (name === "ConditionalCheckFailedException" || name === "TransactionCanceledException") {

@@ -278,4 +278,24 @@ export class NotFoundError extends TernError {
   static blob(key: string, url: string, options?: TernErrorOptions): NotFoundError {
     return new NotFoundError("blob", key, `${url} does not exist.`, options);
   }
+
+  /**
+   * A registered flow's manifest or bundle gone from its storage: registered once, deleted since
+   * (lifecycle rules, a clean-up job). `flow` names the flow as messages do; `url` is the object's.
+   */
+  static flowBlob(
+    flow: string,
+    part: "manifest" | "bundle",
+    key: string,
+    url: string,
+    options?: TernErrorOptions,
+  ): NotFoundError {
+    return new NotFoundError(
+      "blob",
+      key,
+      `Flow ${flow}: its ${part} ${url} is missing from storage. It was deleted (check lifecycle rules or ` +
+        "clean-up jobs on the storage); register the flow again.",
+      options,
+    );
+  }
 }

@@ -4,7 +4,7 @@
  * again.
  */
 import type { Backend, RunRecord, TransitionInput } from "../backend/types.js";
-import { RunConflictError } from "../errors.js";
+import { isTernError } from "../errors.js";
 
 /** A write to a run, without the compare-and-swap fields `updateRun` fills in. */
 export type RunWrite = Omit<TransitionInput, "runId" | "expectedRevision">;
@@ -40,7 +40,7 @@ export async function updateRun<T>(
       const written = await backend.transitionRun({ runId, expectedRevision: run.revision, ...change.write });
       return await change.result(written);
     } catch (error) {
-      if (!(error instanceof RunConflictError)) throw error;
+      if (!isTernError(error, "RUN_CONFLICT")) throw error;
     }
   }
   return options.exhausted();

@@ -1,7 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type BetterSqlite3 from "better-sqlite3";
-import { BackendError, TernError } from "../errors.js";
+import { BackendError, isTernError } from "../errors.js";
 import { migrateSqliteSchema, type Row } from "./sqlite-schema.js";
 
 /** Positional (`?`) or named (`@name`) parameters of a statement. */
@@ -77,7 +77,7 @@ export class SqliteConnection {
     try {
       return fn();
     } catch (error) {
-      if (error instanceof TernError) throw error;
+      if (isTernError(error)) throw error;
       const code = (error as { code?: unknown }).code;
       if (isCorruptionCode(code)) throw corruptDatabaseError(this.#url, operation, error);
       const advice =
@@ -165,7 +165,7 @@ export async function openSqliteFile(path: string, busyTimeoutMs: number): Promi
     return db;
   } catch (error) {
     db?.close();
-    if (error instanceof TernError) throw error;
+    if (isTernError(error)) throw error;
     const code = (error as { code?: unknown }).code;
     if (isCorruptionCode(code)) throw corruptDatabaseError(`sqlite://${path}`, "open the state database", error);
     throw new BackendError(

@@ -256,7 +256,8 @@ export class GraphRunner {
     this.clearTimer(job);
     const record = job.record;
     record.error = toTaskRunError(error);
-    if (isSkipSignal(error)) {
+    // A `skip()` from the task, made by any copy of core.
+    if (isTernError(error, "SKIP")) {
       this.inFlight.delete(job);
       record.error = undefined;
       this.endJob(job, "Skipped", error.message);
@@ -408,11 +409,6 @@ export class GraphRunner {
       nodeStates: this.records.map((r) => r.state),
     });
   }
-}
-
-/** A `skip()` from the task, made by any copy of core. */
-function isSkipSignal(error: unknown): error is Error {
-  return isTernError(error, "SKIP") && error.name === "SkipSignal";
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {

@@ -5,7 +5,7 @@ import type { TypedConfig } from "../backend/types.js";
 import { describe } from "../describe.js";
 import type { Environment } from "../environment/environment.js";
 import { LocalEnvironment } from "../environment/local.js";
-import { NotFoundError, TernError } from "../errors.js";
+import { isTernError, NotFoundError, TernError } from "../errors.js";
 import type { Flow } from "../flow/flow.js";
 import { ternHome } from "../home.js";
 import { LocalExecutor } from "../runner/executor.js";
@@ -300,14 +300,8 @@ export abstract class Storage {
     try {
       return await this.blobs.get(key);
     } catch (error) {
-      if (error instanceof NotFoundError) {
-        throw new NotFoundError(
-          "blob",
-          key,
-          `Flow ${what}: its ${kind} ${this.blobs.describe(key)} is missing from storage. It was deleted (check lifecycle ` +
-            "rules or clean-up jobs on the storage); register the flow again.",
-          { cause: error },
-        );
+      if (isTernError(error, "NOT_FOUND")) {
+        throw NotFoundError.flowBlob(what, kind, key, this.blobs.describe(key), { cause: error });
       }
       throw error;
     }
