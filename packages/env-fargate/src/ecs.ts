@@ -232,9 +232,10 @@ async function ensureOnce(
       const retryable =
         CONCURRENT_REGISTER.test((error as Error).message ?? "") || launchFailureKind(error) !== "permanent";
       if (!retryable || attempt >= REGISTER_ATTEMPTS) {
+        // Given up on a refusal for now (throttling, other writers): the same setup may pass later.
         throw new EnvironmentError(
           `FargateTaskEnvironment: registering task definition family ${definition.family} failed: ${(error as Error).message}`,
-          { cause: error },
+          { cause: error, retryable },
         );
       }
       await sleep(250 + backoffMs(attempt, 500, 8_000));
@@ -258,9 +259,7 @@ async function findRevision(
       return undefined;
     throw new EnvironmentError(
       `FargateTaskEnvironment: describing task definition family ${family} failed: ${(error as Error).message}`,
-      {
-        cause: error,
-      },
+      { cause: error, retryable: launchFailureKind(error) !== "permanent" },
     );
   }
   const newestArn = newest.taskDefinition?.taskDefinitionArn;

@@ -1,6 +1,6 @@
 import type { FlowVersionRecord, RunRecord } from "../backend/types.js";
 import { describe } from "../describe.js";
-import { TernError } from "../errors.js";
+import { TernError, type TernErrorOptions } from "../errors.js";
 import type { JsonValue } from "../runner/serialized.js";
 import type { Manifest } from "../storage/manifest.js";
 import type { Storage } from "../storage/storage.js";
@@ -84,9 +84,12 @@ export interface EnvironmentOptions {
   readonly dependencies?: readonly string[];
 }
 
-/** A bad environment definition or option. */
+/**
+ * A bad environment definition or option, or an environment that failed to launch a run (then
+ * `retryable` says whether the same launch may succeed later).
+ */
 export class EnvironmentError extends TernError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  constructor(message: string, options?: TernErrorOptions) {
     super("ENVIRONMENT", message, options);
   }
 }

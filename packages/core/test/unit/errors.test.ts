@@ -1,4 +1,5 @@
 import { describe, expect, it, vi } from "vitest";
+import { EnvironmentError } from "../../src/environment/environment.js";
 import {
   BackendError,
   isRetryable,
@@ -103,5 +104,28 @@ describe("NotFoundError factories", () => {
       message: "s3://b/flows/x.json does not exist.",
       cause,
     });
+  });
+
+  it("says a registered flow's manifest or bundle was deleted from its storage", () => {
+    const cause = NotFoundError.blob("flows/etl/b.mjs", "s3://b/flows/etl/b.mjs");
+    expect(
+      NotFoundError.flowBlob('"etl"', "bundle", "flows/etl/b.mjs", "s3://b/flows/etl/b.mjs", { cause }),
+    ).toMatchObject({
+      kind: "blob",
+      id: "flows/etl/b.mjs",
+      message:
+        'Flow "etl": its bundle s3://b/flows/etl/b.mjs is missing from storage. It was deleted (check lifecycle ' +
+        "rules or clean-up jobs on the storage); register the flow again.",
+      cause,
+    });
+  });
+});
+
+describe("EnvironmentError", () => {
+  it("takes a cause and whether the launch may pass later, like every tern error", () => {
+    const cause = new Error("Rate exceeded");
+    const error = new EnvironmentError("registering failed", { cause, retryable: true });
+    expect(error).toMatchObject({ name: "EnvironmentError", code: "ENVIRONMENT", retryable: true, cause });
+    expect(isRetryable(new EnvironmentError("bad option"))).toBe(false);
   });
 });
