@@ -73,6 +73,15 @@ export class BlobConflictError extends TernError {
   }
 }
 
+/**
+ * What `put` answers for a key that already holds an object: the same bytes are success
+ * (`"exists"`), other bytes a {@link BlobConflictError}, since stored objects never change.
+ */
+export function existingObject(url: string, sameBytes: boolean): "exists" {
+  if (sameBytes) return "exists";
+  throw new BlobConflictError(url);
+}
+
 /** sha256 of `bytes`, hex. */
 export function sha256Hex(bytes: Uint8Array | string): string {
   return createHash("sha256").update(bytes).digest("hex");

@@ -3,14 +3,7 @@ import { link, mkdir, readdir, readFile, stat, unlink, writeFile } from "node:fs
 import { dirname, join, relative, sep } from "node:path";
 import { pathToFileURL } from "node:url";
 import { NotFoundError, TernError } from "../errors.js";
-import {
-  BlobConflictError,
-  type BlobHead,
-  type BlobStore,
-  checkKey,
-  type PutOptions,
-  sha256Hex,
-} from "./blob-store.js";
+import { type BlobHead, type BlobStore, checkKey, existingObject, type PutOptions, sha256Hex } from "./blob-store.js";
 
 /** Temporary files of `put`: `<name>.<uuid>.tmp`. Other keys ending in `.tmp` are objects. */
 const TEMP_FILE = /\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.tmp$/;
@@ -101,8 +94,7 @@ export class LocalBlobStore implements BlobStore {
     } catch (error) {
       throw this.wrap("read", key, error);
     }
-    if (sha256Hex(existing) === sha256) return "exists";
-    throw new BlobConflictError(this.describe(key));
+    return existingObject(this.describe(key), sha256Hex(existing) === sha256);
   }
 
   /** Wraps a file system error of an operation on `key` (or on the whole directory). */

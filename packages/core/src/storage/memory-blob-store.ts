@@ -1,12 +1,5 @@
 import { NotFoundError } from "../errors.js";
-import {
-  BlobConflictError,
-  type BlobHead,
-  type BlobStore,
-  checkKey,
-  type PutOptions,
-  sha256Hex,
-} from "./blob-store.js";
+import { type BlobHead, type BlobStore, checkKey, existingObject, type PutOptions, sha256Hex } from "./blob-store.js";
 
 const stores = new Map<string, Map<string, Uint8Array>>();
 
@@ -35,10 +28,7 @@ export class MemoryBlobStore implements BlobStore {
   async put(key: string, body: Uint8Array, options: PutOptions): Promise<"created" | "exists"> {
     checkKey(key);
     const existing = this.objects.get(key);
-    if (existing !== undefined) {
-      if (sha256Hex(existing) === options.sha256) return "exists";
-      throw new BlobConflictError(this.describe(key));
-    }
+    if (existing !== undefined) return existingObject(this.describe(key), sha256Hex(existing) === options.sha256);
     this.objects.set(key, Uint8Array.from(body));
     return "created";
   }
