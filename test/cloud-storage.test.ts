@@ -5,16 +5,10 @@ import type { BlobStore } from "@tern/core/plugin";
 import { AzureStorage } from "@tern/storage-cloud/azure";
 import { GCSStorage } from "@tern/storage-cloud/gcs";
 import { S3Storage } from "@tern/storage-cloud/s3";
-import {
-  AZURITE_ACCOUNT,
-  type AzuriteServer,
-  type LocalServer,
-  startAzurite,
-  startGcsEmulator,
-  startS3rver,
-} from "@tern/test-support/servers";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type TernHome, ternHome } from "./support/cli.js";
+import { AZURITE_ACCOUNT, startAzurite, startGcsEmulator, startS3rver } from "@tern/test-support/servers";
+import { describe, expect, it } from "vitest";
+import type { TernHome } from "./support/cli.js";
+import { useServerAndHome } from "./support/use-server.js";
 
 /** Values no stored object may contain (s3rver accepts only this key pair). */
 const SECRETS = { AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER" };
@@ -26,21 +20,11 @@ interface RunJson {
 }
 
 describe("a flow stored in S3 (s3rver)", () => {
-  let s3: LocalServer;
-  let t: TernHome;
-  let env: Record<string, string>;
-
-  beforeAll(async () => {
-    s3 = await startS3rver(["tern-e2e"]);
-    t = await ternHome();
-    env = { ...SECRETS, AWS_REGION: "us-east-1", TERN_TEST_S3_ENDPOINT: s3.endpoint };
-  }, 60_000);
-  afterAll(async () => {
-    await s3?.stop();
-    await t?.cleanup();
-  });
+  const local = useServerAndHome(() => startS3rver(["tern-e2e"]));
 
   it("runs through the agent to Success", async () => {
+    const { t, server: s3 } = local;
+    const env = { ...SECRETS, AWS_REGION: "us-east-1", TERN_TEST_S3_ENDPOINT: s3.endpoint };
     const registered = await t.tern(["register", "test/fixtures/s3-flow.ts", "--json"], env);
     expect(registered.code, registered.stderr).toBe(0);
     expect(JSON.parse(registered.stdout)).toEqual([
@@ -58,6 +42,7 @@ describe("a flow stored in S3 (s3rver)", () => {
   });
 
   it("stores no credential in any object, manifest, bundle or the backend", async () => {
+    const { t, server: s3 } = local;
     const blobs = new S3Storage({
       bucket: "tern-e2e",
       clientConfig: {
@@ -116,19 +101,10 @@ async function runThroughAgent(t: TernHome, file: string, flow: string, env: Rec
 
 describe("a flow stored in Cloud Storage (the emulator)", () => {
   const privateKey = "-----BEGIN PRIVATE KEY-----tern-test-key-never-store-me-----END PRIVATE KEY-----";
-  let gcs: LocalServer;
-  let t: TernHome;
-
-  beforeAll(async () => {
-    gcs = await startGcsEmulator();
-    t = await ternHome();
-  }, 60_000);
-  afterAll(async () => {
-    await gcs?.stop();
-    await t?.cleanup();
-  });
+  const local = useServerAndHome(startGcsEmulator);
 
   it("runs through the agent to Success and stores no credential", async () => {
+    const { t, server: gcs } = local;
     const env = { TERN_TEST_GCS_ENDPOINT: gcs.endpoint, TERN_TEST_GCS_KEY: privateKey };
     const run = await runThroughAgent(t, "test/fixtures/gcs-flow.ts", "gcs-etl", env);
     expect(run.state, run.reason).toBe("Success");
@@ -145,20 +121,14 @@ describe("a flow stored in Cloud Storage (the emulator)", () => {
 });
 
 describe("a flow stored in Azure Blob storage (azurite)", () => {
-  let azure: AzuriteServer;
-  let t: TernHome;
-
-  beforeAll(async () => {
-    azure = await startAzurite();
+  const local = useServerAndHome(async () => {
+    const azure = await startAzurite();
     await new ContainerClient(azure.connectionString(), "tern-e2e").create();
-    t = await ternHome();
-  }, 60_000);
-  afterAll(async () => {
-    await azure?.stop();
-    await t?.cleanup();
+    return azure;
   });
 
   it("runs through the agent to Success and stores no credential", async () => {
+    const { t, server: azure } = local;
     const env = { AZURE_STORAGE_CONNECTION_STRING: azure.connectionString() };
     const run = await runThroughAgent(t, "test/fixtures/azure-flow.ts", "azure-etl", env);
     expect(run.state, run.reason).toBe("Success");

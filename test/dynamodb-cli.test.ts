@@ -1,24 +1,17 @@
-import { type DynamoDbLocal, LOCAL_REGION, startDynamoDbLocal } from "@tern/test-support/dynamodb-local";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type TernHome, ternHome } from "./support/cli.js";
+import { LOCAL_REGION, startDynamoDbLocal } from "@tern/test-support/dynamodb-local";
+import { beforeAll, describe, expect, it } from "vitest";
 import { dynamoDbCliEnv } from "./support/dynamodb-cli.js";
+import { useServerAndHome } from "./support/use-server.js";
 
 describe("the CLI and the local agent on DynamoDB Local, through TERN_BACKEND", () => {
-  let db: DynamoDbLocal;
-  let t: TernHome;
+  const local = useServerAndHome(startDynamoDbLocal);
   let env: Record<string, string>;
-
   beforeAll(async () => {
-    db = await startDynamoDbLocal();
-    env = await dynamoDbCliEnv(db.endpoint, "tern-cli");
-    t = await ternHome();
-  }, 60_000);
-  afterAll(async () => {
-    await db?.stop();
-    await t?.cleanup();
+    env = await dynamoDbCliEnv(local.server.endpoint, "tern-cli");
   });
 
   it("registers, runs through the agent to Success, and shows the run and its logs", async () => {
+    const { t } = local;
     const registered = await t.json<Array<{ status: string; version: number }>>(["register", "examples/etl.ts"], env);
     expect(registered).toEqual([expect.objectContaining({ status: "new", version: 1 })]);
     expect((await t.json<Array<{ status: string }>>(["register", "examples/etl.ts"], env))[0]?.status).toBe(
@@ -44,6 +37,7 @@ describe("the CLI and the local agent on DynamoDB Local, through TERN_BACKEND", 
   });
 
   it("names the table and how to create it when the table is missing", async () => {
+    const { t, server: db } = local;
     const result = await t.tern(["flows"], {
       ...env,
       TERN_BACKEND: `dynamodb://no-such-table?region=${LOCAL_REGION}&endpoint=${encodeURIComponent(db.endpoint)}`,

@@ -49,6 +49,15 @@ async function start(
   return { fake, ecs };
 }
 
+/** What DescribeTasks says of a task that stopped because its essential container exited. */
+const exitedTask = (containers: object[]) => ({
+  lastStatus: "STOPPED",
+  desiredStatus: "STOPPED",
+  stopCode: "EssentialContainerExited",
+  stoppedReason: ECS_MESSAGES.essentialContainerExited,
+  containers,
+});
+
 /** A Fargate task definition whose one container runs `command`. */
 function definition(
   family: string,
@@ -338,13 +347,7 @@ describe("FakeEcs task lifecycle with local processes", () => {
       else process.env.NODE_OPTIONS = previous;
     }
     const task = await describeOne(ecs, taskArn);
-    expect(task).toMatchObject({
-      lastStatus: "STOPPED",
-      desiredStatus: "STOPPED",
-      stopCode: "EssentialContainerExited",
-      stoppedReason: "Essential container in task exited",
-      containers: [{ name: "runner", lastStatus: "STOPPED", exitCode: 3 }],
-    });
+    expect(task).toMatchObject(exitedTask([{ name: "runner", lastStatus: "STOPPED", exitCode: 3 }]));
     expect(task.stoppedAt).toBeInstanceOf(Date);
     expect(fake.output(taskArn, "stdout")).toBe("r d o none\n");
     expect(fake.output(taskArn)).toContain("to stderr");
@@ -367,11 +370,7 @@ describe("FakeEcs task lifecycle with local processes", () => {
     await fake.waitForTask(taskArn, "STOPPED");
     expect(fake.task(taskArn)?.command).toEqual([process.execPath, "--input-type=module", "-e", program]);
     expect(fake.output(taskArn, "stdout")).toBe("do\n");
-    expect(await describeOne(ecs, taskArn)).toMatchObject({
-      stopCode: "EssentialContainerExited",
-      stoppedReason: ECS_MESSAGES.essentialContainerExited,
-      containers: [{ name: "runner", exitCode: 70 }],
-    });
+    expect(await describeOne(ecs, taskArn)).toMatchObject(exitedTask([{ name: "runner", exitCode: 70 }]));
   });
 
   it("stops a task with SIGTERM, then SIGKILL after the stop timeout, as UserInitiated with the reason", async () => {
@@ -444,11 +443,9 @@ describe("FakeEcs task lifecycle with local processes", () => {
     const eni = await runOne(ecs, runInput("tern-sleep"));
     await fake.waitForTask(oom, "STOPPED");
     await fake.waitForTask(eni, "STOPPED");
-    expect(await describeOne(ecs, oom)).toMatchObject({
-      stopCode: "EssentialContainerExited",
-      stoppedReason: "Essential container in task exited",
-      containers: [{ exitCode: 137, reason: "OutOfMemoryError: Container killed due to memory usage" }],
-    });
+    expect(await describeOne(ecs, oom)).toMatchObject(
+      exitedTask([{ exitCode: 137, reason: "OutOfMemoryError: Container killed due to memory usage" }]),
+    );
     const failed = await describeOne(ecs, eni);
     expect(failed).toMatchObject({
       stopCode: "TaskFailedToStart",

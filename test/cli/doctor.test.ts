@@ -1,13 +1,11 @@
 import { existsSync } from "node:fs";
 import { open, stat, truncate } from "node:fs/promises";
 import { join } from "node:path";
-import type { RunLogRecord } from "@tern/core/plugin";
-import { SqliteBackend } from "@tern/core/runtime";
 import { type DynamoDbLocal, LOCAL_REGION, startDynamoDbLocal } from "@tern/test-support/dynamodb-local";
-import { registerTestFlow } from "@tern/test-support/flow-versions";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type TernHome, ternHome } from "../support/cli.js";
 import { dynamoDbCliEnv } from "../support/dynamodb-cli.js";
+import { writeRunsWithLogs } from "../support/state-db.js";
 
 interface DoctorJson {
   ok: boolean;
@@ -33,36 +31,15 @@ beforeEach(async () => {
 });
 afterEach(() => t.cleanup());
 
-/**
- * Writes a valid state.db with a flow version and `runs` runs of `logsPerRun` log records each,
- * the way tern writes it, and closes it. Resolves the run ids.
- */
-async function writeStateDb(runs = 3, logsPerRun = 200): Promise<string[]> {
-  const backend = await SqliteBackend.open({ path: db });
-  try {
-    await registerTestFlow(backend, {
-      project: "default",
-      location: "flows/etl/manifest.json",
-      manifestHash: "a".repeat(64),
-    });
-    const ids: string[] = [];
-    for (let i = 0; i < runs; i++) {
-      const { run } = await backend.createRun({ project: "default", flow: "etl" });
-      const logs: RunLogRecord[] = Array.from({ length: logsPerRun }, (_, n) => ({
-        taskRunId: `${run.id}/load`,
-        timeMs: n,
-        level: "info",
-        message: `row ${n} ${"x".repeat(200)}`,
-        source: "console",
-      }));
-      await backend.appendLogs(run.id, logs);
-      ids.push(run.id);
-    }
-    return ids;
-  } finally {
-    await backend.close();
-  }
-}
+/** Writes a valid state.db, the way tern writes it, with `runs` runs of `logsPerRun` log records each. Resolves the run ids. */
+const writeStateDb = (runs = 3, logsPerRun = 200) =>
+  writeRunsWithLogs(db, Array(runs).fill(logsPerRun), (runId, n) => ({
+    taskRunId: `${runId}/load`,
+    timeMs: n,
+    level: "info",
+    message: `row ${n} ${"x".repeat(200)}`,
+    source: "console",
+  }));
 
 async function overwrite(offset: number, bytes: number): Promise<void> {
   const file = await open(db, "r+");

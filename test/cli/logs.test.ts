@@ -5,9 +5,9 @@ import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import type { RunLogRecord } from "@tern/core/plugin";
 import { formatLogLine, SqliteBackend } from "@tern/core/runtime";
-import { registerTestFlow } from "@tern/test-support/flow-versions";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ROOT, type TernHome, ternHome } from "../support/cli.js";
+import { writeRunsWithLogs } from "../support/state-db.js";
 
 let t: TernHome;
 beforeEach(async () => {
@@ -16,34 +16,8 @@ beforeEach(async () => {
 afterEach(() => t.cleanup());
 
 /** A state.db under TERN_HOME with one run per entry of `counts`, each with that many log records. */
-async function runsWithLogs(
-  counts: readonly number[],
-  record: (runId: string, n: number) => RunLogRecord,
-): Promise<string[]> {
-  const backend = await SqliteBackend.open({ path: join(t.home, "state.db") });
-  try {
-    await registerTestFlow(backend, {
-      project: "default",
-      location: "flows/etl/manifest.json",
-      manifestHash: "b".repeat(64),
-    });
-    const ids: string[] = [];
-    for (const count of counts) {
-      const { run } = await backend.createRun({ project: "default", flow: "etl" });
-      for (let start = 0; start < count; start += 1000) {
-        const n = Math.min(1000, count - start);
-        await backend.appendLogs(
-          run.id,
-          Array.from({ length: n }, (_, i) => record(run.id, start + i)),
-        );
-      }
-      ids.push(run.id);
-    }
-    return ids;
-  } finally {
-    await backend.close();
-  }
-}
+const runsWithLogs = (counts: readonly number[], record: (runId: string, n: number) => RunLogRecord) =>
+  writeRunsWithLogs(join(t.home, "state.db"), counts, record);
 
 const small = (runId: string, n: number): RunLogRecord => ({
   taskRunId: `${runId}/${n % 3 === 0 ? "extract" : "load"}`,
