@@ -22,6 +22,27 @@ export const TaskStateChangeSchema = EventBridgeSchema.extend({
   "detail-type": z.literal("ECS Task State Change"),
   detail: z.looseObject({ taskArn: z.string() }),
 });
+export type TaskStateChange = z.infer<typeof TaskStateChangeSchema>;
+
+/** A checked event, or why it is not one. */
+export type Parsed<T> = { readonly ok: true; readonly event: T } | { readonly ok: false; readonly reason: string };
+
+/** Zod's issues on one line, each at its path: for a log line and a handler's `reason`. */
+function problemsOf(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => (issue.path.length === 0 ? issue.message : `${issue.path.join(".")}: ${issue.message}`))
+    .join("; ");
+}
+
+/**
+ * Reads a task-state handler's input. The event as it came is what the handler uses (the
+ * schema's copy drops fields it does not name); the schema only says that it is one.
+ */
+export function parseTaskStateChange(input: unknown): Parsed<TaskStateChange> {
+  const checked = TaskStateChangeSchema.safeParse(input);
+  if (checked.success) return { ok: true, event: input as TaskStateChange };
+  return { ok: false, reason: `not an ECS Task State Change event: ${problemsOf(checked.error)}` };
+}
 
 /** A trigger handler's input: the event, and the rule EventBridge matched when the stack says. */
 export type TriggerInput =
@@ -39,9 +60,8 @@ export function parseTriggerInput(input: unknown): TriggerInput {
   const bare = TriggerEventSchema.safeParse(input);
   if (bare.success) return { ok: true, event: input as TriggerEvent };
   const noKey = bare.error.issues.some((issue) => issue.path[0] === "id" || issue.path[0] === "source");
-  const problems = bare.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`).join("; ");
   return {
     ok: false,
-    reason: `not an EventBridge event: ${noKey ? "it needs a string id and source" : problems}`,
+    reason: `not an EventBridge event: ${noKey ? "it needs a string id and source" : problemsOf(bare.error)}`,
   };
 }

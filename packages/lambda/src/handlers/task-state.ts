@@ -9,6 +9,7 @@ import { isTerminalRunState } from "@tern/core/plugin";
 import { endOpenTaskRuns } from "@tern/core/runtime";
 import { decideRun, ecsClient, ecsDeployment } from "@tern/env-fargate";
 import type { EventBridgeEvent } from "aws-lambda";
+import { parseTaskStateChange } from "../events.js";
 import { logger, runtime } from "../runtime.js";
 
 export interface TaskStateResult {
@@ -28,12 +29,18 @@ export function runIdOf(detail: Partial<Task>): string | undefined {
   return startedBy?.startsWith("tern/") ? startedBy.slice("tern/".length) : undefined;
 }
 
-export async function handler(event: EventBridgeEvent<string, unknown>): Promise<TaskStateResult> {
-  const detail = (event as { detail?: unknown }).detail as Partial<Task> | undefined;
-  if (event?.["detail-type"] !== "ECS Task State Change" || typeof detail?.taskArn !== "string") {
-    logger.warn("not an ECS Task State Change event; ignored", { detailType: event?.["detail-type"], id: event?.id });
-    return { status: "ignored", reason: "not an ECS Task State Change event" };
+export async function handler(input: EventBridgeEvent<string, unknown>): Promise<TaskStateResult> {
+  const parsed = parseTaskStateChange(input);
+  if (!parsed.ok) {
+    logger.warn("not an ECS Task State Change event; ignored", {
+      reason: parsed.reason,
+      detailType: input?.["detail-type"],
+      id: input?.id,
+    });
+    return { status: "ignored", reason: parsed.reason };
   }
+  // The task as ECS described it: every field, not only those the schema names.
+  const detail = parsed.event.detail as Partial<Task> & { taskArn: string };
   const runId = runIdOf(detail);
   if (runId === undefined) return { status: "ignored", reason: "not a tern task" };
   const rt = await runtime("task-state", { ecs: true });
