@@ -4,6 +4,7 @@ import { createHmac, timingSafeEqual } from "node:crypto";
 export const SIGNATURE_HEADER = "x-tern-signature";
 
 type Headers = Readonly<Record<string, string | undefined>>;
+type Body = string | Uint8Array;
 
 /** The content type and the `ce-*` headers (lowercased names, sorted, values trimmed): what is signed besides the body. */
 function signedHeaders(headers: Headers): { contentType: string; ce: Array<readonly [string, string]> } {
@@ -16,7 +17,7 @@ function signedHeaders(headers: Headers): { contentType: string; ce: Array<reado
 }
 
 /** One length-prefixed field: `<UTF-8 byte length>:<bytes>`. */
-function field(value: string | Uint8Array): Buffer {
+function field(value: Body): Buffer {
   const bytes = typeof value === "string" ? Buffer.from(value, "utf8") : Buffer.from(value);
   return Buffer.concat([Buffer.from(`${bytes.byteLength}:`, "ascii"), bytes]);
 }
@@ -29,7 +30,7 @@ function field(value: string | Uint8Array): Buffer {
  * the content type decides how the body is read: all are signed, so a captured request cannot be
  * replayed with another id, type or source.
  */
-export function signedBytesV2(timestampSeconds: number | string, headers: Headers, body: string | Uint8Array): Buffer {
+export function signedBytesV2(timestampSeconds: number | string, headers: Headers, body: Body): Buffer {
   const { contentType, ce } = signedHeaders(headers);
   return Buffer.concat([
     field("tern-v2"),
@@ -52,38 +53,32 @@ export function signedText(timestampSeconds: number | string, headers: Headers):
   return ["tern-v1", String(timestampSeconds), contentType, ...ce.map(([n, v]) => `${n}:${v}`), ""].join("\n");
 }
 
-function macV2(key: string, t: number | string, headers: Headers, body: string | Uint8Array): Buffer {
-  return createHmac("sha256", key)
-    .update(signedBytesV2(t, headers, body))
-    .digest();
-}
+/** The HMAC-SHA256 of each signature version, over what that version covers. */
+const macs = {
+  v2: (key: string, t: number | string, headers: Headers, body: Body): Buffer =>
+    createHmac("sha256", key)
+      .update(signedBytesV2(t, headers, body))
+      .digest(),
+  v1: (key: string, t: number | string, headers: Headers, body: Body): Buffer =>
+    createHmac("sha256", key).update(signedText(t, headers)).update(body).digest(),
+} as const;
 
-function macV1(key: string, t: number | string, headers: Headers, body: string | Uint8Array): Buffer {
-  return createHmac("sha256", key).update(signedText(t, headers)).update(body).digest();
-}
+/** Makes a request's signature header: `t=<unix seconds>,<version>=<hex MAC>` (now, unless given a timestamp). */
+export type Signer = (key: string, headers: Headers, body: Body, timestampSeconds?: number) => string;
+
+const signer =
+  (version: keyof typeof macs): Signer =>
+  (key, headers, body, timestampSeconds = Math.floor(Date.now() / 1000)) =>
+    `t=${timestampSeconds},${version}=${macs[version](key, timestampSeconds, headers, body).toString("hex")}`;
 
 /**
  * The `X-Tern-Signature` value for a request: `t=<unix seconds>,v2=<hex HMAC-SHA256>` over
  * {@link signedBytesV2}. The timestamp is signed, so it cannot be moved forward.
  */
-export function signRequest(
-  key: string,
-  headers: Headers,
-  body: string | Uint8Array,
-  timestampSeconds = Math.floor(Date.now() / 1000),
-): string {
-  return `t=${timestampSeconds},v2=${macV2(key, timestampSeconds, headers, body).toString("hex")}`;
-}
+export const signRequest: Signer = signer("v2");
 
 /** The legacy `t=<unix seconds>,v1=<hex>` header (what senders made before v2); for tests and migrations. */
-export function signRequestV1(
-  key: string,
-  headers: Headers,
-  body: string | Uint8Array,
-  timestampSeconds = Math.floor(Date.now() / 1000),
-): string {
-  return `t=${timestampSeconds},v1=${macV1(key, timestampSeconds, headers, body).toString("hex")}`;
-}
+export const signRequestV1: Signer = signer("v1");
 
 /** A signing key, and whether it still accepts the legacy v1 format. */
 export interface SigningKey {
@@ -131,10 +126,11 @@ export function verifySignature(
   }
   const signingKeys = keys.map((k) => (typeof k === "string" ? { key: k, acceptsV1: true } : k));
   const expected = Buffer.from(given, "hex");
-  const matches =
-    v2 !== undefined
-      ? signingKeys.some(({ key }) => timingSafeEqual(macV2(key, t, headers, body), expected))
-      : signingKeys.some(({ key, acceptsV1 }) => acceptsV1 && timingSafeEqual(macV1(key, t, headers, body), expected));
+  const version = v2 !== undefined ? "v2" : "v1";
+  const matches = signingKeys.some(
+    ({ key, acceptsV1 }) =>
+      (version === "v2" || acceptsV1) && timingSafeEqual(macs[version](key, t, headers, body), expected),
+  );
   if (!matches) {
     return {
       kind: "mismatch",
