@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Logger } from "@aws-lambda-powertools/logger";
 import { DynamoDbBackend, parseDynamoDbUrl } from "@tern/backend-dynamodb";
+import { isTernError } from "@tern/core";
 import { type Backend, registerStorageLoader } from "@tern/core/plugin";
 import { Agent, forgetVerifiedManifests, RemoteLauncher } from "@tern/core/runtime";
 import "@tern/env-fargate";
@@ -107,7 +108,7 @@ export async function loadRules(config: LambdaConfig): Promise<TriggerRule[]> {
     const output = await client.send(new GetObjectCommand({ Bucket: source.s3.bucket, Key: source.s3.key }));
     return parseRules(await (output.Body as { transformToString(): Promise<string> }).transformToString(), where);
   } catch (error) {
-    if (error instanceof RulesError) throw error;
+    if (isTernError(error, "RULES")) throw error;
     throw new RulesError(`Could not read the trigger rules at ${where}: ${(error as Error).message}`);
   } finally {
     client.destroy();
