@@ -22,7 +22,7 @@ import type { Tasks } from "./lifecycle.js";
 import type { TaskDefinitions } from "./task-definitions.js";
 import { render, type TaskRecord } from "./task-record.js";
 import type { Throttling } from "./throttle.js";
-import type { FakeEcsRunner, LaunchOutcome, RunTaskFailure } from "./types.js";
+import type { FakeEcsRunner, LaunchOutcome, OperationHandlers, RunTaskFailure } from "./types.js";
 import {
   CLIENT_TOKEN_PATTERN,
   MAX_CONTAINER_OVERRIDES_CHARS,
@@ -60,6 +60,9 @@ export class RunTask {
   vcpuQuota: VcpuQuota | undefined;
 
   constructor(private readonly deps: RunTaskDeps) {}
+
+  /** The ECS operations this part serves. */
+  readonly operations = { RunTask: (input) => this.run(input as RunTaskRequest) } satisfies OperationHandlers;
 
   run(input: RunTaskRequest): unknown {
     const cluster = this.deps.clusters.resolve(input.cluster);

@@ -14,17 +14,7 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type {
-  DeregisterTaskDefinitionRequest,
-  DescribeTaskDefinitionRequest,
-  DescribeTasksRequest,
-  ListTaskDefinitionsRequest,
-  ListTasksRequest,
-  RegisterTaskDefinitionRequest,
-  RunTaskRequest,
-  StopTaskRequest,
-  TaskDefinition,
-} from "@aws-sdk/client-ecs";
+import type { TaskDefinition } from "@aws-sdk/client-ecs";
 import { ClientTokens } from "./client-tokens.js";
 import { type FakeEcsClock, realClock } from "./clock.js";
 import { Clusters } from "./clusters.js";
@@ -64,6 +54,8 @@ export class FakeEcs {
   private readonly tasks: Tasks;
   private readonly runTasks: RunTask;
   private readonly queries: TaskQueries;
+  /** Every operation's handler; each checks what ECS checks (required fields, limits). */
+  private readonly handlers: Record<FakeEcsOperation, (input: object) => unknown>;
   private readonly throttling: Throttling;
   private readonly callCounts: Record<FakeEcsOperation, number>;
   private readonly log: FakeEcsCall[] = [];
@@ -103,6 +95,7 @@ export class FakeEcs {
       throttling: this.throttling,
     });
     this.queries = new TaskQueries(this.region, this.clusters, this.tasks);
+    this.handlers = { ...this.definitions.operations, ...this.runTasks.operations, ...this.queries.operations };
     if (options.vcpuQuota !== undefined) this.setVcpuQuota(options.vcpuQuota);
     this.callCounts = Object.fromEntries(OPERATIONS.map((operation) => [operation, 0])) as Record<
       FakeEcsOperation,
@@ -313,7 +306,7 @@ export class FakeEcs {
       if (operation === "RunTask") this.throttling.take("runTask");
       if (operation === "RegisterTaskDefinition") this.throttling.take("registerTaskDefinition");
       if (!isRecord(input)) throw new EcsError("SerializationException", "The request body must be a JSON object.");
-      const output = this.dispatch(operation, input);
+      const output = this.handlers[operation](input);
       if (operation === "RunTask" && this.lostRunTaskAnswers > 0) {
         this.lostRunTaskAnswers -= 1;
         send(
@@ -331,28 +324,6 @@ export class FakeEcs {
       } else {
         send(response, 500, { __type: "ServerException", message: String(error) }, requestId);
       }
-    }
-  }
-
-  // The SDK sends these shapes; each handler checks what ECS checks (required fields, limits).
-  private dispatch(operation: FakeEcsOperation, input: object): unknown {
-    switch (operation) {
-      case "RegisterTaskDefinition":
-        return this.definitions.register(input as RegisterTaskDefinitionRequest);
-      case "DescribeTaskDefinition":
-        return this.definitions.describe(input as DescribeTaskDefinitionRequest);
-      case "ListTaskDefinitions":
-        return this.definitions.list(input as ListTaskDefinitionsRequest);
-      case "DeregisterTaskDefinition":
-        return this.definitions.deregister(input as DeregisterTaskDefinitionRequest);
-      case "RunTask":
-        return this.runTasks.run(input as RunTaskRequest);
-      case "DescribeTasks":
-        return this.queries.describe(input as DescribeTasksRequest);
-      case "StopTask":
-        return this.queries.stop(input as StopTaskRequest);
-      case "ListTasks":
-        return this.queries.list(input as ListTasksRequest);
     }
   }
 }

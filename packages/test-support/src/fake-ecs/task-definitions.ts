@@ -11,6 +11,7 @@ import type {
   TaskDefinition,
 } from "@aws-sdk/client-ecs";
 import { ECS_MESSAGES, EcsError, FAKE_ECS_ACCOUNT_ID } from "./errors.js";
+import type { OperationHandlers } from "./types.js";
 import {
   FAMILY_PATTERN,
   normaliseCpu,
@@ -34,6 +35,14 @@ export class TaskDefinitions {
   private failures = 0;
 
   constructor(private readonly region: string) {}
+
+  /** The ECS operations this part serves. */
+  readonly operations = {
+    RegisterTaskDefinition: (input) => this.register(input as RegisterTaskDefinitionRequest),
+    DescribeTaskDefinition: (input) => this.describe(input as DescribeTaskDefinitionRequest),
+    ListTaskDefinitions: (input) => this.list(input as ListTaskDefinitionsRequest),
+    DeregisterTaskDefinition: (input) => this.deregister(input as DeregisterTaskDefinitionRequest),
+  } satisfies OperationHandlers;
 
   /** The next `count` RegisterTaskDefinition calls fail. */
   failNext(count: number): void {

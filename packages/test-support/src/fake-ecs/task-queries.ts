@@ -4,6 +4,7 @@ import type { Clusters } from "./clusters.js";
 import { ECS_MESSAGES, EcsError, FAKE_ECS_ACCOUNT_ID } from "./errors.js";
 import type { Tasks } from "./lifecycle.js";
 import { render } from "./task-record.js";
+import type { OperationHandlers } from "./types.js";
 import { MAX_DESCRIBE_TASKS, paginate, requireString } from "./validate.js";
 
 export class TaskQueries {
@@ -12,6 +13,13 @@ export class TaskQueries {
     private readonly clusters: Clusters,
     private readonly tasks: Tasks,
   ) {}
+
+  /** The ECS operations this part serves. */
+  readonly operations = {
+    DescribeTasks: (input) => this.describe(input as DescribeTasksRequest),
+    StopTask: (input) => this.stop(input as StopTaskRequest),
+    ListTasks: (input) => this.list(input as ListTasksRequest),
+  } satisfies OperationHandlers;
 
   describe(input: DescribeTasksRequest): unknown {
     const cluster = this.clusters.resolve(input.cluster);

@@ -98,6 +98,12 @@ export interface FakeEcsCall {
   readonly atMs: number;
 }
 
+/**
+ * Operations of the fake by name, each serving the SDK's request (a JSON object, which the handler
+ * checks as ECS does) with its response. Each part of the fake lists the ones it serves.
+ */
+export type OperationHandlers = Partial<Record<FakeEcsOperation, (input: object) => unknown>>;
+
 export const OPERATIONS: readonly FakeEcsOperation[] = [
   "RegisterTaskDefinition",
   "DescribeTaskDefinition",
