@@ -6,14 +6,8 @@
  */
 import { createHash } from "node:crypto";
 import { NotFoundError, TernError } from "@tern/core";
-import {
-  BlobConflictError,
-  type BlobHead,
-  type BlobStore,
-  checkKey,
-  type PutOptions,
-  sha256Hex,
-} from "@tern/core/plugin";
+import type { BlobHead, BlobStore, PutOptions } from "@tern/core/plugin";
+import { BlobConflictError, checkKey, sha256Hex } from "@tern/core/plugin";
 
 export type Operation = "put" | "get" | "head" | "list" | "delete";
 

@@ -3,15 +3,8 @@ import { once } from "node:events";
 import type { Bucket, Storage as GcsClient, StorageOptions as GcsClientOptions } from "@google-cloud/storage";
 import type { PutOptions } from "@tern/core/plugin";
 import { readBody } from "./body.js";
-import {
-  base64ToHex,
-  CloudBlobStore,
-  type Failure,
-  type FailureKind,
-  type Hints,
-  type Operation,
-  type StoredObject,
-} from "./cloud-blob-store.js";
+import type { Failure, FailureKind, Hints, Operation, StoredObject } from "./cloud-blob-store.js";
+import { base64ToHex, CloudBlobStore } from "./cloud-blob-store.js";
 
 /** Options of {@link GCSBlobStore}. */
 export interface GCSBlobStoreOptions {

@@ -10,7 +10,7 @@ import { Storage, type StorageOptions } from "@tern/core";
 import { type BlobStore, type JsonValue, registerStorageType } from "@tern/core/plugin";
 import * as z from "zod/mini";
 import { GCSBlobStore } from "./gcs-blob-store.js";
-import { clientOptions, givenClient, parseOptions, rule, type Same, storageOptionsShape } from "./options.js";
+import { clientOptions, givenClient, parseOptions, rule, schemaOf, storageOptionsShape } from "./options.js";
 
 export { GCSBlobStore, type GCSBlobStoreOptions } from "./gcs-blob-store.js";
 
@@ -36,45 +36,44 @@ export interface GCSStorageOptions extends StorageOptions {
 // Project IDs are 6-30 lowercase letters, digits and hyphens; old ones may carry a domain ("example.com:p").
 const PROJECT_ID = /^([a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$/;
 
-const optionsSchema = z
-  .strictObject({
-    ...storageOptionsShape,
-    bucket: z.string().check(
+const optionsSchema = schemaOf<GCSStorageOptions>()(
+  z
+    .strictObject({
+      ...storageOptionsShape,
+      bucket: z.string().check(
+        rule(
+          (bucket) => bucketNameProblem(bucket) === undefined,
+          (bucket) =>
+            `bucket ${JSON.stringify(bucket)} is not a valid Cloud Storage bucket name: ${bucketNameProblem(bucket)} (see https://cloud.google.com/storage/docs/buckets#naming).`,
+        ),
+      ),
+      projectId: z.optional(z.string()),
+      storage: givenClient<GcsClient>(
+        "bucket",
+        "storage must be a Storage client from @google-cloud/storage (new Storage(...)).",
+      ),
+      storageOptions: clientOptions<GcsClientOptions>(
+        "storageOptions",
+        "@google-cloud/storage",
+        "apiEndpoint",
+        (options) => options.apiEndpoint,
+      ),
+    })
+    .check(
       rule(
-        (bucket) => bucketNameProblem(bucket) === undefined,
-        (bucket) =>
-          `bucket ${JSON.stringify(bucket)} is not a valid Cloud Storage bucket name: ${bucketNameProblem(bucket)} (see https://cloud.google.com/storage/docs/buckets#naming).`,
+        (o) => o.storage === undefined || o.storageOptions === undefined,
+        "give either storage or storageOptions, not both.",
+      ),
+      rule(
+        (o) => {
+          const projectId = o.projectId ?? o.storageOptions?.projectId;
+          return projectId === undefined || PROJECT_ID.test(String(projectId));
+        },
+        (o) =>
+          `projectId ${JSON.stringify(o.projectId ?? o.storageOptions?.projectId)} is not a Google Cloud project ID (6-30 lowercase letters, digits and hyphens, starting with a letter).`,
       ),
     ),
-    projectId: z.optional(z.string()),
-    storage: givenClient<GcsClient>(
-      "bucket",
-      "storage must be a Storage client from @google-cloud/storage (new Storage(...)).",
-    ),
-    storageOptions: clientOptions<GcsClientOptions>(
-      "storageOptions",
-      "@google-cloud/storage",
-      "apiEndpoint",
-      (options) => options.apiEndpoint,
-    ),
-  })
-  .check(
-    rule(
-      (o) => o.storage === undefined || o.storageOptions === undefined,
-      "give either storage or storageOptions, not both.",
-    ),
-    rule(
-      (o) => {
-        const projectId = o.projectId ?? o.storageOptions?.projectId;
-        return projectId === undefined || PROJECT_ID.test(String(projectId));
-      },
-      (o) =>
-        `projectId ${JSON.stringify(o.projectId ?? o.storageOptions?.projectId)} is not a Google Cloud project ID (6-30 lowercase letters, digits and hyphens, starting with a letter).`,
-    ),
-  );
-
-const typeMatches: Same<z.output<typeof optionsSchema>, GCSStorageOptions> = true;
-void typeMatches;
+);
 
 /** Flows stored in a Cloud Storage bucket, content-addressed under the storage's prefix. */
 export class GCSStorage extends Storage {

@@ -7,7 +7,18 @@ import { TernError } from "@tern/core";
 import * as z from "zod/mini";
 
 /** Compiles only when the two types are the same (each assignable to the other). */
-export type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+
+/**
+ * A driver's options schema, given back as it is once the compiler agrees that it parses exactly
+ * `T`, the options interface the driver documents: the schema and the interface cannot drift apart.
+ *
+ * @example
+ * const optionsSchema = schemaOf<S3StorageOptions>()(z.strictObject({ ... }));
+ */
+export function schemaOf<T>() {
+  return <S extends z.ZodMiniObject>(schema: S & (Same<z.output<S>, T> extends true ? unknown : never)): S => schema;
+}
 
 /** The options every storage takes (`StorageOptions`); the storage checks the prefix itself. */
 export const storageOptionsShape = {

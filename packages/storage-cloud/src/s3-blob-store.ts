@@ -1,15 +1,8 @@
 import type { S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
 import type { PutOptions } from "@tern/core/plugin";
 import { readBody } from "./body.js";
-import {
-  base64ToHex,
-  CloudBlobStore,
-  type Failure,
-  type FailureKind,
-  type Hints,
-  type Operation,
-  type StoredObject,
-} from "./cloud-blob-store.js";
+import type { Failure, FailureKind, Hints, Operation, StoredObject } from "./cloud-blob-store.js";
+import { base64ToHex, CloudBlobStore } from "./cloud-blob-store.js";
 
 /** Options of {@link S3BlobStore}. */
 export interface S3BlobStoreOptions {
