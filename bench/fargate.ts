@@ -34,6 +34,7 @@ import { ECSClient, RunTaskCommand } from "@aws-sdk/client-ecs";
 import type { Flow, Storage } from "@tern/core";
 import type { FlowVersionRecord, JsonValue, Manifest, RunRecord } from "@tern/core/plugin";
 import { LocalAgent, scheduleRun } from "@tern/core/runtime";
+import { startDynamoDbLocalOrSkip } from "./support/dynamodb-local.js";
 
 const RUNS = 200;
 const THROTTLED_RUNS = 1000;
@@ -49,15 +50,8 @@ export async function main(args: readonly string[] = []): Promise<void> {
 
 async function dispatchCase(): Promise<void> {
   const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-  let local: typeof import("@tern/test-support/dynamodb-local");
-  let server: Awaited<ReturnType<typeof local.startDynamoDbLocal>>;
-  try {
-    local = await import("@tern/test-support/dynamodb-local");
-    server = await local.startDynamoDbLocal();
-  } catch (error) {
-    console.log(JSON.stringify({ name: "fargate", skipped: (error as Error).message }));
-    return;
-  }
+  const server = await startDynamoDbLocalOrSkip({ name: "fargate" });
+  if (server === undefined) return;
   const home = await mkdtemp(join(tmpdir(), "tern-bench-fargate-"));
   const { FakeEcs } = await import("@tern/test-support/fake-ecs");
   const { setEcsClientFactory } = await import("@tern/env-fargate");
@@ -141,33 +135,12 @@ async function throttledCase(): Promise<void> {
   const home = await mkdtemp(join(tmpdir(), "tern-bench-fargate-throttled-"));
   const flowName = "fargate-bench";
   const { FakeEcs, scaledClock } = await import("@tern/test-support/fake-ecs");
-  const { clearDefinitionCache, FargateTaskEnvironment, setEcsClientFactory, setLaunchClock } = await import(
-    "@tern/env-fargate"
-  );
-  const { serverlessEnv, setEnv } = await import("@tern/test-support/serverless");
+  const { FargateTaskEnvironment } = await import("@tern/env-fargate");
+  const { launchOnClock } = await import("@tern/test-support/serverless");
   const timeScale = Number(process.env.TERN_BENCH_TIME_SCALE ?? 4);
   const clock = scaledClock(timeScale);
   const ecs = await FakeEcs.start({ clusters: ["tern"], launch: "none", startDelayMs: 0, clock });
-  setEnv(
-    serverlessEnv({
-      home,
-      table: "tern-bench",
-      // Only written into each task's overrides (the runner would read its run there): no server needed.
-      dynamodbEndpoint: "http://127.0.0.1:8000",
-      ecsEndpoint: ecs.endpoint,
-      image: "ghcr.io/tern/runner:bench",
-    }),
-  );
-  // No SDK retries: every RunTask on the wire is tern's own, paced and backed off on the launch clock.
-  const client = new ECSClient({
-    region: "us-east-1",
-    endpoint: ecs.endpoint,
-    credentials: { accessKeyId: "bench", secretAccessKey: "bench" },
-    maxAttempts: 1,
-  });
-  setEcsClientFactory(() => client);
-  clearDefinitionCache();
-  setLaunchClock(clock);
+  const undoLaunchSetup = launchOnClock(ecs, clock, { home, table: "tern-bench", image: "ghcr.io/tern/runner:bench" });
   try {
     const flowVersion = {
       project: "bench",
@@ -272,9 +245,7 @@ async function throttledCase(): Promise<void> {
       }),
     );
   } finally {
-    setLaunchClock(undefined);
-    setEcsClientFactory(undefined);
-    client.destroy();
+    undoLaunchSetup();
     await ecs.close();
     await rm(home, { recursive: true, force: true });
   }

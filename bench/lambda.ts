@@ -17,11 +17,11 @@
  * Prints one JSON line per figure.
  */
 import { spawnSync } from "node:child_process";
-import { randomUUID } from "node:crypto";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { startDynamoDbLocalOrSkip } from "./support/dynamodb-local.js";
 
 const EVENTS = 200;
 const HANDLERS = ["agent", "task-state", "trigger", "cloudevents"] as const;
@@ -107,22 +107,15 @@ async function sizesAndColdStarts(): Promise<void> {
 }
 
 async function eventToRunTask(): Promise<void> {
-  let local: typeof import("@tern/test-support/dynamodb-local");
-  let db: Awaited<ReturnType<typeof local.startDynamoDbLocal>>;
-  try {
-    local = await import("@tern/test-support/dynamodb-local");
-    db = await local.startDynamoDbLocal();
-  } catch (error) {
-    console.log(JSON.stringify({ name: "lambda", figure: "event_to_run_task", skipped: (error as Error).message }));
-    return;
-  }
+  const db = await startDynamoDbLocalOrSkip({ name: "lambda", figure: "event_to_run_task" });
+  if (db === undefined) return;
   const { startS3rver } = await import("@tern/test-support/servers");
   const { FakeEcs } = await import("@tern/test-support/fake-ecs");
   const s3 = await startS3rver(["tern-fargate"]);
   const ecs = await FakeEcs.start({ clusters: ["tern"], launch: "none", startDelayMs: 0 });
   const home = await mkdtemp(join(tmpdir(), "tern-bench-lambda-"));
   try {
-    const { serverlessEnv, setEnv, openLocalTable } = await import("@tern/test-support/serverless");
+    const { serverlessEnv, setEnv, openLocalTable, objectCreatedEvent } = await import("@tern/test-support/serverless");
     setEnv({
       ...serverlessEnv({
         home,
@@ -148,17 +141,7 @@ async function eventToRunTask(): Promise<void> {
     const { handler } = await import("@tern/lambda/handlers/trigger");
     const { logger } = await import("@tern/lambda/runtime");
     logger.setLogLevel("ERROR");
-    const event = (key: string) => ({
-      version: "0",
-      id: randomUUID(),
-      "detail-type": "Object Created",
-      source: "aws.s3",
-      account: "123456789012",
-      time: new Date().toISOString(),
-      region: "us-east-1",
-      resources: ["arn:aws:s3:::uploads"],
-      detail: { bucket: { name: "uploads" }, object: { key, size: 1 } },
-    });
+    const event = (key: string) => objectCreatedEvent("uploads", key);
     // Warm: the first invocation opens the backend and reads the rules (the cold start).
     await handler(event("warm-up"));
     const { runtime } = await import("@tern/lambda/runtime");

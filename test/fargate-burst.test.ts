@@ -12,13 +12,12 @@ import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ECSClient } from "@aws-sdk/client-ecs";
 import type { Flow } from "@tern/core";
 import type { Backend } from "@tern/core/plugin";
 import { LocalAgent, SqliteBackend } from "@tern/core/runtime";
-import { clearDefinitionCache, runTaskPacer, setEcsClientFactory, setLaunchClock } from "@tern/env-fargate";
+import { runTaskPacer } from "@tern/env-fargate";
 import { FakeEcs, scaledClock } from "@tern/test-support/fake-ecs";
-import { serverlessEnv, setEnv } from "@tern/test-support/serverless";
+import { launchOnClock } from "@tern/test-support/serverless";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 
 const RUNS = 1000;
@@ -28,7 +27,7 @@ const LOST_ANSWERS = 25;
 let backend: Backend;
 let ecs: FakeEcs;
 let home: string;
-let restoreEnv: () => void;
+let undoLaunchSetup: () => void;
 
 /**
  * The backend as a Fargate agent's: tasks are told a DynamoDB table (FargateTaskEnvironment
@@ -59,37 +58,16 @@ beforeAll(async () => {
       registerTaskDefinition: { burst: 1, perSecond: 1 },
     },
   });
-  restoreEnv = setEnv(
-    serverlessEnv({
-      home,
-      table: "tern-burst",
-      // Only written into each task's overrides (the runner would read its run there): no server needed.
-      dynamodbEndpoint: "http://127.0.0.1:8000",
-      ecsEndpoint: ecs.endpoint,
-      image: "ghcr.io/tern/runner:burst",
-    }),
-  );
+  undoLaunchSetup = launchOnClock(ecs, clock, { home, table: "tern-burst", image: "ghcr.io/tern/runner:burst" });
   backend = reachableFromTasks(await SqliteBackend.open({ path: join(home, "state.db") }));
-  // No SDK retries: every RunTask on the wire is tern's own, paced and backed off on the launch clock.
-  const client = new ECSClient({
-    region: "us-east-1",
-    endpoint: ecs.endpoint,
-    credentials: { accessKeyId: "fake", secretAccessKey: "fake" },
-    maxAttempts: 1,
-  });
-  setEcsClientFactory(() => client);
-  clearDefinitionCache();
-  setLaunchClock(clock);
   const { burst } = (await import("./fixtures/fargate-burst-flow.js")) as { burst: Flow };
   await burst.register("burst", { backend });
 }, 90_000);
 
 afterAll(async () => {
-  setLaunchClock(undefined);
-  setEcsClientFactory(undefined);
+  undoLaunchSetup?.();
   await ecs?.close();
   await backend?.close();
-  restoreEnv?.();
   await rm(home, { recursive: true, force: true });
 });
 

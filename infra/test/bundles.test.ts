@@ -14,7 +14,13 @@ import type { Flow } from "@tern/core";
 import type { Backend } from "@tern/core/plugin";
 import { type DynamoDbLocal, startDynamoDbLocal } from "@tern/test-support/dynamodb-local";
 import { FakeEcs } from "@tern/test-support/fake-ecs";
-import { openLocalTable, serverlessEnv, setEnv, taskStateEvent } from "@tern/test-support/serverless";
+import {
+  objectCreatedEvent,
+  openLocalTable,
+  serverlessEnv,
+  setEnv,
+  taskStateEvent,
+} from "@tern/test-support/serverless";
 import { type LocalServer, S3RVER_CREDENTIALS, startS3rver } from "@tern/test-support/servers";
 import { App } from "aws-cdk-lib";
 import { Template } from "aws-cdk-lib/assertions";
@@ -131,18 +137,7 @@ describe("the Lambda bundles cdk synth writes", { timeout: 60_000 }, () => {
   });
 
   it("trigger: an S3 event starts a run and launches its task at once", async () => {
-    const event = {
-      version: "0",
-      id: randomUUID(),
-      "detail-type": "Object Created",
-      source: "aws.s3",
-      account: "123456789012",
-      time: new Date().toISOString(),
-      region: "us-east-1",
-      resources: ["arn:aws:s3:::uploads"],
-      detail: { bucket: { name: "uploads" }, object: { key: "in/1.csv", size: 1 } },
-    };
-    const result = await handlers.trigger?.(event);
+    const result = await handlers.trigger?.(objectCreatedEvent("uploads", "in/1.csv"));
     const runs = (result?.runs ?? []) as Array<{ runId: string; dispatch: string }>;
     const runId = runs[0]?.runId as string;
     expect(result).toMatchObject({ status: "started", runs: [{ dispatch: "submitted" }] });

@@ -4,7 +4,10 @@
  * the `ECS Task State Change` event EventBridge would deliver for a task.
  */
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { ECSClient } from "@aws-sdk/client-ecs";
 import { createTernTable, DynamoDbBackend } from "@tern/backend-dynamodb";
+import { clearDefinitionCache, type LaunchClock, setEcsClientFactory, setLaunchClock } from "@tern/env-fargate";
+import type { FakeEcs } from "./fake-ecs.js";
 import { S3RVER_CREDENTIALS } from "./servers.js";
 
 /** Where the local servers listen, and what differs between callers. */
@@ -53,6 +56,39 @@ export function setEnv(values: Readonly<Record<string, string>>): () => void {
   };
 }
 
+/**
+ * Makes this process a Fargate agent launching into `fake` on `clock`, as the throttling test and
+ * benchmark need: the stack's environment for `table` (its DynamoDB endpoint only goes into the
+ * tasks' overrides, which the fake never runs, so no server is needed), one ECS client without
+ * SDK retries (every RunTask on the wire is then tern's own, paced and backed off on the launch
+ * clock), no task definition cached from before, and `clock` as the launch clock. Returns the
+ * function that undoes it all but the fake, which stays open.
+ */
+export function launchOnClock(
+  fake: FakeEcs,
+  clock: LaunchClock,
+  env: { readonly home: string; readonly table: string; readonly image: string },
+): () => void {
+  const restoreEnv = setEnv(
+    serverlessEnv({ ...env, dynamodbEndpoint: "http://127.0.0.1:8000", ecsEndpoint: fake.endpoint }),
+  );
+  const client = new ECSClient({
+    region: "us-east-1",
+    endpoint: fake.endpoint,
+    credentials: { accessKeyId: "fake", secretAccessKey: "fake" },
+    maxAttempts: 1,
+  });
+  setEcsClientFactory(() => client);
+  clearDefinitionCache();
+  setLaunchClock(clock);
+  return () => {
+    setLaunchClock(undefined);
+    setEcsClientFactory(undefined);
+    client.destroy();
+    restoreEnv();
+  };
+}
+
 /** Creates the state table on DynamoDB Local and opens a backend on it (its URL names the endpoint). */
 export async function openLocalTable(dynamodbEndpoint: string, table: string): Promise<DynamoDbBackend> {
   const client = new DynamoDBClient({ region: "us-east-1", endpoint: dynamodbEndpoint });
@@ -83,6 +119,20 @@ export function eventBridgeEvent<Detail>(
     resources: [...resources],
     detail,
   };
+}
+
+/** The `Object Created` event EventBridge delivers for `key` put in `bucket` (the shape of AWS's documented sample). */
+export function objectCreatedEvent(bucket: string, key: string, id?: string) {
+  const detail = {
+    version: "0",
+    bucket: { name: bucket },
+    object: { key, size: 5, etag: "b1946ac92492d2347c6235b4d2611184", sequencer: "00617F08299329D189" },
+    "request-id": "N4N7GDK58NMKJ12R",
+    requester: "123456789012",
+    "source-ip-address": "1.2.3.4",
+    reason: "PutObject",
+  };
+  return eventBridgeEvent("Object Created", "aws.s3", [`arn:aws:s3:::${bucket}`], detail, id);
 }
 
 /** The `ECS Task State Change` event for a task as the fake describes it (times as ISO strings). */

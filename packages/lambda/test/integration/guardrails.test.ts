@@ -1,25 +1,16 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { Flow } from "@tern/core";
 import type { Backend } from "@tern/core/plugin";
-import { type DynamoDbLocal, startDynamoDbLocal } from "@tern/test-support/dynamodb-local";
-import { FakeEcs } from "@tern/test-support/fake-ecs";
-import { openLocalTable, scheduledEvent, serverlessEnv, setEnv } from "@tern/test-support/serverless";
-import { type LocalServer, startS3rver } from "@tern/test-support/servers";
+import type { FakeEcs } from "@tern/test-support/fake-ecs";
+import { scheduledEvent } from "@tern/test-support/serverless";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { handler as agentHandler } from "../../src/handlers/agent.js";
-import { logger, resetRuntimes } from "../../src/runtime.js";
+import { type HandlerWorld, startHandlerWorld } from "./handler-setup.js";
 
 const PROJECT = "guardrails";
-const IMAGE = "ghcr.io/tern/runner:test";
 
-let db: DynamoDbLocal;
-let s3: LocalServer;
+let world: HandlerWorld | undefined;
 let ecs: FakeEcs;
 let backend: Backend;
-let home: string;
-let restoreEnv: () => void = () => {};
 
 const tick = () => agentHandler(scheduledEvent(), { getRemainingTimeInMillis: () => 60_000 });
 
@@ -27,40 +18,23 @@ const callsOf = (operation: string) =>
   ecs.callLog.filter((c) => c.operation === operation).map((c) => c.input as Record<string, unknown>);
 
 beforeAll(async () => {
-  home = await mkdtemp(join(tmpdir(), "tern-guardrails-"));
-  logger.setLogLevel("WARN");
-  [db, s3, ecs] = await Promise.all([
-    startDynamoDbLocal(),
-    startS3rver(["tern-guardrails"]),
-    FakeEcs.start({ clusters: ["tern"], launch: "none", pullableImages: (image) => image === IMAGE }),
-  ]);
-  restoreEnv = setEnv({
-    ...serverlessEnv({
-      home,
-      table: "tern-guardrails",
-      dynamodbEndpoint: db.endpoint,
-      s3Endpoint: s3.endpoint,
-      ecsEndpoint: ecs.endpoint,
-      image: IMAGE,
-    }),
-    AWS_LAMBDA_FUNCTION_NAME: "tern-guardrails-test",
-    // What infra/lib/handlers.ts sets on every launching function.
-    TERN_ECS_ENFORCE_NETWORK: "true",
-    TERN_ECS_FAMILY_PREFIX: "tern-",
-    TERN_ECS_STACK_TAG: "TernStack",
+  world = await startHandlerWorld({
+    name: "guardrails",
+    bucket: "tern-guardrails",
+    env: {
+      // What infra/lib/handlers.ts sets on every launching function.
+      TERN_ECS_ENFORCE_NETWORK: "true",
+      TERN_ECS_FAMILY_PREFIX: "tern-",
+      TERN_ECS_STACK_TAG: "TernStack",
+    },
   });
-  backend = await openLocalTable(db.endpoint, "tern-guardrails");
+  [ecs] = world.ecs as [FakeEcs];
+  ({ backend } = world);
   const flows = (await import("../fixtures/guardrail-flows.js")) as Record<string, Flow>;
   for (const flow of Object.values(flows)) await flow.register(PROJECT, { backend });
 }, 90_000);
 
-afterAll(async () => {
-  await resetRuntimes();
-  await backend?.close();
-  await Promise.all([db?.stop(), s3?.stop(), ecs?.close()]);
-  restoreEnv();
-  await rm(home, { recursive: true, force: true });
-});
+afterAll(() => world?.close());
 
 describe("the stack's guardrails in the Lambda agent", { timeout: 60_000 }, () => {
   it("fails runs whose manifest asks for another subnet, a public IP or another family, naming the setting, and launches only the compliant one", async () => {

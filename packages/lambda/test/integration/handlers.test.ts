@@ -1,42 +1,30 @@
 /**
  * The Lambda handlers called with real-shaped events, against DynamoDB Local (state), s3rver
- * (flows) and the fake ECS of test/support/fake-ecs.ts (reached through AWS_ENDPOINT_URL_ECS, as
+ * (flows) and the fake ECS of @tern/test-support/fake-ecs (reached through AWS_ENDPOINT_URL_ECS, as
  * the default ECS client would in Lambda).
  */
 import { randomUUID } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import type { Flow } from "@tern/core";
 import type { Backend, RunRecord } from "@tern/core/plugin";
-import { type DynamoDbLocal, startDynamoDbLocal } from "@tern/test-support/dynamodb-local";
-import { FakeEcs } from "@tern/test-support/fake-ecs";
+import type { FakeEcs } from "@tern/test-support/fake-ecs";
 import { type S3FaultProxy, startS3FaultProxy } from "@tern/test-support/fault-proxy";
-import {
-  eventBridgeEvent,
-  openLocalTable,
-  scheduledEvent,
-  serverlessEnv,
-  setEnv,
-  taskStateEvent,
-} from "@tern/test-support/serverless";
-import { type LocalServer, startS3rver } from "@tern/test-support/servers";
+import { objectCreatedEvent, scheduledEvent, setEnv, taskStateEvent } from "@tern/test-support/serverless";
 import type { SQSEvent } from "aws-lambda";
 import { mockClient } from "aws-sdk-client-mock";
 import "aws-sdk-client-mock-vitest/extend";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished } from "vitest";
 import { ConfigError } from "../../src/config.js";
 import { handler as agentHandler } from "../../src/handlers/agent.js";
 import { handler as cloudEventsHandler } from "../../src/handlers/cloudevents.js";
 import { handler as taskStateHandler } from "../../src/handlers/task-state.js";
 import { handler as triggerHandler } from "../../src/handlers/trigger.js";
-import { logger, resetRuntimes } from "../../src/runtime.js";
+import { resetRuntimes } from "../../src/runtime.js";
 import { SIGNATURE_HEADER, signRequest, signRequestV1 } from "../../src/signature.js";
+import { type HandlerWorld, startHandlerWorld, withEnv } from "./handler-setup.js";
 
 const PROJECT = "lambda";
-const IMAGE = "ghcr.io/tern/runner:test";
 const HMAC_KEY = "a-test-signing-key-of-32-characters-or-more";
 const RULES = [
   {
@@ -55,14 +43,11 @@ const RULES = [
   },
 ];
 
-let db: DynamoDbLocal;
-let s3: LocalServer;
+let world: HandlerWorld | undefined;
 /** In front of s3rver: the flows are stored through it, so S3 can be made to answer 503. */
 let s3Proxy: S3FaultProxy;
 let ecs: FakeEcs;
 let backend: Backend;
-let home: string;
-let restoreEnv: () => void = () => {};
 
 const runsOf = async (flow: string): Promise<RunRecord[]> => backend.listRuns({ project: PROJECT, flow, limit: 1000 });
 const tasksOf = (runId: string) => ecs.launchedTasks.filter((t) => t.environment?.TERN_RUN_ID === runId);
@@ -71,19 +56,8 @@ const context = (remainingMs: number) => {
   return { getRemainingTimeInMillis: () => end - Date.now() };
 };
 
-/** An S3 "Object Created" event as EventBridge delivers it (shape of AWS's documented sample). */
-function objectCreated(key: string, id = randomUUID()) {
-  const detail = {
-    version: "0",
-    bucket: { name: "uploads" },
-    object: { key, size: 5, etag: "b1946ac92492d2347c6235b4d2611184", sequencer: "00617F08299329D189" },
-    "request-id": "N4N7GDK58NMKJ12R",
-    requester: "123456789012",
-    "source-ip-address": "1.2.3.4",
-    reason: "PutObject",
-  };
-  return eventBridgeEvent("Object Created", "aws.s3", ["arn:aws:s3:::uploads"], detail, id);
-}
+/** An S3 "Object Created" event for `key` in bucket "uploads", as EventBridge delivers it. */
+const objectCreated = (key: string, id?: string) => objectCreatedEvent("uploads", key, id);
 
 /** A function URL request (payload 2.0) with `body`. */
 function httpRequest(body: string, headers: Record<string, string>, iam = false) {
@@ -112,40 +86,26 @@ const signed = (body: string, at?: number, key = HMAC_KEY) => {
 };
 
 beforeAll(async () => {
-  home = await mkdtemp(join(tmpdir(), "tern-lambda-"));
-  logger.setLogLevel("WARN");
-  [db, s3, ecs] = await Promise.all([
-    startDynamoDbLocal(),
-    startS3rver(["tern-fargate"]),
-    FakeEcs.start({ clusters: ["tern"], launch: "none", pullableImages: (image) => image === IMAGE }),
-  ]);
-  s3Proxy = await startS3FaultProxy(s3.endpoint);
-  restoreEnv = setEnv({
-    ...serverlessEnv({
-      home,
-      table: "tern-lambda",
-      dynamodbEndpoint: db.endpoint,
-      s3Endpoint: s3Proxy.endpoint,
-      ecsEndpoint: ecs.endpoint,
-      image: IMAGE,
-    }),
-    AWS_LAMBDA_FUNCTION_NAME: "tern-test",
-    TERN_TRIGGER_RULES: JSON.stringify(RULES),
-    TERN_CLOUDEVENTS_AUTH: "hmac",
-    TERN_CLOUDEVENTS_SECRET: HMAC_KEY,
+  world = await startHandlerWorld({
+    name: "lambda",
+    bucket: "tern-fargate",
+    env: {
+      TERN_TRIGGER_RULES: JSON.stringify(RULES),
+      TERN_CLOUDEVENTS_AUTH: "hmac",
+      TERN_CLOUDEVENTS_SECRET: HMAC_KEY,
+    },
+    s3Front: async (s3) => {
+      s3Proxy = await startS3FaultProxy(s3.endpoint);
+      return s3Proxy;
+    },
   });
-  backend = await openLocalTable(db.endpoint, "tern-lambda");
+  [ecs] = world.ecs as [FakeEcs];
+  ({ backend } = world);
   const flows = (await import("@tern/test-support/fargate-flows")) as Record<string, Flow>;
   for (const name of ["etl", "brokenImage", "ingest"]) await flows[name]?.register(PROJECT, { backend });
 }, 90_000);
 
-afterAll(async () => {
-  await resetRuntimes();
-  await backend?.close();
-  await Promise.all([db?.stop(), s3Proxy?.close(), s3?.stop(), ecs?.close()]);
-  restoreEnv();
-  await rm(home, { recursive: true, force: true });
-});
+afterAll(() => world?.close());
 
 describe("the scheduled agent", { timeout: 60_000 }, () => {
   beforeEach(async () => {
@@ -475,12 +435,8 @@ describe("CloudEvents over HTTP", { timeout: 60_000 }, () => {
     const oldKey = "o".repeat(40);
     const newKey = "n".repeat(40);
     const secrets = mockClient(SecretsManagerClient);
+    onTestFinished(() => secrets.restore());
     secrets.on(GetSecretValueCommand).resolves({ SecretString: oldKey });
-    const restore = setEnv({
-      TERN_CLOUDEVENTS_SECRET: "",
-      TERN_CLOUDEVENTS_SECRET_ARN: "arn:aws:secretsmanager:us-east-1:123456789012:secret:tern-cloudevents-AbCdEf",
-    });
-    await resetRuntimes();
     const send = (key: string, v1 = false) => {
       const body = structured(randomUUID());
       const headers = { "content-type": "application/cloudevents+json" };
@@ -489,7 +445,11 @@ describe("CloudEvents over HTTP", { timeout: 60_000 }, () => {
         statusCode: number;
       }>;
     };
-    try {
+    const secretInSecretsManager = {
+      TERN_CLOUDEVENTS_SECRET: "",
+      TERN_CLOUDEVENTS_SECRET_ARN: "arn:aws:secretsmanager:us-east-1:123456789012:secret:tern-cloudevents-AbCdEf",
+    };
+    await withEnv(secretInSecretsManager, async () => {
       expect((await send(oldKey)).statusCode).toBe(202);
       // Senders of the format before v2 keep working with the key they have.
       expect((await send(oldKey, true)).statusCode).toBe(202);
@@ -504,34 +464,24 @@ describe("CloudEvents over HTTP", { timeout: 60_000 }, () => {
       // v1 lasts one rotation: the previous key accepts it, the new current key does not.
       expect((await send(oldKey, true)).statusCode).toBe(202);
       expect((await send(newKey, true)).statusCode).toBe(401);
-    } finally {
-      secrets.restore();
-      restore();
-      await resetRuntimes();
-    }
+    });
   });
 
   it("refuses an oversized body before the cold start reads its configuration", async () => {
     // A configuration that cannot start: anything that reached the cold start would throw.
-    const restore = setEnv({ TERN_BACKEND: "" });
-    await resetRuntimes();
-    try {
+    await withEnv({ TERN_BACKEND: "" }, async () => {
       const huge = structured(randomUUID(), "com.acme.order.created", { pad: "x".repeat(300 * 1024) });
       expect(await cloudEventsHandler(httpRequest(huge, signed(huge)))).toMatchObject({ statusCode: 413 });
       const small = structured(randomUUID());
       await expect(cloudEventsHandler(httpRequest(small, signed(small)))).rejects.toThrow(ConfigError);
-    } finally {
-      restore();
-      await resetRuntimes();
-    }
+    });
   });
 
   it("with a launch queue, answers 202 once the run exists and hands the launch to the queue, which the agent consumes", async () => {
     const queueUrl = "https://sqs.us-east-1.amazonaws.com/123456789012/tern-launch";
     const queue = mockClient(SQSClient);
+    onTestFinished(() => queue.restore());
     queue.on(SendMessageCommand).resolves({ MessageId: "m-1" });
-    const restore = setEnv({ TERN_LAUNCH_QUEUE_URL: queueUrl });
-    await resetRuntimes();
     const sqsEvent = (body: string): SQSEvent => ({
       Records: [
         {
@@ -552,15 +502,19 @@ describe("CloudEvents over HTTP", { timeout: 60_000 }, () => {
         },
       ],
     });
-    try {
-      const runTasks = ecs.calls.RunTask;
+    /** Posts a signed new event and checks the 202; resolves the id of the run it started. */
+    const accepted = async () => {
       const body = structured(randomUUID());
       const response = (await cloudEventsHandler(httpRequest(body, signed(body)), context(30_000))) as {
         statusCode: number;
         body: string;
       };
       expect(response.statusCode).toBe(202);
-      const runId = JSON.parse(response.body).runs[0].runId as string;
+      return JSON.parse(response.body).runs[0].runId as string;
+    };
+    await withEnv({ TERN_LAUNCH_QUEUE_URL: queueUrl }, async () => {
+      const runTasks = ecs.calls.RunTask;
+      const runId = await accepted();
       // Answered before any launch: the run exists, Scheduled, and ECS was not called.
       expect(await backend.getRun(runId)).toMatchObject({ state: "Scheduled" });
       expect(ecs.calls.RunTask).toBe(runTasks);
@@ -581,34 +535,19 @@ describe("CloudEvents over HTTP", { timeout: 60_000 }, () => {
 
       // The queue unreachable: still 202 (the run exists; the agent's next tick launches it).
       queue.on(SendMessageCommand).rejects(new Error("connect ETIMEDOUT"));
-      const other = structured(randomUUID());
-      const lost = (await cloudEventsHandler(httpRequest(other, signed(other)), context(30_000))) as {
-        statusCode: number;
-        body: string;
-      };
-      expect(lost.statusCode).toBe(202);
-      const lostRun = JSON.parse(lost.body).runs[0].runId as string;
+      const lostRun = await accepted();
       expect(await backend.getRun(lostRun)).toMatchObject({ state: "Scheduled" });
       await agentHandler({}, context(60_000));
       expect(await backend.getRun(lostRun)).toMatchObject({ state: "Submitted" });
-    } finally {
-      queue.restore();
-      restore();
-      await resetRuntimes();
-    }
+    });
   });
 
   it("with IAM auth, refuses a request without an IAM identity and accepts one with it", async () => {
-    const restore = setEnv({ TERN_CLOUDEVENTS_AUTH: "iam" });
-    await resetRuntimes();
-    try {
+    await withEnv({ TERN_CLOUDEVENTS_AUTH: "iam" }, async () => {
       const body = structured(randomUUID());
       const headers = { "content-type": "application/cloudevents+json" };
       expect(await cloudEventsHandler(httpRequest(body, headers))).toMatchObject({ statusCode: 401 });
       expect(await cloudEventsHandler(httpRequest(body, headers, true))).toMatchObject({ statusCode: 202 });
-    } finally {
-      restore();
-      await resetRuntimes();
-    }
+    });
   });
 });

@@ -4,70 +4,44 @@
  * code's plain-words diagnosis: a task that never started is relaunched (AWS's fault, not the
  * flow's); one whose runner had started fails with the explanation and the advice.
  */
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { Flow } from "@tern/core";
 import type { Backend } from "@tern/core/plugin";
 import { setEcsClientFactory } from "@tern/env-fargate";
-import { type DynamoDbLocal, startDynamoDbLocal } from "@tern/test-support/dynamodb-local";
-import { FakeEcs } from "@tern/test-support/fake-ecs";
+import type { FakeEcs } from "@tern/test-support/fake-ecs";
 import { useFakeEcs as useEcs } from "@tern/test-support/fargate-setup";
-import { openLocalTable, serverlessEnv, setEnv, taskStateEvent } from "@tern/test-support/serverless";
-import { type LocalServer, startS3rver } from "@tern/test-support/servers";
+import { taskStateEvent } from "@tern/test-support/serverless";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { handler as agentHandler } from "../../src/handlers/agent.js";
 import { handler as taskStateHandler } from "../../src/handlers/task-state.js";
-import { logger, resetRuntimes } from "../../src/runtime.js";
+import { resetRuntimes } from "../../src/runtime.js";
+import { type HandlerWorld, startHandlerWorld } from "./handler-setup.js";
 
 const PROJECT = "stop-codes";
-const IMAGE = "ghcr.io/tern/runner:test";
 const FLOW = "guarded-compliant";
 
-let db: DynamoDbLocal;
-let s3: LocalServer;
+let world: HandlerWorld | undefined;
 /** Tasks that start at once (the runner's container gets to RUNNING). */
 let fast: FakeEcs;
 /** Tasks that take 8 s to start (and to deprovision): stopped at once, they never started. */
 let slow: FakeEcs;
 let backend: Backend;
-let home: string;
-let restoreEnv: () => void = () => {};
 const context = { getRemainingTimeInMillis: () => 60_000 };
 
 beforeAll(async () => {
-  home = await mkdtemp(join(tmpdir(), "tern-stop-codes-"));
-  logger.setLogLevel("WARN");
-  const options = { clusters: ["tern"], launch: "none" as const, pullableImages: (image: string) => image === IMAGE };
-  [db, s3, fast, slow] = await Promise.all([
-    startDynamoDbLocal(),
-    startS3rver(["tern-guardrails"]),
-    FakeEcs.start(options),
-    FakeEcs.start({ ...options, startDelayMs: 8_000 }),
-  ]);
-  restoreEnv = setEnv({
-    ...serverlessEnv({
-      home,
-      table: "tern-stop-codes",
-      dynamodbEndpoint: db.endpoint,
-      s3Endpoint: s3.endpoint,
-      ecsEndpoint: fast.endpoint,
-      image: IMAGE,
-    }),
-    AWS_LAMBDA_FUNCTION_NAME: "tern-stop-codes-test",
+  world = await startHandlerWorld({
+    name: "stop-codes",
+    bucket: "tern-guardrails",
+    ecs: [{}, { startDelayMs: 8_000 }],
   });
-  backend = await openLocalTable(db.endpoint, "tern-stop-codes");
+  [fast, slow] = world.ecs as [FakeEcs, FakeEcs];
+  ({ backend } = world);
   const flows = (await import("../fixtures/guardrail-flows.js")) as Record<string, Flow>;
   await flows.compliant?.register(PROJECT, { backend });
 }, 90_000);
 
 afterAll(async () => {
   setEcsClientFactory(undefined);
-  await resetRuntimes();
-  await backend?.close();
-  await Promise.all([db?.stop(), s3?.stop(), fast?.close(), slow?.close()]);
-  restoreEnv();
-  await rm(home, { recursive: true, force: true });
+  await world?.close();
 });
 
 async function launched(fake: FakeEcs): Promise<{ runId: string; taskArn: string }> {
