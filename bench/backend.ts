@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Backend } from "@tern/core/plugin";
 import { SqliteBackend } from "@tern/core/runtime";
+import { registerTestFlow } from "@tern/test-support/flow-versions";
 
 const RUNS = 2_000;
 
@@ -32,17 +33,7 @@ function counted(backend: Backend): { backend: Backend; calls: () => number } {
   return { backend: proxy, calls: () => calls };
 }
 
-async function setup(backend: Backend): Promise<void> {
-  await backend.registerFlowVersion({
-    project: "bench",
-    flow: "f",
-    labels: [],
-    storage: { type: "MemoryStorage", options: {} },
-    location: "flows/f/x.json",
-    manifestHash: "d".repeat(64),
-    environmentType: "LocalEnvironment",
-  });
-}
+const setup = (backend: Backend) => registerTestFlow(backend, { project: "bench", flow: "f" });
 
 async function drive(backend: Backend): Promise<number> {
   const t0 = performance.now();

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { NotFoundError } from "@tern/core";
 import type { Backend } from "@tern/core/plugin";
 import { explainRun, SqliteBackend } from "@tern/core/runtime";
+import { registerTestFlow } from "@tern/test-support/flow-versions";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
 let dir: string;
@@ -12,15 +13,7 @@ let backend: Backend;
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), "tern-explain-"));
   backend = await SqliteBackend.open({ path: join(dir, "state.db") });
-  await backend.registerFlowVersion({
-    project: "p",
-    flow: "etl",
-    labels: ["dev"],
-    storage: { type: "MemoryStorage", options: {} },
-    location: "flows/etl/x.json",
-    manifestHash: "a".repeat(64),
-    environmentType: "LocalEnvironment",
-  });
+  await registerTestFlow(backend, { labels: ["dev"] });
 });
 afterEach(async () => {
   await backend.close();

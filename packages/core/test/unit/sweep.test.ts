@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Backend, type RunRecord, registerDeploymentReconciler } from "@tern/core/plugin";
 import { LeaseWatch, SqliteBackend, sweepRuns } from "@tern/core/runtime";
+import { registerTestFlow } from "@tern/test-support/flow-versions";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
 let dir: string;
@@ -11,15 +12,7 @@ let backend: Backend;
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), "tern-sweep-"));
   backend = await SqliteBackend.open({ path: join(dir, "state.db") });
-  await backend.registerFlowVersion({
-    project: "p",
-    flow: "f",
-    labels: [],
-    storage: { type: "MemoryStorage", options: {} },
-    location: "flows/f/x.json",
-    manifestHash: "c".repeat(64),
-    environmentType: "LocalEnvironment",
-  });
+  await registerTestFlow(backend, { flow: "f" });
 });
 afterEach(async () => {
   mono = 0;
@@ -37,25 +30,20 @@ function sweepAt(ms: number, options: { submittedGraceMs?: number } = {}) {
   return sweepRuns(backend, { nowMs: Date.now() + ms, leaseWatch, ...options });
 }
 
+/** Moves `run` on from the revision it holds, as the agent or its runner would. */
+const transition = (
+  run: RunRecord,
+  change: Omit<Parameters<Backend["transitionRun"]>[0], "runId" | "expectedRevision">,
+) => backend.transitionRun({ runId: run.id, expectedRevision: run.revision, ...change });
+
 async function runIn(state: "Submitted" | "Running" | "Cancelling", leaseExpiresAtMs?: number): Promise<RunRecord> {
   let { run } = await backend.createRun({ project: "p", flow: "f" });
-  run = await backend.transitionRun({
-    runId: run.id,
-    expectedRevision: run.revision,
-    to: "Submitted",
-    reason: "agent",
-  });
+  run = await transition(run, { to: "Submitted", reason: "agent" });
   if (state === "Submitted") return run;
   const lease = leaseExpiresAtMs === undefined ? null : { owner: "runner:host:42", expiresAtMs: leaseExpiresAtMs };
-  run = await backend.transitionRun({
-    runId: run.id,
-    expectedRevision: run.revision,
-    to: "Running",
-    reason: "pid 42",
-    lease,
-  });
+  run = await transition(run, { to: "Running", reason: "pid 42", lease });
   if (state === "Running") return run;
-  return backend.transitionRun({ runId: run.id, expectedRevision: run.revision, to: "Cancelling", reason: "asked" });
+  return transition(run, { to: "Cancelling", reason: "asked" });
 }
 
 describe("sweepRuns", () => {
@@ -69,12 +57,7 @@ describe("sweepRuns", () => {
     expect(await sweepRuns(backend, { leaseWatch })).toEqual([]);
     mono = 61_000;
     // The live runner renewed meanwhile; the dead one did not.
-    alive = await backend.transitionRun({
-      runId: alive.id,
-      expectedRevision: alive.revision,
-      to: "Running",
-      lease: { owner: "runner:host:42", expiresAtMs: now + 120_000 },
-    });
+    alive = await transition(alive, { to: "Running", lease: { owner: "runner:host:42", expiresAtMs: now + 120_000 } });
     const swept = await sweepRuns(backend, { leaseWatch });
     expect(swept.map((s) => [s.runId, s.to])).toEqual([[dead.id, "Failed"]]);
     expect(await backend.getRun(dead.id)).toMatchObject({
@@ -137,12 +120,7 @@ describe("sweepRuns", () => {
 
   it("fails a run Submitted longer than the grace period whose launch was recorded but no runner started", async () => {
     let run = await runIn("Submitted");
-    run = await backend.transitionRun({
-      runId: run.id,
-      expectedRevision: run.revision,
-      to: "Submitted",
-      deployment: { kind: "process", pid: 42 },
-    });
+    run = await transition(run, { to: "Submitted", deployment: { kind: "process", pid: 42 } });
     expect(await sweepAt(1_000, { submittedGraceMs: 60_000 })).toEqual([]);
     const swept = await sweepAt(61_000, { submittedGraceMs: 60_000 });
     expect(swept).toEqual([
@@ -199,7 +177,7 @@ describe("sweepRuns", () => {
       return { decisions, untracked: runs.filter((r) => r.deployment?.taskArn === undefined).map((r) => r.id) };
     });
     const deploy = async (run: RunRecord, deployment: Record<string, string | boolean>) =>
-      backend.transitionRun({ runId: run.id, expectedRevision: run.revision, to: run.state, deployment });
+      transition(run, { to: run.state, deployment });
     const stopped = await deploy(await runIn("Running"), { kind, taskArn: "stopped" });
     const live = await deploy(await runIn("Running", Date.now() - 1), { kind, taskArn: "running" });
     const pending = await deploy(await runIn("Submitted"), { kind, launched: false });
@@ -219,12 +197,7 @@ describe("sweepRuns", () => {
 
   it("ends a run cancelled before any runner took it, once the grace period passed", async () => {
     let run = await runIn("Submitted");
-    run = await backend.transitionRun({
-      runId: run.id,
-      expectedRevision: run.revision,
-      to: "Cancelling",
-      reason: "asked",
-    });
+    run = await transition(run, { to: "Cancelling", reason: "asked" });
     expect(await sweepAt(1_000, { submittedGraceMs: 60_000 })).toEqual([]);
     expect(await sweepAt(61_000, { submittedGraceMs: 60_000 })).toEqual([
       {
@@ -243,19 +216,9 @@ describe("sweepRuns", () => {
     });
     // Its runner's lease expired long ago: the generic rule ends it even though ECS cannot be asked.
     const tracked = await runIn("Running", Date.now() - 60 * 60_000);
-    await backend.transitionRun({
-      runId: tracked.id,
-      expectedRevision: tracked.revision,
-      to: "Running",
-      deployment: { kind, taskArn: "x" },
-    });
+    await transition(tracked, { to: "Running", deployment: { kind, taskArn: "x" } });
     const live = await runIn("Running", Date.now() + 60_000);
-    await backend.transitionRun({
-      runId: live.id,
-      expectedRevision: live.revision,
-      to: "Running",
-      deployment: { kind, taskArn: "y" },
-    });
+    await transition(live, { to: "Running", deployment: { kind, taskArn: "y" } });
     const dead = await runIn("Running", Date.now() - 60 * 60_000);
     const lines: string[] = [];
     const swept = await sweepRuns(backend, { log: (line) => lines.push(line) });
@@ -276,19 +239,9 @@ describe("sweepRuns", () => {
       })),
     }));
     const fresh = await runIn("Running");
-    await backend.transitionRun({
-      runId: fresh.id,
-      expectedRevision: fresh.revision,
-      to: "Running",
-      deployment: { kind },
-    });
+    await transition(fresh, { to: "Running", deployment: { kind } });
     const stale = await runIn("Running");
-    await backend.transitionRun({
-      runId: stale.id,
-      expectedRevision: stale.revision,
-      to: "Running",
-      deployment: { kind, stale: true },
-    });
+    await transition(stale, { to: "Running", deployment: { kind, stale: true } });
     await sweepRuns(backend);
     expect(stopped).toEqual([fresh.id]);
     expect((await backend.getRun(stale.id))?.state).toBe("Running");
