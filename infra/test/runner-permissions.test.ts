@@ -1,12 +1,3 @@
-/**
- * The task role against what a runner really does: `executeRun` (what `tern execute` runs in a
- * task) against DynamoDB Local, every DynamoDB request recorded, and each one checked against the
- * task role's statements as the stack synthesizes them (action, resource, dynamodb:LeadingKeys).
- * A request the role would refuse in AWS fails the test, so the role cannot drift from the runner.
- */
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { createTernTable, DynamoDbBackend } from "@tern/backend-dynamodb";
 import { executeRun } from "@tern/core/runtime";
@@ -16,6 +7,7 @@ import {
   LOCAL_REGION,
   startDynamoDbLocal,
 } from "@tern/test-support/dynamodb-local";
+import { useTempTernHome } from "@tern/test-support/tern-home";
 import { App } from "aws-cdk-lib";
 import { Template } from "aws-cdk-lib/assertions";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -125,16 +117,14 @@ function request(commandName: string, input: Json): Request {
   }
 }
 
+useTempTernHome("tern-runner-permissions-", "file");
+
 let db: DynamoDbLocal;
-let home: string;
 let setup: DynamoDbBackend;
 let setupClient: DynamoDBClient;
 let template: Template;
-const savedHome = process.env.TERN_HOME;
 
 beforeAll(async () => {
-  home = await mkdtemp(join(tmpdir(), "tern-runner-permissions-"));
-  process.env.TERN_HOME = home;
   db = await startDynamoDbLocal();
   const client = new DynamoDBClient({ region: LOCAL_REGION, endpoint: db.endpoint, credentials: LOCAL_CREDENTIALS });
   await createTernTable(client, TABLE);
@@ -155,9 +145,6 @@ afterAll(async () => {
   await setup?.close();
   setupClient?.destroy();
   await db?.stop();
-  if (savedHome === undefined) delete process.env.TERN_HOME;
-  else process.env.TERN_HOME = savedHome;
-  await rm(home, { recursive: true, force: true });
 });
 
 /** Runs `executeRun` for a new run of `project` through a backend whose every request is recorded. */

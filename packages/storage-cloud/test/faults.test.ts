@@ -1,10 +1,9 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SqliteBackend } from "@tern/core/runtime";
 import { S3Storage } from "@tern/storage-cloud/s3";
 import { type FaultProxy, startFaultProxy } from "@tern/test-support/fault-proxy";
 import { type LocalServer, S3RVER_CREDENTIALS, startS3rver } from "@tern/test-support/servers";
+import { useTempTernHome } from "@tern/test-support/tern-home";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { flow } from "./fixtures/numbers.js";
 
@@ -12,9 +11,8 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
 
 let server: LocalServer;
 let proxy: FaultProxy;
-let home: string;
+const home = useTempTernHome("tern-faults-");
 let backend: SqliteBackend;
-const savedHome = process.env.TERN_HOME;
 
 beforeAll(async () => {
   server = await startS3rver(["faulty"]);
@@ -25,14 +23,10 @@ afterAll(async () => {
   await server?.stop();
 });
 beforeEach(async () => {
-  home = await mkdtemp(join(tmpdir(), "tern-faults-"));
-  process.env.TERN_HOME = home;
-  backend = await SqliteBackend.open({ path: join(home, "state.db") });
+  backend = await SqliteBackend.open({ path: join(home.path, "state.db") });
 });
 afterEach(async () => {
   await backend.close();
-  process.env.TERN_HOME = savedHome;
-  await rm(home, { recursive: true, force: true });
 });
 
 /** A storage through the proxy, under a prefix of its own; retries quickly so tests stay short. */

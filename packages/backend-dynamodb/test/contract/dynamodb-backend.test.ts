@@ -17,17 +17,18 @@ useDynamoDbLocal((started, startedClient) => {
 // apart, but claims and agents are table-wide, so runs one test left Scheduled would be
 // claimed in the next.
 let tables = 0;
-backendContract(
-  "DynamoDbBackend on DynamoDB Local",
-  async () => {
-    if (client === undefined) throw new Error("DynamoDB Local did not start (see beforeAll)");
-    tables += 1;
-    const table = `tern-contract-${tables}`;
-    await createTernTable(client, table);
-    return DynamoDbBackend.open({ table, client });
-  },
-  { timeoutMs: 30_000 },
-);
+
+/** Creates the next test's table; resolves the function that opens a backend on it. */
+async function newTable(): Promise<() => Promise<DynamoDbBackend>> {
+  if (client === undefined) throw new Error("DynamoDB Local did not start (see beforeAll)");
+  const started = client;
+  tables += 1;
+  const table = `tern-contract-${tables}`;
+  await createTernTable(started, table);
+  return () => DynamoDbBackend.open({ table, client: started });
+}
+
+backendContract("DynamoDbBackend on DynamoDB Local", async () => (await newTable())(), { timeoutMs: 30_000 });
 
 const METHODS = new Set<string>([
   "registerFlowVersion",
@@ -75,11 +76,7 @@ function everyCallFresh(open: () => Promise<DynamoDbBackend>, url: string): Back
 backendContract(
   "DynamoDbBackend on DynamoDB Local, every call from a new backend",
   async () => {
-    if (client === undefined) throw new Error("DynamoDB Local did not start (see beforeAll)");
-    tables += 1;
-    const table = `tern-contract-${tables}`;
-    await createTernTable(client, table);
-    const open = () => DynamoDbBackend.open({ table, client: client as DynamoDBClient });
+    const open = await newTable();
     const first = await open();
     await first.close();
     return everyCallFresh(open, first.url);

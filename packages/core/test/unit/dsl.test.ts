@@ -166,26 +166,27 @@ describe("definition errors", () => {
     expect(() => flow.setUpstream(a, a)).toThrow(/cycle: a -> a/);
   });
 
-  it("rejects a task passed where its result is meant", () => {
-    const a = task("a", () => 1);
-    const b = task("b", (n: unknown) => n);
+  // Tasks "a" and "b" of the two cases below.
+  const a = task("a", () => 1);
+  const b = task("b", (x: unknown) => x);
+  it.each([
+    {
+      what: "a task passed where its result is meant",
+      build: () => b(a),
+      error: /argument 1 of b\(...\) is the task "a" itself. Pass its result instead/,
+    },
+    {
+      what: "references nested in arrays or objects",
+      build: () => b([a()]),
+      error: /holds a reference inside an array or object/,
+    },
+  ])("rejects $what", ({ build, error }) => {
     expect(
       () =>
         new Flow("f", {}, () => {
-          b(a);
+          build();
         }),
-    ).toThrow(/argument 1 of b\(...\) is the task "a" itself. Pass its result instead/);
-  });
-
-  it("rejects references nested in arrays or objects", () => {
-    const a = task("a", () => 1);
-    const b = task("b", (xs: unknown) => xs);
-    expect(
-      () =>
-        new Flow("f", {}, () => {
-          b([a()]);
-        }),
-    ).toThrow(/holds a reference inside an array or object/);
+    ).toThrow(error);
   });
 
   it("rejects unmapped() outside map and a map with nothing to map", () => {

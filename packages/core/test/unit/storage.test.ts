@@ -1,6 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Flow, LocalStorage, MemoryStorage, NotFoundError, type Storage, TernError, task } from "@tern/core";
 import {
@@ -15,6 +14,7 @@ import {
   storageFromJSON,
 } from "@tern/core/plugin";
 import { SqliteBackend } from "@tern/core/runtime";
+import { useTempTernHome } from "@tern/test-support/tern-home";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { needsPackage } from "../fixtures/missing-dependency.js";
 import { withStorage } from "../fixtures/own-storage.js";
@@ -24,19 +24,7 @@ import { greeting, scaled } from "../fixtures/two-flows.js";
 const fixtures = join(import.meta.dirname, "..", "fixtures");
 const TWO_FLOWS = join(fixtures, "two-flows.ts");
 
-let home = "";
-const savedHome = process.env.TERN_HOME;
-
-beforeEach(async () => {
-  home = await mkdtemp(join(tmpdir(), "tern-storage-"));
-  process.env.TERN_HOME = home;
-});
-
-afterEach(async () => {
-  if (savedHome === undefined) delete process.env.TERN_HOME;
-  else process.env.TERN_HOME = savedHome;
-  await rm(home, { recursive: true, force: true });
-});
+const home = useTempTernHome("tern-storage-");
 
 const uniqueName = () => `test-${randomUUID()}`;
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
@@ -54,9 +42,9 @@ const storages: Array<{ name: string; create: () => Storage; tamper: (s: Storage
   },
   {
     name: "LocalStorage",
-    create: () => new LocalStorage({ directory: join(home, "store") }),
+    create: () => new LocalStorage({ directory: join(home.path, "store") }),
     tamper: async (_storage, key) => {
-      const file = join(home, "store", ...key.split("/"));
+      const file = join(home.path, "store", ...key.split("/"));
       await writeFile(file, `${await readFile(file, "utf8")}\n// changed\n`);
     },
   },
@@ -213,7 +201,7 @@ for (const { name, create, tamper } of storages) {
       storage.add(greeting);
       const built = await storage.build();
       const stored = await Promise.all(built.map((b) => storage.writeManifest(b.manifest)));
-      const cacheDir = join(home, "fresh-cache");
+      const cacheDir = join(home.path, "fresh-cache");
       const loaded = await Promise.all([...stored, ...stored].map((m) => storage.load(m.location, { cacheDir })));
       expect(loaded.map((l) => l.flow.name).sort()).toEqual(["greeting", "greeting", "scaled", "scaled"]);
       expect((await readdir(cacheDir)).filter((f) => f.endsWith(".tmp"))).toEqual([]);
@@ -297,7 +285,7 @@ describe("storage JSON and options", () => {
   it("puts a LocalStorage without a directory under TERN_HOME when first used", async () => {
     const storage = new LocalStorage();
     const { built } = await buildAndStore(storage, scaled);
-    const file = join(home, "storage", ...built.manifest.bundle.key.split("/"));
+    const file = join(home.path, "storage", ...built.manifest.bundle.key.split("/"));
     expect(sha256Hex(await readFile(file))).toBe(built.manifest.bundle.sha256);
   });
 
@@ -353,10 +341,10 @@ describe("storage JSON and options", () => {
     }
     const factory = (options: Record<string, unknown>) => new TeamStorage(options);
     registerStorageType("TeamStorage", factory);
-    const storage = new TeamStorage({ directory: join(home, "team") });
+    const storage = new TeamStorage({ directory: join(home.path, "team") });
     expect(storage.toJSON()).toEqual({
       type: "TeamStorage",
-      options: { prefix: "flows", directory: join(home, "team") },
+      options: { prefix: "flows", directory: join(home.path, "team") },
     });
     const { stored } = await buildAndStore(storage, greeting);
     expect((await storageFromJSON(storage.toJSON()).readManifest(stored.location)).storage.type).toBe("TeamStorage");
@@ -400,11 +388,14 @@ describe("bundling errors", () => {
     return error as BundleError;
   }
 
-  it("rejects a missing flow file, naming it", async () => {
-    const file = join(fixtures, "does-not-exist.ts");
+  it.each([
+    { what: "a missing flow file", name: "does-not-exist.ts", reason: /does not exist/ },
+    { what: "a file that exports no flow", name: "no-flow.ts", reason: /exports no flow/ },
+  ])("rejects $what, naming it", async ({ name, reason }) => {
+    const file = join(fixtures, name);
     const error = await expectBundleError(file);
     expect(error.message).toContain(file);
-    expect(error.message).toMatch(/does not exist/);
+    expect(error.message).toMatch(reason);
   });
 
   it("rejects a file with a syntax error, naming the file and the line", async () => {
@@ -413,13 +404,6 @@ describe("bundling errors", () => {
     expect(error.message).toContain("syntax-error.ts");
     expect(error.message).toMatch(/syntax-error\.ts:5:\d+/);
     expect(error.message).toContain("const value = = 1;");
-  });
-
-  it("rejects a file that exports no flow", async () => {
-    const file = join(fixtures, "no-flow.ts");
-    const error = await expectBundleError(file);
-    expect(error.message).toContain(file);
-    expect(error.message).toMatch(/exports no flow/);
   });
 
   it("rejects a file exporting two flows with one name, naming both exports", async () => {
@@ -440,7 +424,7 @@ describe("flow.register", () => {
   let storage: MemoryStorage;
 
   beforeEach(async () => {
-    backend = await SqliteBackend.open({ path: join(home, "state", "tern.db") });
+    backend = await SqliteBackend.open({ path: join(home.path, "state", "tern.db") });
     storage = new MemoryStorage({ name: uniqueName() });
   });
 
@@ -483,7 +467,7 @@ describe("flow.register", () => {
 
   it("registers into the default LocalStorage under TERN_HOME when the flow has no storage", async () => {
     const result = await greeting.register("proj", { backend });
-    const file = join(home, "storage", ...result.location.split("/"));
+    const file = join(home.path, "storage", ...result.location.split("/"));
     expect(sha256Hex(await readFile(file))).toBe(result.hash);
   });
 
@@ -506,7 +490,7 @@ describe("flow.register", () => {
   });
 
   it("rejects default-storage options for a flow that has its own storage, recording nothing", async () => {
-    const attempt = withStorage.register("proj", { backend, directory: join(home, "elsewhere") });
+    const attempt = withStorage.register("proj", { backend, directory: join(home.path, "elsewhere") });
     await expect(attempt).rejects.toMatchObject({ code: "REGISTER" });
     await expect(attempt).rejects.toThrow(/"directory"/);
     await expect(attempt).rejects.toThrow(/flow "with-storage" has its own storage/);

@@ -3,7 +3,12 @@
  * deployment records, the ExecuteContext, the ECS mock and the launch path's recording clock.
  * Each test file keeps what is specific to it and builds on these.
  */
-import { DescribeTaskDefinitionCommand, ECSClient, RegisterTaskDefinitionCommand } from "@aws-sdk/client-ecs";
+import {
+  DescribeTaskDefinitionCommand,
+  ECSClient,
+  RegisterTaskDefinitionCommand,
+  RunTaskCommand,
+} from "@aws-sdk/client-ecs";
 import type { Storage } from "@tern/core";
 import {
   EnvironmentError,
@@ -127,6 +132,13 @@ export async function registeredEnvironment(
 // ECS's model has no ThrottlingException shape: the SDK raises a service exception named after `__type`, as here.
 export const throttled = () =>
   Object.assign(new Error("Rate exceeded"), { name: "ThrottlingException", $metadata: { httpStatusCode: 400 } });
+
+/** RunTask throws each of `refusals` once, in order, then launches TASK_ARN. */
+export function runTaskRefusing(...refusals: Error[]): void {
+  let answers = ecs.on(RunTaskCommand);
+  for (const refusal of refusals) answers = answers.rejectsOnce(refusal);
+  answers.resolves({ tasks: [{ taskArn: TASK_ARN }] });
+}
 
 /** Expects the options to be refused with an EnvironmentError whose message matches every pattern. */
 export function rejects(options: FargateTaskEnvironmentOptions | Record<string, unknown>, ...patterns: RegExp[]): void {

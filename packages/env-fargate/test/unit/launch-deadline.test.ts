@@ -15,6 +15,7 @@ import {
   flowVersion as flowVersionRecord,
   RUN_ID,
   registeredEnvironment,
+  runTaskRefusing,
   storage,
   TASK_ARN,
   throttled,
@@ -56,10 +57,7 @@ describe("a launch with a deadline", () => {
 
   it("retries as before while the deadline is far, and launches once", async () => {
     const env = await environment();
-    ecs
-      .on(RunTaskCommand)
-      .rejectsOnce(throttled())
-      .resolves({ tasks: [{ taskArn: TASK_ARN }] });
+    runTaskRefusing(throttled());
     const deployment = await env.execute(storage, flowVersion.location, context(3_600_000));
     expect(deployment.details).toMatchObject({ launched: true, taskArn: TASK_ARN });
     const calls = ecs.commandCalls(RunTaskCommand);

@@ -24,6 +24,7 @@ import {
   noSuchDefinition,
   RUN_ID,
   registeredEnvironment,
+  runTaskRefusing,
   storage,
   stubNewDefinition,
   TASK_ARN,
@@ -81,11 +82,7 @@ describe("launchFailureKind: the one place that decides what is retryable", () =
 describe("RunTask answered with AWS's limits", () => {
   it("retries a ThrottlingException with the same clientToken after a jittered backoff, and launches once", async () => {
     const env = await environment();
-    ecs
-      .on(RunTaskCommand)
-      .rejectsOnce(throttled())
-      .rejectsOnce(throttled())
-      .resolves({ tasks: [{ taskArn: TASK_ARN }] });
+    runTaskRefusing(throttled(), throttled());
     const deployment = await env.execute(storage, "loc", context());
     expect(deployment.details).toMatchObject({ launched: true, taskArn: TASK_ARN });
     const tokens = ecs.commandCalls(RunTaskCommand).map((call) => call.args[0].input.clientToken);
@@ -128,11 +125,10 @@ describe("RunTask answered with AWS's limits", () => {
 
   it("retries a vCPU quota or 'Request limit exceeded' thrown as a ClientException", async () => {
     const env = await environment();
-    ecs
-      .on(RunTaskCommand)
-      .rejectsOnce(Object.assign(new Error(VCPU_LIMIT), { name: "ClientException" }))
-      .rejectsOnce(Object.assign(new Error("Request limit exceeded."), { name: "ClientException" }))
-      .resolves({ tasks: [{ taskArn: TASK_ARN }] });
+    runTaskRefusing(
+      Object.assign(new Error(VCPU_LIMIT), { name: "ClientException" }),
+      Object.assign(new Error("Request limit exceeded."), { name: "ClientException" }),
+    );
     await expect(env.execute(storage, "loc", context())).resolves.toMatchObject({
       details: expect.objectContaining({ taskArn: TASK_ARN }),
     });
@@ -240,10 +236,7 @@ describe("Pacer: a token bucket on the launch clock", () => {
 
   it("is slowed by a throttled RunTask and not by other refusals", async () => {
     const env = await environment();
-    ecs
-      .on(RunTaskCommand)
-      .rejectsOnce(throttled())
-      .resolves({ tasks: [{ taskArn: TASK_ARN }] });
+    runTaskRefusing(throttled());
     await env.execute(storage, "flows/etl/m.json", context());
     // Halved by the refusal, then 1/rate back for the call that went through.
     expect(runTaskPacer.rate).toBeCloseTo(10.1);
