@@ -1,6 +1,6 @@
 /**
  * `pnpm bench fargate`: 200 runs of one flow on a FargateTaskEnvironment, dispatched by one
- * LocalAgent (state in DynamoDB Local) to the fake ECS of test/support/fake-ecs.ts, which starts
+ * LocalAgent (state in DynamoDB Local) to the fake ECS of @tern/test-support/fake-ecs, which starts
  * no process (`launch: "none"`): this measures dispatch, not runs.
  *
  * Prints one JSON line:

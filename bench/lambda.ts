@@ -2,7 +2,7 @@
  * `pnpm bench lambda`: the Lambda handlers' three figures, each beside its baseline.
  *
  * 1. `event_to_run_task`: time from the EventBridge trigger handler's start to its `RunTask`
- *    reaching ECS (the fake of test/support/fake-ecs.ts, which stamps each request), p50 and p99
+ *    reaching ECS (the fake of @tern/test-support/fake-ecs, which stamps each request), p50 and p99
  *    over 200 events, warm, against DynamoDB Local and s3rver. Goal: p99 at most 100 ms. Beside
  *    it, the DynamoDB requests each event makes (the flow version and manifest are read once, by
  *    scheduleRun, and passed to the dispatch; a warm container keeps verified manifests), and the

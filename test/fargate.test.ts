@@ -1,6 +1,6 @@
 /**
  * FargateTaskEnvironment end to end: flows stored in S3 (s3rver), state in DynamoDB Local, the
- * agent in this process, ECS played by the fake of test/support/fake-ecs.ts, and each task's
+ * agent in this process, ECS played by the fake of @tern/test-support/fake-ecs, and each task's
  * runner a real `tern execute` process started through the runner image's entrypoint script.
  */
 import { mkdtemp, rm } from "node:fs/promises";
