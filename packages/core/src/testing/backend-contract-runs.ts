@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { type LogPage, logPages, MAX_LOG_PAGE_SIZE, type RunLogRecord } from "../backend/types.js";
+import { type LogPage, logPages, MAX_LOG_PAGE_SIZE, type RunLogRecord, type RunRecord } from "../backend/types.js";
 import { NotFoundError, TernError } from "../errors.js";
 import type { SerializedTaskRun } from "../runner/serialized.js";
 import type { ContractContext } from "./backend-contract-context.js";
@@ -10,6 +10,15 @@ export function manifestHash(n: number): string {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Registers flow `etl` in the test's project and creates a run of it per name, in order. */
+async function etlRuns<K extends string>(context: ContractContext, ...names: K[]): Promise<Record<K, RunRecord>> {
+  const { backend, version, project } = context;
+  await backend.registerFlowVersion(version("etl"));
+  const runs = {} as Record<K, RunRecord>;
+  for (const name of names) runs[name] = (await backend.createRun({ project, flow: "etl" })).run;
+  return runs;
+}
 
 function taskRun(id: string, state: SerializedTaskRun["state"], attempts = 1): SerializedTaskRun {
   return { id, slug: id.split("/")[1] ?? id, task: "t", state, attempts, logs: [] };
@@ -229,10 +238,8 @@ export function flowAndRunContract(context: () => ContractContext): void {
 
   describe("task runs, logs and agents", () => {
     it("upserts task runs by id and keeps the order of their first save", async () => {
-      const { backend, version, project } = context();
-      await backend.registerFlowVersion(version("etl"));
-      const { run } = await backend.createRun({ project, flow: "etl" });
-      const { run: other } = await backend.createRun({ project, flow: "etl" });
+      const { backend } = context();
+      const { run, other } = await etlRuns(context(), "run", "other");
       await backend.saveTaskRuns(run.id, [taskRun(`${run.id}/b`, "Running"), taskRun(`${run.id}/a`, "Pending")]);
       const done: SerializedTaskRun = {
         ...taskRun(`${run.id}/b`, "Success", 2),
@@ -253,10 +260,8 @@ export function flowAndRunContract(context: () => ContractContext): void {
     });
 
     it("returns logs in the order they were appended, per run", async () => {
-      const { backend, version, project } = context();
-      await backend.registerFlowVersion(version("etl"));
-      const { run } = await backend.createRun({ project, flow: "etl" });
-      const { run: other } = await backend.createRun({ project, flow: "etl" });
+      const { backend } = context();
+      const { run, other } = await etlRuns(context(), "run", "other");
       const log = (taskRunId: string, message: string, timeMs: number): RunLogRecord => ({
         taskRunId,
         timeMs,
@@ -274,11 +279,8 @@ export function flowAndRunContract(context: () => ContractContext): void {
     });
 
     it("pages logs in append order: every record once, next only while more follow", async () => {
-      const { backend, version, project } = context();
-      await backend.registerFlowVersion(version("etl"));
-      const { run } = await backend.createRun({ project, flow: "etl" });
-      const { run: other } = await backend.createRun({ project, flow: "etl" });
-      const { run: quiet } = await backend.createRun({ project, flow: "etl" });
+      const { backend } = context();
+      const { run, other, quiet } = await etlRuns(context(), "run", "other", "quiet");
       const log = (n: number): RunLogRecord => ({
         taskRunId: `${run.id}/t${n % 2}`,
         timeMs: 100 - n,
@@ -328,9 +330,8 @@ export function flowAndRunContract(context: () => ContractContext): void {
     });
 
     it("refuses a log page limit out of range and a cursor it did not make, naming the value", async () => {
-      const { backend, version, project } = context();
-      await backend.registerFlowVersion(version("etl"));
-      const { run } = await backend.createRun({ project, flow: "etl" });
+      const { backend } = context();
+      const { run } = await etlRuns(context(), "run");
       for (const limit of [0, -1, 1.5, MAX_LOG_PAGE_SIZE + 1]) {
         const error = await backend.getLogPage(run.id, { limit }).catch((e: unknown) => e);
         expect(error).toBeInstanceOf(TernError);

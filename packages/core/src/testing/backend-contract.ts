@@ -1,20 +1,13 @@
-import { randomUUID } from "node:crypto";
-import { afterEach, beforeEach, describe } from "vitest";
 import type { Backend } from "../backend/types.js";
 import { claimAndTransitionContract } from "./backend-contract-claims.js";
 import type { ContractContext } from "./backend-contract-context.js";
 import { flowAndRunContract } from "./backend-contract-runs.js";
+import { type ContractOptions, contractSuite } from "./contract-suite.js";
 
 export type { ContractContext } from "./backend-contract-context.js";
 
 /** Options of {@link backendContract}. */
-export interface BackendContractOptions {
-  /**
-   * Per-test timeout in milliseconds, for backends behind a network.
-   * @default vitest's configured `testTimeout`
-   */
-  readonly timeoutMs?: number;
-}
+export type BackendContractOptions = ContractOptions;
 
 /**
  * Declares the conformance suite every {@link Backend} implementation must pass, as a vitest
@@ -33,22 +26,10 @@ export function backendContract(
   open: () => Promise<Backend>,
   options: BackendContractOptions = {},
 ): void {
-  describe(`Backend contract: ${name}`, { timeout: options.timeoutMs }, () => {
-    let backend: Backend | undefined;
-    let project = "";
-
-    beforeEach(async () => {
-      backend = await open();
-      project = `contract-${randomUUID().slice(0, 8)}`;
-    });
-
-    afterEach(async () => {
-      await backend?.close();
-      backend = undefined;
-    });
-
-    const context: () => ContractContext = () => {
-      if (backend === undefined) throw new Error("the contract's backend is not open (beforeEach failed)");
+  const hooks = { open, close: (backend: Backend) => backend.close() };
+  contractSuite(`Backend contract: ${name}`, options, hooks, (opened) => {
+    const context = (): ContractContext => {
+      const { subject: backend, scope: project } = opened();
       return {
         backend,
         project,

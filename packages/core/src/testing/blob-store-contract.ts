@@ -1,14 +1,10 @@
-import { randomBytes, randomUUID } from "node:crypto";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { randomBytes } from "node:crypto";
+import { describe, expect, it } from "vitest";
 import { BlobConflictError, type BlobStore, sha256Hex } from "../storage/blob-store.js";
+import { type ContractOptions, contractSuite } from "./contract-suite.js";
 
 /** Options of {@link blobStoreContract}. */
-export interface BlobStoreContractOptions {
-  /**
-   * Per-test timeout in milliseconds, for stores behind a network or an emulator.
-   * @default vitest's configured `testTimeout`
-   */
-  readonly timeoutMs?: number;
+export interface BlobStoreContractOptions extends ContractOptions {
   /**
    * Whether the server makes create-if-absent atomic (S3 `If-None-Match`, GCS
    * `ifGenerationMatch: 0`, Azure `ifNoneMatch: "*"`). Emulators that ignore those conditions
@@ -37,29 +33,10 @@ export function blobStoreContract(
   open: () => Promise<BlobStore> | BlobStore,
   options: BlobStoreContractOptions = {},
 ): void {
-  describe(`BlobStore contract: ${name}`, { timeout: options.timeoutMs }, () => {
-    let opened: BlobStore | undefined;
-    let prefix = "";
-
-    beforeEach(async () => {
-      opened = await open();
-      prefix = `contract-${randomUUID().slice(0, 8)}`;
-    });
-
-    afterEach(async () => {
-      const current = opened;
-      opened = undefined;
-      if (current === undefined || prefix === "") return;
-      // Best effort: a store shared between runs should not fill up with test objects.
-      const keys = await current.list(`${prefix}/`).catch(() => []);
-      await Promise.all(keys.map((key) => current.delete(key).catch(() => undefined)));
-    });
-
-    const store = (): BlobStore => {
-      if (opened === undefined) throw new Error("the contract's store is not open (beforeEach failed)");
-      return opened;
-    };
-    const key = (path: string): string => `${prefix}/${path}`;
+  contractSuite(`BlobStore contract: ${name}`, options, { open, close: removeWritten }, (opened) => {
+    const store = (): BlobStore => opened().subject;
+    const prefix = (): string => opened().scope;
+    const key = (path: string): string => `${prefix()}/${path}`;
     const put = (k: string, body: Uint8Array) => store().put(k, body, { sha256: sha256Hex(body) });
 
     describe("put and get", () => {
@@ -189,7 +166,7 @@ export function blobStoreContract(
       it("returns the sorted keys under a prefix, nested ones included, and nothing else", async () => {
         const keys = ["z/last", "a/c", "a/bc/2", "ab", "a/b/1", "a/b/deep/er/3", "x.tmp"];
         for (const k of keys) await put(key(k), new TextEncoder().encode(k));
-        expect(await store().list(`${prefix}/`)).toEqual([...keys].sort().map(key));
+        expect(await store().list(`${prefix()}/`)).toEqual([...keys].sort().map(key));
         expect(await store().list(key("a/"))).toEqual([key("a/b/1"), key("a/b/deep/er/3"), key("a/bc/2"), key("a/c")]);
       });
 
@@ -204,7 +181,7 @@ export function blobStoreContract(
       it("returns an empty list for a prefix nothing is stored under", async () => {
         await put(key("present"), new Uint8Array([1]));
         expect(await store().list(key("nothing/"))).toEqual([]);
-        expect(await store().list(`${prefix}-other/`)).toEqual([]);
+        expect(await store().list(`${prefix()}-other/`)).toEqual([]);
       });
 
       it("includes keys from the whole store when the prefix is empty", async () => {
@@ -222,7 +199,7 @@ export function blobStoreContract(
         await store().delete(key("gone"));
         expect(await store().head(key("gone"))).toBeUndefined();
         await expect(store().get(key("gone"))).rejects.toMatchObject({ code: "NOT_FOUND", kind: "blob" });
-        expect(await store().list(`${prefix}/`)).toEqual([key("kept")]);
+        expect(await store().list(`${prefix()}/`)).toEqual([key("kept")]);
       });
 
       it("resolves when the key does not exist", async () => {
@@ -264,8 +241,14 @@ export function blobStoreContract(
         const keys = ["v1.2/file-name_x.mjs", ".hidden", "with space/x", "..dots../y"];
         for (const k of keys) expect(await put(key(k), new TextEncoder().encode(k))).toBe("created");
         for (const k of keys) expect(new TextDecoder().decode(await store().get(key(k)))).toBe(k);
-        expect(await store().list(`${prefix}/`)).toEqual(keys.map(key).sort());
+        expect(await store().list(`${prefix()}/`)).toEqual(keys.map(key).sort());
       });
     });
   });
+}
+
+/** Removes what a test wrote, best effort: a store shared between runs should not fill up with test objects. */
+async function removeWritten(store: BlobStore, prefix: string): Promise<void> {
+  const keys = await store.list(`${prefix}/`).catch(() => []);
+  await Promise.all(keys.map((key) => store.delete(key).catch(() => undefined)));
 }
