@@ -12,7 +12,7 @@ import { type BlobStore, type JsonValue, registerStorageType } from "@tern/core/
 import * as z from "zod/mini";
 import { AzureBlobStore } from "./azure-blob-store.js";
 import { type AzureConnection, DEFAULT_CONNECTION_STRING_ENV, isPathStyleHost } from "./azure-connection.js";
-import { givenClient, parseOptions, rule, schemaOf, storageOptionsShape } from "./options.js";
+import { checkedString, givenClient, optionsCheck, rule } from "./options.js";
 
 export { AzureBlobStore } from "./azure-blob-store.js";
 export { type AzureConnection, DEFAULT_CONNECTION_STRING_ENV } from "./azure-connection.js";
@@ -53,56 +53,42 @@ export interface AzureStorageOptions extends StorageOptions {
 
 const CONNECTIONS = ["connectionString", "accountUrl", "client"] as const;
 
-const optionsSchema = schemaOf<AzureStorageOptions>()(
-  z
-    .strictObject({
-      ...storageOptionsShape,
-      container: z.string().check(
-        rule(
-          (c) => c.length >= 3 && c.length <= 63 && /^[a-z0-9]+(-[a-z0-9]+)*$/.test(c),
-          (c) =>
-            `container ${JSON.stringify(c)} is not a valid container name (3-63 lowercase letters, digits and single hyphens, starting and ending with a letter or digit).`,
-        ),
-      ),
-      connectionString: z.optional(
-        z.string().check(rule((v) => v.trim() !== "", "connectionString must be a non-empty string.")),
-      ),
-      connectionStringEnv: z.optional(
-        z.string().check(
-          rule(
-            (v) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(v),
-            (v) => `connectionStringEnv ${JSON.stringify(v)} is not an environment variable name.`,
-          ),
-        ),
-      ),
-      accountUrl: z.optional(
-        z.string().check(
-          rule(
-            (v) => accountUrlProblem(v) === undefined,
-            (v) => accountUrlProblem(v) ?? "",
-          ),
-        ),
-      ),
-      client: givenClient<ContainerClient>(
-        "getBlockBlobClient",
-        "client must be a ContainerClient from @azure/storage-blob (from a BlobServiceClient, use getContainerClient(container)).",
-      ),
-    })
-    .check(
-      rule(
-        (o) => CONNECTIONS.filter((k) => o[k] !== undefined).length <= 1,
-        (o) =>
-          `give one of connectionString, accountUrl or client, not ${CONNECTIONS.filter((k) => o[k] !== undefined).join(" and ")}.`,
-      ),
-      rule(
-        (o) => o.connectionStringEnv === undefined || o.accountUrl === undefined,
-        "connectionStringEnv does not apply with accountUrl; give one of them.",
-      ),
-      rule(
-        (o) => o.client === undefined || o.client.containerName === o.container,
-        (o) => `client is a client of container "${o.client?.containerName}" but container is "${o.container}".`,
+const checkOptions = optionsCheck<AzureStorageOptions>("AzureStorage")(
+  {
+    container: checkedString((c) =>
+      c.length >= 3 && c.length <= 63 && /^[a-z0-9]+(-[a-z0-9]+)*$/.test(c)
+        ? undefined
+        : `container ${JSON.stringify(c)} is not a valid container name (3-63 lowercase letters, digits and single hyphens, starting and ending with a letter or digit).`,
+    ),
+    connectionString: z.optional(
+      z.string().check(rule((v) => v.trim() !== "", "connectionString must be a non-empty string.")),
+    ),
+    connectionStringEnv: z.optional(
+      checkedString((v) =>
+        /^[A-Za-z_][A-Za-z0-9_]*$/.test(v)
+          ? undefined
+          : `connectionStringEnv ${JSON.stringify(v)} is not an environment variable name.`,
       ),
     ),
+    accountUrl: z.optional(checkedString(accountUrlProblem)),
+    client: givenClient<ContainerClient>(
+      "getBlockBlobClient",
+      "client must be a ContainerClient from @azure/storage-blob (from a BlobServiceClient, use getContainerClient(container)).",
+    ),
+  },
+  rule(
+    (o) => CONNECTIONS.filter((k) => o[k] !== undefined).length <= 1,
+    (o) =>
+      `give one of connectionString, accountUrl or client, not ${CONNECTIONS.filter((k) => o[k] !== undefined).join(" and ")}.`,
+  ),
+  rule(
+    (o) => o.connectionStringEnv === undefined || o.accountUrl === undefined,
+    "connectionStringEnv does not apply with accountUrl; give one of them.",
+  ),
+  rule(
+    (o) => o.client === undefined || o.client.containerName === o.container,
+    (o) => `client is a client of container "${o.client?.containerName}" but container is "${o.container}".`,
+  ),
 );
 
 /** Flows stored in an Azure Blob Storage container, content-addressed under the storage's prefix. */
@@ -115,8 +101,7 @@ export class AzureStorage extends Storage {
   readonly #client: ContainerClient | undefined;
 
   constructor(options: AzureStorageOptions) {
-    parseOptions<AzureStorageOptions>("AzureStorage", optionsSchema, options);
-    const { container, connectionString, connectionStringEnv, accountUrl, client } = options;
+    const { container, connectionString, connectionStringEnv, accountUrl, client } = checkOptions(options);
     super(options);
     this.container = container;
     this.accountUrl = accountUrl?.replace(/\/+$/, "");

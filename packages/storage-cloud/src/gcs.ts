@@ -10,7 +10,7 @@ import { Storage, type StorageOptions } from "@tern/core";
 import { type BlobStore, type JsonValue, registerStorageType } from "@tern/core/plugin";
 import * as z from "zod/mini";
 import { GCSBlobStore } from "./gcs-blob-store.js";
-import { clientOptions, givenClient, parseOptions, rule, schemaOf, storageOptionsShape } from "./options.js";
+import { checkedString, clientOptions, givenClient, optionsCheck, rule } from "./options.js";
 
 export { GCSBlobStore, type GCSBlobStoreOptions } from "./gcs-blob-store.js";
 
@@ -36,43 +36,38 @@ export interface GCSStorageOptions extends StorageOptions {
 // Project IDs are 6-30 lowercase letters, digits and hyphens; old ones may carry a domain ("example.com:p").
 const PROJECT_ID = /^([a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$/;
 
-const optionsSchema = schemaOf<GCSStorageOptions>()(
-  z
-    .strictObject({
-      ...storageOptionsShape,
-      bucket: z.string().check(
-        rule(
-          (bucket) => bucketNameProblem(bucket) === undefined,
-          (bucket) =>
-            `bucket ${JSON.stringify(bucket)} is not a valid Cloud Storage bucket name: ${bucketNameProblem(bucket)} (see https://cloud.google.com/storage/docs/buckets#naming).`,
-        ),
-      ),
-      projectId: z.optional(z.string()),
-      storage: givenClient<GcsClient>(
-        "bucket",
-        "storage must be a Storage client from @google-cloud/storage (new Storage(...)).",
-      ),
-      storageOptions: clientOptions<GcsClientOptions>(
-        "storageOptions",
-        "@google-cloud/storage",
-        "apiEndpoint",
-        (options) => options.apiEndpoint,
-      ),
-    })
-    .check(
-      rule(
-        (o) => o.storage === undefined || o.storageOptions === undefined,
-        "give either storage or storageOptions, not both.",
-      ),
-      rule(
-        (o) => {
-          const projectId = o.projectId ?? o.storageOptions?.projectId;
-          return projectId === undefined || PROJECT_ID.test(String(projectId));
-        },
-        (o) =>
-          `projectId ${JSON.stringify(o.projectId ?? o.storageOptions?.projectId)} is not a Google Cloud project ID (6-30 lowercase letters, digits and hyphens, starting with a letter).`,
-      ),
+const checkOptions = optionsCheck<GCSStorageOptions>("GCSStorage")(
+  {
+    bucket: checkedString((bucket) => {
+      const problem = bucketNameProblem(bucket);
+      return problem === undefined
+        ? undefined
+        : `bucket ${JSON.stringify(bucket)} is not a valid Cloud Storage bucket name: ${problem} (see https://cloud.google.com/storage/docs/buckets#naming).`;
+    }),
+    projectId: z.optional(z.string()),
+    storage: givenClient<GcsClient>(
+      "bucket",
+      "storage must be a Storage client from @google-cloud/storage (new Storage(...)).",
     ),
+    storageOptions: clientOptions<GcsClientOptions>(
+      "storageOptions",
+      "@google-cloud/storage",
+      "apiEndpoint",
+      (options) => options.apiEndpoint,
+    ),
+  },
+  rule(
+    (o) => o.storage === undefined || o.storageOptions === undefined,
+    "give either storage or storageOptions, not both.",
+  ),
+  rule(
+    (o) => {
+      const projectId = o.projectId ?? o.storageOptions?.projectId;
+      return projectId === undefined || PROJECT_ID.test(String(projectId));
+    },
+    (o) =>
+      `projectId ${JSON.stringify(o.projectId ?? o.storageOptions?.projectId)} is not a Google Cloud project ID (6-30 lowercase letters, digits and hyphens, starting with a letter).`,
+  ),
 );
 
 /** Flows stored in a Cloud Storage bucket, content-addressed under the storage's prefix. */
@@ -84,9 +79,8 @@ export class GCSStorage extends Storage {
   readonly #storageOptions: GcsClientOptions | undefined;
 
   constructor(options: GCSStorageOptions) {
-    parseOptions<GCSStorageOptions>("GCSStorage", optionsSchema, options);
+    super(checkOptions(options));
     const projectId = options.projectId ?? options.storageOptions?.projectId;
-    super(options);
     this.bucket = options.bucket;
     this.projectId = projectId;
     this.#storage = options.storage;

@@ -9,22 +9,41 @@ import * as z from "zod/mini";
 /** Compiles only when the two types are the same (each assignable to the other). */
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 
-/**
- * A driver's options schema, given back as it is once the compiler agrees that it parses exactly
- * `T`, the options interface the driver documents: the schema and the interface cannot drift apart.
- *
- * @example
- * const optionsSchema = schemaOf<S3StorageOptions>()(z.strictObject({ ... }));
- */
-export function schemaOf<T>() {
-  return <S extends z.ZodMiniObject>(schema: S & (Same<z.output<S>, T> extends true ? unknown : never)): S => schema;
-}
-
 /** The options every storage takes (`StorageOptions`); the storage checks the prefix itself. */
-export const storageOptionsShape = {
+const storageOptionsShape = {
   prefix: z.optional(z.string()),
   external: z.optional(z.readonly(z.array(z.string()))),
 };
+
+/** A driver's whole options object, from the options it takes besides every storage's. */
+type DriverSchema<Shape extends z.core.$ZodLooseShape> = z.ZodMiniObject<
+  typeof storageOptionsShape & Shape,
+  z.core.$strict
+>;
+
+/**
+ * The options check of the driver named `driver`, from the options its storage takes besides every
+ * storage's (`shape`) and the rules between options. It compiles only when the schema parses
+ * exactly `T`, the options interface the driver documents, so the two cannot drift apart. It gives
+ * back the options it was given, or throws a `STORAGE_OPTIONS` error naming every problem (see
+ * {@link parseOptions}).
+ *
+ * @example
+ * const checkOptions = optionsCheck<S3StorageOptions>("S3Storage")({ bucket: z.string(), ... }, rule(...));
+ */
+export function optionsCheck<T>(driver: string) {
+  return <Shape extends z.core.$ZodLooseShape>(
+    shape: Shape & (Same<z.output<DriverSchema<Shape>>, T> extends true ? unknown : never),
+    ...rules: z.core.$ZodCheck<z.output<DriverSchema<Shape>>>[]
+  ): ((options: T) => T) => {
+    const own: Shape = shape;
+    const schema: DriverSchema<Shape> = z.strictObject({ ...storageOptionsShape, ...own }).check(...rules);
+    return (options) => {
+      parseOptions(driver, schema, options);
+      return options;
+    };
+  };
+}
 
 /** A check with its message. */
 export function rule<T>(holds: (value: T) => boolean, message: string | ((value: T) => string)) {
@@ -32,6 +51,16 @@ export function rule<T>(holds: (value: T) => boolean, message: string | ((value:
     if (!holds(value))
       context.addIssue({ code: "custom", message: typeof message === "string" ? message : message(value) });
   });
+}
+
+/** A string option checked by `problem`, which says what is wrong with a value (`undefined`: nothing). */
+export function checkedString(problem: (value: string) => string | undefined) {
+  return z.string().check(
+    rule(
+      (value) => problem(value) === undefined,
+      (value) => problem(value) ?? "",
+    ),
+  );
 }
 
 /** An object given as is (a client, SDK options), recognised by `holds`. */
@@ -60,9 +89,9 @@ export function clientOptions<T>(option: string, sdk: string, endpoint: string, 
  * Parses `options` with `schema`, or throws a `STORAGE_OPTIONS` error naming every problem and the
  * fix: `S3Storage: unknown option "buckt". Valid options: prefix, external, bucket, ….`
  */
-export function parseOptions<T>(driver: string, schema: z.ZodMiniObject, options: unknown): T {
+function parseOptions(driver: string, schema: z.ZodMiniObject, options: unknown): void {
   const result = schema.safeParse(options);
-  if (result.success) return result.data as T;
+  if (result.success) return;
   const keys = Object.keys(schema.shape);
   const required = keys.filter((key) => schema.shape[key]?._zod.def.type !== "optional");
   const given = (typeof options === "object" && options !== null ? options : {}) as Record<string, unknown>;

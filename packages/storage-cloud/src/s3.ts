@@ -9,7 +9,7 @@ import type { S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
 import { Storage, type StorageOptions } from "@tern/core";
 import { type BlobStore, type JsonValue, registerStorageType } from "@tern/core/plugin";
 import * as z from "zod/mini";
-import { clientOptions, givenClient, parseOptions, rule, schemaOf, storageOptionsShape } from "./options.js";
+import { checkedString, clientOptions, givenClient, optionsCheck, rule } from "./options.js";
 import { S3BlobStore } from "./s3-blob-store.js";
 
 export { S3BlobStore, type S3BlobStoreOptions } from "./s3-blob-store.js";
@@ -42,38 +42,29 @@ export interface S3StorageOptions extends StorageOptions {
 
 const SSE = ["AES256", "aws:kms", "aws:kms:dsse"] as const;
 
-const optionsSchema = schemaOf<S3StorageOptions>()(
-  z
-    .strictObject({
-      ...storageOptionsShape,
-      bucket: z.string().check(
-        rule(
-          (bucket) => /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket),
-          (bucket) =>
-            `bucket ${JSON.stringify(bucket)} is not a valid S3 bucket name (3-63 lowercase letters, digits, dots and hyphens).`,
-        ),
-      ),
-      region: z.optional(z.string()),
-      client: givenClient<S3Client>("send", "client must be an S3Client from @aws-sdk/client-s3."),
-      // Only a string endpoint is kept in the JSON (see jsonOptions), so only a string can leak.
-      clientConfig: clientOptions<S3ClientConfig>("clientConfig", "S3Client", "endpoint", (config) =>
-        typeof config.endpoint === "string" ? config.endpoint : undefined,
-      ),
-      serverSideEncryption: z.optional(z.enum(SSE)),
-      kmsKeyId: z.optional(z.string()),
-      conditionalWrites: z.optional(z.boolean()),
-    })
-    .check(
-      rule(
-        (o) => o.client === undefined || o.clientConfig === undefined,
-        "give either client or clientConfig, not both.",
-      ),
-      rule(
-        (o) =>
-          o.kmsKeyId === undefined || o.serverSideEncryption === "aws:kms" || o.serverSideEncryption === "aws:kms:dsse",
-        'kmsKeyId needs serverSideEncryption "aws:kms" or "aws:kms:dsse".',
-      ),
+const checkOptions = optionsCheck<S3StorageOptions>("S3Storage")(
+  {
+    bucket: checkedString((bucket) =>
+      /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)
+        ? undefined
+        : `bucket ${JSON.stringify(bucket)} is not a valid S3 bucket name (3-63 lowercase letters, digits, dots and hyphens).`,
     ),
+    region: z.optional(z.string()),
+    client: givenClient<S3Client>("send", "client must be an S3Client from @aws-sdk/client-s3."),
+    // Only a string endpoint is kept in the JSON (see jsonOptions), so only a string can leak.
+    clientConfig: clientOptions<S3ClientConfig>("clientConfig", "S3Client", "endpoint", (config) =>
+      typeof config.endpoint === "string" ? config.endpoint : undefined,
+    ),
+    serverSideEncryption: z.optional(z.enum(SSE)),
+    kmsKeyId: z.optional(z.string()),
+    conditionalWrites: z.optional(z.boolean()),
+  },
+  rule((o) => o.client === undefined || o.clientConfig === undefined, "give either client or clientConfig, not both."),
+  rule(
+    (o) =>
+      o.kmsKeyId === undefined || o.serverSideEncryption === "aws:kms" || o.serverSideEncryption === "aws:kms:dsse",
+    'kmsKeyId needs serverSideEncryption "aws:kms" or "aws:kms:dsse".',
+  ),
 );
 
 /** Flows stored in an S3 bucket, content-addressed under the storage's prefix. */
@@ -88,8 +79,7 @@ export class S3Storage extends Storage {
   readonly #clientConfig: S3ClientConfig | undefined;
 
   constructor(options: S3StorageOptions) {
-    parseOptions<S3StorageOptions>("S3Storage", optionsSchema, options);
-    super(options);
+    super(checkOptions(options));
     this.bucket = options.bucket;
     this.region = options.region;
     this.serverSideEncryption = options.serverSideEncryption;
