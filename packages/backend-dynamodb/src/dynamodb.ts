@@ -147,7 +147,7 @@ export class DynamoDbBackend implements Backend {
     version: number,
     annotations: Readonly<Record<string, JsonValue>>,
   ): Promise<FlowVersionRecord> {
-    return registry.annotateFlowVersion(this.#db, project, flow, version, annotations);
+    return registry.annotateFlowVersion(this.#db, { project, flow, version }, annotations);
   }
 
   listFlows(project?: string): Promise<FlowSummary[]> {

@@ -114,6 +114,9 @@ export interface RunItem {
   environmentType?: string;
 }
 
+/** Optional fields a run record keeps as its item has them. */
+const OPTIONAL_AS_IS = ["environmentType", "reason", "idempotencyKey"] as const;
+
 /** A run item as a record, without the optional fields it does not have. */
 export function runFromItem(item: Item, values: ResolvedValues): RunRecord {
   const i = item as unknown as RunItem;
@@ -131,9 +134,7 @@ export function runFromItem(item: Item, values: ResolvedValues): RunRecord {
     updatedAtMs: i.updatedAtMs,
     attempts: i.attempts,
   };
-  if (i.environmentType !== undefined) run.environmentType = i.environmentType;
-  if (i.reason !== undefined) run.reason = i.reason;
-  if (i.idempotencyKey !== undefined) run.idempotencyKey = i.idempotencyKey;
+  for (const key of OPTIONAL_AS_IS) if (i[key] !== undefined) run[key] = i[key];
   if (i.leaseOwner !== undefined) run.lease = { owner: i.leaseOwner, expiresAtMs: i.leaseExpiresAtMs as number };
   if (i.deployment !== undefined) run.deployment = JSON.parse(i.deployment) as Record<string, JsonValue>;
   if (values.outputs !== undefined) run.outputs = JSON.parse(values.outputs) as Record<string, SerializedValue>;

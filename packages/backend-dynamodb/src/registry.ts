@@ -137,9 +137,7 @@ export async function getFlowVersion(
  */
 export async function annotateFlowVersion(
   db: TableClient,
-  project: string,
-  flow: string,
-  version: number,
+  { project, flow, version }: Pick<FlowVersionRecord, "project" | "flow" | "version">,
   annotations: Readonly<Record<string, JsonValue>>,
 ): Promise<FlowVersionRecord> {
   const patch = checkAnnotations(annotations);

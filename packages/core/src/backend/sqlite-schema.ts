@@ -113,18 +113,25 @@ export function migrateSqliteSchema(db: BetterSqlite3.Database, path: string): v
   }).immediate();
 }
 
-/** A `flow_versions` row as a record. */
-export function toFlowVersion(row: Row): FlowVersionRecord {
+/** The columns `flow_versions` and `runs` share: the flow version a row is of, its labels, its creation. */
+function versionColumns(row: Row): Pick<FlowVersionRecord, "project" | "flow" | "version" | "labels" | "createdAtMs"> {
   return {
     project: row.project as string,
     flow: row.flow as string,
     version: row.version as number,
     labels: JSON.parse(row.labels as string) as string[],
+    createdAtMs: row.created_at_ms as number,
+  };
+}
+
+/** A `flow_versions` row as a record. */
+export function toFlowVersion(row: Row): FlowVersionRecord {
+  return {
+    ...versionColumns(row),
     storage: JSON.parse(row.storage as string) as FlowVersionRecord["storage"],
     location: row.location as string,
     manifestHash: row.manifest_hash as string,
     environmentType: row.environment_type as string,
-    createdAtMs: row.created_at_ms as number,
     ...(typeof row.annotations === "string"
       ? { annotations: JSON.parse(row.annotations) as NonNullable<FlowVersionRecord["annotations"]> }
       : {}),
@@ -136,15 +143,11 @@ export function toFlowVersion(row: Row): FlowVersionRecord {
 export function toRun(row: Row): RunRecord {
   const run: { -readonly [K in keyof RunRecord]: RunRecord[K] } = {
     id: row.id as string,
-    project: row.project as string,
-    flow: row.flow as string,
-    version: row.version as number,
+    ...versionColumns(row),
     state: row.state as RunState,
     revision: row.revision as number,
-    labels: JSON.parse(row.labels as string) as string[],
     parameters: JSON.parse(row.parameters as string) as RunRecord["parameters"],
     scheduledAtMs: row.scheduled_at_ms as number,
-    createdAtMs: row.created_at_ms as number,
     updatedAtMs: row.updated_at_ms as number,
     attempts: row.attempts as number,
     ...(typeof row.environment_type === "string" ? { environmentType: row.environment_type } : {}),

@@ -5,29 +5,31 @@ import { BackendError, NotFoundError, RunConflictError, TernError } from "../err
 import type { JsonValue, SerializedTaskRun } from "../runner/serialized.js";
 import { openSqliteFile, SqliteConnection } from "./sqlite-connection.js";
 import { type Row, toAgent, toFlowVersion, toRun, toRunStateChange } from "./sqlite-schema.js";
+import type {
+  AgentRecord,
+  Backend,
+  ClaimInput,
+  CreateRunInput,
+  FlowSummary,
+  FlowVersionInput,
+  FlowVersionRecord,
+  ListRunsInput,
+  LogPage,
+  LogPageInput,
+  RunLogRecord,
+  RunRecord,
+  RunState,
+  RunStateChange,
+  TransitionInput,
+} from "./types.js";
 import {
-  type AgentRecord,
-  type Backend,
-  type ClaimInput,
-  type CreateRunInput,
   checkAnnotations,
   checkLogPageInput,
   checkTransition,
   environmentMatches,
-  type FlowSummary,
-  type FlowVersionInput,
-  type FlowVersionRecord,
-  type ListRunsInput,
-  type LogPage,
-  type LogPageInput,
   labelsMatch,
   lostLeaseReason,
-  type RunLogRecord,
-  type RunRecord,
-  type RunState,
-  type RunStateChange,
   requireEndReason,
-  type TransitionInput,
 } from "./types.js";
 
 /** Options of {@link SqliteBackend.open}. */

@@ -151,16 +151,16 @@ export interface CreateRunInput {
   readonly scheduledAtMs?: number;
 }
 
-/** A compare-and-swap state change. */
-export interface TransitionInput {
+/**
+ * A compare-and-swap state change. The run's `reason`, `deployment` and `outputs` are set with
+ * it when given.
+ */
+export interface TransitionInput extends Pick<RunRecord, "reason" | "deployment" | "outputs"> {
   readonly runId: string;
   /** The revision the caller read; the write fails with `RunConflictError` if it moved. */
   readonly expectedRevision: number;
   readonly to: RunState;
-  readonly reason?: string;
-  /** Set these fields with the change. `lease: null` clears the lease. */
-  readonly deployment?: Readonly<Record<string, JsonValue>>;
-  readonly outputs?: Readonly<Record<string, SerializedValue>>;
+  /** Set with the change; `null` clears the lease. */
   readonly lease?: Lease | null;
 }
 

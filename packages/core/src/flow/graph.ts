@@ -12,11 +12,12 @@ import {
 } from "./ref.js";
 import { type AnyTask, isTask } from "./task-types.js";
 
-/** How one argument of a task call is obtained at run time. */
-export type ArgSpec =
-  | { readonly kind: "value"; readonly value: unknown; readonly mapped: boolean }
-  | { readonly kind: "task"; readonly node: number; readonly mapped: boolean }
-  | { readonly kind: "parameter"; readonly name: string; readonly mapped: boolean };
+/** How one argument of a task call is obtained at run time, and whether a map call fans out over it. */
+export type ArgSpec = { readonly mapped: boolean } & (
+  | { readonly kind: "value"; readonly value: unknown }
+  | { readonly kind: "task"; readonly node: number }
+  | { readonly kind: "parameter"; readonly name: string }
+);
 
 /** One use of a task in a flow. */
 export interface GraphNode {
