@@ -190,36 +190,43 @@ export function ensureTaskDefinition(
   definition: TaskDefinitionInput,
   tags: Readonly<Record<string, string>>,
   hash: string,
-): Promise<{ arn: string; registered: boolean }> {
+): Promise<Ensured> {
   // One search-or-register per content at a time in this process: runs deployed together (a
   // burst of events, several agents in one process) wait for it instead of each describing and
   // registering (RegisterTaskDefinition is throttled at about one per second).
   const key = `${definition.family}|${hash}`;
   let pending = ensuring.get(key);
   if (pending === undefined) {
-    pending = ensureOnce(client, definition, tags, hash).finally(() => ensuring.delete(key));
+    const tagged = [...tagList(tags), { key: HASH_TAG, value: hash }];
+    pending = ensureOnce(client, { definition, hash }, tagged).finally(() => ensuring.delete(key));
     ensuring.set(key, pending);
   }
   return pending;
 }
 
-const ensuring = new Map<string, Promise<{ arn: string; registered: boolean }>>();
+/** A task definition's ARN, and whether this call registered it. */
+type Ensured = { arn: string; registered: boolean };
 
-async function ensureOnce(
-  client: ECSClient,
-  definition: TaskDefinitionInput,
-  tags: Readonly<Record<string, string>>,
-  hash: string,
-): Promise<{ arn: string; registered: boolean }> {
+const ensuring = new Map<string, Promise<Ensured>>();
+
+/** A task definition as wanted and its content hash, which its revisions carry as a tag. */
+export interface HashedDefinition {
+  readonly definition: TaskDefinitionInput;
+  readonly hash: string;
+}
+
+/** {@link ensureTaskDefinition}'s search and registration; `tags` include the hash tag. */
+async function ensureOnce(client: ECSClient, wanted: HashedDefinition, tags: Tag[]): Promise<Ensured> {
+  const { definition } = wanted;
   const sdk = await ecsSdk();
   for (let attempt = 1; ; attempt++) {
-    const found = await findRevision(client, sdk, definition, hash);
+    const found = await findRevision(client, sdk, wanted);
     if (found !== undefined) return { arn: found, registered: false };
     try {
       const output = await client.send(
         new sdk.RegisterTaskDefinitionCommand({
           ...(definition as unknown as ConstructorParameters<typeof sdk.RegisterTaskDefinitionCommand>[0]),
-          tags: [...tagList(tags), { key: HASH_TAG, value: hash }],
+          tags,
         }),
       );
       const arn = output.taskDefinition?.taskDefinitionArn;
@@ -246,8 +253,7 @@ async function ensureOnce(
 async function findRevision(
   client: ECSClient,
   sdk: EcsSdk,
-  definition: TaskDefinitionInput,
-  hash: string,
+  { definition, hash }: HashedDefinition,
 ): Promise<string | undefined> {
   const family = definition.family;
   let newest: { taskDefinition?: TaskDefinition; tags?: Tag[] };
@@ -301,14 +307,12 @@ const TASK_DEFINITION_ARN = /^arn:aws[a-z-]*:ecs:([a-z0-9-]+):(\d{12}):task-defi
 const ACCOUNT_OF_ARN = /^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:(\d{12}):/;
 
 /** What an annotated task-definition ARN must match: the agent's own configuration. */
-export interface ExpectedDefinition {
+export interface ExpectedDefinition extends HashedDefinition {
   readonly region: string;
   /** The cluster (name or ARN) and roles of the configuration: the account is taken from the first ARN among them. */
   readonly cluster: string;
   readonly taskRoleArn?: string;
   readonly executionRoleArn?: string;
-  readonly definition: TaskDefinitionInput;
-  readonly hash: string;
 }
 
 /**
