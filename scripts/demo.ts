@@ -3,12 +3,10 @@
  * under TERN_HOME, default ./.tern): register examples/etl.ts, create a run, run an agent once,
  * then show the run and what its tasks logged.
  */
-import { fileURLToPath } from "node:url";
 import { main } from "@tern/cli";
 
-const cli = fileURLToPath(import.meta.resolve("@tern/cli"));
-// The agent starts runners the way this script runs: same node, flags and CLI sources.
-process.env.TERN_RUNNER_COMMAND ??= JSON.stringify([process.execPath, ...process.execArgv, cli]);
+// The agent below starts its runners as `pnpm tern agent` does: from the CLI compiled from these
+// sources (built on first use and cached, see packages/cli/src/source-runner.ts).
 
 let captured = "";
 const io = {

@@ -14,8 +14,17 @@ export async function keepLeaseIfWorker(): Promise<boolean> {
   return true;
 }
 
-/** This module's own URL, for `executeRun({ leaseKeeper })`, unless an entry replaced it. */
-let entry = new URL(import.meta.url);
+/**
+ * Set at build time by the CLI compiled from the sources (source-runner.ts): the keeper's own
+ * bundle, relative to this module's file, which loads only what keeping a lease needs.
+ */
+declare const __TERN_LEASE_KEEPER_BUNDLE__: string | undefined;
+
+/** This module's own URL (or its own bundle's), for `executeRun({ leaseKeeper })`, unless an entry replaced it. */
+let entry =
+  typeof __TERN_LEASE_KEEPER_BUNDLE__ === "string"
+    ? new URL(__TERN_LEASE_KEEPER_BUNDLE__, import.meta.url)
+    : new URL(import.meta.url);
 
 export function leaseKeeperEntry(): URL {
   return entry;

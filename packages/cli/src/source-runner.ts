@@ -109,13 +109,11 @@ function buildInto(outdir: string): void {
   // esbuild is a development dependency of this package: the sources are only run here.
   const esbuild = createRequire(import.meta.url)("esbuild") as typeof import("esbuild");
   const cli = join(ROOT, "packages", "cli", "src");
-  const result = esbuild.buildSync({
-    // The lease keeper's worker starts from its module's own file (see lease-keeper.ts).
-    entryPoints: { main: join(cli, "main.ts"), "lease-keeper": join(cli, "lease-keeper.ts") },
-    outdir,
-    outExtension: { ".js": ".mjs" },
+  const common: import("esbuild").BuildOptions = {
     bundle: true,
+    // Split at every dynamic import: what a command does not use stays unloaded.
     splitting: true,
+    outExtension: { ".js": ".mjs" },
     // npm packages stay imports (the workspace's own packages are compiled in, from their sources).
     external: npmDependencies()
       .filter((name) => !INLINED.includes(name))
@@ -127,9 +125,27 @@ function buildInto(outdir: string): void {
     banner: { js: BANNER },
     sourcemap: "linked",
     logLevel: "silent",
-  });
-  if (result.errors.length > 0) {
-    throw new Error(`building the runner from the sources failed: ${result.errors.map((e) => e.text).join("; ")}`);
+  };
+  const builds = [
+    // The CLI; its lease keeper starts its worker from the keeper's own build below.
+    esbuild.buildSync({
+      ...common,
+      entryPoints: { main: join(cli, "main.ts") },
+      outdir,
+      define: { __TERN_LEASE_KEEPER_BUNDLE__: JSON.stringify("./keeper/lease-keeper.mjs") },
+    }),
+    // The lease keeper's worker thread on its own: built with the CLI, its every chunk would be
+    // shared with the CLI's (core's runtime is one module graph), and the thread would load
+    // all of them before the run may start.
+    esbuild.buildSync({
+      ...common,
+      entryPoints: { "lease-keeper": join(cli, "lease-keeper.ts") },
+      outdir: join(outdir, "keeper"),
+    }),
+  ];
+  const errors = builds.flatMap((result) => result.errors);
+  if (errors.length > 0) {
+    throw new Error(`building the runner from the sources failed: ${errors.map((e) => e.text).join("; ")}`);
   }
 }
 
