@@ -177,11 +177,9 @@ function stdoutDrained(): Promise<void> {
   });
 }
 
-export const logsCommand: Command = {
-  name: "logs",
-  help: `
-Usage: tern logs <runId> [--json]
-
+export const logsCommand = runIdCommand(
+  "logs",
+  `
 Prints the run's log records in the order they were written, read a page at a time (constant
 memory however much the run logged). --json prints them as one JSON array of
 { timeMs, level, message, source, fields?, taskRunId }.
@@ -238,6 +236,7 @@ Usage: tern cancel <runId>`,
             to,
             reason: "cancelled by request",
             // A runner's lease stays with a Cancelling run: its runner still ends it, and if the
+    else if (written === 0) io.out(`${noOutputLines(run, await db.getTaskRuns(id)).join("\n")}\n`);
             // runner is dead the lease says so within one lease length.
             ...(to === "Cancelled" ? { lease: null } : {}),
           },

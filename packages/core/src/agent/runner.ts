@@ -6,7 +6,7 @@ import type { FlowRunResult } from "../flow/flow.js";
 import type { TaskRun } from "../runner/engine.js";
 import { type Executor, type ExecutorConfig, executorFromJSON } from "../runner/executor.js";
 import { LogBudget } from "../runner/log-budget.js";
-import type { LogRecord } from "../runner/logger.js";
+import { type LogRecord, withRunnerOutput } from "../runner/logger.js";
 import { type SerializedValue, serializeRun, serializeTaskRun } from "../runner/serialize.js";
 import { resolveRun } from "./deploy.js";
 import { DEFAULT_LEASE_MS, isRunnerOwner, leaseMsFromEnv, runnerOwner } from "./lease.js";
@@ -77,6 +77,13 @@ export async function executeRun(runId: string, options: ExecuteRunOptions): Pro
     if (run.state === "Cancelling") return await finish(backend, runId, "Cancelled", "cancelled before it started");
     // Captured output kept per run (TERN_LOG_LIMIT_BYTES); a bad value fails the run with its message.
     const budget = new LogBudget<RunLogRecord>();
+    /** What the runner printed outside tasks before the reporter existed (the bundle's import). */
+    const early: RunLogRecord[] = [];
+    const runnerOutput = (record: LogRecord) => {
+      const kept = { ...record, taskRunId: runId };
+      if (reporter === undefined) early.push(...budget.admit(kept));
+      else reporter.record(kept);
+    };
     const onKeeperEvent = (event: LeaseKeeperEvent) => {
       if (event.type === "ready") return;
       if (event.type === "cancel") reporter?.abort(new Error("cancelled by request"));
@@ -96,17 +103,19 @@ export async function executeRun(runId: string, options: ExecuteRunOptions): Pro
       },
     );
     // Started before the bundle loads: the worker warms up meanwhile, and renews from the start.
-    const { flow } = await resolved.storage.load(resolved.flowVersion.location, {
-      expectedHash: resolved.flowVersion.manifestHash,
-      label: resolved.label,
-    });
+    const { flow } = await withRunnerOutput(runnerOutput, () =>
+      resolved.storage.load(resolved.flowVersion.location, {
+        expectedHash: resolved.flowVersion.manifestHash,
+        label: resolved.label,
+      }),
+    );
     await keeper.ready;
     const started = await markRunning(backend, runId, owner, leaseMs);
     if (started.kind !== "running") {
       await keeper.stop();
       return started.result;
     }
-    const active = new Reporter(backend, runId, options.flushIntervalMs ?? 500, options.signal, budget, owner);
+    const active = new Reporter(backend, runId, options.flushIntervalMs ?? 500, options.signal, budget, owner, early);
     reporter = active;
     keeper.begin();
     run = started.run;
@@ -129,7 +138,7 @@ export async function executeRun(runId: string, options: ExecuteRunOptions): Pro
       if (environment?.onExit !== undefined) {
         try {
           const exitContext: EnvironmentExitContext = { ...hookContext, state, reason };
-          await environment.onExit(exitContext);
+          await withRunnerOutput(runnerOutput, async () => environment.onExit?.(exitContext));
         } catch (error) {
           if (finalState === "Success") finalState = "Failed";
           finalReason = `${finalReason}; onExit failed: ${(error as Error).message}`;
@@ -143,7 +152,7 @@ export async function executeRun(runId: string, options: ExecuteRunOptions): Pro
 
     if (environment?.onStart !== undefined) {
       try {
-        await environment.onStart(hookContext);
+        await withRunnerOutput(runnerOutput, async () => environment.onStart?.(hookContext));
       } catch (error) {
         return await exit("Failed", `onStart failed: ${(error as Error).message}`);
       }
@@ -165,10 +174,9 @@ export async function executeRun(runId: string, options: ExecuteRunOptions): Pro
         onLog: (taskRun, record) => active.logged(taskRun, record),
       });
     } catch (error) {
-      await active.close();
       return await exit("Failed", (error as Error).message);
     }
-    const outputs = await active.close(result);
+    const outputs = await active.finish(result);
     const stopped = options.signal?.aborted === true;
     const reason =
       result.state === "Success"
@@ -288,7 +296,6 @@ async function finish(
 class Reporter {
   private readonly controller = new AbortController();
   private readonly dirty = new Map<string, TaskRun>();
-  private logs: RunLogRecord[] = [];
   private readonly timer: NodeJS.Timeout;
   private flushing: Promise<void> = Promise.resolve();
   /** Set once the run is not this runner's: nothing more is written. */
@@ -303,6 +310,8 @@ class Reporter {
     private readonly budget: LogBudget<RunLogRecord>,
     /** The runner's lease owner: a flush happens only while it holds the run. */
     private readonly owner: string,
+    /** Records admitted before the reporter existed, written with the first flush. */
+    private logs: RunLogRecord[] = [],
   ) {
     this.timer = setInterval(() => void this.tick(), intervalMs);
     // The flow keeps the process alive while it runs; this timer alone must not.
@@ -335,29 +344,46 @@ class Reporter {
   }
 
   logged(taskRun: TaskRun, record: LogRecord): void {
+    this.record({ ...record, taskRunId: taskRun.id });
+  }
+
+  /** Keeps a record (a task's, or the runner's own output) within the run's log budget. */
+  record(record: RunLogRecord): void {
     if (this.fenced) return;
-    for (const kept of this.budget.admit({ ...record, taskRunId: taskRun.id })) this.logs.push(kept);
+    for (const kept of this.budget.admit(record)) this.logs.push(kept);
   }
 
   /**
-   * Stops the timer, writes what is buffered and the task runs; returns the outputs as JSON.
-   * Closing again does nothing.
+   * Writes what is buffered and the flow's final task runs; returns the outputs as JSON. Logs
+   * still come after it (`onExit`'s output) until {@link close}.
    */
-  async close(result?: FlowRunResult): Promise<Readonly<Record<string, SerializedValue>> | undefined> {
-    if (this.closed) return undefined;
-    this.closed = true;
-    clearInterval(this.timer);
-    await this.flushing;
-    const dropped = this.budget.summary();
-    if (dropped !== undefined && !this.fenced) this.logs.push(dropped);
-    await this.flush();
-    if (result === undefined || this.fenced) return undefined;
+  async finish(result: FlowRunResult): Promise<Readonly<Record<string, SerializedValue>> | undefined> {
+    await this.flushInTurn();
+    if (this.fenced) return undefined;
     const serialized = serializeRun(result);
     await this.backend.saveTaskRuns(
       this.runId,
       serialized.taskRuns.map((t) => ({ ...t, logs: [] })),
     );
     return serialized.outputs;
+  }
+
+  /** Stops the timer and writes what is buffered, with the note of what the log limit dropped. Closing again does nothing. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.timer);
+    await this.flushing;
+    const dropped = this.budget.summary();
+    if (dropped !== undefined && !this.fenced) this.logs.push(dropped);
+    await this.flush();
+  }
+
+  /** A flush after the ones under way (a tick's), so that records are appended in order; its error is thrown. */
+  private async flushInTurn(): Promise<void> {
+    const done = this.flushing.then(() => this.flush());
+    this.flushing = done.catch(() => undefined);
+    await done;
   }
 
   private async tick(): Promise<void> {

@@ -4,14 +4,21 @@ import { formatWithOptions } from "node:util";
 /** Severity of a log record. */
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
-/** One line a task logged, through its logger or through `console`. */
+/**
+ * One line a task logged, through its logger or through `console`; or one line the runner
+ * process printed through `console` outside any task (an environment's `onStart` or `onExit`,
+ * the top-level code of the flow's module as the runner imports it).
+ */
 export interface LogRecord {
   /** Milliseconds since the epoch. */
   readonly timeMs: number;
   readonly level: LogLevel;
   readonly message: string;
-  /** `logger` for `ctx.logger`, `console` for `console.*` calls made inside the task. */
-  readonly source: "logger" | "console";
+  /**
+   * `logger` for `ctx.logger`, `console` for `console.*` calls made inside the task, `runner` for
+   * `console.*` calls the runner process made outside tasks (see {@link withRunnerOutput}).
+   */
+  readonly source: "logger" | "console" | "runner";
   /** Structured fields given to the logger. */
   readonly fields?: Readonly<Record<string, unknown>>;
 }
@@ -110,6 +117,23 @@ export function acquireConsoleCapture(): () => void {
       originals = undefined;
     }
   };
+}
+
+/**
+ * Runs `fn` with the `console.*` output of its async context (what it prints, and what anything it
+ * starts prints while console output is captured) handed to `write` as `runner` records, and still printed. The runner wraps
+ * what runs outside tasks in it: an environment's callbacks and the import of the flow's bundle,
+ * so that `tern logs` shows their output, not only the agent's terminal. Tasks started inside
+ * `fn` log as themselves (their own scope is nearer).
+ */
+export async function withRunnerOutput<T>(write: (record: LogRecord) => void, fn: () => Promise<T>): Promise<T> {
+  const release = acquireConsoleCapture();
+  const sink: LogSink = { echoConsole: true, write: (record) => write({ ...record, source: "runner" }) };
+  try {
+    return await runInTaskScope(sink, fn);
+  } finally {
+    release();
+  }
 }
 
 /** Formats a logger record for a terminal: `HH:MM:SS.mmm LEVEL [slug] message {fields}`. */
