@@ -21,7 +21,8 @@ import {
  * user's own code, to the same copies the caller uses, then imported and removed.
  * `import.meta.url`, `.filename` and `.dirname` keep naming the original file, and flows defined
  * in it take the original file as their source, already while it loads (a file that builds its
- * storage at its top level bundles the user's file).
+ * storage at its top level bundles the user's file). An inline source map, with Node's source maps
+ * turned on, makes stack traces name the original files and lines, not the removed module.
  */
 export async function importFlowFile(file: string): Promise<Record<string, unknown>> {
   const path = resolve(file);
@@ -54,6 +55,10 @@ export async function importFlowFile(file: string): Promise<Record<string, unkno
       metafile: true,
       logLevel: "silent",
       absWorkingDir: root,
+      // Sources are relative to `root`; the map is read on this machine, where they are.
+      sourcemap: "inline",
+      sourcesContent: false,
+      sourceRoot: `${pathToFileURL(root).href}/`,
     });
     code = result.outputFiles?.[0]?.text ?? "";
     metafile = result.metafile;
@@ -75,6 +80,7 @@ export async function importFlowFile(file: string): Promise<Record<string, unkno
   const compiled = join(dir, "flow.mjs");
   try {
     await writeFile(compiled, code, { mode: 0o600 });
+    process.setSourceMapsEnabled(true);
     try {
       return await withCompiledSource(
         compiled,
