@@ -70,6 +70,19 @@ export {
 } from "./environment/registry.js";
 export { BackendError, isRetryable, RunConflictError, type TernErrorOptions } from "./errors.js";
 export type { BindInput } from "./flow/flow.js";
+export {
+  type CheckedParameter,
+  checkParameterValues,
+  type FromJsonSchema,
+  type JsonSchema,
+  type Mismatch,
+  type ParameterSchema,
+  ParameterValueError,
+  readParameterText,
+  type SchemaType,
+  type StandardJsonSchema,
+  schemaMismatch,
+} from "./flow/parameter-schema.js";
 export { isRef, type ParameterDeclaration } from "./flow/ref.js";
 export { type AnyTask, isTask, type ResolvedTaskOptions } from "./flow/task-types.js";
 export { type BackoffRetryOptions, backoffMs, retryWithBackoff } from "./retry/backoff.js";

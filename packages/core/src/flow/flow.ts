@@ -6,6 +6,7 @@ import type { RegisterOptions, RegisterResult } from "../register.js";
 import { GraphRunner, type RunOptions } from "../runner/engine.js";
 import type { Executor } from "../runner/executor.js";
 import { FlowGraph, type GraphNode, withGraph } from "./graph.js";
+import { checkParameterValues } from "./parameter-schema.js";
 import { type Input, isRef, type ParameterDeclaration, type Ref, refTarget } from "./ref.js";
 import type { FlowOutputs, FlowRunResult, OutputValues } from "./result.js";
 import type { AnyTask, ResolvedTaskOptions, Task } from "./task-types.js";
@@ -246,11 +247,13 @@ export class Flow<O extends FlowOutputs = FlowOutputs> {
   }
 
   /**
-   * Runs the flow in this process. Rejects with a `ParameterError` before running anything
-   * when the parameters do not match the declared ones; otherwise resolves with the final
-   * state, the outputs and every task run.
+   * Runs the flow in this process. Rejects before running anything with a `ParameterValueError`
+   * when a value does not fit its parameter's schema, and with a `ParameterError` when the
+   * parameters do not match the declared ones (both code `PARAMETERS`); otherwise resolves with
+   * the final state, the outputs and every task run.
    */
   async run(options: RunOptions = {}): Promise<FlowRunResult<O>> {
+    checkParameterValues(this.name, this.parameters, options.parameters ?? {});
     const runner = new GraphRunner(this.#graph, this.#referenceIndexes(), this.executor, options);
     const { nodeResults, nodeStates, ...result } = await runner.run();
     const outputs: Record<string, unknown> = {};

@@ -28,12 +28,17 @@ export type RefTarget =
   | { readonly kind: "task"; readonly graph: RefGraph; readonly node: number }
   | { readonly kind: "parameter"; readonly name: string; readonly declaration: ParameterDeclaration };
 
+/** A JSON Schema as a manifest records it (JSON only). */
+export type JsonSchema = { readonly [keyword: string]: unknown };
+
 /** A parameter as declared with {@link parameter}. */
 export interface ParameterDeclaration {
   readonly name: string;
   readonly required: boolean;
   readonly hasDefault: boolean;
   readonly default: unknown;
+  /** The JSON Schema its values must fit, when one was declared. */
+  readonly schema?: JsonSchema;
 }
 
 interface RefObject {

@@ -56,7 +56,15 @@ export const manifestSchema = z.strictObject({
       }),
     ),
     edges: z.array(z.strictObject({ from: z.string(), to: z.string(), kind: z.enum(["data", "state"]) })),
-    parameters: z.array(z.strictObject({ name: nonEmpty(), required: z.boolean(), default: z.optional(jsonValue) })),
+    parameters: z.array(
+      z.strictObject({
+        name: nonEmpty(),
+        required: z.boolean(),
+        default: z.optional(jsonValue),
+        // The JSON Schema its values must fit (`parameter(name, { schema })`).
+        schema: z.optional(z.record(z.string(), jsonValue)),
+      }),
+    ),
     executor: typedConfig,
     referenceTasks: z.array(z.string()),
   }),
