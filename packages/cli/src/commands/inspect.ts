@@ -177,12 +177,16 @@ function stdoutDrained(): Promise<void> {
   });
 }
 
-export const logsCommand = runIdCommand(
-  "logs",
-  `
+export const logsCommand: Command = {
+  name: "logs",
+  help: `
+Usage: tern logs <runId> [--json]
+
 Prints the run's log records in the order they were written, read a page at a time (constant
 memory however much the run logged). --json prints them as one JSON array of
-{ timeMs, level, message, source, fields?, taskRunId }.
+{ timeMs, level, message, source, fields?, taskRunId }. What the runner printed outside tasks
+(an environment's onStart and onExit) is there too, as [runner] lines (source "runner", the run's
+id as taskRunId).
 A run's captured output is capped (TERN_LOG_LIMIT_BYTES, default 10 MiB); past it, one note
 record says how much was dropped.`,
   options: { json: { type: "boolean" } },
@@ -200,7 +204,9 @@ record says how much was dropped.`,
           // The layout of JSON.stringify(records, null, 2), one element at a time.
           text += `${written === 0 ? "[\n" : ",\n"}  ${JSON.stringify(record, null, 2).replaceAll("\n", "\n  ")}`;
         } else {
-          text += `${formatLogLine(record.taskRunId.slice(id.length + 1), record)}\n`;
+          // The runner's own records (environment callbacks' output) carry the run's id.
+          const label = record.taskRunId === id ? "runner" : record.taskRunId.slice(id.length + 1);
+          text += `${formatLogLine(label, record)}\n`;
         }
         written += 1;
       }
@@ -236,7 +242,6 @@ Usage: tern cancel <runId>`,
             to,
             reason: "cancelled by request",
             // A runner's lease stays with a Cancelling run: its runner still ends it, and if the
-    else if (written === 0) io.out(`${noOutputLines(run, await db.getTaskRuns(id)).join("\n")}\n`);
             // runner is dead the lease says so within one lease length.
             ...(to === "Cancelled" ? { lease: null } : {}),
           },

@@ -206,6 +206,13 @@ export abstract class Storage {
         }
         await checkDependencies(match.flow, file);
         const key = `${this.prefix}/${slugify(flow.name)}/${sha256}.mjs`;
+        // Keyed by its own hash: a change of comments or blank lines moves the lines of a bundle
+        // whose bytes stay the same, and each flow version keeps the map of its own lines.
+        const map = {
+          key: `${this.prefix}/${slugify(flow.name)}/${sourceMap.sha256}.mjs.map`,
+          sha256: sourceMap.sha256,
+          sizeBytes: sourceMap.bytes.byteLength,
+        };
         const manifest = describeFlow(match.flow, match.exportName, {
           bundle: { key, sha256, sizeBytes: bytes.byteLength, sourceMap: map },
           storage: this.toJSON(),
@@ -216,13 +223,6 @@ export abstract class Storage {
       }
     }
     return planned;
-        // Keyed by its own hash: a change of comments or blank lines moves the lines of a bundle
-        // whose bytes stay the same, and each flow version keeps the map of its own lines.
-        const map = {
-          key: `${this.prefix}/${slugify(flow.name)}/${sourceMap.sha256}.mjs.map`,
-          sha256: sourceMap.sha256,
-          sizeBytes: sourceMap.bytes.byteLength,
-        };
   }
 
   /**
@@ -237,16 +237,6 @@ export abstract class Storage {
       let bytesUploaded = uploaded.get(key);
       if (bytesUploaded === undefined) {
         bytesUploaded = await this.#putIfAbsent(key, plan.bytes, sha256, "text/javascript");
-        uploaded.set(key, bytesUploaded);
-      } else {
-        bytesUploaded = 0;
-      }
-      const built: BuiltFlow = { name: plan.name, manifest: plan.manifest, bytesUploaded };
-      this.#built.set(plan.name, built);
-      results.push(built);
-    }
-    return results;
-  }
         const map = plan.manifest.bundle.sourceMap;
         if (map !== undefined && plan.sourceMap !== undefined) {
           try {
@@ -258,6 +248,16 @@ export abstract class Storage {
             throw error;
           }
         }
+        uploaded.set(key, bytesUploaded);
+      } else {
+        bytesUploaded = 0;
+      }
+      const built: BuiltFlow = { name: plan.name, manifest: plan.manifest, bytesUploaded };
+      this.#built.set(plan.name, built);
+      results.push(built);
+    }
+    return results;
+  }
 
   /** Stores a manifest (content-addressed; nothing is uploaded when it is already there). */
   async writeManifest(manifest: Manifest): Promise<StoredManifest> {
@@ -318,16 +318,6 @@ export abstract class Storage {
     return outcome === "created" ? bytes.byteLength : 0;
   }
 
-  async #get(key: string, what: string, kind: "manifest" | "bundle"): Promise<Uint8Array> {
-    try {
-      return await this.blobs.get(key);
-    } catch (error) {
-      if (isTernError(error, "NOT_FOUND")) {
-        throw NotFoundError.flowBlob(what, kind, key, this.blobs.describe(key), { cause: error });
-      }
-      throw error;
-    }
-  }
   /**
    * The bundle's source map, checked against the sha256 its manifest records (a changed map is
    * refused like a changed bundle). A manifest without one, or a map deleted from storage, leaves
@@ -347,6 +337,16 @@ export abstract class Storage {
     return bytes;
   }
 
+  async #get(key: string, what: string, kind: "manifest" | "bundle"): Promise<Uint8Array> {
+    try {
+      return await this.blobs.get(key);
+    } catch (error) {
+      if (isTernError(error, "NOT_FOUND")) {
+        throw NotFoundError.flowBlob(what, kind, key, this.blobs.describe(key), { cause: error });
+      }
+      throw error;
+    }
+  }
 }
 
 /** The flows a bundle exports; two with one name, or none, are errors. */
