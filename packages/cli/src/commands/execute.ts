@@ -1,3 +1,4 @@
+import type { TernError } from "@tern/core";
 import { deployFromBundle, executeRun, runnerCommandFromEnv, runnerEnvironment } from "@tern/core/runtime";
 import { type Command, UsageError } from "../cli.js";
 import { leaseKeeperEntry } from "../lease-keeper.js";
@@ -46,21 +47,44 @@ export const deployCommand: Command = {
 Usage: tern deploy <runId>
 
 Used by agents for environments they cannot rebuild themselves: loads the flow's verified
-bundle and runs its environment's setup and execute here. Prints the deployment as JSON.`,
+bundle and runs its environment's setup and execute here. Prints one JSON line: the deployment
+({ details, watch }), or why there is none ({ failed: { message, code?, retryable? } }, the
+reason the agent fails the run with).`,
   options: {},
   positionals: [1, 1],
   async run(args, { io, backend }) {
-    // The runner is this CLI again, unless TERN_RUNNER_COMMAND says otherwise (checked: a JSON array).
-    const fromEnv = runnerCommandFromEnv();
-    const deployment = await deployFromBundle(await backend(), args.positionals[0] as string, {
-      runnerCommand: fromEnv.length > 0 ? fromEnv : ownCommand(),
-      runnerEnv: runnerEnvironment(),
-      onOutput: (line) => io.err(`${line}\n`),
-    });
-    // The first line is the deployment; the agent reads it at once. With a local child to watch,
-    // stay until it exits and exit like it, so the agent can tell a crash from a report.
+    // One stdout line reports to the agent (core's DeployReport): the deployment, or why
+    // there is none. The agent fails the run with that message, so it is the error's own, never
+    // the last line of a stack.
+    const report = (fields: Record<string, unknown>) => io.out(`${JSON.stringify(fields)}\n`);
+    let deployment: Awaited<ReturnType<typeof deployFromBundle>>;
+    try {
+      // The runner is this CLI again, unless TERN_RUNNER_COMMAND says otherwise (checked: a JSON array).
+      const fromEnv = runnerCommandFromEnv();
+      deployment = await deployFromBundle(await backend(), args.positionals[0] as string, {
+        runnerCommand: fromEnv.length > 0 ? fromEnv : ownCommand(),
+        runnerEnv: runnerEnvironment(),
+        onOutput: (line) => io.err(`${line}\n`),
+      });
+    } catch (error) {
+      // Loaded only here: the root entry is more than a deploy that succeeds needs.
+      const { isTernError } = await import("@tern/core");
+      const { message, code, retryable } = error as Partial<TernError>;
+      report({
+        failed: {
+          message: isTernError(error) ? message : `${(error as Error)?.name ?? "Error"}: ${String(message ?? error)}`,
+          ...(isTernError(error) ? { code, retryable } : {}),
+        },
+      });
+      // The agent's log (not the run's reason) keeps the stack of an unexpected error, for debugging.
+      const cause = isTernError(error) ? error.cause : error;
+      io.err(`tern deploy: ${message}\n${cause instanceof Error && !isTernError(cause) ? `${cause.stack}\n` : ""}`);
+      return 1;
+    }
+    // The agent reads the report at once. With a local child to watch, stay until it exits and
+    // exit like it, so the agent can tell a crash from a report.
     const watch = deployment.exited !== undefined;
-    io.out(`${JSON.stringify({ details: deployment.details, watch })}\n`);
+    report({ details: deployment.details, watch });
     if (deployment.exited !== undefined) {
       const { code, signal } = await deployment.exited;
       return code ?? (signal === null ? 1 : 128);

@@ -1,8 +1,9 @@
 import { requireRun } from "../backend/lookup.js";
 import type { Backend, FlowVersionRecord, RunRecord } from "../backend/types.js";
+import { describe } from "../describe.js";
 import type { Deployment, Environment, ExecuteContext, SetupContext } from "../environment/environment.js";
 import { environmentFromJSON, loadEnvironmentType } from "../environment/registry.js";
-import { NotFoundError, TernError } from "../errors.js";
+import { isTernError, NotFoundError, TernError } from "../errors.js";
 import type { Manifest } from "../storage/manifest.js";
 import { loadStorage } from "../storage/registry.js";
 import type { Storage } from "../storage/storage.js";
@@ -60,22 +61,6 @@ export function setupContext(backend: Backend, resolved: ResolvedRun): SetupCont
   };
 }
 
-/** Runs `setup` then `execute` of an environment. */
-export async function setupAndExecute(
-  backend: Backend,
-  environment: Environment,
-  resolved: ResolvedRun,
-  context: Omit<ExecuteContext, "run" | "flowVersion" | "manifest">,
-): Promise<Deployment> {
-  await environment.setup(resolved.storage, setupContext(backend, resolved));
-  return environment.execute(resolved.storage, resolved.flowVersion.location, {
-    ...context,
-    run: resolved.run,
-    flowVersion: resolved.flowVersion,
-    manifest: resolved.manifest,
-  });
-}
-
 /**
  * The child-process side of a custom environment (`tern deploy <runId>`): loads the flow's
  * verified bundle, takes the environment object the flow was defined with, and runs its
@@ -99,4 +84,60 @@ export async function deployFromBundle(
     );
   }
   return setupAndExecute(backend, environment, resolved, context);
+}
+
+/**
+ * Runs a custom environment's `setup` then `execute`; what either throws becomes the run's
+ * reason, naming the step.
+ */
+async function setupAndExecute(
+  backend: Backend,
+  environment: Environment,
+  resolved: ResolvedRun,
+  context: Omit<ExecuteContext, "run" | "flowVersion" | "manifest">,
+): Promise<Deployment> {
+  try {
+    await environment.setup(resolved.storage, setupContext(backend, resolved));
+  } catch (error) {
+    throw stepFailed(`${environment.type}.setup`, error);
+  }
+  try {
+    return await environment.execute(resolved.storage, resolved.flowVersion.location, {
+      ...context,
+      run: resolved.run,
+      flowVersion: resolved.flowVersion,
+      manifest: resolved.manifest,
+    });
+  } catch (error) {
+    throw stepFailed(`${environment.type}.execute`, error);
+  }
+}
+
+/**
+ * A custom environment's own error, as the run's reason: where it was thrown and the error's
+ * type and message (`MyEnvironment.setup threw TypeError: ...`), never its stack. A launch that
+ * may have happened stays a `LaunchUncertainError`, so the agent leaves the run for the sweep.
+ */
+function stepFailed(step: string, error: unknown): TernError {
+  if (isTernError(error, "LAUNCH_UNCERTAIN")) return error;
+  return new TernError("DEPLOY", `${step} threw ${errorSummary(error)}`, {
+    cause: error,
+    retryable: isTernError(error) && error.retryable,
+  });
+}
+
+/**
+ * `TypeError: message` for any thrown value, on one line and at most 1000 characters. A subclass
+ * of Error that kept the inherited name "Error" goes by its class name.
+ */
+function errorSummary(error: unknown): string {
+  let text = `a non-error value, ${describe(error)}`;
+  if (typeof error === "object" && error !== null && "message" in error) {
+    const { name, message } = error as Error;
+    const className = error.constructor?.name;
+    const type = (name === "Error" || !name) && className ? className : name || "Error";
+    text = `${type}: ${String(message)}`;
+  }
+  const line = text.replace(/\s*\n\s*/g, " ").trim();
+  return line.length > 1000 ? `${line.slice(0, 999)}…` : line;
 }
