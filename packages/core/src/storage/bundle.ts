@@ -74,23 +74,6 @@ const ALWAYS_EXTERNAL = ["better-sqlite3", "esbuild"];
  */
 export const BUNDLE_CONDITIONS: readonly string[] = import.meta.url.endsWith(".ts") ? ["@tern/source"] : [];
 
-/** Stored bytes and their sha256: a bundle, or its source map. */
-export interface HashedBytes {
-  readonly bytes: Uint8Array;
-  readonly sha256: string;
-}
-
-/** A bundled flow module, and the source map that points its code back at the user's files. */
-export interface FlowBundle extends HashedBytes {
-  readonly sourceMap: HashedBytes;
-}
-
-/**
- * The name the bundle's last line (`//# sourceMappingURL=...`) gives its source map, relative to
- * the bundle: {@link importBundle} writes the map under it beside the bundle it imports.
- */
-export const SOURCE_MAP_FILE = "bundle.mjs.map";
-
 /**
  * What the paths in a bundle's source map (`sources`, relative to the flow's package) are
  * prefixed with: stack traces name `project:src/flow.ts:12:9`, a file of the flow's package, not
@@ -101,9 +84,13 @@ export const SOURCE_ROOT = "project:";
 /**
  * Bundles a flow module into one ESM file for Node 20 with its dependencies inlined (tern
  * included, so a registered flow runs with the tern it was registered with), and its source map
- * (the mappings only, no source text), stored beside it.
+ * (the mappings only, no source text) inlined in its last line: covered by the bundle's sha256,
+ * checked before anything is imported, with no other object to store, fetch or clean up.
  */
-export async function bundleFlowModule(file: string, options: BundleOptions = {}): Promise<FlowBundle> {
+export async function bundleFlowModule(
+  file: string,
+  options: BundleOptions = {},
+): Promise<{ bytes: Uint8Array; sha256: string }> {
   try {
     await access(file);
   } catch (error) {
@@ -125,12 +112,11 @@ export async function bundleFlowModule(file: string, options: BundleOptions = {}
       banner: { js: REQUIRE_BANNER },
       metafile: true,
       legalComments: "none",
-      // A linked map: the bundle ends with a fixed `//# sourceMappingURL=bundle.mjs.map`, so its
-      // bytes (and hash) do not depend on the map, which is stored as an object of its own.
-      sourcemap: "linked",
+      // Sources relative to `root` (the output's directory), under SOURCE_ROOT.
+      sourcemap: "inline",
       sourcesContent: false,
       sourceRoot: SOURCE_ROOT,
-      outfile: join(root, SOURCE_MAP_FILE.slice(0, -".map".length)),
+      outfile: join(root, "bundle.mjs"),
       plugins: [withoutRegistration],
       logLevel: "silent",
       // Paths in the bundle are relative to this directory: the flow's package, not the current
@@ -141,11 +127,10 @@ export async function bundleFlowModule(file: string, options: BundleOptions = {}
     throw esbuildError(file, error, root);
   }
   checkModuleFormat(file, result.metafile, root);
-  const output = result.outputFiles?.find((f) => !f.path.endsWith(".map"));
-  const map = result.outputFiles?.find((f) => f.path.endsWith(".map"));
-  if (output === undefined || map === undefined) throw new BundleError(`Bundling ${file} produced no output.`);
+  const output = result.outputFiles?.[0];
+  if (output === undefined) throw new BundleError(`Bundling ${file} produced no output.`);
   const bytes = output.contents;
-  return { bytes, sha256: sha256Hex(bytes), sourceMap: { bytes: map.contents, sha256: sha256Hex(map.contents) } };
+  return { bytes, sha256: sha256Hex(bytes) };
 }
 
 /**
@@ -211,15 +196,14 @@ export function isLoadingBundle(): boolean {
 }
 
 /**
- * Imports verified bundle bytes from a private file under `cacheDir`, removed once imported. With
- * the bundle's verified source map, written beside it, stack traces name the user's files and
- * lines: Node's source maps are turned on first, and Node reads the map as it compiles the module.
+ * Imports verified bundle bytes from a private file under `cacheDir`, removed once imported.
+ * Node's source maps are turned on first, so that the bundle's inline map (read as Node compiles
+ * the module) makes stack traces name the user's files and lines.
  */
 export async function importBundle(
   bytes: Uint8Array,
   sha256: string,
   cacheDir: string,
-  sourceMap?: Uint8Array,
 ): Promise<Record<string, unknown>> {
   // The verified bytes go to a file only this process can write (a fresh 0700 directory), which
   // is imported and then removed: nothing can swap the file between the check and the import.
@@ -230,10 +214,7 @@ export async function importBundle(
   global[LOADING] = (global[LOADING] ?? 0) + 1;
   try {
     await writeFile(file, bytes, { mode: 0o600, flag: "wx" });
-    if (sourceMap !== undefined) {
-      await writeFile(join(dir, SOURCE_MAP_FILE), sourceMap, { mode: 0o600, flag: "wx" });
-      process.setSourceMapsEnabled(true);
-    }
+    process.setSourceMapsEnabled(true);
     return (await import(pathToFileURL(file).href)) as Record<string, unknown>;
   } catch (error) {
     throw new BundleError(`Importing the flow bundle ${sha256} failed: ${(error as Error).message}`, { cause: error });

@@ -6,7 +6,7 @@ import { TernError } from "../errors.js";
 import { sha256Hex } from "./blob-store.js";
 import type { Manifest } from "./manifest.js";
 
-/** A stored bundle's (or manifest's, or source map's) bytes differ from what was registered. */
+/** A stored bundle's bytes differ from what was registered. */
 export class BundleIntegrityError extends TernError {
   constructor(message: string) {
     super("BUNDLE_INTEGRITY", message);
@@ -20,7 +20,7 @@ export class BundleIntegrityError extends TernError {
 export function checkSha256(
   bytes: Uint8Array,
   expected: string,
-  where: { readonly what: string; readonly kind: "manifest" | "bundle" | "source map"; readonly url: string },
+  where: { readonly what: string; readonly kind: "manifest" | "bundle"; readonly url: string },
 ): string {
   const actual = sha256Hex(bytes);
   if (actual !== expected) {

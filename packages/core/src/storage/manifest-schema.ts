@@ -24,22 +24,15 @@ const label = z
   .string()
   .check(z.refine((l) => l.trim() === l && l.trim() !== "", "labels must be non-empty and have no surrounding spaces"));
 
-/** An object in storage: its key, and the sha256 and size of its bytes, checked when it is read. */
-const storedObject = z.strictObject({
-  key: nonEmpty(),
-  sha256: z.string().check(z.regex(/^[0-9a-f]{64}$/, "a sha256 in lowercase hex")),
-  sizeBytes: z.int().check(z.nonnegative()),
-});
-
 export const manifestSchema = z.strictObject({
   // MANIFEST_FORMAT (manifest.ts) has this literal as its type: the two cannot drift apart.
   format: z.literal("tern.manifest/1"),
   ternVersion: nonEmpty(),
   nodeVersion: z.string().check(z.regex(/^v\d+\.\d+\.\d+/)),
   bundle: z.strictObject({
-    ...storedObject.shape,
-    // The bundle's source map, a stored object of its own; manifests written before tern kept one lack it.
-    sourceMap: z.optional(storedObject),
+    key: nonEmpty(),
+    sha256: z.string().check(z.regex(/^[0-9a-f]{64}$/, "a sha256 in lowercase hex")),
+    sizeBytes: z.int().check(z.nonnegative()),
   }),
   exportName: nonEmpty(),
   flow: z.strictObject({

@@ -41,8 +41,6 @@ export interface PlannedFlow {
   readonly name: string;
   readonly manifest: Manifest;
   readonly bytes: Uint8Array;
-  /** The bundle's source map (`manifest.bundle.sourceMap`). */
-  readonly sourceMap?: Uint8Array;
 }
 
 /** A manifest as stored. */
@@ -194,8 +192,8 @@ export abstract class Storage {
     }
     const planned: PlannedFlow[] = [];
     for (const [file, flows] of byFile) {
-      const { bytes, sha256, sourceMap } = await bundleFlowModule(file, { external: this.external });
-      const exports = await importBundle(bytes, sha256, join(ternHome(), "cache", "bundles"), sourceMap.bytes);
+      const { bytes, sha256 } = await bundleFlowModule(file, { external: this.external });
+      const exports = await importBundle(bytes, sha256, join(ternHome(), "cache", "bundles"));
       const found = flowExports(exports, file);
       for (const flow of flows) {
         const match = found.find((f) => f.flow.name === flow.name);
@@ -206,20 +204,13 @@ export abstract class Storage {
         }
         await checkDependencies(match.flow, file);
         const key = `${this.prefix}/${slugify(flow.name)}/${sha256}.mjs`;
-        // Keyed by its own hash: a change of comments or blank lines moves the lines of a bundle
-        // whose bytes stay the same, and each flow version keeps the map of its own lines.
-        const map = {
-          key: `${this.prefix}/${slugify(flow.name)}/${sourceMap.sha256}.mjs.map`,
-          sha256: sourceMap.sha256,
-          sizeBytes: sourceMap.bytes.byteLength,
-        };
         const manifest = describeFlow(match.flow, match.exportName, {
-          bundle: { key, sha256, sizeBytes: bytes.byteLength, sourceMap: map },
+          bundle: { key, sha256, sizeBytes: bytes.byteLength },
           storage: this.toJSON(),
         });
         // Checked now, so that upload() cannot fail on a manifest after the bundle is stored.
         await encodeManifest(manifest);
-        planned.push({ name: flow.name, manifest, bytes, sourceMap: sourceMap.bytes });
+        planned.push({ name: flow.name, manifest, bytes });
       }
     }
     return planned;
@@ -237,17 +228,6 @@ export abstract class Storage {
       let bytesUploaded = uploaded.get(key);
       if (bytesUploaded === undefined) {
         bytesUploaded = await this.#putIfAbsent(key, plan.bytes, sha256, "text/javascript");
-        const map = plan.manifest.bundle.sourceMap;
-        if (map !== undefined && plan.sourceMap !== undefined) {
-          try {
-            // Not counted in bytesUploaded, which says whether the bundle was this build's to store.
-            await this.#putIfAbsent(map.key, plan.sourceMap, map.sha256, "application/json");
-          } catch (error) {
-            // A bundle without its map is not a build: the bundle this call stored goes too.
-            if (bytesUploaded > 0) await this.blobs.delete(key).catch(() => undefined);
-            throw error;
-          }
-        }
         uploaded.set(key, bytesUploaded);
       } else {
         bytesUploaded = 0;
@@ -293,9 +273,7 @@ export abstract class Storage {
     const bytes = await this.#get(manifest.bundle.key, what, "bundle");
     const url = this.blobs.describe(manifest.bundle.key);
     const actual = checkSha256(bytes, manifest.bundle.sha256, { what, kind: "bundle", url });
-    const sourceMap = await this.#sourceMap(manifest, what);
-    const cacheDir = options.cacheDir ?? join(ternHome(), "cache", "bundles");
-    const exports = await importBundle(bytes, actual, cacheDir, sourceMap);
+    const exports = await importBundle(bytes, actual, options.cacheDir ?? join(ternHome(), "cache", "bundles"));
     const flow = exports[manifest.exportName];
     if (!isFlow(flow) || flow.name !== manifest.flow.name) {
       throw new BundleError(
@@ -316,25 +294,6 @@ export abstract class Storage {
     if (stored === "different") await this.blobs.delete(key);
     const outcome = await this.blobs.put(key, bytes, { sha256, contentType });
     return outcome === "created" ? bytes.byteLength : 0;
-  }
-
-  /**
-   * The bundle's source map, checked against the sha256 its manifest records (a changed map is
-   * refused like a changed bundle). A manifest without one, or a map deleted from storage, leaves
-   * stack traces naming the bundle: the flow still runs.
-   */
-  async #sourceMap(manifest: Manifest, what: string): Promise<Uint8Array | undefined> {
-    const map = manifest.bundle.sourceMap;
-    if (map === undefined) return undefined;
-    let bytes: Uint8Array;
-    try {
-      bytes = await this.blobs.get(map.key);
-    } catch (error) {
-      if (isTernError(error, "NOT_FOUND")) return undefined;
-      throw error;
-    }
-    checkSha256(bytes, map.sha256, { what, kind: "source map", url: this.blobs.describe(map.key) });
-    return bytes;
   }
 
   async #get(key: string, what: string, kind: "manifest" | "bundle"): Promise<Uint8Array> {
