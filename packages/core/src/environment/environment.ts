@@ -80,7 +80,10 @@ export interface EnvironmentOptions {
   readonly onStart?: (context: EnvironmentHookContext) => void | Promise<void>;
   /** Runs after the flow ends, also when it failed, in the process that ran it. */
   readonly onExit?: (context: EnvironmentExitContext) => void | Promise<void>;
-  /** Packages the flow needs where it runs; each must resolve at registration. @default [] */
+  /**
+   * Packages the flow needs where it runs; each must resolve at registration. A custom
+   * environment class declares its own with `get dependencies()` instead. @default []
+   */
   readonly dependencies?: readonly string[];
 }
 
@@ -119,7 +122,7 @@ export abstract class Environment {
   readonly labels: readonly string[];
   readonly onStart: EnvironmentOptions["onStart"];
   readonly onExit: EnvironmentOptions["onExit"];
-  readonly dependencies: readonly string[];
+  readonly #dependencies: readonly string[];
 
   constructor(options: EnvironmentOptions = {}) {
     const cls = new.target as unknown as typeof Environment & { readonly builtIn?: boolean };
@@ -147,13 +150,33 @@ export abstract class Environment {
     }
     this.onStart = options.onStart;
     this.onExit = options.onExit;
-    const dependencies = options.dependencies ?? [];
-    if (!Array.isArray(dependencies) || dependencies.some((d) => typeof d !== "string" || d.trim() === "")) {
-      throw new EnvironmentError(
-        `${className}: dependencies must be a list of package names, got ${describe(dependencies)}.`,
-      );
+    this.#dependencies = checkDependencies(options.dependencies ?? [], `${className}: dependencies`);
+    const declared = declaredDependencies(cls, className, options.dependencies);
+    if (declared !== undefined) {
+      // The subclass's getter, checked on every read (registration reads it for the manifest).
+      Object.defineProperty(this, "dependencies", {
+        get: () => checkDependencies(declared.call(this), `${className}: get dependencies()`),
+        set: refuseAssignment,
+        configurable: true,
+      });
     }
-    this.dependencies = Object.freeze([...dependencies]);
+  }
+
+  /**
+   * Packages the flow needs where it runs, each checked at registration (it must resolve from the
+   * flow's file). A subclass declares its own by overriding this getter (Prefect's
+   * `dependencies` property); an instance is given them with the `dependencies` option.
+   */
+  get dependencies(): readonly string[] {
+    return this.#dependencies;
+  }
+
+  /**
+   * Refuses an assignment with the way to do it (`never`: tsc refuses it too, but registration
+   * compiles flows without type checks).
+   */
+  set dependencies(_value: never) {
+    refuseAssignment();
   }
 
   /** The class's type name. */
@@ -187,6 +210,54 @@ export abstract class Environment {
       options: { labels: [...this.labels], dependencies: [...this.dependencies], ...this.jsonOptions() },
     };
   }
+}
+
+/** A copy of `value` if it is a list of package names; else an error naming it. */
+function checkDependencies(value: unknown, where: string): readonly string[] {
+  if (!Array.isArray(value) || value.some((d) => typeof d !== "string" || d.trim() === "")) {
+    throw new EnvironmentError(
+      `${where} must be a list of package names (for example ["pg"]), got ${describe(value)}.`,
+    );
+  }
+  return Object.freeze([...value]);
+}
+
+function refuseAssignment(): never {
+  throw new EnvironmentError(
+    'An environment\'s dependencies cannot be assigned. Declare them in the class with `get dependencies() { return ["pg"]; }`, or pass them as an option: `super({ ...options, dependencies: ["pg"] })`.',
+  );
+}
+
+/**
+ * The `get dependencies()` a subclass of Environment declares, if any. Refuses one that is not a
+ * getter (a method, a prototype value), and one given the `dependencies` option too, which it
+ * would silently hide.
+ */
+function declaredDependencies(
+  cls: typeof Environment,
+  className: string,
+  option: unknown,
+): (() => unknown) | undefined {
+  for (
+    let proto = cls.prototype;
+    proto !== Environment.prototype && proto !== null;
+    proto = Object.getPrototypeOf(proto)
+  ) {
+    const descriptor = Object.getOwnPropertyDescriptor(proto, "dependencies");
+    if (descriptor === undefined) continue;
+    if (typeof descriptor.get !== "function") {
+      throw new EnvironmentError(
+        `${className} declares dependencies as ${describe(descriptor.value ?? descriptor.set)}; declare them with a getter: \`get dependencies() { return ["pg"]; }\`.`,
+      );
+    }
+    if (option !== undefined) {
+      throw new EnvironmentError(
+        `${className} declares \`get dependencies()\` and was also given the dependencies option ${describe(option)}, which the getter hides. Declare them in one place.`,
+      );
+    }
+    return descriptor.get;
+  }
+  return undefined;
 }
 
 /** Validates labels: strings, not empty or whitespace, no surrounding spaces; duplicates dropped. */
