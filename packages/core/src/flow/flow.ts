@@ -7,6 +7,7 @@ import { GraphRunner, type RunOptions } from "../runner/engine.js";
 import type { Executor } from "../runner/executor.js";
 import { FlowGraph, type GraphNode, withGraph } from "./graph.js";
 import { checkParameterValues } from "./parameter-schema.js";
+import { checkPlacement } from "./placement.js";
 import { type Input, isRef, type ParameterDeclaration, type Ref, refTarget } from "./ref.js";
 import type { FlowOutputs, FlowRunResult, OutputValues } from "./result.js";
 import type { AnyTask, ResolvedTaskOptions, Task } from "./task-types.js";
@@ -115,8 +116,6 @@ export type BindInput<T> = Input<T> | Task<any[], T>;
 export class Flow<O extends FlowOutputs = FlowOutputs> {
   readonly name: string;
   readonly executor: Executor | undefined;
-  readonly environment: object | undefined;
-  readonly storage: object | undefined;
   readonly description: string | undefined;
   /** The references the build function returned. */
   readonly outputRefs: O;
@@ -124,6 +123,8 @@ export class Flow<O extends FlowOutputs = FlowOutputs> {
   readonly sourceFile: string | undefined;
   readonly #graph: FlowGraph;
   #referenceNodes: number[] | undefined;
+  #environment: object | undefined;
+  #storage: object | undefined;
 
   // biome-ignore lint/suspicious/noConfusingVoidType: a build function may return nothing at all.
   constructor(name: string, options: FlowOptions = {}, build?: () => O | undefined | void) {
@@ -158,6 +159,30 @@ export class Flow<O extends FlowOutputs = FlowOutputs> {
     this.#graph = new FlowGraph(name);
     const returned = build === undefined ? undefined : withGraph(this.#graph, build);
     this.outputRefs = this.#checkOutputs(returned ?? undefined);
+  }
+
+  /**
+   * Where registered runs of the flow execute (an Environment; undefined: a LocalEnvironment).
+   * Set with the `environment` option or by assignment before registering; checked either way.
+   */
+  get environment(): object | undefined {
+    return this.#environment;
+  }
+
+  set environment(value: object | undefined) {
+    this.#environment = checkPlacement("environment", value, this.name);
+  }
+
+  /**
+   * Where the flow's code is stored when it is registered (a Storage; undefined: the default
+   * storage). Set with the `storage` option or by assignment before registering; checked either way.
+   */
+  get storage(): object | undefined {
+    return this.#storage;
+  }
+
+  set storage(value: object | undefined) {
+    this.#storage = checkPlacement("storage", value, this.name);
   }
 
   /** The flow's task uses, in definition order. */
