@@ -1,6 +1,8 @@
 /**
  * The ETL flow of the seeds: extract a list, transform it, load it.
- * Run it with `pnpm demo`.
+ *
+ *   pnpm demo                 # registers it, runs it through an agent, shows the run and its logs
+ *   pnpm ts examples/etl.ts   # runs it in this process
  */
 import { Flow, type TaskContext, task } from "@tern/core";
 

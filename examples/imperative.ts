@@ -1,7 +1,9 @@
 /**
  * The imperative form of the seeds: tasks wired after the flow is made, with
- * `flow.setUpstream` and `flow.bind` (Prefect's `set_upstream` and `bind`).
- * Run it with `pnpm tsx examples/imperative.ts`.
+ * `flow.setUpstream` and `flow.bind` (Prefect's `set_upstream` and `bind`). It runs in this
+ * process:
+ *
+ *   pnpm ts examples/imperative.ts
  */
 import { Flow, task } from "@tern/core";
 
