@@ -1,4 +1,4 @@
-import { checkLabels, type JsonValue, type RunRecord } from "@tern/core/plugin";
+import { checkLabels, type RunRecord } from "@tern/core/plugin";
 import { scheduleRun } from "@tern/core/runtime";
 import { type Command, type CommandContext, printJson, splitLabels, UsageError } from "../cli.js";
 
@@ -11,8 +11,10 @@ Creates a Scheduled run of the flow's newest version. An agent whose labels fit 
 
 Options:
   --project P            the flow's project (default: the only project with that flow, else "default")
-  --param k=v            a parameter; v is read as JSON when it parses (5, true, [1,2]), else as text
-                         (numbers JSON cannot hold exactly stay text)
+  --param k=v            a parameter, read by its declared schema: factor=5 is the number 5 for a
+                         number parameter, the text "5" for a string one; a value that does not fit
+                         is refused. Without a schema, v is read as JSON when it parses (5, true,
+                         [1,2]), else as text (numbers JSON cannot hold exactly stay text)
   --labels a,b           the run's labels (default: the flow version's labels)
   --idempotency-key K    a second run with the same key returns the first run
   --wait                 wait until the run ends; exit 0 only if it succeeded
@@ -29,7 +31,7 @@ Options:
   async run(args, context) {
     const { io } = context;
     const flow = args.positionals[0] as string;
-    const parameters = parseParams(args.values.param as string[] | undefined);
+    const textParameters = parseParams(args.values.param as string[] | undefined);
     const labels = splitLabels(args.values.labels as string | undefined);
     if (labels !== undefined) checkLabels(labels, "--labels");
     const backend = await context.backend();
@@ -38,7 +40,7 @@ Options:
     const { run, created } = await scheduleRun(backend, {
       project,
       flow,
-      parameters,
+      textParameters,
       ...(labels === undefined ? {} : { labels }),
       ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
     });
@@ -53,29 +55,15 @@ Options:
   },
 };
 
-/** `k=v` pairs; values that parse as JSON are taken as JSON. */
-export function parseParams(pairs: readonly string[] | undefined): Record<string, JsonValue> {
-  const out: Record<string, JsonValue> = {};
+/** `k=v` pairs as text; `scheduleRun` reads each value by its parameter's declared schema. */
+export function parseParams(pairs: readonly string[] | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
   for (const pair of pairs ?? []) {
     const eq = pair.indexOf("=");
     if (eq <= 0) throw new UsageError("run", `--param ${JSON.stringify(pair)} is not of the form name=value`);
     const name = pair.slice(0, eq).trim();
-    const raw = pair.slice(eq + 1);
     if (name in out) throw new UsageError("run", `--param ${name} is given twice`);
-    let value: JsonValue;
-    try {
-      value = JSON.parse(raw) as JsonValue;
-    } catch {
-      value = raw;
-    }
-    // A number JSON cannot hold exactly (12345678901234567890, 1e400) stays the text it was.
-    if (
-      typeof value === "number" &&
-      (!Number.isFinite(value) || (Number.isInteger(value) && !Number.isSafeInteger(value)))
-    ) {
-      value = raw;
-    }
-    out[name] = value;
+    out[name] = pair.slice(eq + 1);
   }
   return out;
 }
