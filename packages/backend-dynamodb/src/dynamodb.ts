@@ -32,7 +32,7 @@ import { ConditionFailed } from "./errors.js";
 import { runFromItem } from "./items.js";
 import { keys, PK, runIndexKeys, SK } from "./keys.js";
 import { checkBackendOptions, type DynamoDbBackendOptions } from "./options.js";
-import { listRunsQuery } from "./queries.js";
+import { ID_PREFIX_MAX_PAGES, listRunsQuery, runIdPrefixQuery } from "./queries.js";
 import * as registry from "./registry.js";
 import { statesAllowedBefore, transitionUpdate } from "./run-writes.js";
 import { checkTernTable } from "./table.js";
@@ -253,6 +253,21 @@ export class DynamoDbBackend implements Backend {
   async getRun(runId: string): Promise<RunRecord | undefined> {
     const item = await this.#db.get(keys.run(runId), "read a run");
     return item === undefined ? undefined : this.#record(item, "read a run");
+  }
+
+  /**
+   * Looks through the newest `RUN_ID_PREFIX_SEARCH_LIMIT` runs only (the table has no index by id
+   * prefix): an older run is found by its full id.
+   */
+  async findRunIds(prefix: string, limit: number): Promise<string[]> {
+    if (prefix === "" || limit < 1) return [];
+    const ids: string[] = [];
+    let pages = 0;
+    for await (const page of this.#db.pages(runIdPrefixQuery(prefix), "find runs by id prefix")) {
+      for (const entry of page) ids.push((entry[PK] as string).slice(keys.runPk("").length));
+      if (ids.length >= limit || ++pages >= ID_PREFIX_MAX_PAGES) break;
+    }
+    return ids.sort().slice(0, limit);
   }
 
   async listRuns(input: ListRunsInput = {}): Promise<RunRecord[]> {

@@ -5,7 +5,7 @@
 import type { QueryCommandInput } from "@aws-sdk/lib-dynamodb";
 import type { ListRunsInput } from "@tern/core/plugin";
 import { Expr } from "./items.js";
-import { CLAIMABLE, INDEXES, keys, sortableTime, statePk } from "./keys.js";
+import { CLAIMABLE, INDEXES, keys, PK, sortableTime, statePk } from "./keys.js";
 
 /** Index entries read per listing query, and per claim query (enough to get past runs whose labels do not match). */
 export const PAGE_SIZE = 100;
@@ -60,5 +60,35 @@ export function claimQuery(nowMs: number): IndexQuery {
     FilterExpression: `attribute_not_exists(${e.name("leaseOwner")}) OR ${e.name("leaseExpiresAtMs")} <= ${e.value(nowMs)}`,
     ...e.params(),
     Limit: PAGE_SIZE,
+  };
+}
+
+/**
+ * Most runs, newest first, `findRunIds` looks through: the table has no index by id prefix, so
+ * an older run is found by its full id.
+ */
+export const RUN_ID_PREFIX_SEARCH_LIMIT = 10_000;
+
+/** Index entries read per page when looking for run ids by prefix. */
+export const ID_PREFIX_PAGE_SIZE = 1_000;
+
+/** Pages read at most by a prefix search: the newest {@link RUN_ID_PREFIX_SEARCH_LIMIT} runs. */
+export const ID_PREFIX_MAX_PAGES = Math.ceil(RUN_ID_PREFIX_SEARCH_LIMIT / ID_PREFIX_PAGE_SIZE);
+
+/**
+ * The newest-first query over all runs that keeps those whose id begins with `prefix`, reading
+ * only their keys. The table has no index by id prefix, so this filters the all-runs index: read
+ * at most {@link ID_PREFIX_MAX_PAGES} pages of it (a bounded read, not a scan of the table).
+ */
+export function runIdPrefixQuery(prefix: string): IndexQuery {
+  const e = new Expr();
+  return {
+    IndexName: INDEXES.all.name,
+    KeyConditionExpression: `${e.name(INDEXES.all.pk)} = ${e.value(keys.allRunsPk)}`,
+    FilterExpression: `begins_with(${e.name(PK)}, ${e.value(keys.runPk(prefix))})`,
+    ProjectionExpression: e.name(PK),
+    ...e.params(),
+    ScanIndexForward: false,
+    Limit: ID_PREFIX_PAGE_SIZE,
   };
 }

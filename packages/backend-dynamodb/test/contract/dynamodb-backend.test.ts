@@ -37,6 +37,7 @@ const METHODS = new Set<string>([
   "listFlows",
   "createRun",
   "getRun",
+  "findRunIds",
   "listRuns",
   "getRunHistory",
   "claimRuns",

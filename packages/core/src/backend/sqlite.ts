@@ -200,6 +200,21 @@ export class SqliteBackend implements Backend {
     });
   }
 
+  async findRunIds(prefix: string, limit: number): Promise<string[]> {
+    if (prefix === "" || limit < 1) return [];
+    return this.#sql.read("find runs by id prefix", () =>
+      this.#sql
+        // A range on the primary key, not LIKE: ids hold no wildcards to escape, and the range
+        // uses the key's index (LIKE is case-insensitive, which the index is not).
+        .all("SELECT id FROM runs WHERE id >= @prefix AND id < @end ORDER BY id LIMIT @limit", {
+          prefix,
+          end: `${prefix}\u{10FFFF}`,
+          limit,
+        })
+        .map((row) => row.id as string),
+    );
+  }
+
   async listRuns(input: ListRunsInput = {}): Promise<RunRecord[]> {
     return this.#sql.read("list runs", () => {
       // Only the given filters go into the SQL, so that SQLite can use the (project, flow) index.

@@ -309,6 +309,12 @@ export interface Backend {
   /** Creates a `Scheduled` run, or returns the run its idempotency key already names. */
   createRun(input: CreateRunInput): Promise<{ run: RunRecord; created: boolean }>;
   getRun(runId: string): Promise<RunRecord | undefined>;
+  /**
+   * Ids of runs that begin with `prefix`, at most `limit`, for commands that take a short id
+   * (`tern runs show 9dc431b6`), in id order. A backend with no index by id prefix may look
+   * through a bounded number of its newest runs only (DynamoDB: 10,000), and documents it.
+   */
+  findRunIds(prefix: string, limit: number): Promise<string[]>;
   /** Newest first. */
   listRuns(input?: ListRunsInput): Promise<RunRecord[]>;
   getRunHistory(runId: string): Promise<RunStateChange[]>;

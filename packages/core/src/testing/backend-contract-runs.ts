@@ -158,6 +158,25 @@ export function flowAndRunContract(context: () => ContractContext): void {
       expect(await backend.getRun(run.id)).toEqual(run);
     });
 
+    it("finds run ids by a prefix, in id order, at most limit of them", async () => {
+      const { backend } = context();
+      const { a, b, c } = await etlRuns(context(), "a", "b", "c");
+      for (const run of [a, b, c]) {
+        expect(await backend.findRunIds(run.id.slice(0, 8), 5)).toContain(run.id);
+        expect(await backend.findRunIds(run.id, 5)).toEqual([run.id]);
+      }
+      // Every run id is hexadecimal with dashes: "" and a non-hex start match nothing.
+      expect(await backend.findRunIds("z", 5)).toEqual([]);
+      expect(await backend.findRunIds("", 5)).toEqual([]);
+      const ours = [a.id, b.id, c.id];
+      const firsts = await Promise.all(ours.map((id) => backend.findRunIds(id.slice(0, 1), 100)));
+      for (const [i, found] of firsts.entries()) {
+        expect(found).toEqual([...found].sort());
+        expect(found).toContain(ours[i]);
+      }
+      expect(await backend.findRunIds(a.id.slice(0, 1), 1)).toHaveLength(1);
+    });
+
     it("rejects a run of a flow with no registered version with NotFoundError", async () => {
       const { backend, project } = context();
       const attempt = backend.createRun({ project, flow: "nowhere" });

@@ -26,7 +26,36 @@ describe("explainRun", () => {
     await backend.recordAgent({ id: "old", labels: ["dev"], lastSeenAtMs: Date.now() - 10 * 60_000 });
     const why = await explainRun(backend, run.id);
     expect(why.willBePickedUp).toBe(false);
-    expect(why.findings).toEqual([expect.stringMatching(/^No agent is running.*tern agent --labels dev\.$/)]);
+    expect(why.findings).toEqual([
+      expect.stringMatching(/^No agent is running.*tern agent --labels dev\.$/),
+      expect.stringMatching(
+        /^The last agent to poll, old with labels dev, polled 10 minutes ago \(.*Z\) and has not been seen since; its labels fit: running it again would take this run, which was created after that poll\.$/,
+      ),
+    ]);
+  });
+
+  it("after an agent ran --once, says when it polled and what it would do with the run", async () => {
+    const polledAt = Date.now() - 42_000;
+    await backend.recordAgent({ id: "once", labels: ["dev"], lastSeenAtMs: polledAt, stoppedAtMs: polledAt });
+    const { run } = await backend.createRun({ project: "p", flow: "etl" });
+    const why = await explainRun(backend, run.id);
+    expect(why.findings[0]).toMatch(/^No agent is running/);
+    expect(why.findings[1]).toBe(
+      `The last agent to poll, once with labels dev, polled 42 seconds ago (${new Date(polledAt).toISOString()}) and stopped after it (an agent started with --once stops after one poll); its labels fit: running it again would take this run, which was created after that poll.`,
+    );
+    const { run: gpu } = await backend.createRun({ project: "p", flow: "etl", labels: ["gpu"] });
+    expect((await explainRun(backend, gpu.id)).findings[1]).toMatch(
+      /; it would not take this run: the run needs labels gpu \(missing: gpu\)\.$/,
+    );
+  });
+
+  it("says plainly that no live agent takes a run with no labels", async () => {
+    const { run } = await backend.createRun({ project: "p", flow: "etl", labels: [] });
+    await backend.recordAgent({ id: "a1", labels: ["dev"], lastSeenAtMs: Date.now() });
+    expect((await explainRun(backend, run.id)).findings).toEqual([
+      "No live agent takes the run: it has no labels, which only an agent with no labels takes. Start one (tern agent), or create the run with labels a live agent has (tern run --labels).",
+      "Agent a1 has labels dev; a run with no labels is only picked up by an agent with no labels.",
+    ]);
   });
 
   it("counts an agent whose clock is behind as running when it polls while watched", async () => {
@@ -63,7 +92,7 @@ describe("explainRun", () => {
     expect(why.willBePickedUp).toBe(false);
     expect(why.findings).toEqual([
       expect.stringMatching(/^No live agent's labels fit the run's labels dev, gpu\. .*--labels dev,gpu/),
-      "Agent a1 has labels dev but the run needs labels dev, gpu (missing: gpu).",
+      "Agent a1 has labels dev; the run needs labels dev, gpu (missing: gpu).",
     ]);
   });
 
