@@ -123,6 +123,17 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
 }
 
 /**
+ * What a core error means for the command the user typed, where the error speaks of the API
+ * (`register(..., { build: false })`) and the user of a flag (`--no-build`): printed after it.
+ */
+const CLI_HINTS: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+  register: {
+    NOT_BUILT:
+      "tern register --no-build registers builds made beforehand (build: false above). Leave out --no-build to build and register in one step, or run the step that builds (storage.build(), with the same storage) first.",
+  },
+};
+
+/**
  * Prints why a command failed and resolves to its exit code: 2 for a usage error, 1 otherwise.
  * A tern error's message is meant for the user; anything else is unexpected and shows its stack.
  */
@@ -135,7 +146,8 @@ async function reportFailure(command: string, error: unknown, io: Io): Promise<n
     return 2;
   }
   if (core?.isTernError(error)) {
-    io.err(`tern ${command}: ${error.message}\n`);
+    const hint = CLI_HINTS[command]?.[error.code];
+    io.err(`tern ${command}: ${error.message}\n${hint === undefined ? "" : `${hint}\n`}`);
     if (process.env.TERN_DEBUG) io.err(`${error.stack}\n`);
     return 1;
   }
@@ -153,6 +165,9 @@ const EXIT_WHEN_DONE = new Set(["execute", "deploy"]);
  */
 export async function runCli(argv: readonly string[]): Promise<void> {
   const exitWhenDone = EXIT_WHEN_DONE.has(argv[0] ?? "");
+  // A runner started by `tern agent` keeps its output in one stream (see one-stream.ts); the
+  // deploy command's stdout is the agent's to read, so it keeps it.
+  if (argv[0] === "execute") (await import("./one-stream.js")).routeStdoutToStderrIfAsked();
   if (exitWhenDone) {
     // The agent reading our output may be gone (killed): a closed pipe must not crash the run.
     process.stdout.on("error", () => {});

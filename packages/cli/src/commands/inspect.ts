@@ -1,6 +1,7 @@
-import { isTerminalRunState, logPages, type RunState } from "@tern/core/plugin";
+import { type Backend, isTerminalRunState, logPages, type RunRecord, type RunState } from "@tern/core/plugin";
 import { explainRun, formatLogLine, requireRun, updateRun } from "@tern/core/runtime";
 import { type Command, formatTime, type Io, intOption, printJson, table, UsageError } from "../cli.js";
+import { noOutputLines, taskRunName } from "./task-errors.js";
 
 const RUN_STATES: readonly RunState[] = [
   "Scheduled",
@@ -11,6 +12,35 @@ const RUN_STATES: readonly RunState[] = [
   "Cancelling",
   "Cancelled",
 ];
+
+/** How every command that takes a run id reads it. */
+const RUN_ID_HELP = "A run id may be given by a unique start of it (the 8 characters agents print).";
+
+/** What a command that takes one run id gets: the run, read by its id or a unique start of it. */
+interface RunIdInvocation {
+  readonly run: RunRecord;
+  readonly db: Backend;
+  readonly json: boolean;
+  readonly io: Io;
+}
+
+/** A command of one run id and `--json`: `tern <name> <runId> [--json]`, then `more` help. */
+function runIdCommand(name: string, more: string, run: (call: RunIdInvocation) => Promise<number>): Command {
+  return {
+    name,
+    help: `
+Usage: tern ${name} <runId> [--json]
+
+${RUN_ID_HELP}
+${more}`,
+    options: { json: { type: "boolean" } },
+    positionals: [1, 1],
+    async run(args, { io, backend }) {
+      const db = await backend();
+      return run({ run: await requireRun(db, args.positionals[0] as string), db, json: args.values.json === true, io });
+    },
+  };
+}
 
 /** A list as JSON (`--json`), else as a table under a header, or a line saying it is empty. */
 function printList<T>(
@@ -58,6 +88,8 @@ export const runsCommand: Command = {
   help: `
 Usage: tern runs [--project P] [--flow F] [--state S] [--limit N] [--json]
        tern runs show <id> [--json]
+
+${RUN_ID_HELP}
 
 States: ${RUN_STATES.join(", ")}.
 "runs show" prints id, flow, version, state, reason, labels, parameters, where the run was
@@ -119,12 +151,13 @@ function describeDeployment(d: Readonly<Record<string, unknown>> | undefined): s
 }
 
 async function showRun(
-  id: string,
+  idOrPrefix: string,
   json: boolean,
   io: Io,
   backend: Awaited<ReturnType<Parameters<Command["run"]>[1]["backend"]>>,
 ): Promise<number> {
-  const run = await requireRun(backend, id);
+  const run = await requireRun(backend, idOrPrefix);
+  const { id } = run;
   const taskRuns = await backend.getTaskRuns(id);
   const history = await backend.getRunHistory(id);
   if (json) {
@@ -155,12 +188,7 @@ async function showRun(
   lines.push("History");
   for (const h of history) lines.push(`  ${formatTime(h.atMs)}  ${h.state}${h.reason ? `  ${h.reason}` : ""}`);
   lines.push("Task runs");
-  const rows = taskRuns.map((t) => [
-    `  ${t.mapIndex === undefined ? t.slug : `${t.slug}[${t.mapIndex}]`}`,
-    t.state,
-    `attempts=${t.attempts}`,
-    t.message ?? "",
-  ]);
+  const rows = taskRuns.map((t) => [`  ${taskRunName(t)}`, t.state, `attempts=${t.attempts}`, t.message ?? ""]);
   if (rows.length > 0) lines.push(table(rows));
   io.out(`${lines.join("\n")}\n`);
   return 0;
@@ -177,25 +205,19 @@ function stdoutDrained(): Promise<void> {
   });
 }
 
-export const logsCommand: Command = {
-  name: "logs",
-  help: `
-Usage: tern logs <runId> [--json]
-
+export const logsCommand = runIdCommand(
+  "logs",
+  `
 Prints the run's log records in the order they were written, read a page at a time (constant
 memory however much the run logged). --json prints them as one JSON array of
 { timeMs, level, message, source, fields?, taskRunId }. What the runner printed outside tasks
 (an environment's onStart and onExit) is there too, as [runner] lines (source "runner", the run's
 id as taskRunId).
 A run's captured output is capped (TERN_LOG_LIMIT_BYTES, default 10 MiB); past it, one note
-record says how much was dropped.`,
-  options: { json: { type: "boolean" } },
-  positionals: [1, 1],
-  async run(args, { io, backend }) {
-    const id = args.positionals[0] as string;
-    const db = await backend();
-    await requireRun(db, id);
-    const json = args.values.json === true;
+record says how much was dropped. A run with no record says so, with its state and the task
+runs that failed or were retried (their errors and attempts).`,
+  async ({ run, db, json, io }) => {
+    const { id } = run;
     let written = 0;
     for await (const page of logPages(db, id, LOG_PAGE_SIZE)) {
       let text = "";
@@ -214,27 +236,38 @@ record says how much was dropped.`,
       await stdoutDrained();
     }
     if (json) io.out(written === 0 ? "[]\n" : "\n]\n");
+    else if (written === 0) io.out(`${noOutputLines(run, await db.getTaskRuns(id)).join("\n")}\n`);
     return 0;
   },
-};
+);
 
-export const cancelCommand: Command = {
-  name: "cancel",
-  help: `
-Usage: tern cancel <runId>`,
-  options: {},
-  positionals: [1, 1],
-  async run(args, { io, backend }) {
-    const id = args.positionals[0] as string;
-    const db = await backend();
-    const outcome = await updateRun<{ readonly code: number; readonly out?: string; readonly err?: string }>(
+/** What `tern cancel` did: the run's state after it, and whether this command changed it. */
+interface CancelOutcome {
+  readonly code: number;
+  readonly state?: RunState;
+  readonly changed?: boolean;
+  readonly err?: string;
+}
+
+export const cancelCommand = runIdCommand(
+  "cancel",
+  `
+Cancels a Scheduled run at once; a Submitted or Running one becomes Cancelling, and its runner
+ends it. Exit 0 when the run is (being) cancelled, 1 when it had already ended otherwise.
+
+Options:
+  --json   print { id, state, changed }: the run's state after the command, and whether the
+           command changed it (false: it was already over or Cancelling)`,
+  async ({ run: known, db, json, io }) => {
+    const { id } = known;
+    const outcome = await updateRun<CancelOutcome>(
       db,
       id,
       async (found) => {
         const run = found ?? (await requireRun(db, id));
         if (isTerminalRunState(run.state) || run.state === "Cancelling") {
           const code = run.state === "Cancelled" || run.state === "Cancelling" ? 0 : 1;
-          return { done: { code, out: `run ${id} is already ${run.state}\n` } };
+          return { done: { code, state: run.state, changed: false } };
         }
         const to = run.state === "Scheduled" ? "Cancelled" : "Cancelling";
         return {
@@ -245,32 +278,29 @@ Usage: tern cancel <runId>`,
             // runner is dead the lease says so within one lease length.
             ...(to === "Cancelled" ? { lease: null } : {}),
           },
-          result: () => ({ code: 0, out: `run ${id}: ${to}\n` }),
+          result: () => ({ code: 0, state: to, changed: true }),
         };
       },
-      { known: await requireRun(db, id), exhausted: () => ({ code: 1, err: `run ${id} kept changing; try again\n` }) },
+      { known, exhausted: () => ({ code: 1, err: `run ${id} kept changing; try again\n` }) },
     );
-    if (outcome.out !== undefined) io.out(outcome.out);
     if (outcome.err !== undefined) io.err(outcome.err);
+    else if (json) printJson(io, { id, state: outcome.state, changed: outcome.changed });
+    else io.out(outcome.changed ? `run ${id}: ${outcome.state}\n` : `run ${id} is already ${outcome.state}\n`);
     return outcome.code;
   },
-};
+);
 
 /** Longer than a local agent's default poll interval (2 s). */
 const WHY_WATCH_MS = 2_500;
 
-export const whyCommand: Command = {
-  name: "why",
-  help: `
-Usage: tern why <runId> [--json]
-
+export const whyCommand = runIdCommand(
+  "why",
+  `
 Agents whose last poll looks older than five minutes by this machine's clock are watched for
 ${WHY_WATCH_MS / 1000} s: one that polls meanwhile counts as running (its clock is behind).`,
-  options: { json: { type: "boolean" } },
-  positionals: [1, 1],
-  async run(args, { io, backend }) {
-    const explanation = await explainRun(await backend(), args.positionals[0] as string, { watchMs: WHY_WATCH_MS });
-    if (args.values.json === true) {
+  async ({ run, db, json, io }) => {
+    const explanation = await explainRun(db, run.id, { watchMs: WHY_WATCH_MS });
+    if (json) {
       printJson(io, explanation);
       return 0;
     }
@@ -278,4 +308,4 @@ ${WHY_WATCH_MS / 1000} s: one that polls meanwhile counts as running (its clock 
     for (const finding of explanation.findings) io.out(`- ${finding}\n`);
     return 0;
   },
-};
+);

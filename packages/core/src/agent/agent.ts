@@ -73,6 +73,11 @@ export class Agent {
     return this.active.size;
   }
 
+  /** The ids of those runs: what {@link stop} waits for. */
+  get activeRunIds(): readonly string[] {
+    return [...this.active.keys()];
+  }
+
   /**
    * Claims what is ready (up to the free concurrency) and deploys it. With `deadlineMs` (epoch
    * ms), no run is claimed at or after it: a Lambda agent passes its remaining time minus a
