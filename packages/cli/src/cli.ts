@@ -61,13 +61,29 @@ export function parseCommandArgs(command: Command, argv: readonly string[]): Par
   }
   const [min, max] = command.positionals;
   if (parsed.values.help !== true && (parsed.positionals.length < min || parsed.positionals.length > max)) {
-    const expected = min === max ? `${min}` : max === Number.POSITIVE_INFINITY ? `at least ${min}` : `${min} to ${max}`;
     throw new UsageError(
       command.name,
-      `expected ${expected} argument${max === 1 ? "" : "s"}, got ${parsed.positionals.length}`,
+      `expected ${countOfArguments(min, max)}, got ${parsed.positionals.length}${usageLine(command)}`,
     );
   }
   return { values: parsed.values as ParsedArgs["values"], positionals: parsed.positionals };
+}
+
+/** `1 argument`, `at least 1 argument`, `0 or 1 argument`, `0 to 2 arguments`. */
+export function countOfArguments(min: number, max: number): string {
+  const [count, last] =
+    min === max
+      ? [`${min}`, min]
+      : max === Number.POSITIVE_INFINITY
+        ? [`at least ${min}`, min]
+        : [`${min} ${max === min + 1 ? "or" : "to"} ${max}`, max];
+  return `${count} argument${last === 1 ? "" : "s"}`;
+}
+
+/** ` (usage: tern ...)`: the first usage line of a command's help, or nothing. */
+function usageLine(command: Command): string {
+  const usage = /^Usage: (.+)$/m.exec(command.help)?.[1];
+  return usage === undefined ? "" : ` (usage: ${usage.trim()})`;
 }
 
 /** A comma-separated label list (`--labels a,b`); empty entries are rejected by the core's label check. */
