@@ -85,6 +85,7 @@ export {
 } from "./flow/parameter-schema.js";
 export { isRef, type ParameterDeclaration } from "./flow/ref.js";
 export { type AnyTask, isTask, type ResolvedTaskOptions } from "./flow/task-types.js";
+export type { DefaultStorageOptions, RegisterSettings, StorageOptionsByType } from "./register.js";
 export { type BackoffRetryOptions, backoffMs, retryWithBackoff } from "./retry/backoff.js";
 export { type ExecutorConfig, executorFromJSON } from "./runner/executor.js";
 export {
@@ -111,7 +112,14 @@ export { LocalBlobStore } from "./storage/local-blob-store.js";
 export { decodeManifest, MANIFEST_FORMAT, type Manifest, ManifestError, parseManifest } from "./storage/manifest.js";
 export { MemoryBlobStore } from "./storage/memory-blob-store.js";
 export {
+  checkStorageOptions,
+  registerStorageOptionsSchema,
+  type StorageOptionsSchema,
+  storageOptionsSchema,
+} from "./storage/options.js";
+export {
   loadStorage,
+  loadStorageType,
   registerStorageLoader,
   registerStorageType,
   type StorageFactory,

@@ -6,11 +6,13 @@ import { TernError } from "./errors.js";
 import type { Flow } from "./flow/flow.js";
 import type { JsonValue } from "./runner/serialized.js";
 import { isLoadingBundle } from "./storage/bundle.js";
-import { loadStorage } from "./storage/registry.js";
-import type { Storage, StoredManifest } from "./storage/storage.js";
+import type { LocalStorageOptions, MemoryStorageOptions } from "./storage/local.js";
+import { storageOptionsFromText, storageOptionsSchema } from "./storage/options.js";
+import { loadStorageType, storageFromJSON } from "./storage/registry.js";
+import type { BuiltFlow, Storage, StoredManifest } from "./storage/storage.js";
 
-/** Options of `flow.register`. Keys other than these go to the default storage's constructor. */
-export interface RegisterOptions {
+/** What `flow.register` takes besides the default storage's options. */
+export interface RegisterSettings {
   /**
    * Build the flow into its storage first. `false` uses a storage already built with
    * `storage.build()` in this process, and fails if it was not.
@@ -23,9 +25,31 @@ export interface RegisterOptions {
   readonly backend?: Backend;
   /** The storage to use when the flow has none. @default a new default storage (`LocalStorage`) */
   readonly storage?: Storage;
-  /** Options for the default storage when the flow has none (e.g. `bucket` for S3). */
-  readonly [storageOption: string]: unknown;
 }
+
+/**
+ * The options of each storage type that can be the default storage, by type name. A storage
+ * package adds its type's by declaration merging, so that `register()` accepts them:
+ *
+ * @example
+ * declare module "@tern/core/plugin" {
+ *   interface StorageOptionsByType { S3Storage: S3StorageOptions }
+ * }
+ */
+export interface StorageOptionsByType {
+  LocalStorage: LocalStorageOptions;
+  MemoryStorage: MemoryStorageOptions;
+}
+
+/** Options for the default storage: those of one of the known storage types. */
+export type DefaultStorageOptions = StorageOptionsByType[keyof StorageOptionsByType];
+
+/**
+ * Options of `flow.register`: its settings, and options for the default storage when the flow
+ * has none (`directory` for `LocalStorage`, `bucket` for `S3Storage`), checked by the storage
+ * type's schema: an unknown option or a value of the wrong type is an error that names it.
+ */
+export type RegisterOptions = RegisterSettings & DefaultStorageOptions;
 
 /** What a registration did. */
 export interface RegisterResult {
@@ -43,17 +67,41 @@ export interface RegisterResult {
   readonly bytesUploaded: number;
 }
 
-let defaultStorageType = "LocalStorage";
+let defaultStorageType_ = "LocalStorage";
 
 /** Sets the storage type used for flows that have none (`TERN_DEFAULT_STORAGE` overrides it). */
 export function setDefaultStorageType(type: string): void {
-  defaultStorageType = type;
+  defaultStorageType_ = type;
 }
 
-/** The storage a flow without one is registered into. */
+/** The type of the storage a flow without one is registered into. */
+export function defaultStorageType(): string {
+  return process.env.TERN_DEFAULT_STORAGE?.trim() || defaultStorageType_;
+}
+
+/**
+ * The storage a flow without one is registered into, built from `options`, which the type's
+ * schema checks first (the built-in types' here, a cloud driver's in its constructor).
+ */
 export async function defaultStorage(options: Record<string, unknown> = {}): Promise<Storage> {
-  const type = process.env.TERN_DEFAULT_STORAGE?.trim() || defaultStorageType;
-  return loadStorage({ type, options: options as Record<string, JsonValue> });
+  const type = defaultStorageType();
+  await loadStorageType(type);
+  if (Object.keys(options).length > 0) {
+    (await import("./storage/local-options.js")).checkBuiltInStorageOptions(type, options);
+  }
+  return storageFromJSON({ type, options: options as Record<string, JsonValue> });
+}
+
+/**
+ * Options for the default storage given as `key=value` text (`tern register --storage-option`),
+ * each value parsed as the storage type's schema expects it (`conditionalWrites=false` is the
+ * boolean). The storage checks them when it is built from them.
+ */
+export async function defaultStorageOptionsFromText(pairs: readonly string[]): Promise<Record<string, unknown>> {
+  const type = defaultStorageType();
+  await loadStorageType(type);
+  await import("./storage/local-options.js");
+  return storageOptionsFromText(storageOptionsSchema(type), pairs);
 }
 
 /** Registers `flow` in `project`; see `Flow.register`. */
@@ -86,26 +134,31 @@ export async function registerFlow(
     [...(environment?.labels ?? []), ...checkLabels(extraLabels, "register(labels)")],
     "register(labels)",
   );
+  const optionNames = Object.keys(storageOptions)
+    .map((k) => `"${k}"`)
+    .join(", ");
   let storage = flow.storage as Storage | undefined;
-  if (storage === undefined) {
-    storage = fallback ?? (await defaultStorage(storageOptions));
-  } else if (Object.keys(storageOptions).length > 0) {
+  // Options for the default storage next to a storage that will be used instead would be ignored.
+  const usedInstead =
+    storage !== undefined
+      ? `flow "${flow.name}" has its own storage`
+      : fallback === undefined
+        ? undefined
+        : "a storage was given as well (storage)";
+  if (optionNames !== "" && usedInstead !== undefined) {
     throw new TernError(
       "REGISTER",
-      `register("${project}"): options ${Object.keys(storageOptions)
-        .map((k) => `"${k}"`)
-        .join(
-          ", ",
-        )} configure the default storage, but flow "${flow.name}" has its own storage. Remove them or configure the flow's storage.`,
+      `register("${project}"): options ${optionNames} configure the default storage, but ${usedInstead}. Remove them or configure that storage.`,
     );
   }
+  storage ??= fallback ?? (await defaultStorage(storageOptions));
   let bundleUploaded = 0;
   if (build) {
     storage.add(flow);
-    await storage.build({ only: [flow.name] });
-    bundleUploaded = storage.built(flow.name)?.bytesUploaded ?? 0;
+    const [uploaded] = await storage.upload(await storage.plan({ only: [flow.name] }));
+    bundleUploaded = uploaded?.bytesUploaded ?? 0;
   }
-  const built = storage.built(flow.name);
+  const built: BuiltFlow | undefined = storage.built(flow.name);
   if (built === undefined) {
     throw new TernError(
       "NOT_BUILT",

@@ -42,7 +42,12 @@ export { SqliteBackend, type SqliteBackendOptions } from "./backend/sqlite.js";
 export { checkSqliteDatabase, type SqliteCheckOptions, type SqliteCheckResult } from "./backend/sqlite-check.js";
 export type { FlowEdgeInfo, FlowTaskInfo } from "./flow/flow.js";
 export { ternHome } from "./home.js";
-export { defaultStorage, setDefaultStorageType } from "./register.js";
+export {
+  defaultStorage,
+  defaultStorageOptionsFromText,
+  defaultStorageType,
+  setDefaultStorageType,
+} from "./register.js";
 export { formatLogLine } from "./runner/logger.js";
 export { importFlowFile } from "./storage/load-file.js";
 export { forgetVerifiedManifests } from "./storage/storage.js";

@@ -3,8 +3,21 @@
  * named, with the valid ones), a check per option, and the rules between options as checks of the
  * whole. Messages are written here and in the schemas, so zod's locales are not needed.
  */
-import { TernError } from "@tern/core";
+
+import { checkStorageOptions, registerStorageOptionsSchema } from "@tern/core/plugin";
 import * as z from "zod/mini";
+import type { AzureStorageOptions } from "./azure.js";
+import type { GCSStorageOptions } from "./gcs.js";
+import type { S3StorageOptions } from "./s3.js";
+
+// The drivers' options are options for the default storage too: `flow.register(project, { bucket })`.
+declare module "@tern/core/plugin" {
+  interface StorageOptionsByType {
+    S3Storage: S3StorageOptions;
+    GCSStorage: GCSStorageOptions;
+    AzureStorage: AzureStorageOptions;
+  }
+}
 
 /** Compiles only when the two types are the same (each assignable to the other). */
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
@@ -25,8 +38,9 @@ type DriverSchema<Shape extends z.core.$ZodLooseShape> = z.ZodMiniObject<
  * The options check of the driver named `driver`, from the options its storage takes besides every
  * storage's (`shape`) and the rules between options. It compiles only when the schema parses
  * exactly `T`, the options interface the driver documents, so the two cannot drift apart. It gives
- * back the options it was given, or throws a `STORAGE_OPTIONS` error naming every problem (see
- * {@link parseOptions}).
+ * back the options it was given, or throws a `STORAGE_OPTIONS` error naming every problem (core's
+ * `checkStorageOptions`). The schema is registered under the driver's name, so that
+ * `tern register --storage-option key=value` parses values as the driver expects them.
  *
  * @example
  * const checkOptions = optionsCheck<S3StorageOptions>("S3Storage")({ bucket: z.string(), ... }, rule(...));
@@ -38,8 +52,9 @@ export function optionsCheck<T>(driver: string) {
   ): ((options: T) => T) => {
     const own: Shape = shape;
     const schema: DriverSchema<Shape> = z.strictObject({ ...storageOptionsShape, ...own }).check(...rules);
+    registerStorageOptionsSchema(driver, schema);
     return (options) => {
-      parseOptions(driver, schema, options);
+      checkStorageOptions(driver, schema, options);
       return options;
     };
   };
@@ -83,50 +98,6 @@ export function clientOptions<T>(option: string, sdk: string, endpoint: string, 
       ...endpointRules<T>(`${option}.${endpoint}`, endpointOf),
     ),
   );
-}
-
-/**
- * Parses `options` with `schema`, or throws a `STORAGE_OPTIONS` error naming every problem and the
- * fix: `S3Storage: unknown option "buckt". Valid options: prefix, external, bucket, ….`
- */
-function parseOptions(driver: string, schema: z.ZodMiniObject, options: unknown): void {
-  const result = schema.safeParse(options);
-  if (result.success) return;
-  const keys = Object.keys(schema.shape);
-  const required = keys.filter((key) => schema.shape[key]?._zod.def.type !== "optional");
-  const given = (typeof options === "object" && options !== null ? options : {}) as Record<string, unknown>;
-  // Unknown keys first: a misspelt option is the likeliest mistake, and explains a missing one.
-  const issues = [...result.error.issues].sort(
-    (a, b) => Number(b.code === "unrecognized_keys") - Number(a.code === "unrecognized_keys"),
-  );
-  const problems = issues.map((issue) => {
-    const key = issue.path.map(String).join(".");
-    switch (issue.code) {
-      case "unrecognized_keys":
-        return `unknown option${issue.keys.length === 1 ? "" : "s"} ${issue.keys.map((k) => JSON.stringify(k)).join(", ")}. Valid options: ${keys.join(", ")}.`;
-      case "invalid_type":
-        if (key === "") return `options must be an object with ${required.join(", ")}.`;
-        if (given[key] === undefined) {
-          return `option "${key}" is required${issue.expected === "string" ? " (a non-empty string)" : ""}.`;
-        }
-        return `option "${key}" must be ${article(issue.expected)}, not ${typeName(given[key])}.`;
-      case "invalid_value":
-        return `${key} ${JSON.stringify(given[key])} is not one of ${issue.values.map(String).join(", ")}.`;
-      default:
-        return issue.message;
-    }
-  });
-  throw new TernError("STORAGE_OPTIONS", `${driver}: ${problems.join(" ")}`);
-}
-
-function article(type: string): string {
-  return `${/^[aeiou]/.test(type) ? "an" : "a"} ${type}`;
-}
-
-function typeName(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "an array";
-  return article(typeof value);
 }
 
 /**

@@ -2,13 +2,13 @@ import { access } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { Flow, RegisterResult, Storage } from "@tern/core";
 import { BundleError, checkLabels, flowExports, type PlannedFlow } from "@tern/core/plugin";
-import { defaultStorage, importFlowFile } from "@tern/core/runtime";
+import { defaultStorage, defaultStorageOptionsFromText, importFlowFile } from "@tern/core/runtime";
 import { type Command, printJson, projectOption, splitLabels, UsageError } from "../cli.js";
 
 export const registerCommand: Command = {
   name: "register",
   help: `
-Usage: tern register <files...> [--project P] [--labels a,b] [--no-build] [--json]
+Usage: tern register <files...> [--project P] [--labels a,b] [--storage-option k=v]... [--no-build] [--json]
 
 Bundles every flow exported by each file, uploads bundle and manifest to the flow's storage
 (LocalStorage under TERN_HOME by default) and records a flow version. A flow whose manifest is
@@ -17,11 +17,17 @@ unchanged records no version (status "unchanged") and uploads nothing.
 Options:
   --project P   project to register into (default: TERN_PROJECT, else "default")
   --labels a,b  labels added to each flow's environment labels
-  --no-build    use storage the file built itself (storage.build() at its top level)
+  --storage-option k=v
+                an option of the default storage, for flows that have no storage of their
+                own (directory=/var/lib/tern; bucket=my-flows with TERN_DEFAULT_STORAGE=S3Storage);
+                v is parsed as the storage expects (conditionalWrites=false, external=a,b)
+  --no-build    register builds made beforehand by storage.build(): in the file itself, or
+                in an earlier step that shares the storage (found in the storage, verified)
   --json        print [{ "name", "project", "version", "status", "hash" }]`,
   options: {
     project: { type: "string" },
     labels: { type: "string" },
+    "storage-option": { type: "string", multiple: true },
     build: { type: "boolean", default: true },
     json: { type: "boolean" },
   },
@@ -54,11 +60,19 @@ Options:
         flows.push({ file, flow });
       }
     }
+    const storageOptions = await defaultStorageOptionsFromText((args.values["storage-option"] as string[]) ?? []);
+    const own = flows.find(({ flow }) => flow.storage !== undefined);
+    if (Object.keys(storageOptions).length > 0 && own !== undefined) {
+      throw new UsageError(
+        "register",
+        `--storage-option configures the default storage, but flow "${own.flow.name}" (${own.file}) has its own storage. Register it without --storage-option, or configure its storage in the file.`,
+      );
+    }
     // Open the backend first: an unusable TERN_HOME fails before anything is written.
     const db = await backend();
     // Plan every flow (bundle, import, check) before writing anything, then upload, then record
     // the versions. What this command uploaded is removed again if a later step fails.
-    const shared = await defaultStorage();
+    const shared = await defaultStorage(storageOptions);
     const storageOf = (flow: Flow) => (flow.storage as Storage | undefined) ?? shared;
     const bundleBytes = new Map<string, number>();
     const created: Array<{ storage: Storage; key: string }> = [];

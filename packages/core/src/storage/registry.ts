@@ -30,8 +30,11 @@ export const {
   fromJSON: storageFromJSON,
 } = storages;
 
+/** Imports the module of a storage type when a loader names one; resolves whether the type is known then. */
+export const loadStorageType = storages.load;
+
 /** Rebuilds a storage from its JSON form, loading its type's module first when one is registered. */
 export async function loadStorage(config: TypedConfig): Promise<Storage> {
-  await storages.load(config.type);
+  await loadStorageType(config.type);
   return storages.fromJSON(config);
 }
