@@ -346,7 +346,9 @@ function describeFlow(
     );
   }
   const parameters = flow.parameters.map((p) => {
-    if (!p.hasDefault) return { name: p.name, required: p.required };
+    // The JSON Schema its values must fit: every way a run is created checks them against it.
+    const schema = p.schema === undefined ? {} : { schema: p.schema as Record<string, JsonValue> };
+    if (!p.hasDefault) return { name: p.name, required: p.required, ...schema };
     const value = toSerializedValue(p.default);
     if (value.kind !== "json") {
       throw new TernError(
@@ -354,7 +356,7 @@ function describeFlow(
         `Flow "${flow.name}": the default of parameter "${p.name}" cannot be stored as JSON (${value.kind === "unserializable" ? value.reason : "undefined"}).`,
       );
     }
-    return { name: p.name, required: p.required, default: value.value };
+    return { name: p.name, required: p.required, default: value.value, ...schema };
   });
   const env = environment.toJSON();
   return {
