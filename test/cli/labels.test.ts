@@ -73,7 +73,7 @@ describe("labels decide which agent picks up a run", () => {
       expect((await show(id)).state).toBe("Scheduled");
       const why = await t.tern(["why", id]);
       expect(why.code).toBe(0);
-      expect(why.stdout).toMatch(/has no labels but the run needs labels dev \(missing: dev\)/);
+      expect(why.stdout).toMatch(/has no labels; the run needs labels dev \(missing: dev\)/);
       expect(why.stdout).toMatch(/No live agent's labels fit the run's labels dev/);
     } finally {
       expect(await stopTern(agent)).toBe(0);
