@@ -8,14 +8,16 @@ import type { JsonValue } from "./runner/serialized.js";
 import { isLoadingBundle } from "./storage/bundle.js";
 import type { LocalStorageOptions, MemoryStorageOptions } from "./storage/local.js";
 import { storageOptionsFromText, storageOptionsSchema } from "./storage/options.js";
+import { buildsUrl, findPrebuilt } from "./storage/prebuilt.js";
 import { loadStorageType, storageFromJSON } from "./storage/registry.js";
 import type { BuiltFlow, Storage, StoredManifest } from "./storage/storage.js";
 
 /** What `flow.register` takes besides the default storage's options. */
 export interface RegisterSettings {
   /**
-   * Build the flow into its storage first. `false` uses a storage already built with
-   * `storage.build()` in this process, and fails if it was not.
+   * Build the flow into its storage first. `false` registers a build made beforehand with
+   * `storage.build()`: in this process, or in another one that shares the storage (an earlier CI
+   * step, on another machine), found in the storage; it fails when there is none.
    * @default true
    */
   readonly build?: boolean;
@@ -158,11 +160,12 @@ export async function registerFlow(
     const [uploaded] = await storage.upload(await storage.plan({ only: [flow.name] }));
     bundleUploaded = uploaded?.bytesUploaded ?? 0;
   }
-  const built: BuiltFlow | undefined = storage.built(flow.name);
+  const built: BuiltFlow | undefined = storage.built(flow.name) ?? (await findPrebuilt(storage, flow));
   if (built === undefined) {
     throw new TernError(
       "NOT_BUILT",
-      `Flow "${flow.name}" was registered with build: false, but its storage holds no build of it. Call storage.build() first (after storage.add(flow)), or register with build: true.`,
+      `Flow "${flow.name}" was registered with build: false, but its storage holds no build of it: none made in this process, none recorded in ${buildsUrl(storage, flow.name)}. ` +
+        "Build it first with storage.add(flow) and storage.build(), in this process or in an earlier step that shares the storage, or register with building.",
     );
   }
   const manifest = { ...built.manifest, labels };

@@ -166,10 +166,20 @@ export abstract class Storage {
 
   /**
    * Bundles every added flow (each source file once) and uploads the bundles; uploads nothing
-   * for a bundle already stored. Inside a bundle being loaded, it does nothing.
+   * for a bundle already stored. Inside a bundle being loaded, it does nothing. Each build is
+   * recorded in the storage (`<prefix>/<flow-slug>/builds/`), so that `register` without
+   * building finds it from another process that shares the storage (a later CI step).
    */
   async build(options: { readonly only?: readonly string[] } = {}): Promise<BuiltFlow[]> {
-    return this.upload(await this.plan(options));
+    const built = await this.upload(await this.plan(options));
+    if (built.length > 0) {
+      const { recordBuilds } = await import("./prebuilt.js");
+      await recordBuilds(
+        this,
+        built.map((b) => ({ built: b, sourceFile: this.#flows.get(b.name)?.sourceFile })),
+      );
+    }
+    return built;
   }
 
   /**

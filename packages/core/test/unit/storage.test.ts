@@ -50,6 +50,10 @@ const storages: Array<{ name: string; create: () => Storage; tamper: (s: Storage
   },
 ];
 
+/** The objects of a storage besides its build records (`prebuilt.test.ts` tests those). */
+const flowObjects = async (storage: Storage) =>
+  (await storage.blobs.list("")).filter((key) => !key.includes("/builds/"));
+
 /** Builds `flow` into `storage` and stores its manifest. */
 async function buildAndStore(storage: Storage, flow: Flow) {
   storage.add(flow);
@@ -94,7 +98,7 @@ for (const { name, create, tamper } of storages) {
       const [second] = await storage.build();
       expect(second?.bytesUploaded).toBe(0);
       expect(second?.manifest.bundle).toEqual(first!.manifest.bundle);
-      expect(await storage.blobs.list("")).toEqual([key]);
+      expect(await flowObjects(storage)).toEqual([key]);
     });
 
     it("builds several flows of one module from one bundle into one storage", async () => {
@@ -106,7 +110,7 @@ for (const { name, create, tamper } of storages) {
       const [a, b] = built;
       expect(a?.manifest.bundle.sha256).toBe(b?.manifest.bundle.sha256);
       expect(built.map((f) => f.manifest.exportName).sort()).toEqual(["greeting", "scaled"]);
-      expect(await storage.blobs.list("")).toEqual(built.map((f) => f.manifest.bundle.key).sort());
+      expect(await flowObjects(storage)).toEqual(built.map((f) => f.manifest.bundle.key).sort());
       expect(storage.built("greeting")?.manifest.flow.tasks.map((t) => t.task)).toEqual(["greet"]);
       expect(storage.built("scaled")?.manifest.flow.parameters).toEqual([
         { name: "factor", required: false, default: 10 },
@@ -293,7 +297,7 @@ describe("storage JSON and options", () => {
     const storage = new MemoryStorage({ name: uniqueName(), prefix: "team-a/flows" });
     const { stored } = await buildAndStore(storage, scaled);
     const keys = await storage.blobs.list("");
-    expect(keys).toHaveLength(2);
+    expect(keys).toHaveLength(3); // the bundle, the manifest, the build record
     expect(keys.every((k) => k.startsWith("team-a/flows/scaled/"))).toBe(true);
     expect(stored.location.startsWith("team-a/flows/scaled/")).toBe(true);
   });
@@ -328,10 +332,12 @@ describe("storage JSON and options", () => {
     }
     const storage = new CheckedStorage({ name: uniqueName() });
     storage.add(greeting);
-    expect((await storage.build())[0]?.bytesUploaded).toBeGreaterThan(0);
-    expect((await storage.build())[0]?.bytesUploaded).toBe(0);
+    // plan() and upload(): build() also reads and writes build records, which are not the point here.
+    const upload = async () => (await storage.upload(await storage.plan()))[0]?.bytesUploaded;
+    expect(await upload()).toBeGreaterThan(0);
+    expect(await upload()).toBe(0);
     answer = "different";
-    expect((await storage.build())[0]?.bytesUploaded).toBeGreaterThan(0);
+    expect(await upload()).toBeGreaterThan(0);
     expect(calls).toEqual(["compare", "compare", "compare", "delete"]);
   });
 
