@@ -31,7 +31,7 @@ let t: TernHome;
 let command: string[];
 beforeAll(async () => {
   t = await ternHome();
-  expect((await t.tern(["register", "test/fixtures/quiet-flows.ts"])).code).toBe(0);
+  expect((await t.tern(["register", "bench/fixtures/one-task.ts"])).code).toBe(0);
   command = await agentRunnerCommand();
 }, 180_000);
 afterAll(() => t.cleanup());
@@ -46,7 +46,7 @@ describe("the runner of a tern run from its sources", () => {
   });
 
   it("runs a SQLite run loading no esbuild, cloud SDK, DynamoDB backend or zod locale but English", async () => {
-    const { id } = await t.json<{ id: string }>(["run", "silent"]);
+    const { id } = await t.json<{ id: string }>(["run", "one-task"]);
     const loads = join(t.home, "loads.txt");
     const [node, ...args] = command as [string, ...string[]];
     const recorder = join(ROOT, "test", "fixtures", "record-loads.mjs");
