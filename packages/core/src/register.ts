@@ -100,6 +100,7 @@ export async function defaultStorage(options: Record<string, unknown> = {}): Pro
  * boolean). The storage checks them when it is built from them.
  */
 export async function defaultStorageOptionsFromText(pairs: readonly string[]): Promise<Record<string, unknown>> {
+  if (pairs.length === 0) return {};
   const type = defaultStorageType();
   await loadStorageType(type);
   await import("./storage/local-options.js");

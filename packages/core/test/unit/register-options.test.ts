@@ -119,7 +119,8 @@ describe("default-storage options given as text (tern register --storage-option)
   });
 
   it("knows the built-in types' schemas once options were parsed", async () => {
-    await defaultStorageOptionsFromText([]);
+    expect(await defaultStorageOptionsFromText([])).toEqual({});
+    await defaultStorageOptionsFromText(["prefix=x"]);
     expect(Object.keys(storageOptionsSchema("MemoryStorage")?.shape ?? {})).toEqual(["prefix", "external", "name"]);
   });
 });
