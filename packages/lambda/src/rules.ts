@@ -1,6 +1,7 @@
 import { isTernError, TernError } from "@tern/core";
 import type { JsonValue } from "@tern/core/plugin";
-import { en } from "zod/locales";
+// The English locale alone: the locales index loads every language (about 60 modules).
+import en from "zod/v4/locales/en.js";
 import * as z from "zod/mini";
 import { compilePattern, type EventPattern } from "./pattern.js";
 
