@@ -91,6 +91,13 @@ const checkOptions = optionsCheck<AzureStorageOptions>("AzureStorage")(
   ),
 );
 
+// register()'s options for a default AzureStorage (TERN_DEFAULT_STORAGE=AzureStorage) are typed once this module is imported.
+declare module "@tern/core/plugin" {
+  interface StorageOptionsByType {
+    AzureStorage: AzureStorageOptions;
+  }
+}
+
 /** Flows stored in an Azure Blob Storage container, content-addressed under the storage's prefix. */
 export class AzureStorage extends Storage {
   static override readonly type: string = "AzureStorage";

@@ -70,6 +70,13 @@ const checkOptions = optionsCheck<GCSStorageOptions>("GCSStorage")(
   ),
 );
 
+// register()'s options for a default GCSStorage (TERN_DEFAULT_STORAGE=GCSStorage) are typed once this module is imported.
+declare module "@tern/core/plugin" {
+  interface StorageOptionsByType {
+    GCSStorage: GCSStorageOptions;
+  }
+}
+
 /** Flows stored in a Cloud Storage bucket, content-addressed under the storage's prefix. */
 export class GCSStorage extends Storage {
   static override readonly type: string = "GCSStorage";

@@ -6,18 +6,6 @@
 
 import { checkStorageOptions, registerStorageOptionsSchema } from "@tern/core/plugin";
 import * as z from "zod/mini";
-import type { AzureStorageOptions } from "./azure.js";
-import type { GCSStorageOptions } from "./gcs.js";
-import type { S3StorageOptions } from "./s3.js";
-
-// The drivers' options are options for the default storage too: `flow.register(project, { bucket })`.
-declare module "@tern/core/plugin" {
-  interface StorageOptionsByType {
-    S3Storage: S3StorageOptions;
-    GCSStorage: GCSStorageOptions;
-    AzureStorage: AzureStorageOptions;
-  }
-}
 
 /** Compiles only when the two types are the same (each assignable to the other). */
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;

@@ -67,6 +67,13 @@ const checkOptions = optionsCheck<S3StorageOptions>("S3Storage")(
   ),
 );
 
+// register()'s options for a default S3Storage (TERN_DEFAULT_STORAGE=S3Storage) are typed once this module is imported.
+declare module "@tern/core/plugin" {
+  interface StorageOptionsByType {
+    S3Storage: S3StorageOptions;
+  }
+}
+
 /** Flows stored in an S3 bucket, content-addressed under the storage's prefix. */
 export class S3Storage extends Storage {
   static override readonly type: string = "S3Storage";

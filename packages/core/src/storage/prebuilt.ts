@@ -14,11 +14,11 @@
 import { readFile } from "node:fs/promises";
 import { isTernError, NotFoundError, TernError } from "../errors.js";
 import type { Flow } from "../flow/flow.js";
-import { sha256Hex } from "./blob-store.js";
+import { type BlobStore, sha256Hex } from "./blob-store.js";
+import { type BuiltFlow, slugify } from "./built.js";
 import { BundleIntegrityError, checkSha256 } from "./integrity.js";
 import { parseManifest } from "./manifest.js";
 import type { Manifest } from "./manifest-schema.js";
-import { type BuiltFlow, type Storage, slugify } from "./storage.js";
 
 /** The format of build records this version of tern writes and reads. */
 export const BUILD_RECORD_FORMAT = "tern.build/1";
@@ -32,6 +32,12 @@ interface BuildRecord {
   /** sha256 of the flow's source file as it was built. */
   readonly sourceSha256: string | null;
   readonly manifest: Manifest;
+}
+
+/** What build records need of a storage: its key prefix and its blobs. */
+interface Storage {
+  readonly prefix: string;
+  readonly blobs: BlobStore;
 }
 
 /** Where the build records of flow `name` are kept in `storage`: a key prefix, ending in `/`. */

@@ -13,6 +13,7 @@ import { toSerializedValue } from "../runner/serialize.js";
 import type { JsonValue } from "../runner/serialized.js";
 import { TERN_VERSION } from "../version.js";
 import { type BlobStore, sha256Hex, storedContent } from "./blob-store.js";
+import { type BuiltFlow, slugify } from "./built.js";
 import { BundleError, bundleFlowModule, importBundle, isLoadingBundle } from "./bundle.js";
 import { checkSha256, rememberVerifiedManifest, verifiedManifest } from "./integrity.js";
 import { decodeManifest, encodeManifest, MANIFEST_FORMAT, type Manifest } from "./manifest.js";
@@ -28,13 +29,7 @@ export interface StorageOptions {
   readonly external?: readonly string[];
 }
 
-/** A flow bundled into storage by `build()`; `register` writes its final manifest. */
-export interface BuiltFlow {
-  readonly name: string;
-  readonly manifest: Manifest;
-  /** Bytes this build uploaded for the flow's bundle: 0 when it was already stored. */
-  readonly bytesUploaded: number;
-}
+export { type BuiltFlow, slugify };
 
 /** A flow bundled and checked by `plan()`, not uploaded yet. */
 export interface PlannedFlow {
@@ -424,14 +419,4 @@ async function packageInstalled(name: string, from: string): Promise<boolean> {
       if (dirname(dir) === dir) return false;
     }
   }
-}
-
-/** A flow name as a key segment: lowercase letters, digits and dashes. */
-export function slugify(name: string): string {
-  const slug = name
-    .toLowerCase()
-    .normalize("NFKD")
-    .replace(/[^a-z0-9]+/g, "-")
-    .replace(/^-+|-+$/g, "");
-  return slug === "" ? `flow-${sha256Hex(name).slice(0, 8)}` : slug;
 }
