@@ -1,8 +1,8 @@
 import { TernError } from "@tern/core";
 import { AWS_ID_PATTERNS, ECS_ENV_SCHEMA, presentVariables } from "@tern/env-fargate";
+import * as z from "zod/mini";
 // The English locale alone: the locales index loads every language (about 60 modules).
 import en from "zod/v4/locales/en.js";
-import * as z from "zod/mini";
 
 // zod/mini carries no messages of its own ("Invalid input" for everything) until a locale is loaded.
 z.config(en());

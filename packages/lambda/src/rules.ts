@@ -1,8 +1,8 @@
 import { isTernError, TernError } from "@tern/core";
 import type { JsonValue } from "@tern/core/plugin";
+import * as z from "zod/mini";
 // The English locale alone: the locales index loads every language (about 60 modules).
 import en from "zod/v4/locales/en.js";
-import * as z from "zod/mini";
 import { compilePattern, type EventPattern } from "./pattern.js";
 
 // zod/mini carries no messages of its own ("Invalid input" for everything) until a locale is loaded.

@@ -5,9 +5,9 @@
  * keeps what bundles inline of it tree-shaken (storage classes, and so this schema, are inlined
  * into flow bundles and the Lambda handlers).
  */
+import * as z from "zod/mini";
 // The English locale alone: the locales index loads every language (about 60 modules).
 import en from "zod/v4/locales/en.js";
-import * as z from "zod/mini";
 import type { JsonValue } from "../runner/serialized.js";
 
 // zod/mini carries no messages of its own ("Invalid input" for everything) until a locale is loaded.
