@@ -1,7 +1,7 @@
 import { type Backend, isTerminalRunState, logPages, type RunRecord, type RunState } from "@tern/core/plugin";
 import { explainRun, formatLogLine, requireRun, updateRun } from "@tern/core/runtime";
 import { type Command, formatTime, type Io, intOption, printJson, table, UsageError } from "../cli.js";
-import { noOutputLines, taskRunName } from "./task-errors.js";
+import { attemptErrorLines, noOutputLines, taskRunName } from "./task-errors.js";
 
 const RUN_STATES: readonly RunState[] = [
   "Scheduled",
@@ -94,7 +94,8 @@ ${RUN_ID_HELP}
 States: ${RUN_STATES.join(", ")}.
 "runs show" prints id, flow, version, state, reason, labels, parameters, where the run was
 deployed (an ECS task and its log stream, or a local process), outputs, the state history and
-the task runs (slug, state, attempts).`,
+the task runs (slug, state, attempts), each followed by its earlier attempts' errors when it
+was retried ("attempt 1 failed: ..."; --json: attemptErrors).`,
   options: {
     project: { type: "string" },
     flow: { type: "string" },
@@ -189,7 +190,15 @@ async function showRun(
   for (const h of history) lines.push(`  ${formatTime(h.atMs)}  ${h.state}${h.reason ? `  ${h.reason}` : ""}`);
   lines.push("Task runs");
   const rows = taskRuns.map((t) => [`  ${taskRunName(t)}`, t.state, `attempts=${t.attempts}`, t.message ?? ""]);
-  if (rows.length > 0) lines.push(table(rows));
+  // Each task's row, then its earlier attempts' errors under it. A row takes one line per
+  // line break in its cells, plus one.
+  const tableLines = table(rows).split("\n");
+  let at = 0;
+  for (const [i, t] of taskRuns.entries()) {
+    const height = (rows[i] ?? []).join("").split("\n").length;
+    lines.push(...tableLines.slice(at, at + height), ...attemptErrorLines(t).map((line) => `      ${line}`));
+    at += height;
+  }
   io.out(`${lines.join("\n")}\n`);
   return 0;
 }
@@ -215,7 +224,7 @@ memory however much the run logged). --json prints them as one JSON array of
 id as taskRunId).
 A run's captured output is capped (TERN_LOG_LIMIT_BYTES, default 10 MiB); past it, one note
 record says how much was dropped. A run with no record says so, with its state and the task
-runs that failed or were retried (their errors and attempts).`,
+runs that failed or were retried (their errors and attempts, and each earlier attempt's error).`,
   async ({ run, db, json, io }) => {
     const { id } = run;
     let written = 0;

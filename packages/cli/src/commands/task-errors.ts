@@ -5,18 +5,46 @@ export function taskRunName(t: SerializedTaskRun): string {
   return t.mapIndex === undefined ? t.slug : `${t.slug}[${t.mapIndex}]`;
 }
 
-/** What went wrong in a task run, in a line, or undefined when nothing did in one attempt. */
-function taskRunTrouble(t: SerializedTaskRun): string | undefined {
-  if (t.state === "Success" && t.attempts <= 1) return undefined;
+/** An error as a line: its message, led by its type unless that is plain `Error`. */
+function errorText(error: { readonly name: string; readonly message: string }): string {
+  return error.name === "Error" ? error.message : `${error.name}: ${error.message}`;
+}
+
+/**
+ * The errors of a task run's earlier attempts, a line each (`attempt 1 failed: ...`), oldest
+ * first; none for a record without them (one attempt, or written before they were kept). A
+ * line is cut at its first line break, so that it stays one line under its task.
+ */
+export function attemptErrorLines(t: SerializedTaskRun): string[] {
+  const lines = (t.attemptErrors ?? []).map(
+    (e) => `attempt ${e.attempt} ${e.timedOut ? "timed out" : "failed"}: ${firstLine(errorText(e))}`,
+  );
+  const first = t.attemptErrors?.[0]?.attempt;
+  // The engine keeps the most recent attempts only: say that older ones were dropped.
+  if (first !== undefined && first > 1) lines.unshift(`(attempts 1-${first - 1}: errors not kept)`);
+  return lines;
+}
+
+function firstLine(text: string): string {
+  const end = text.indexOf("\n");
+  return end === -1 ? text : `${text.slice(0, end)} ...`;
+}
+
+/**
+ * What went wrong in a task run, in a line then its earlier attempts' errors, or nothing when
+ * nothing did in one attempt.
+ */
+function taskRunTrouble(t: SerializedTaskRun): string[] {
+  if (t.state === "Success" && t.attempts <= 1) return [];
   const attempts = t.attempts === 1 ? "1 attempt" : `${t.attempts} attempts`;
-  // The error itself, when there is one: the message repeats the attempts.
-  const why =
-    t.error === undefined
-      ? t.message
-      : t.error.name === "Error"
-        ? t.error.message
-        : `${t.error.name}: ${t.error.message}`;
-  return `[${taskRunName(t)}] ${t.state} after ${attempts}${why === undefined ? "" : `: ${why}`}`;
+  // The error itself, when there is one: the message repeats the attempts. A task that
+  // succeeded at a retry keeps the error of the attempt before, listed below when recorded.
+  const listed = t.state === "Success" && t.attemptErrors !== undefined;
+  const why = t.error === undefined || listed ? t.message : errorText(t.error);
+  return [
+    `[${taskRunName(t)}] ${t.state} after ${attempts}${why === undefined ? "" : `: ${why}`}`,
+    ...attemptErrorLines(t).map((line) => `  ${line}`),
+  ];
 }
 
 /**
@@ -31,9 +59,11 @@ export function noOutputLines(run: RunRecord, taskRuns: readonly SerializedTaskR
     else lines.push(`No task ran.${run.state === "Failed" ? " The reason above says why." : ""}`);
     return lines;
   }
-  const troubles = taskRuns.map(taskRunTrouble).filter((line) => line !== undefined);
+  const troubles = taskRuns.map(taskRunTrouble).filter((trouble) => trouble.length > 0);
   const ok = taskRuns.length - troubles.length;
-  if (troubles.length > 0) lines.push("Task runs that failed or were retried:", ...troubles.map((l) => `  ${l}`));
+  if (troubles.length > 0) {
+    lines.push("Task runs that failed or were retried:", ...troubles.flat().map((l) => `  ${l}`));
+  }
   if (ok > 0) {
     const which = ok < taskRuns.length ? `The other ${ok}` : ok === 1 ? "The" : `All ${ok}`;
     lines.push(`${which} task run${ok === 1 ? "" : "s"} succeeded at the first attempt, printing nothing.`);

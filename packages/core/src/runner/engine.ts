@@ -9,11 +9,11 @@ import { failedMessage, retryDelayMs, retryingMessage } from "./retry.js";
 import type { GraphRunResult, RunOptions } from "./run-options.js";
 import { failureSummary, reasonText, resolveParameters } from "./run-summary.js";
 import { type FlowRunState, isFinished, isSuccessful, type TaskRunState } from "./states.js";
-import { NO_LOGS, TaskRunRecord, toTaskRunError } from "./task-run.js";
+import { NO_LOGS, recordRetriedAttempt, TaskRunRecord, toTaskRunError } from "./task-run.js";
 import { upstreamBlocker } from "./trigger-rules.js";
 
 export type { GraphRunResult, RunOptions } from "./run-options.js";
-export type { TaskRun, TaskRunError } from "./task-run.js";
+export type { AttemptError, TaskRun, TaskRunError } from "./task-run.js";
 
 /** A mapped node's bookkeeping while its children run. */
 interface MapState {
@@ -267,6 +267,7 @@ export class GraphRunner {
     if (delayMs !== undefined) {
       // The job keeps its executor slot while it waits: a retrying task is still in flight.
       record.state = "Retrying";
+      recordRetriedAttempt(record, job.attempt, record.error, timedOut);
       record.message = retryingMessage(job.attempt, timedOut, record.error.message);
       this.notify(record);
       job.timer = setTimeout(() => {

@@ -44,6 +44,7 @@ export function serializeTaskRun(taskRun: TaskRun): SerializedTaskRun {
   if (taskRun.mapIndex !== undefined) out.mapIndex = taskRun.mapIndex;
   if (taskRun.message !== undefined) out.message = taskRun.message;
   if (taskRun.error !== undefined) out.error = { ...taskRun.error };
+  if (taskRun.attemptErrors !== undefined) out.attemptErrors = taskRun.attemptErrors.map((e) => ({ ...e }));
   if (taskRun.state === "Success") out.result = toSerializedValue(taskRun.result);
   out.logs = taskRun.logs.map((r) => {
     const { fields, ...rest } = r;

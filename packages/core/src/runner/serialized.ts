@@ -1,4 +1,4 @@
-import type { TaskRunError } from "./engine.js";
+import type { AttemptError, TaskRunError } from "./engine.js";
 import type { LogRecord } from "./logger.js";
 import type { FlowRunState, TaskRunState } from "./states.js";
 
@@ -25,6 +25,8 @@ export interface SerializedTaskRun {
   readonly mapIndex?: number;
   readonly message?: string;
   readonly error?: TaskRunError;
+  /** Earlier attempts' errors (see `TaskRun.attemptErrors`); absent in records written before it. */
+  readonly attemptErrors?: readonly AttemptError[];
   readonly result?: SerializedValue;
   readonly logs: readonly SerializedLogRecord[];
   readonly startedAtMs?: number;

@@ -9,6 +9,27 @@ export interface TaskRunError {
   readonly stack?: string;
 }
 
+/**
+ * The error of one attempt that failed or timed out and was retried. Only what explains the
+ * attempt is kept (no stack), and the message is cut to {@link ATTEMPT_ERROR_MESSAGE_LIMIT}
+ * characters, so that a task retried many times with long errors keeps a small record.
+ */
+export interface AttemptError {
+  /** The attempt's number, 1 for the first. */
+  readonly attempt: number;
+  /** The error's type (its `name`, e.g. `TypeError`, `TaskTimeoutError`). */
+  readonly name: string;
+  readonly message: string;
+  /** Whether the attempt ran out of time (its task's `timeoutMs`) rather than threw. */
+  readonly timedOut: boolean;
+}
+
+/** Retried attempts' errors kept per task run: the most recent ones; older ones are dropped. */
+export const MAX_ATTEMPT_ERRORS = 10;
+
+/** Characters of an attempt error's message that are kept; the rest is cut with a note. */
+export const ATTEMPT_ERROR_MESSAGE_LIMIT = 1000;
+
 /** One run of one task use (or of one mapped child). */
 export interface TaskRun {
   /** `<runId>/<slug>`, plus `[<mapIndex>]` for a mapped child. */
@@ -24,6 +45,13 @@ export interface TaskRun {
   readonly result?: unknown;
   /** The error of the last failed attempt. */
   readonly error?: TaskRunError;
+  /**
+   * The errors of earlier attempts that failed and were retried, oldest first, at most
+   * {@link MAX_ATTEMPT_ERRORS} (the most recent). Absent when no attempt was retried. The last
+   * attempt's own error is `error`, so a task that succeeded at a retry still says what went
+   * wrong before.
+   */
+  readonly attemptErrors?: readonly AttemptError[];
   /** Why the task run is in its state, for states other than `Success`. */
   readonly message?: string;
   /** Position of a mapped child in its parent's list. */
@@ -43,6 +71,7 @@ export class TaskRunRecord implements TaskRun {
   attempts = 0;
   result: unknown = undefined;
   error?: TaskRunError;
+  attemptErrors?: AttemptError[];
   message?: string;
   logs: readonly LogRecord[] = NO_LOGS;
   startedAtMs?: number;
@@ -54,6 +83,27 @@ export class TaskRunRecord implements TaskRun {
     readonly task: string,
     readonly mapIndex: number | undefined,
   ) {}
+}
+
+/**
+ * Notes the error of `attempt`, which failed (or `timedOut`) and is about to be retried, on
+ * `record`: bounded in count and length, as said at {@link AttemptError}.
+ */
+export function recordRetriedAttempt(
+  record: TaskRunRecord,
+  attempt: number,
+  error: TaskRunError,
+  timedOut: boolean,
+): void {
+  record.attemptErrors ??= [];
+  const list = record.attemptErrors;
+  list.push({ attempt, name: error.name, message: cutMessage(error.message), timedOut });
+  if (list.length > MAX_ATTEMPT_ERRORS) list.splice(0, list.length - MAX_ATTEMPT_ERRORS);
+}
+
+function cutMessage(message: string): string {
+  if (message.length <= ATTEMPT_ERROR_MESSAGE_LIMIT) return message;
+  return `${message.slice(0, ATTEMPT_ERROR_MESSAGE_LIMIT)}… (${message.length - ATTEMPT_ERROR_MESSAGE_LIMIT} more characters)`;
 }
 
 /** What a task threw, as a task run's error. */
