@@ -18,6 +18,14 @@ describe("commands that take a run id", () => {
     expect(await t.tern(["cancel", short])).toMatchObject({ code: 0, stdout: `run ${id}: Cancelled\n` });
   });
 
+  it("run a run by its 8 characters with tern execute, which reports as JSON", async () => {
+    const { id } = await t.json<{ id: string }>(["run", "silent"]);
+    const result = await t.tern(["execute", id.slice(0, 8), "--json"]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout)).toEqual({ runId: id, state: "Success", reason: expect.any(String) });
+    expect((await t.json<{ state: string }>(["runs", "show", id])).state).toBe("Success");
+  });
+
   it("say which id does not exist, and how to find it", async () => {
     const result = await t.tern(["runs", "show", "0000ffff"]);
     expect(result.code).toBe(1);

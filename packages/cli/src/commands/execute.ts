@@ -1,24 +1,29 @@
 import type { TernError } from "@tern/core";
-import { deployFromBundle, executeRun, runnerCommandFromEnv, runnerEnvironment } from "@tern/core/runtime";
-import { type Command, UsageError } from "../cli.js";
+import { deployFromBundle, executeRun, requireRun, runnerCommandFromEnv, runnerEnvironment } from "@tern/core/runtime";
+import { type Command, printJson, UsageError } from "../cli.js";
 import { leaseKeeperEntry } from "../lease-keeper.js";
 import { ownCommand } from "../own-command.js";
 
 export const executeCommand: Command = {
   name: "execute",
   help: `
-Usage: tern execute [<runId>]
+Usage: tern execute [<runId>] [--json]
 
-Without <runId>, the run id comes from TERN_RUN_ID (how ECS tasks start the runner). Loads the run and its flow version, verifies and imports the bundle, calls onStart, runs the
-flow with the run's parameters, reports task runs, logs and outputs, calls onExit and records
-the final state.`,
-  options: {},
+Without <runId>, the run id comes from TERN_RUN_ID (how ECS tasks start the runner); a unique
+prefix of the id is enough. Loads the run and its flow version, verifies and imports the bundle,
+calls onStart, runs the flow with the run's parameters, reports task runs, logs and outputs,
+calls onExit and records the final state.
+
+  --json   print { runId, state, reason } on stdout when the run ends`,
+  options: { json: { type: "boolean" } },
   positionals: [0, 1],
   async run(args, { io, backend }) {
-    const runId = args.positionals[0] ?? process.env.TERN_RUN_ID?.trim();
-    if (runId === undefined || runId === "") {
+    const given = args.positionals[0] ?? process.env.TERN_RUN_ID?.trim();
+    if (given === undefined || given === "") {
       throw new UsageError("execute", "give the run id: tern execute <runId>, or set TERN_RUN_ID.");
     }
+    // A prefix becomes the run's full id here: every write after this names the run exactly.
+    const runId = (await requireRun(await backend(), given)).id;
     // SIGTERM (a stopped container, the agent's host shutting down) or Ctrl-C: stop the flow and
     // record how the run ended instead of dying without a word.
     const stop = new AbortController();
@@ -33,6 +38,7 @@ the final state.`,
         leaseKeeper: leaseKeeperEntry(),
       });
       io.err(`runner: run ${result.runId} ${result.state}: ${result.reason}\n`);
+      if (args.values.json === true) printJson(io, { runId: result.runId, state: result.state, reason: result.reason });
       return result.state === "Success" ? 0 : 1;
     } finally {
       process.off("SIGTERM", onSignal);
