@@ -132,6 +132,11 @@ async function registerAndRun(project: string, runtime: NodeRuntime): Promise<vo
     ["hello", "unchanged"],
   ]);
 
+  // A value the parameter's schema refuses starts no run, and says which parameter and why.
+  await expect(
+    npxTern(project, runtime, ["run", "etl", "--project", "demo", "--param", "factor=abc"], env),
+  ).rejects.toThrow(/failed \(1\)[\s\S]*parameter "factor" is "abc", expected number/);
+
   const ids: Record<string, string> = {};
   for (const [flow, params] of [
     ["etl", ["--param", "factor=2"]],
