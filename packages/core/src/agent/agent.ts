@@ -51,6 +51,13 @@ export class Agent {
   private readonly dispatchConcurrency: number;
   private stopping = false;
   private wake: (() => void) | undefined;
+  /**
+   * The last poll stopped at the concurrency limit rather than because nothing was ready: a run
+   * that ends then frees a slot for a waiting run, and {@link start} polls again at once.
+   */
+  private runsWaiting = false;
+  /** A slot freed while runs were waiting, since the loop's last poll began. */
+  private slotFreed = false;
   private loop: Promise<void> | undefined;
 
   constructor(options: AgentOptions) {
@@ -130,6 +137,7 @@ export class Agent {
     };
     // Every worker is waited for, so no deploy outlives the poll that started it.
     const outcomes = await Promise.allSettled(Array.from({ length: this.dispatchConcurrency }, worker));
+    this.runsWaiting = !drained && Date.now() < deadline;
     const broken = outcomes.find((outcome) => outcome.status === "rejected");
     if (broken !== undefined) throw broken.reason;
     // Runs due at once by their creator's clock, which is ahead of this one: claimed one by one
@@ -214,12 +222,15 @@ export class Agent {
     this.stopping = false;
     this.loop ??= (async () => {
       while (!this.stopping) {
+        this.slotFreed = false;
         try {
           await this.pollOnce();
         } catch (error) {
           this.log(`poll failed: ${(error as Error).message}`);
         }
         if (this.stopping) break;
+        // One poll per freed slot at most: no busy loop, however fast runs end.
+        if (this.slotFreed) continue;
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, this.pollIntervalMs);
           this.wake = () => {
@@ -227,6 +238,7 @@ export class Agent {
             resolve();
           };
         });
+        this.wake = undefined;
       }
     })();
     return this.loop;
@@ -377,7 +389,13 @@ export class Agent {
         this.log(`failed run ${runId}: runner ${how}`);
       })
       .catch((error: unknown) => this.log(`watching run ${runId} failed: ${(error as Error).message}`))
-      .finally(() => this.active.delete(runId));
+      .finally(() => {
+        this.active.delete(runId);
+        if (this.runsWaiting) {
+          this.slotFreed = true;
+          this.wake?.();
+        }
+      });
     this.active.set(runId, done);
   }
 }

@@ -60,6 +60,26 @@ export async function executeRun(runId: string, options: ExecuteRunOptions): Pro
   /** Why the run is not this runner's any more (fenced: nothing more is written). */
   let lost: string | undefined;
   try {
+    const onKeeperEvent = (event: LeaseKeeperEvent) => {
+      if (event.type === "ready") return;
+      if (event.type === "cancel") reporter?.abort(new Error("cancelled by request"));
+      else {
+        lost = event.reason;
+        reporter?.fence(new Error(`the run is not this runner's any more: ${event.reason}`));
+        log(`stopping: ${event.reason}`);
+      }
+    };
+    // Started first: the worker thread loads while the run is read and the bundle fetched and
+    // imported, so the run seldom waits for it; it renews only from begin(), once the lease is taken.
+    keeper = startLeaseKeeper(
+      { backendUrl: backend.url, runId, owner, leaseMs, stopGraceMs: options.stopGraceMs ?? Math.min(30_000, leaseMs) },
+      {
+        backend,
+        onEvent: onKeeperEvent,
+        log,
+        ...(options.leaseKeeper === undefined ? {} : { entry: options.leaseKeeper }),
+      },
+    );
     const resolved = await resolveRun(backend, runId);
     run = resolved.run;
     if (isTerminalRunState(run.state)) {
@@ -74,7 +94,10 @@ export async function executeRun(runId: string, options: ExecuteRunOptions): Pro
         `Run ${runId} is already Running${run.reason ? ` (${run.reason})` : ""}; a run is executed once. Cancel it, or start a new run.`,
       );
     }
-    if (run.state === "Cancelling") return await finish(backend, runId, "Cancelled", "cancelled before it started");
+    if (run.state === "Cancelling") {
+      await keeper.stop();
+      return await finish(backend, runId, "Cancelled", "cancelled before it started");
+    }
     // Captured output kept per run (TERN_LOG_LIMIT_BYTES); a bad value fails the run with its message.
     const budget = new LogBudget<RunLogRecord>();
     /** What the runner printed outside tasks before the reporter existed (the bundle's import). */
@@ -84,25 +107,6 @@ export async function executeRun(runId: string, options: ExecuteRunOptions): Pro
       if (reporter === undefined) early.push(...budget.admit(kept));
       else reporter.record(kept);
     };
-    const onKeeperEvent = (event: LeaseKeeperEvent) => {
-      if (event.type === "ready") return;
-      if (event.type === "cancel") reporter?.abort(new Error("cancelled by request"));
-      else {
-        lost = event.reason;
-        reporter?.fence(new Error(`the run is not this runner's any more: ${event.reason}`));
-        log(`stopping: ${event.reason}`);
-      }
-    };
-    keeper = startLeaseKeeper(
-      { backendUrl: backend.url, runId, owner, leaseMs, stopGraceMs: options.stopGraceMs ?? Math.min(30_000, leaseMs) },
-      {
-        backend,
-        onEvent: onKeeperEvent,
-        log,
-        ...(options.leaseKeeper === undefined ? {} : { entry: options.leaseKeeper }),
-      },
-    );
-    // Started before the bundle loads: the worker warms up meanwhile, and renews from the start.
     const { flow } = await withRunnerOutput(runnerOutput, () =>
       resolved.storage.load(resolved.flowVersion.location, {
         expectedHash: resolved.flowVersion.manifestHash,

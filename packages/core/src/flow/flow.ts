@@ -5,6 +5,7 @@ import { FlowDefinitionError } from "../errors.js";
 import type { RegisterOptions, RegisterResult } from "../register.js";
 import { GraphRunner, type RunOptions } from "../runner/engine.js";
 import type { Executor } from "../runner/executor.js";
+import { isLoadingBundle } from "../storage/bundle.js";
 import { FlowGraph, type GraphNode, withGraph } from "./graph.js";
 import { checkParameterValues } from "./parameter-schema.js";
 import { checkPlacement } from "./placement.js";
@@ -64,14 +65,37 @@ export async function withCompiledSource<T>(compiled: string, original: string, 
 }
 
 function callerFile(): string | undefined {
-  const lines = new Error().stack?.split("\n").slice(1) ?? [];
-  for (const line of lines) {
-    const match = /(file:\/\/\/[^\s)]+?|\/[^\s():]+?):\d+:\d+\)?\s*$/.exec(line);
-    if (match === null) continue;
-    const file = toPath(match[1] as string);
+  for (const name of stackFiles()) {
+    const file = toPath(name);
     if (!file.startsWith(`${CORE_DIR}/`)) return compiledFiles().get(file) ?? file;
   }
   return undefined;
+}
+
+/**
+ * The files on the call stack, innermost first. Inside a bundle being imported (a runner, a
+ * registration's check) the caller is the bundle itself, and nothing reads a flow's source file
+ * there (building and registering are refused): the frames are read as V8 gives them, because
+ * formatting the stack with source maps on decodes the bundle's whole map (tens of ms per run).
+ */
+function stackFiles(): string[] {
+  if (isLoadingBundle()) {
+    const saved = Error.prepareStackTrace;
+    Error.prepareStackTrace = (_error, frames) => frames.map((frame) => frame.getFileName() ?? "");
+    try {
+      return (new Error().stack as unknown as string[]).filter(
+        (file) => file.startsWith("/") || file.startsWith("file:"),
+      );
+    } finally {
+      Error.prepareStackTrace = saved;
+    }
+  }
+  const files: string[] = [];
+  for (const line of new Error().stack?.split("\n").slice(1) ?? []) {
+    const match = /(file:\/\/\/[^\s)]+?|\/[^\s():]+?):\d+:\d+\)?\s*$/.exec(line);
+    if (match !== null) files.push(match[1] as string);
+  }
+  return files;
 }
 
 function toPath(module: string | URL): string {

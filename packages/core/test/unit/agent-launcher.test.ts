@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Backend, registerEnvironmentType } from "@tern/core/plugin";
 import { SqliteBackend } from "@tern/core/runtime";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { Agent } from "../../src/agent/agent.js";
 import type { ResolvedRun } from "../../src/agent/deploy.js";
 import { deployCustom } from "../../src/agent/deploy-custom.js";
@@ -91,6 +91,22 @@ describe("Agent with an injected launcher", () => {
       /"MyOwnEnvironment" is a custom environment, .*this agent starts no processes/,
     );
   });
+
+  it("polls again as soon as a slot frees while runs wait, not after the poll interval", async () => {
+    for (let i = 0; i < 3; i++) await backend.createRun({ project: "p", flow: "remote" });
+    const { launcher, seen, exits } = fakeLauncher(1);
+    // An interval far longer than the test may take: only a freed slot can start the next run.
+    const agent = new Agent({ backend, launcher, pollIntervalMs: 3_600_000 });
+    const launches = () => seen.filter((s) => s.at === "launch").length;
+    const loop = agent.start();
+    for (let n = 1; n <= 3; n++) {
+      await vi.waitFor(() => expect(launches()).toBe(n), { timeout: 10_000, interval: 5 });
+      exits[n - 1]?.({ code: 0, signal: null, stderrTail: "" });
+    }
+    await agent.stop();
+    await loop;
+    expect(launches()).toBe(3);
+  }, 40_000);
 });
 
 describe("LocalLauncher", () => {
