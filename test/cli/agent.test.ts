@@ -83,7 +83,7 @@ describe("runs that go wrong", () => {
     const run = await t.json<RunJson>(["runs", "show", id]);
     expect(run.state).toBe("Failed");
     expect(run.reason).toBe(
-      "the runner exited with code 3 without reporting a final state; its last error output: about to exit with code 3",
+      "the runner exited with code 3 without reporting a final state; its last output: about to exit with code 3",
     );
   });
 

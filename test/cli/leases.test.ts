@@ -205,7 +205,7 @@ describe.each(["sqlite", "dynamodb"])("runner leases on %s", { timeout: 120_000 
     await waitForOutput(behind, /with labels cpu/);
     const why = await t.json<{ findings: string[] }>(["why", id], env);
     expect(why.findings[0]).toMatch(/^No live agent's labels fit the run's labels gpu/);
-    expect(why.findings.join("\n")).toMatch(/has labels cpu but the run needs labels gpu/);
+    expect(why.findings.join("\n")).toMatch(/has labels cpu; the run needs labels gpu/);
   });
 
   it("records nothing over a run another runner took while its own runner was late", async () => {
@@ -236,8 +236,9 @@ describe.each(["sqlite", "dynamodb"])("runner leases on %s", { timeout: 120_000 
     process.kill(pid, "SIGKILL");
     const run = await ended(id);
     expect(run.state).toBe("Failed");
-    expect(run.reason).toBe(
-      "the runner was killed by SIGKILL (out of memory, or killed by the system or a user) without reporting a final state",
+    // What the runner printed last (the agent reads its output in one stream) says where it was.
+    expect(run.reason).toMatch(
+      /^the runner was killed by SIGKILL \(out of memory, or killed by the system or a user\) without reporting a final state(; its last output: .*napping.*)?$/,
     );
     expect(run.taskRuns.map((r) => [r.slug, r.state, r.message])).toEqual([
       ["nap", "Failed", `the run ended: ${run.reason}`],

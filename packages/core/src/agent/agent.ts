@@ -384,7 +384,7 @@ export class Agent {
         await failRun(
           backend,
           runId,
-          `the runner ${how} without reporting a final state${tail === "" ? "" : `; its last error output: ${tail}`}`,
+          `the runner ${how} without reporting a final state${tail === "" ? "" : `; its last output: ${tail}`}`,
         );
         this.log(`failed run ${runId}: runner ${how}`);
       })
