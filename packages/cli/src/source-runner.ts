@@ -7,10 +7,8 @@
  * The build is esbuild's, synchronous (the agent asks for its runner command once, at start):
  * the CLI and the workspace packages in one folder of ES modules, split at every dynamic import
  * so that what a command does not use (the cloud SDKs, the DynamoDB backend) stays unloaded.
- * npm packages are compiled in too (pnpm keeps each package's dependencies where only that
- * package resolves them), except better-sqlite3 (native) and esbuild, as in the Fargate runner
- * bundle: the folder lives under `@tern/core`'s `node_modules/.cache`, where those two resolve as
- * they do for core. Its name is the sha256
+ * Packages from npm stay external (but zod): the folder lives in pnpm's hoisted
+ * `node_modules/.pnpm/node_modules/.cache`, where every dependency resolves. Its name is the sha256
  * of every file the build reads from the workspace (sources, package manifests, the lockfile),
  * so an edited source gives a new build and an unchanged one is reused.
  */
@@ -24,11 +22,10 @@ import { fileURLToPath } from "node:url";
 const KEPT_BUILDS = 3;
 
 /**
- * The npm packages left as imports: better-sqlite3 is native, esbuild ships a binary; both are
- * core's dependencies, so they resolve from core's node_modules. Everything else is compiled in
- * (zod's locale index, compiled in, shrinks to the English locale the schemas load).
+ * npm packages compiled in all the same: zod's locale index imports every language (dozens of
+ * modules a runner would load to validate a manifest), and compiled in it shrinks to English.
  */
-const EXTERNAL: readonly string[] = ["better-sqlite3", "esbuild"];
+const INLINED: readonly string[] = ["zod"];
 
 /** The workspace root: this file is packages/cli/src/source-runner.ts. */
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
@@ -67,9 +64,13 @@ export function sourceRunnerKey(root: string = ROOT): string {
   return hash.digest("hex");
 }
 
-/** Where builds are kept: under @tern/core's node_modules, where core's dependencies resolve. */
+/**
+ * Where builds are kept: in pnpm's hoisted folder (`node_modules/.pnpm/node_modules`), where
+ * every package of the workspace's dependencies resolves (a package's own node_modules holds only
+ * its own dependencies: from core's, the DynamoDB backend's and the cloud SDKs did not resolve).
+ */
 export function sourceRunnerCacheDir(root: string = ROOT): string {
-  return join(root, "packages", "core", "node_modules", ".cache", "tern-runner");
+  return join(root, "node_modules", ".pnpm", "node_modules", ".cache", "tern-runner");
 }
 
 let built: string | undefined;
@@ -117,7 +118,10 @@ function buildInto(outdir: string): void {
     // Split at every dynamic import: what a command does not use stays unloaded.
     splitting: true,
     outExtension: { ".js": ".mjs" },
-    external: EXTERNAL.flatMap((name) => [name, `${name}/*`]),
+    // npm packages stay imports (the workspace's own packages are compiled in, from their sources).
+    external: npmDependencies()
+      .filter((name) => !INLINED.includes(name))
+      .flatMap((name) => [name, `${name}/*`]),
     platform: "node",
     format: "esm",
     target: "node20",
@@ -147,6 +151,23 @@ function buildInto(outdir: string): void {
   if (errors.length > 0) {
     throw new Error(`building the runner from the sources failed: ${errors.map((e) => e.text).join("; ")}`);
   }
+}
+
+/** Every npm package the workspace's packages depend on (their `@tern/*` siblings left out). */
+function npmDependencies(): string[] {
+  const names = new Set<string>();
+  const packages = join(ROOT, "packages");
+  for (const name of readdirSync(packages)) {
+    const manifest = join(packages, name, "package.json");
+    if (!existsSync(manifest)) continue;
+    const json = JSON.parse(readFileSync(manifest, "utf8")) as Record<string, Record<string, string> | undefined>;
+    for (const field of ["dependencies", "devDependencies", "peerDependencies", "optionalDependencies"]) {
+      for (const dependency of Object.keys(json[field] ?? {})) {
+        if (!dependency.startsWith("@tern/")) names.add(dependency);
+      }
+    }
+  }
+  return [...names].sort();
 }
 
 function pruneBuilds(cache: string, keep: string): void {

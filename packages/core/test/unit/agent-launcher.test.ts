@@ -67,7 +67,7 @@ describe("Agent with an injected launcher", () => {
     exits[0]?.({ code: 3, signal: null, stderrTail: "boom\n" });
     await expect
       .poll(async () => (await backend.listRuns({ project: "p", state: "Failed" })).map((r) => r.reason))
-      .toEqual(["the runner exited with code 3 without reporting a final state; its last error output: boom"]);
+      .toEqual(["the runner exited with code 3 without reporting a final state; its last output: boom"]);
     expect((await agent.pollOnce()).submitted).toHaveLength(1);
     for (const exit of exits.slice(1)) exit({ code: 0, signal: null, stderrTail: "" });
     await agent.stop();
