@@ -1,3 +1,4 @@
+import { CloudWatchLogsClient, GetLogEventsCommand } from "@aws-sdk/client-cloudwatch-logs";
 import {
   DeregisterTaskDefinitionCommand,
   DescribeTaskDefinitionCommand,
@@ -352,6 +353,43 @@ describe("FakeEcs task lifecycle with local processes", () => {
     expect(fake.output(taskArn, "stdout")).toBe("r d o none\n");
     expect(fake.output(taskArn)).toContain("to stderr");
     expect(fake.task(taskArn)?.command?.[0]).toBe(process.execPath);
+  });
+
+  it("keeps what an awslogs container printed in its stream, line by line, as GetLogEvents reads it", async () => {
+    const { fake, ecs } = await start();
+    const logs = new CloudWatchLogsClient({ endpoint: fake.endpoint, region: REGION, credentials: CREDENTIALS });
+    const program = "console.log('one'); console.error('two'); process.stdout.write('three\\nfour'); process.exit(1);";
+    const awslogs = {
+      logDriver: "awslogs" as const,
+      options: { "awslogs-group": "/tern/runs", "awslogs-region": REGION, "awslogs-stream-prefix": "tern" },
+    };
+    const input = definition("tern-logs", ["node", "-e", program]);
+    const [container] = input.containerDefinitions ?? [];
+    await ecs.send(
+      new RegisterTaskDefinitionCommand({
+        ...input,
+        containerDefinitions: [{ ...container, logConfiguration: awslogs }],
+      }),
+    );
+    const taskArn = await runOne(ecs, runInput("tern-logs"));
+    await fake.waitForTask(taskArn, "STOPPED");
+    const stream = `tern/runner/${taskArn.slice(taskArn.lastIndexOf("/") + 1)}`;
+    const read = (extra: object = {}) =>
+      logs.send(new GetLogEventsCommand({ logGroupName: "/tern/runs", logStreamName: stream, ...extra }));
+    const all = await read();
+    expect(all.events?.map((e) => e.message).sort()).toEqual(["four", "one", "three", "two"]);
+    expect(all.events?.every((e) => e.timestamp !== undefined && e.timestamp <= Date.now())).toBe(true);
+    // The last events unless startFromHead, in the order they arrived either way.
+    expect((await read({ limit: 1 })).events?.map((e) => e.message)).toEqual([all.events?.at(-1)?.message]);
+    expect((await read({ limit: 1, startFromHead: true })).events?.map((e) => e.message)).toEqual([
+      all.events?.[0]?.message,
+    ]);
+    await expect(read({ limit: 10_001 })).rejects.toMatchObject({ name: "InvalidParameterException" });
+    await expect(read({ logStreamName: "tern/runner/0000" })).rejects.toMatchObject({
+      name: "ResourceNotFoundException",
+      message: "The specified log stream does not exist.",
+    });
+    logs.destroy();
   });
 
   it("runs a command that starts with node with this process's Node, as a stock Node image would", async () => {

@@ -35,6 +35,7 @@ import {
 } from "@tern/test-support/fargate-setup";
 import { type LocalServer, S3RVER_CREDENTIALS } from "@tern/test-support/servers";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { runTern } from "./support/cli.js";
 
 const NODE_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/ecr-public/docker/library/node:22-bookworm-slim";
 const ASSETS = "tern-assets";
@@ -203,20 +204,52 @@ describe("the runner bundle through the bootstrap, on a stock Node image", { tim
     }
   });
 
-  it("fails a run whose bundle object is gone, with the download failure", async () => {
+  it("fails a run whose bundle object is gone, with the download failure, which tern logs reads from the task's log stream", async () => {
     await deleteObject(KEY);
+    let id: string;
+    let taskArn: string;
     try {
-      const id = await schedule();
+      id = await schedule();
       const [run] = await drive([id]);
       expect(run?.state).toBe("Failed");
       expect(run?.reason).toMatch(/could not download the runner bundle \(exit code 71/);
       const [task] = taskOf(id);
-      expect(ecs.output(task?.taskArn as string, "stderr")).toBe(
+      taskArn = task?.taskArn as string;
+      expect(ecs.output(taskArn, "stderr")).toBe(
         "tern-bootstrap: runner bundle download failed (HTTP 404): the bundle object is gone; redeploy the stack\n",
       );
     } finally {
       await putObject(KEY, bundle);
     }
+    // The runner never started, so the run has no log record: tern logs reads the task's stream.
+    const stream = `tern/tern-runner/${taskArn.slice(taskArn.lastIndexOf("/") + 1)}`;
+    const env = {
+      ...agentEnv(NODE_IMAGE),
+      TERN_HOME: join(dir, "cli-home"),
+      TERN_BACKEND: backend.url,
+      AWS_ENDPOINT_URL_CLOUDWATCH_LOGS: ecs.endpoint,
+    };
+    const text = await runTern(["logs", id.slice(0, 8)], env);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toContain(`Run ${id} (Failed: `);
+    expect(text.stdout).toContain(`What it printed, from CloudWatch Logs group /tern/runs, stream ${stream}:\n`);
+    expect(text.stdout).toMatch(
+      /\d\d:\d\d:\d\d\.\d{3} INFO {2}\[task-output\] tern-bootstrap: runner bundle download failed \(HTTP 404\): the bundle object is gone; redeploy the stack\n$/,
+    );
+    const json = await runTern(["logs", id, "--json"], env);
+    expect(json.code, json.stderr).toBe(0);
+    expect(JSON.parse(json.stdout)).toEqual([
+      {
+        timeMs: expect.any(Number),
+        level: "info",
+        message:
+          "tern-bootstrap: runner bundle download failed (HTTP 404): the bundle object is gone; redeploy the stack",
+        source: "task-output",
+        taskRunId: id,
+      },
+    ]);
+    const shown = await runTern(["runs", "show", id], env);
+    expect(shown.stdout).toContain(`logs /tern/runs ${stream})`);
   });
 });
 

@@ -79,9 +79,9 @@ export class TernStack extends Stack {
       );
     }
     // What CI needs to register flows and start or inspect runs: write the flow bucket, read and
-    // write the state table. Attach it to the CI role (an OIDC role, see infra/README.md).
+    // write the state table, read the run log group's streams. Attach it to the CI role (an OIDC role, see infra/README.md).
     this.ciPolicy = new iam.ManagedPolicy(this, "CiPolicy", {
-      description: "tern CI: register flows (flow bucket) and start or inspect runs (state table)",
+      description: "tern CI: register flows (flow bucket), start or inspect runs (state table, run logs)",
       statements: [
         new iam.PolicyStatement({
           actions: ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
@@ -103,6 +103,8 @@ export class TernStack extends Stack {
           ],
           resources: [this.state.table.tableArn, `${this.state.table.tableArn}/index/*`],
         }),
+        // `tern logs` reads the end of a run's task output when its runner never reported.
+        new iam.PolicyStatement({ actions: ["logs:GetLogEvents"], resources: [this.network.runLogs.logGroupArn] }),
       ],
     });
 

@@ -379,9 +379,10 @@ describe("TernStack with triggers and a CloudEvents endpoint", { timeout: 60_000
       ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
       ["s3:ListBucket"],
       expect.arrayContaining(["dynamodb:DescribeTable", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"]),
+      ["logs:GetLogEvents"],
     ]);
     for (const st of ci)
-      for (const resource of resourcesOf(st)) expect(JSON.stringify(resource)).toMatch(/Flows|State/);
+      for (const resource of resourcesOf(st)) expect(JSON.stringify(resource)).toMatch(/Flows|State|RunLogs/);
   });
 
   it("lets the execution role read only the secrets named, and adds the task role's extra policies", () => {

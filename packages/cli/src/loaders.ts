@@ -1,5 +1,6 @@
 import {
   registerBackendScheme,
+  registerDeploymentOutputReader,
   registerDeploymentReconciler,
   registerEnvironmentLoader,
   registerStorageLoader,
@@ -17,6 +18,7 @@ registerStorageLoader("AzureStorage", () => import("@tern/storage-cloud/azure"))
 // or a run uses it.
 registerEnvironmentLoader("FargateTaskEnvironment", () => import("@tern/env-fargate"));
 registerDeploymentReconciler("ecs-task", async () => (await import("@tern/env-fargate")).reconcileEcsTasks);
+registerDeploymentOutputReader("ecs-task", async () => (await import("@tern/env-fargate")).readTaskOutput);
 // Likewise the DynamoDB backend, only when TERN_BACKEND names a dynamodb:// table.
 registerBackendScheme("dynamodb", async (url) => {
   const { DynamoDbBackend, parseDynamoDbUrl } = await import("@tern/backend-dynamodb");

@@ -44,7 +44,7 @@ const commands: readonly CommandEntry[] = [
   {
     name: "logs",
     summary: "print what a run's tasks logged (console output included)",
-    load: async () => (await import("./commands/inspect.js")).logsCommand,
+    load: async () => (await import("./commands/logs.js")).logsCommand,
   },
   {
     name: "cancel",

@@ -50,6 +50,12 @@ export {
   type TypedConfig,
 } from "./backend/types.js";
 export {
+  type DeploymentOutput,
+  type DeploymentOutputReader,
+  type OutputLine,
+  registerDeploymentOutputReader,
+} from "./environment/deployment-output.js";
+export {
   BUILT_IN_ENVIRONMENT_TYPES,
   checkLabels,
   type Deployment,

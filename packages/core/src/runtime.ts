@@ -40,6 +40,7 @@ export { requireRun } from "./backend/lookup.js";
 export { backendUrl, openBackend } from "./backend/open.js";
 export { SqliteBackend, type SqliteBackendOptions } from "./backend/sqlite.js";
 export { checkSqliteDatabase, type SqliteCheckOptions, type SqliteCheckResult } from "./backend/sqlite-check.js";
+export { readDeploymentOutput } from "./environment/deployment-output.js";
 export type { FlowEdgeInfo, FlowTaskInfo } from "./flow/flow.js";
 export { ternHome } from "./home.js";
 export {

@@ -32,7 +32,7 @@ import {
 } from "./options.js";
 import { backoffMs, launchNow, runTaskPacer, sleep } from "./pacing.js";
 import { presignRunnerBundle } from "./presign.js";
-import { ECS_DEPLOYMENT_KIND, type EcsDeployment, ecsDeployment } from "./reconcile.js";
+import { ECS_DEPLOYMENT_KIND, type EcsDeployment, ecsDeployment, taskLogStream } from "./reconcile.js";
 
 /** The flow-version annotation that remembers the task definition of a configuration. */
 export const TASK_DEFINITION_ANNOTATION = "fargate.taskDefinition";
@@ -328,7 +328,13 @@ export class FargateTaskEnvironment extends Environment {
           ...(config.runner === undefined ? {} : { runnerBundleSha256: config.runner.sha256 }),
           ...(config.log === undefined ? {} : { logGroup: config.log.group, logStreamPrefix: config.log.streamPrefix }),
         };
-        return { details: details as unknown as Record<string, JsonValue> };
+        const logStream = taskLogStream(details, taskArn);
+        return {
+          details: { ...details, ...(logStream === undefined ? {} : { logStream }) } as unknown as Record<
+            string,
+            JsonValue
+          >,
+        };
       }
       const reason = failure ?? "unknown";
       if (launchFailureKind(reason) === "permanent") {

@@ -8,12 +8,18 @@
  * import { FargateTaskEnvironment } from "@tern/env-fargate";
  * new Flow("etl", { environment: new FargateTaskEnvironment({ cpu: 1024, memory: 2048 }) }, build);
  */
-import { registerDeploymentReconciler, registerEnvironmentType } from "@tern/core/plugin";
+import {
+  registerDeploymentOutputReader,
+  registerDeploymentReconciler,
+  registerEnvironmentType,
+} from "@tern/core/plugin";
 import { FargateTaskEnvironment, fargateEnvironmentFromJSON } from "./environment.js";
 import { ECS_DEPLOYMENT_KIND, reconcileEcsTasks } from "./reconcile.js";
+import { readTaskOutput } from "./task-output.js";
 
 registerEnvironmentType(FargateTaskEnvironment.type, fargateEnvironmentFromJSON);
 registerDeploymentReconciler(ECS_DEPLOYMENT_KIND, async () => reconcileEcsTasks);
+registerDeploymentOutputReader(ECS_DEPLOYMENT_KIND, async () => readTaskOutput);
 
 export { BOOTSTRAP, BOOTSTRAP_EXIT, bootstrapCommand } from "./bootstrap.js";
 export {
@@ -87,4 +93,6 @@ export {
   STOP_CODE_EXPLANATIONS,
   startupFailure,
   type TaskDiagnosis,
+  taskLogStream,
 } from "./reconcile.js";
+export { type LogsClientFactory, readTaskOutput, setLogsClientFactory } from "./task-output.js";

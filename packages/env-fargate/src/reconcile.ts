@@ -25,6 +25,8 @@ export interface EcsDeployment {
   readonly memory?: number;
   readonly logGroup?: string;
   readonly logStreamPrefix?: string;
+  /** The task's CloudWatch Logs stream in `logGroup` (awslogs names it `prefix/container/task-id`). */
+  readonly logStream?: string;
   /** The sha256 of the runner bundle the task's bootstrap runs; absent: the image runs `tern execute`. */
   readonly runnerBundleSha256?: string;
   /** Tasks of earlier launches and why each ended. */
@@ -76,9 +78,19 @@ function taskId(arn: string): string {
   return arn.slice(arn.lastIndexOf("/") + 1);
 }
 
+/**
+ * The CloudWatch Logs stream awslogs writes the task's output to (`prefix/container/task-id`), or
+ * undefined when the task definition sends no logs.
+ */
+export function taskLogStream(d: EcsDeployment, taskArn: string): string | undefined {
+  if (d.logGroup === undefined) return undefined;
+  return d.logStream ?? `${d.logStreamPrefix ?? "tern"}/${d.containerName ?? "tern-runner"}/${taskId(taskArn)}`;
+}
+
 function logsHint(d: EcsDeployment, taskArn: string): string {
-  if (d.logGroup === undefined) return "";
-  return ` Its output is in CloudWatch Logs group ${d.logGroup}, stream ${d.logStreamPrefix ?? "tern"}/${d.containerName ?? "tern-runner"}/${taskId(taskArn)}.`;
+  const stream = taskLogStream(d, taskArn);
+  if (stream === undefined) return "";
+  return ` Its output is in CloudWatch Logs group ${d.logGroup}, stream ${stream} (tern logs shows its end).`;
 }
 
 /**

@@ -1,7 +1,8 @@
-import { type Backend, isTerminalRunState, logPages, type RunRecord, type RunState } from "@tern/core/plugin";
-import { explainRun, formatLogLine, requireRun, updateRun } from "@tern/core/runtime";
+import { isTerminalRunState, type RunState } from "@tern/core/plugin";
+import { explainRun, requireRun, updateRun } from "@tern/core/runtime";
 import { type Command, formatTime, type Io, intOption, printJson, table, UsageError } from "../cli.js";
-import { attemptErrorLines, noOutputLines, taskRunName } from "./task-errors.js";
+import { RUN_ID_HELP, runIdCommand } from "./run-id.js";
+import { attemptErrorLines, taskRunName } from "./task-errors.js";
 
 const RUN_STATES: readonly RunState[] = [
   "Scheduled",
@@ -12,35 +13,6 @@ const RUN_STATES: readonly RunState[] = [
   "Cancelling",
   "Cancelled",
 ];
-
-/** How every command that takes a run id reads it. */
-const RUN_ID_HELP = "A run id may be given by a unique start of it (the 8 characters agents print).";
-
-/** What a command that takes one run id gets: the run, read by its id or a unique start of it. */
-interface RunIdInvocation {
-  readonly run: RunRecord;
-  readonly db: Backend;
-  readonly json: boolean;
-  readonly io: Io;
-}
-
-/** A command of one run id and `--json`: `tern <name> <runId> [--json]`, then `more` help. */
-function runIdCommand(name: string, more: string, run: (call: RunIdInvocation) => Promise<number>): Command {
-  return {
-    name,
-    help: `
-Usage: tern ${name} <runId> [--json]
-
-${RUN_ID_HELP}
-${more}`,
-    options: { json: { type: "boolean" } },
-    positionals: [1, 1],
-    async run(args, { io, backend }) {
-      const db = await backend();
-      return run({ run: await requireRun(db, args.positionals[0] as string), db, json: args.values.json === true, io });
-    },
-  };
-}
 
 /** A list as JSON (`--json`), else as a table under a header, or a line saying it is empty. */
 function printList<T>(
@@ -140,10 +112,11 @@ function describeDeployment(d: Readonly<Record<string, unknown>> | undefined): s
   if (d.kind === "ecs-task") {
     if (typeof d.taskArn !== "string") return `ECS task not launched yet (launch ${String(d.launch ?? 0)})`;
     const id = d.taskArn.slice(d.taskArn.lastIndexOf("/") + 1);
-    const logs =
-      typeof d.logGroup === "string"
-        ? `, logs ${d.logGroup} ${String(d.logStreamPrefix ?? "tern")}/${String(d.containerName ?? "tern-runner")}/${id}`
-        : "";
+    const stream =
+      typeof d.logStream === "string"
+        ? d.logStream
+        : `${String(d.logStreamPrefix ?? "tern")}/${String(d.containerName ?? "tern-runner")}/${id}`;
+    const logs = typeof d.logGroup === "string" ? `, logs ${d.logGroup} ${stream}` : "";
     const relaunched = typeof d.relaunches === "number" && d.relaunches > 0 ? `, relaunched ${d.relaunches}x` : "";
     return `ECS task ${d.taskArn} (cluster ${String(d.cluster)}, ${String(d.region)}${relaunched}${logs})`;
   }
@@ -202,53 +175,6 @@ async function showRun(
   io.out(`${lines.join("\n")}\n`);
   return 0;
 }
-
-/** Log records read and written at a time by `tern logs`: its memory does not grow with the log. */
-const LOG_PAGE_SIZE = 500;
-
-/** Resolves once stdout has room again, so that a slow reader of a large log holds back the reads. */
-function stdoutDrained(): Promise<void> {
-  return new Promise((resolve) => {
-    if (!process.stdout.writableNeedDrain) resolve();
-    else process.stdout.once("drain", () => resolve());
-  });
-}
-
-export const logsCommand = runIdCommand(
-  "logs",
-  `
-Prints the run's log records in the order they were written, read a page at a time (constant
-memory however much the run logged). --json prints them as one JSON array of
-{ timeMs, level, message, source, fields?, taskRunId }. What the runner printed outside tasks
-(an environment's onStart and onExit) is there too, as [runner] lines (source "runner", the run's
-id as taskRunId).
-A run's captured output is capped (TERN_LOG_LIMIT_BYTES, default 10 MiB); past it, one note
-record says how much was dropped. A run with no record says so, with its state and the task
-runs that failed or were retried (their errors and attempts, and each earlier attempt's error).`,
-  async ({ run, db, json, io }) => {
-    const { id } = run;
-    let written = 0;
-    for await (const page of logPages(db, id, LOG_PAGE_SIZE)) {
-      let text = "";
-      for (const record of page) {
-        if (json) {
-          // The layout of JSON.stringify(records, null, 2), one element at a time.
-          text += `${written === 0 ? "[\n" : ",\n"}  ${JSON.stringify(record, null, 2).replaceAll("\n", "\n  ")}`;
-        } else {
-          // The runner's own records (environment callbacks' output) carry the run's id.
-          const label = record.taskRunId === id ? "runner" : record.taskRunId.slice(id.length + 1);
-          text += `${formatLogLine(label, record)}\n`;
-        }
-        written += 1;
-      }
-      io.out(text);
-      await stdoutDrained();
-    }
-    if (json) io.out(written === 0 ? "[]\n" : "\n]\n");
-    else if (written === 0) io.out(`${noOutputLines(run, await db.getTaskRuns(id)).join("\n")}\n`);
-    return 0;
-  },
-);
 
 /** What `tern cancel` did: the run's state after it, and whether this command changed it. */
 interface CancelOutcome {

@@ -137,7 +137,7 @@ export async function withRunnerOutput<T>(write: (record: LogRecord) => void, fn
 }
 
 /** Formats a logger record for a terminal: `HH:MM:SS.mmm LEVEL [slug] message {fields}`. */
-export function formatLogLine(slug: string, record: LogRecord): string {
+export function formatLogLine(slug: string, record: Omit<LogRecord, "source">): string {
   const time = new Date(record.timeMs).toISOString().slice(11, 23);
   const fields = record.fields === undefined ? "" : ` ${JSON.stringify(record.fields)}`;
   return `${time} ${record.level.toUpperCase().padEnd(5)} [${slug}] ${record.message}${fields}`;

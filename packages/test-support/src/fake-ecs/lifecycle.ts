@@ -213,7 +213,7 @@ export class Tasks {
     record.child = child;
     for (const stream of ["stdout", "stderr"] as const) {
       child[stream]?.setEncoding("utf8");
-      child[stream]?.on("data", (text: string) => record.output.push({ stream, text }));
+      child[stream]?.on("data", (text: string) => record.output.push({ stream, text, atMs: Date.now() }));
     }
     let started = false;
     child.once("spawn", () => {

@@ -15,6 +15,7 @@ import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { TaskDefinition } from "@aws-sdk/client-ecs";
+import { getLogEvents, LOGS_TARGET_PREFIX } from "./awslogs.js";
 import { ClientTokens } from "./client-tokens.js";
 import { type FakeEcsClock, realClock } from "./clock.js";
 import { Clusters } from "./clusters.js";
@@ -44,7 +45,10 @@ import { isRecord, TARGET_PREFIX } from "./validate.js";
  * kills every child process it started.
  */
 export class FakeEcs {
-  /** The URL to give `ECSClient` as `endpoint` (or as `AWS_ENDPOINT_URL_ECS`). */
+  /**
+   * The URL to give `ECSClient` as `endpoint` (or as `AWS_ENDPOINT_URL_ECS`). It serves CloudWatch
+   * Logs' `GetLogEvents` too, on the tasks' awslogs streams (`AWS_ENDPOINT_URL_CLOUDWATCH_LOGS`).
+   */
   readonly endpoint: string;
   readonly region: string;
   /** The fake's clock: client tokens, throttling buckets, forgetting stopped tasks. */
@@ -295,6 +299,11 @@ export class FakeEcs {
         throw new EcsError("SerializationException", "The request body is not valid JSON.");
       }
       this.log.push({ operation, input, atMs: this.clock.now() });
+      if (request.method === "POST" && targetText === `${LOGS_TARGET_PREFIX}GetLogEvents` && isRecord(input)) {
+        // The awslogs side: the same endpoint serves AWS_ENDPOINT_URL_CLOUDWATCH_LOGS.
+        send(response, 200, getLogEvents(this.tasks.launched, input), requestId);
+        return;
+      }
       if (request.method !== "POST" || !isOperation(operation) || !targetText.startsWith(TARGET_PREFIX)) {
         throw new EcsError(
           "UnknownOperationException",

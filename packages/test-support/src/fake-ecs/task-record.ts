@@ -13,7 +13,8 @@ export interface TaskRecord {
   readonly command: readonly string[] | undefined;
   readonly environment: Readonly<Record<string, string>>;
   readonly outcome: LaunchOutcome | undefined;
-  readonly output: { readonly stream: "stdout" | "stderr"; readonly text: string }[];
+  /** What the process printed, chunk by chunk, with when each chunk arrived (epoch ms). */
+  readonly output: { readonly stream: "stdout" | "stderr"; readonly text: string; readonly atMs: number }[];
   readonly timers: Set<NodeJS.Timeout>;
   child?: ChildProcess;
   exited?: Promise<void>;
