@@ -109,12 +109,20 @@ export function startLeaseKeeper(
   const ready = new Promise<void>((resolve) => {
     markReady = resolve;
   });
-  // A worker that is not up within a lease length is not waited for. Until it is up, the worker
-  // and this timer keep the process alive (the runner awaits `ready`); after, neither does.
-  const slow = setTimeout(() => takeOver("it did not start in time"), Math.max(5_000, data.leaseMs));
+  let up = false;
+  // A worker that is not up within a lease length is renewed for from this thread instead. The
+  // check waits a turn of the event loop: after a task blocked the loop, the timer comes due
+  // before the worker's queued "ready" message is read. Until the worker is up, it and this timer
+  // keep the process alive; after, neither does.
+  const slow = setTimeout(
+    () => setImmediate(() => !up && takeOver("it did not start in time")),
+    Math.max(5_000, data.leaseMs),
+  );
   const settled = () => {
+    up = true;
     clearTimeout(slow);
-    worker.unref();
+    // A worker being terminated stays referenced until it exits: `stop()` awaits that.
+    if (!stopping) worker.unref();
     markReady();
   };
   // A worker that cannot run (a module that does not load, a backend it cannot open) must not

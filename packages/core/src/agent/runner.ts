@@ -69,17 +69,6 @@ export async function executeRun(runId: string, options: ExecuteRunOptions): Pro
         log(`stopping: ${event.reason}`);
       }
     };
-    // Started first: the worker thread loads while the run is read and the bundle fetched and
-    // imported, so the run seldom waits for it; it renews only from begin(), once the lease is taken.
-    keeper = startLeaseKeeper(
-      { backendUrl: backend.url, runId, owner, leaseMs, stopGraceMs: options.stopGraceMs ?? Math.min(30_000, leaseMs) },
-      {
-        backend,
-        onEvent: onKeeperEvent,
-        log,
-        ...(options.leaseKeeper === undefined ? {} : { entry: options.leaseKeeper }),
-      },
-    );
     const resolved = await resolveRun(backend, runId);
     run = resolved.run;
     if (isTerminalRunState(run.state)) {
@@ -95,7 +84,6 @@ export async function executeRun(runId: string, options: ExecuteRunOptions): Pro
       );
     }
     if (run.state === "Cancelling") {
-      await keeper.stop();
       return await finish(backend, runId, "Cancelled", "cancelled before it started");
     }
     // Captured output kept per run (TERN_LOG_LIMIT_BYTES); a bad value fails the run with its message.
@@ -113,14 +101,24 @@ export async function executeRun(runId: string, options: ExecuteRunOptions): Pro
         label: resolved.label,
       }),
     );
-    await keeper.ready;
     const started = await markRunning(backend, runId, owner, leaseMs);
-    if (started.kind !== "running") {
-      await keeper.stop();
-      return started.result;
-    }
+    if (started.kind !== "running") return started.result;
     const active = new Reporter(backend, runId, options.flushIntervalMs ?? 500, options.signal, budget, owner, early);
     reporter = active;
+    // Started once the lease is taken, before any task can block this event loop, and not waited
+    // for: the worker thread boots on its own and renews from then on, blocked loop or not (the
+    // fresh lease lasts a lease length; the first renewal is due after a quarter of it). A run
+    // that ends while the thread still boots stops it there, sparing the rest of its start-up,
+    // which costs about as much CPU as the run's own process does.
+    keeper = startLeaseKeeper(
+      { backendUrl: backend.url, runId, owner, leaseMs, stopGraceMs: options.stopGraceMs ?? Math.min(30_000, leaseMs) },
+      {
+        backend,
+        onEvent: onKeeperEvent,
+        log,
+        ...(options.leaseKeeper === undefined ? {} : { entry: options.leaseKeeper }),
+      },
+    );
     keeper.begin();
     run = started.run;
     log(`running ${resolved.label}`);
