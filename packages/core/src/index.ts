@@ -45,5 +45,12 @@ export type { RunOptions, TaskRun, TaskRunError } from "./runner/engine.js";
 export { ConcurrentExecutor, type ConcurrentExecutorOptions, type Executor, LocalExecutor } from "./runner/executor.js";
 export type { LogLevel, LogRecord, TaskLogger } from "./runner/logger.js";
 export { type FlowRunState, isFailed, isFinished, isSuccessful, type TaskRunState } from "./runner/states.js";
+export type {
+  CatchUp,
+  CronScheduleInput,
+  IntervalScheduleInput,
+  ScheduleInput,
+  ScheduleSpec,
+} from "./schedule/definition.js";
 export { LocalStorage, type LocalStorageOptions, MemoryStorage, type MemoryStorageOptions } from "./storage/local.js";
 export { Storage, type StorageOptions } from "./storage/storage.js";

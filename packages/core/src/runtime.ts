@@ -50,6 +50,8 @@ export {
   setDefaultStorageType,
 } from "./register.js";
 export { formatLogLine } from "./runner/logger.js";
+export { MAX_CATCH_UP_RUNS } from "./schedule/definition.js";
+export { type DueTicks, dueTicks, newestTicks, ticksAfter, ticksBetween } from "./schedule/ticks.js";
 export { importFlowFile } from "./storage/load-file.js";
 export { forgetVerifiedManifests } from "./storage/storage.js";
 export { TERN_VERSION } from "./version.js";

@@ -5,6 +5,8 @@ import { FlowDefinitionError } from "../errors.js";
 import type { RegisterOptions, RegisterResult } from "../register.js";
 import { GraphRunner, type RunOptions } from "../runner/engine.js";
 import type { Executor } from "../runner/executor.js";
+import { checkSchedules, type ScheduleInput, type ScheduleSpec } from "../schedule/definition.js";
+import { checkScheduleParameters } from "../schedule/parameters.js";
 import { isLoadingBundle } from "../storage/bundle.js";
 import { FlowGraph, type GraphNode, withGraph } from "./graph.js";
 import { checkParameterValues } from "./parameter-schema.js";
@@ -31,6 +33,11 @@ export interface FlowOptions {
    * @default the file that called `new Flow`, read from the call stack
    */
   readonly module?: string | URL;
+  /**
+   * When agents start runs of the flow by themselves: `{ cron: "0 3 * * *", timezone:
+   * "Europe/Berlin" }`, `{ every: "15m" }`, or a list of them. Checked here; part of the manifest.
+   */
+  readonly schedule?: ScheduleInput | readonly ScheduleInput[];
 }
 
 export type { FlowOutputs, FlowRunResult, OutputValues } from "./result.js";
@@ -141,6 +148,8 @@ export class Flow<O extends FlowOutputs = FlowOutputs> {
   readonly name: string;
   readonly executor: Executor | undefined;
   readonly description: string | undefined;
+  /** The flow's schedules, checked (empty: runs start only when asked for). */
+  readonly schedules: readonly ScheduleSpec[];
   /** The references the build function returned. */
   readonly outputRefs: O;
   /** The file that defines the flow (bundled at registration), when known. */
@@ -160,7 +169,7 @@ export class Flow<O extends FlowOutputs = FlowOutputs> {
         `new Flow("${name}", options): options must be an object, got ${describe(options)}.`,
       );
     }
-    const known = new Set(["executor", "environment", "storage", "description", "module"]);
+    const known = new Set(["executor", "environment", "storage", "description", "module", "schedule"]);
     for (const key of Object.keys(options)) {
       if (!known.has(key)) {
         throw new FlowDefinitionError(
@@ -183,6 +192,8 @@ export class Flow<O extends FlowOutputs = FlowOutputs> {
     this.#graph = new FlowGraph(name);
     const returned = build === undefined ? undefined : withGraph(this.#graph, build);
     this.outputRefs = this.#checkOutputs(returned ?? undefined);
+    this.schedules = options.schedule === undefined ? [] : checkSchedules(name, options.schedule);
+    for (const spec of this.schedules) checkScheduleParameters(name, spec, this.parameters);
   }
 
   /**

@@ -25,6 +25,19 @@ const label = z
   .string()
   .check(z.refine((l) => l.trim() === l && l.trim() !== "", "labels must be non-empty and have no surrounding spaces"));
 
+const scheduleBase = {
+  name: nonEmpty(),
+  catchUp: z.enum(["latest", "all", "none"]),
+  parameters: z.optional(z.record(z.string(), jsonValue)),
+  labels: z.optional(z.array(label)),
+};
+
+// What `checkSchedules` (schedule/definition.ts) keeps of a flow's `schedule` option.
+const schedule = z.union([
+  z.strictObject({ ...scheduleBase, cron: nonEmpty(), timezone: nonEmpty() }),
+  z.strictObject({ ...scheduleBase, every: nonEmpty(), everyMs: z.int().check(z.positive()), anchor: nonEmpty() }),
+]);
+
 export const manifestSchema = z.strictObject({
   // MANIFEST_FORMAT (manifest.ts) has this literal as its type: the two cannot drift apart.
   format: z.literal("tern.manifest/1"),
@@ -61,6 +74,8 @@ export const manifestSchema = z.strictObject({
     ),
     executor: typedConfig,
     referenceTasks: z.array(z.string()),
+    // Absent for a flow with no schedule, so that its manifest (and its hash) stays as it was.
+    schedules: z.optional(z.array(schedule)),
   }),
   storage: typedConfig,
   environment: z.strictObject({ type: nonEmpty(), options: z.record(z.string(), jsonValue), builtin: z.boolean() }),

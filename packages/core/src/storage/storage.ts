@@ -385,6 +385,11 @@ function describeFlow(
       parameters,
       executor: (flow.executor ?? new LocalExecutor()).toJSON() as TypedConfig,
       referenceTasks: [...flow.referenceTasks],
+      ...(flow.schedules.length === 0
+        ? {}
+        : {
+            schedules: [...flow.schedules],
+          }),
     },
     storage: where.storage as Manifest["storage"],
     environment: { type: env.type, options: env.options, builtin: environment.builtIn },
