@@ -3,6 +3,7 @@ import { DescribeTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient, PutCommand, TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
 import { isTernError, NotFoundError, type TernErrorCode } from "@tern/core";
 import {
+  type AdvanceScheduleInput,
   type AgentRecord,
   type Backend,
   BackendError,
@@ -23,6 +24,7 @@ import {
   type RunStateChange,
   requireEndReason,
   retryWithBackoff,
+  type ScheduleState,
   type SerializedTaskRun,
   type TransitionInput,
 } from "@tern/core/plugin";
@@ -35,6 +37,7 @@ import { checkBackendOptions, type DynamoDbBackendOptions } from "./options.js";
 import { ID_PREFIX_MAX_PAGES, listRunsQuery, runIdPrefixQuery } from "./queries.js";
 import * as registry from "./registry.js";
 import { statesAllowedBefore, transitionUpdate } from "./run-writes.js";
+import * as schedules from "./schedules.js";
 import { checkTernTable } from "./table.js";
 import * as runItems from "./task-runs.js";
 
@@ -128,8 +131,14 @@ export class DynamoDbBackend implements Backend {
     return { ...this.#db.usage };
   }
 
-  registerFlowVersion(input: FlowVersionInput): Promise<{ version: FlowVersionRecord; status: "new" | "unchanged" }> {
-    return registry.registerFlowVersion(this.#db, input);
+  async registerFlowVersion(
+    input: FlowVersionInput,
+  ): Promise<{ version: FlowVersionRecord; status: "new" | "unchanged" }> {
+    const registered = await registry.registerFlowVersion(this.#db, input);
+    // After the version, never before: a crash in between leaves the older schedules, which the
+    // next registration (new or unchanged) makes follow the newest version.
+    await schedules.followSchedules(this.#db, registered.version, input.schedules ?? []);
+    return registered;
   }
 
   getFlowVersion(project: string, flow: string, version?: number): Promise<FlowVersionRecord | undefined> {
@@ -406,6 +415,22 @@ export class DynamoDbBackend implements Backend {
 
   getLogPage(runId: string, input?: LogPageInput): Promise<LogPage> {
     return runItems.getLogPage(this.#db, runId, input);
+  }
+
+  listDueSchedules(input: { readonly untilMs: number; readonly limit: number }): Promise<ScheduleState[]> {
+    return schedules.listDueSchedules(this.#db, input.untilMs, input.limit);
+  }
+
+  listSchedules(project?: string): Promise<ScheduleState[]> {
+    return schedules.listSchedules(this.#db, project);
+  }
+
+  advanceSchedule(input: AdvanceScheduleInput): Promise<boolean> {
+    return schedules.advanceSchedule(this.#db, input);
+  }
+
+  setSchedulesPaused(project: string, flow: string, paused: boolean): Promise<number> {
+    return schedules.setSchedulesPaused(this.#db, project, flow, paused);
   }
 
   recordAgent(agent: AgentRecord): Promise<void> {

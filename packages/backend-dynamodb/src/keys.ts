@@ -88,6 +88,13 @@ export const keys = {
   runsOfFlowPk: (project: string, flow: string) => `RUNS#${part(project)}#${part(flow)}`,
   runsOfProjectPk: (project: string) => `PROJECT#${part(project)}`,
   allRunsPk: "RUNS",
+  /** A flow's schedule states, in a partition of their own. */
+  schedule: (project: string, flow: string, name: string) => ({
+    [PK]: `SCHEDULES#${part(project)}#${part(flow)}`,
+    [SK]: `S#${part(name)}`,
+  }),
+  schedulesPk: (project: string, flow: string) => `SCHEDULES#${part(project)}#${part(flow)}`,
+  schedulePrefix: "S#",
   agent: (agentId: string) => ({ [PK]: "AGENTS", [SK]: part(agentId) }),
   agentsPk: "AGENTS",
 };
@@ -119,6 +126,28 @@ export function runIndexKeys(run: {
 
 /** `GSI1PK` of a claimable run. */
 export const CLAIMABLE = "SCHEDULED";
+
+/**
+ * `GSI1PK` of schedule states, beside the claimable runs in the claim index, sorted by next tick
+ * (`GSI1SK`): agents' polls read the ones coming due in one query. Paused ones have their own.
+ */
+export const SCHEDULES_ACTIVE = "SCHEDULES";
+export const SCHEDULES_PAUSED = "SCHEDULES#PAUSED";
+
+/** The claim index keys of a schedule state. */
+export function scheduleIndexKeys(state: {
+  project: string;
+  flow: string;
+  spec: { name: string };
+  nextTickMs: number;
+  paused: boolean;
+}): Record<string, string> {
+  return {
+    [INDEXES.claim.pk]: state.paused ? SCHEDULES_PAUSED : SCHEDULES_ACTIVE,
+    [INDEXES.claim.sk]:
+      `${sortableTime(state.nextTickMs)}#${part(state.project)}#${part(state.flow)}#${part(state.spec.name)}`,
+  };
+}
 
 /** `GSI2PK` of a run in `state`. */
 export function statePk(state: RunState): string {

@@ -17,6 +17,7 @@ export {
 } from "./agent/sweep.js";
 export { type BackendOpener, registerBackendScheme } from "./backend/open.js";
 export {
+  type AdvanceScheduleInput,
   type AgentRecord,
   type Backend,
   type ClaimInput,
@@ -45,6 +46,7 @@ export {
   type RunState,
   type RunStateChange,
   requireEndReason,
+  type ScheduleState,
   TERMINAL_RUN_STATES,
   type TransitionInput,
   type TypedConfig,
@@ -105,6 +107,7 @@ export {
   serializeTaskRun,
   toSerializedValue,
 } from "./runner/serialize.js";
+export { NEVER_MS, nextTickAfter, type ScheduleChanges, scheduleChanges } from "./schedule/state.js";
 export {
   BlobConflictError,
   type BlobHead,

@@ -183,6 +183,7 @@ export async function registerFlow(
       location: stored.location,
       manifestHash: stored.hash,
       environmentType: manifest.environment.type,
+      schedules: manifest.flow.schedules ?? [],
     });
     return {
       name: flow.name,

@@ -47,6 +47,10 @@ const METHODS = new Set<string>([
   "appendLogs",
   "getLogs",
   "getLogPage",
+  "listDueSchedules",
+  "listSchedules",
+  "advanceSchedule",
+  "setSchedulesPaused",
   "recordAgent",
   "listAgents",
 ]);

@@ -9,7 +9,7 @@ export type Row = Record<string, unknown>;
  * The schema version this code writes, kept in `PRAGMA user_version`. `MIGRATIONS[i]` takes a
  * database from version `i` to `i + 1`; append a step (never edit a shipped one) to change it.
  */
-export const SQLITE_SCHEMA_VERSION = 3;
+export const SQLITE_SCHEMA_VERSION = 4;
 
 const MIGRATIONS: readonly string[] = [
   `
@@ -91,6 +91,20 @@ const MIGRATIONS: readonly string[] = [
    UPDATE runs SET environment_type = (
      SELECT v.environment_type FROM flow_versions v
      WHERE v.project = runs.project AND v.flow = runs.flow AND v.version = runs.version);`,
+  // 3 -> 4: the schedules of flows' newest versions, by next tick for agents' polls.
+  `CREATE TABLE schedules (
+    project TEXT NOT NULL,
+    flow TEXT NOT NULL,
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    spec TEXT NOT NULL,
+    covered_until_ms INTEGER NOT NULL,
+    next_tick_ms INTEGER NOT NULL,
+    paused INTEGER NOT NULL,
+    revision INTEGER NOT NULL,
+    PRIMARY KEY (project, flow, name)
+  );
+  CREATE INDEX schedules_due ON schedules (paused, next_tick_ms);`,
 ];
 
 /**

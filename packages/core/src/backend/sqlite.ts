@@ -4,8 +4,10 @@ import type BetterSqlite3 from "better-sqlite3";
 import { BackendError, NotFoundError, RunConflictError, TernError } from "../errors.js";
 import type { JsonValue, SerializedTaskRun } from "../runner/serialized.js";
 import { openSqliteFile, SqliteConnection } from "./sqlite-connection.js";
+import * as schedules from "./sqlite-schedules.js";
 import { type Row, toAgent, toFlowVersion, toRun, toRunStateChange } from "./sqlite-schema.js";
 import type {
+  AdvanceScheduleInput,
   AgentRecord,
   Backend,
   ClaimInput,
@@ -20,6 +22,7 @@ import type {
   RunRecord,
   RunState,
   RunStateChange,
+  ScheduleState,
   TransitionInput,
 } from "./types.js";
 import {
@@ -81,8 +84,11 @@ export class SqliteBackend implements Backend {
   ): Promise<{ version: FlowVersionRecord; status: "new" | "unchanged" }> {
     return this.#sql.write("register a flow version", () => {
       const newest = this.#versionRow(input.project, input.flow);
+      const now = Date.now();
       if (newest !== undefined && newest.manifest_hash === input.manifestHash) {
-        return { version: toFlowVersion(newest), status: "unchanged" as const };
+        const version = toFlowVersion(newest);
+        schedules.followSchedules(this.#sql, version, input.schedules ?? [], now);
+        return { version, status: "unchanged" as const };
       }
       const row = this.#sql.get(
         `INSERT INTO flow_versions (project, flow, version, labels, storage, location, manifest_hash,
@@ -98,10 +104,12 @@ export class SqliteBackend implements Backend {
           location: input.location,
           manifestHash: input.manifestHash,
           environmentType: input.environmentType,
-          now: Date.now(),
+          now,
         },
       );
-      return { version: toFlowVersion(row!), status: "new" as const };
+      const version = toFlowVersion(row!);
+      schedules.followSchedules(this.#sql, version, input.schedules ?? [], now);
+      return { version, status: "new" as const };
     });
   }
 
@@ -399,6 +407,26 @@ export class SqliteBackend implements Backend {
       }));
       return rows.length > limit ? { records, next: String(page.at(-1)!.seq) } : { records };
     });
+  }
+
+  async listDueSchedules(input: { readonly untilMs: number; readonly limit: number }): Promise<ScheduleState[]> {
+    return this.#sql.read("list due schedules", () =>
+      schedules.listDueSchedules(this.#sql, input.untilMs, input.limit),
+    );
+  }
+
+  async listSchedules(project?: string): Promise<ScheduleState[]> {
+    return this.#sql.read("list schedules", () => schedules.listSchedules(this.#sql, project));
+  }
+
+  async advanceSchedule(input: AdvanceScheduleInput): Promise<boolean> {
+    return this.#sql.write("advance a schedule", () => schedules.advanceSchedule(this.#sql, input));
+  }
+
+  async setSchedulesPaused(project: string, flow: string, paused: boolean): Promise<number> {
+    return this.#sql.write("pause or resume schedules", () =>
+      schedules.setSchedulesPaused(this.#sql, project, flow, paused),
+    );
   }
 
   async recordAgent(agent: AgentRecord): Promise<void> {

@@ -1,6 +1,7 @@
 import { TernError } from "../errors.js";
 import type { LogRecord } from "../runner/logger.js";
 import type { JsonValue, SerializedTaskRun, SerializedValue } from "../runner/serialized.js";
+import type { ScheduleSpec } from "../schedule/definition.js";
 
 /** States of a flow run in the backend. */
 export type RunState = "Scheduled" | "Submitted" | "Running" | "Success" | "Failed" | "Cancelling" | "Cancelled";
@@ -81,7 +82,40 @@ export interface FlowVersionRecord {
 }
 
 /** What `registerFlowVersion` needs. */
-export type FlowVersionInput = Omit<FlowVersionRecord, "version" | "createdAtMs" | "annotations">;
+export type FlowVersionInput = Omit<FlowVersionRecord, "version" | "createdAtMs" | "annotations"> & {
+  /** The manifest's schedules (`manifest.flow.schedules`): the backend keeps their state. */
+  readonly schedules?: readonly ScheduleSpec[];
+};
+
+/**
+ * A schedule of a flow's newest version, as the backend keeps it for agents' polls: where its
+ * ticks are covered up to, and its next tick, so that a poll reads only the schedules coming due.
+ */
+export interface ScheduleState {
+  readonly project: string;
+  readonly flow: string;
+  /** The flow version whose manifest holds the schedule. */
+  readonly version: number;
+  readonly spec: ScheduleSpec;
+  /** Every tick up to this instant has its run, or was skipped by the catch-up policy. */
+  readonly coveredUntilMs: number;
+  /** The first tick after `coveredUntilMs` ({@link NEVER_MS} for none). */
+  readonly nextTickMs: number;
+  /** Paused schedules create no runs (`tern schedules pause`); kept across new versions. */
+  readonly paused: boolean;
+  /** Raised by every write: `advanceSchedule` is a compare-and-swap on it. */
+  readonly revision: number;
+}
+
+/** What `advanceSchedule` writes: the ticks up to `coveredUntilMs` have their runs. */
+export interface AdvanceScheduleInput {
+  readonly project: string;
+  readonly flow: string;
+  readonly name: string;
+  readonly expectedRevision: number;
+  readonly coveredUntilMs: number;
+  readonly nextTickMs: number;
+}
 
 /** A flow with its newest version, as `listFlows` returns it. */
 export interface FlowSummary {
@@ -290,7 +324,12 @@ export interface Backend {
   /** A URL naming this backend, for messages (`sqlite:///path`, `dynamodb://table`). */
   readonly url: string;
 
-  /** Records a version unless the newest one has the same manifest hash. */
+  /**
+   * Records a version unless the newest one has the same manifest hash. Either way, the flow's
+   * schedule states then follow `input.schedules`: a schedule kept with the same version and
+   * definition keeps its state, a new or changed one starts covered up to now, one no longer
+   * given is removed; a paused flow stays paused.
+   */
   registerFlowVersion(input: FlowVersionInput): Promise<{ version: FlowVersionRecord; status: "new" | "unchanged" }>;
   /** A version, or the newest one when `version` is omitted; `undefined` when none. */
   getFlowVersion(project: string, flow: string, version?: number): Promise<FlowVersionRecord | undefined>;
@@ -338,6 +377,19 @@ export interface Backend {
    * A run without logs, or that does not exist, has an empty page without `next`.
    */
   getLogPage(runId: string, input?: LogPageInput): Promise<LogPage>;
+
+  /**
+   * The schedules of flows' newest versions, not paused, whose next tick is at or before
+   * `untilMs`, soonest first, at most `limit`. A registration of a version sets them (see
+   * `registerFlowVersion`): new schedules start covered up to the registration.
+   */
+  listDueSchedules(input: { readonly untilMs: number; readonly limit: number }): Promise<ScheduleState[]>;
+  /** Every schedule state, of one project or all, by project, flow and name. */
+  listSchedules(project?: string): Promise<ScheduleState[]>;
+  /** Compare-and-swap on the schedule's revision; resolves false when it moved or is gone. */
+  advanceSchedule(input: AdvanceScheduleInput): Promise<boolean>;
+  /** Pauses or resumes every schedule of a flow; resolves how many changed. */
+  setSchedulesPaused(project: string, flow: string, paused: boolean): Promise<number>;
 
   /** Records that an agent polled. */
   recordAgent(agent: AgentRecord): Promise<void>;

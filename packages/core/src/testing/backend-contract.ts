@@ -2,6 +2,7 @@ import type { Backend } from "../backend/types.js";
 import { claimAndTransitionContract } from "./backend-contract-claims.js";
 import type { ContractContext } from "./backend-contract-context.js";
 import { flowAndRunContract } from "./backend-contract-runs.js";
+import { scheduleContract } from "./backend-contract-schedules.js";
 import { type ContractOptions, contractSuite } from "./contract-suite.js";
 
 export type { ContractContext } from "./backend-contract-context.js";
@@ -48,5 +49,6 @@ export function backendContract(
 
     flowAndRunContract(context);
     claimAndTransitionContract(context);
+    scheduleContract(context);
   });
 }

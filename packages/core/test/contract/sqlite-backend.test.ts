@@ -54,7 +54,7 @@ describe("SqliteBackend", () => {
     await expect(attempt).rejects.toMatchObject({ cause: { code: "ENOTDIR" } });
   });
 
-  it("migrates a schema-1 file (before annotations and run environment types) and keeps its versions and runs", async () => {
+  it("migrates a schema-1 file (before annotations, run environment types and schedules) and keeps its versions and runs", async () => {
     const path = join(dir, "old.db");
     const { default: Database } = await import("better-sqlite3");
     const { SQLITE_SCHEMA_VERSION } = await import("../../src/backend/sqlite-schema.js");
@@ -66,6 +66,7 @@ describe("SqliteBackend", () => {
     const raw = new Database(path);
     raw.exec("ALTER TABLE flow_versions DROP COLUMN annotations");
     raw.exec("ALTER TABLE runs DROP COLUMN environment_type");
+    raw.exec("DROP TABLE schedules");
     raw.pragma("user_version = 1");
     raw.close();
     const reopened = await SqliteBackend.open({ path });
@@ -74,6 +75,7 @@ describe("SqliteBackend", () => {
     expect((await reopened.getFlowVersion("p", "etl"))?.annotations).toEqual({ k: "v" });
     // Runs get their flow version's environment type.
     expect((await reopened.getRun(run.id))?.environmentType).toBe("LocalEnvironment");
+    expect(await reopened.listSchedules()).toEqual([]);
     await reopened.close();
     const check = new Database(path, { readonly: true });
     expect(check.pragma("user_version", { simple: true })).toBe(SQLITE_SCHEMA_VERSION);
