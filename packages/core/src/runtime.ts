@@ -34,6 +34,13 @@ export { isLeaseKeeperData, type LeaseKeeperData, runLeaseKeeper } from "./agent
 export { runnerCommandFromEnv } from "./agent/local-launcher.js";
 export { type ExecuteRunOptions, type ExecuteRunResult, executeRun, RUNNER_LEASE_MS } from "./agent/runner.js";
 export { type ScheduledFlow, type ScheduleRunInput, scheduleRun } from "./agent/schedule.js";
+export {
+  createScheduledRuns,
+  SCHEDULE_AHEAD_MS,
+  SCHEDULE_GRACE_MS,
+  type ScheduledRuns,
+  scheduleRunKey,
+} from "./agent/schedule-runs.js";
 export { type SweepOptions, type SweptRun, sweepRuns } from "./agent/sweep.js";
 export { updateRun } from "./agent/update-run.js";
 export { requireRun } from "./backend/lookup.js";

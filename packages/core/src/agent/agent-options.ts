@@ -67,6 +67,8 @@ export interface DispatchOptions {
 
 /** What one poll did. */
 export interface PollResult {
+  /** Runs this poll created for schedules' ticks (due now or soon). */
+  readonly scheduled: readonly string[];
   readonly claimed: number;
   readonly submitted: readonly string[];
   readonly failed: ReadonlyArray<{ readonly runId: string; readonly reason: string }>;

@@ -18,6 +18,7 @@ import type { Launcher } from "./launcher.js";
 import { dueByCreatorsClock, isRunnerOwner, LeaseWatch, runnerOwner, runsDueByCreatorsClock } from "./lease.js";
 import { LocalLauncher } from "./local-launcher.js";
 import { exitDescription, lastErrorLine } from "./process-output.js";
+import { createScheduledRuns } from "./schedule-runs.js";
 import { sweepRuns } from "./sweep.js";
 
 export type { AgentOptions, DispatchOptions, LocalAgentOptions, PollResult } from "./agent-options.js";
@@ -101,6 +102,8 @@ export class Agent {
     })) {
       this.log(`${run.to === "Scheduled" ? "handed back" : "ended"} run ${run.runId} ${run.to}: ${run.reason}`);
     }
+    const { created: scheduled } = await createScheduledRuns(backend, { log: this.log });
+    for (const id of scheduled) this.log(`created scheduled run ${id}`);
     const submitted: string[] = [];
     const failed: Array<{ runId: string; reason: string }> = [];
     let claimed = 0;
@@ -156,7 +159,7 @@ export class Agent {
       if (outcome.status === "submitted") submitted.push(run.id);
       else failed.push({ runId: run.id, reason: outcome.reason ?? "deploy failed" });
     }
-    return { claimed, submitted, failed };
+    return { scheduled, claimed, submitted, failed };
   }
 
   /**

@@ -68,7 +68,12 @@ describe("LocalAgent.dispatch", () => {
 describe("LocalAgent.pollOnce", () => {
   it("claims nothing at or after its deadline", async () => {
     for (let i = 0; i < 3; i++) await backend.createRun({ project: "p", flow: "remote" });
-    expect(await agent().pollOnce({ deadlineMs: Date.now() - 1 })).toEqual({ claimed: 0, submitted: [], failed: [] });
+    expect(await agent().pollOnce({ deadlineMs: Date.now() - 1 })).toEqual({
+      scheduled: [],
+      claimed: 0,
+      submitted: [],
+      failed: [],
+    });
     const runs = await backend.listRuns({ project: "p" });
     expect(runs.every((r) => r.state === "Scheduled" && r.lease === undefined)).toBe(true);
   });
@@ -77,7 +82,7 @@ describe("LocalAgent.pollOnce", () => {
     const { run } = await backend.createRun({ project: "p", flow: "local" });
     expect(run.environmentType).toBe("LocalEnvironment");
     const fargateOnly = agent({ environmentTypes: ["RecordingEnvironment"] });
-    expect(await fargateOnly.pollOnce()).toEqual({ claimed: 0, submitted: [], failed: [] });
+    expect(await fargateOnly.pollOnce()).toEqual({ scheduled: [], claimed: 0, submitted: [], failed: [] });
     expect(await fargateOnly.dispatch(run.id)).toMatchObject({
       status: "skipped",
       reason: "it runs on LocalEnvironment, which this agent does not deploy",

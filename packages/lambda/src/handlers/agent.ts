@@ -13,6 +13,8 @@ import type { Context, ScheduledEvent, SQSEvent } from "aws-lambda";
 import { logger, parseLaunchMessage, runtime } from "../runtime.js";
 
 export interface AgentResult {
+  /** Runs created for flows' schedules (due now or within the next minutes). */
+  readonly scheduled: number;
   readonly claimed: number;
   readonly submitted: number;
   readonly failed: number;
@@ -75,10 +77,17 @@ export async function handler(
   for (const failure of result.failed)
     logger.error("run failed to deploy", { runId: failure.runId, reason: failure.reason });
   logger.info("poll done", {
+    scheduled: result.scheduled.length,
     claimed: result.claimed,
     submitted: result.submitted.length,
     failed: result.failed.length,
     outOfTime,
   });
-  return { claimed: result.claimed, submitted: result.submitted.length, failed: result.failed.length, outOfTime };
+  return {
+    scheduled: result.scheduled.length,
+    claimed: result.claimed,
+    submitted: result.submitted.length,
+    failed: result.failed.length,
+    outOfTime,
+  };
 }

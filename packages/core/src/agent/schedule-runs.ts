@@ -1,0 +1,96 @@
+/**
+ * The schedule work of an agent's poll: create the runs of the ticks coming due, each with an
+ * idempotency key naming its flow version, schedule and tick, so that any number of agents
+ * polling side by side create each tick's run once. Runs are created ahead (up to `aheadMs`),
+ * with `scheduledAtMs` at the tick: claims take a run only once its tick has come.
+ */
+import type { Backend, ScheduleState } from "../backend/types.js";
+import { isTernError } from "../errors.js";
+import { nextTickAfter } from "../schedule/state.js";
+import { dueTicks } from "../schedule/ticks.js";
+
+/** How far ahead runs are created: a one-minute agent tick launches them on time. */
+export const SCHEDULE_AHEAD_MS = 3 * 60_000;
+/** A tick this recent is on time, whatever the catch-up policy (an agent polls every minute). */
+export const SCHEDULE_GRACE_MS = 2 * 60_000;
+/** Schedules handled in one poll, soonest first; the rest wait for the next poll. */
+export const SCHEDULES_PER_POLL = 200;
+
+/** What the schedule work of one poll did. */
+export interface ScheduledRuns {
+  /** Ids of the runs created (a run another agent created first is not listed). */
+  readonly created: readonly string[];
+  /** Ticks the catch-up policies skipped. */
+  readonly skipped: number;
+}
+
+/** The idempotency key of a tick's run: one run per flow version, schedule and tick instant. */
+export function scheduleRunKey(state: ScheduleState, tickMs: number): string {
+  return `schedule:${state.flow}:v${state.version}:${state.spec.name}:${new Date(tickMs).toISOString()}`;
+}
+
+/** Creates the runs of the schedules coming due by `nowMs + aheadMs`, and moves their cursors past them. */
+export async function createScheduledRuns(
+  backend: Backend,
+  options: {
+    readonly nowMs?: number;
+    readonly aheadMs?: number;
+    readonly graceMs?: number;
+    readonly log?: (line: string) => void;
+  } = {},
+): Promise<ScheduledRuns> {
+  const nowMs = options.nowMs ?? Date.now();
+  const aheadMs = options.aheadMs ?? SCHEDULE_AHEAD_MS;
+  const graceMs = options.graceMs ?? SCHEDULE_GRACE_MS;
+  const log = options.log ?? (() => {});
+  const created: string[] = [];
+  let skipped = 0;
+  for (const state of await backend.listDueSchedules({ untilMs: nowMs + aheadMs, limit: SCHEDULES_PER_POLL })) {
+    const { spec } = state;
+    const due = dueTicks(spec, { coveredUntilMs: state.coveredUntilMs, nowMs, aheadMs, graceMs });
+    try {
+      const labels =
+        spec.labels === undefined
+          ? undefined
+          : [
+              ...new Set([
+                ...((await backend.getFlowVersion(state.project, state.flow, state.version))?.labels ?? []),
+                ...spec.labels,
+              ]),
+            ];
+      for (const tickMs of [...due.missed, ...due.ahead]) {
+        const { run, created: isNew } = await backend.createRun({
+          project: state.project,
+          flow: state.flow,
+          version: state.version,
+          parameters: spec.parameters ?? {},
+          ...(labels === undefined ? {} : { labels }),
+          idempotencyKey: scheduleRunKey(state, tickMs),
+          scheduledAtMs: tickMs,
+        });
+        if (isNew) created.push(run.id);
+      }
+    } catch (error) {
+      // One schedule's trouble (its version gone, say) does not hold up the others or the claims.
+      if (!isTernError(error)) throw error;
+      log(`schedule "${spec.name}" of ${state.project}/${state.flow}: ${error.message}`);
+      continue;
+    }
+    if (due.skipped > 0) {
+      skipped += due.skipped;
+      log(
+        `schedule "${spec.name}" of ${state.project}/${state.flow}: ${due.skipped} missed tick(s) skipped (catchUp: ${spec.catchUp})`,
+      );
+    }
+    // Lost to another agent that advanced it first: the runs are the same ones (their keys).
+    await backend.advanceSchedule({
+      project: state.project,
+      flow: state.flow,
+      name: spec.name,
+      expectedRevision: state.revision,
+      coveredUntilMs: due.coveredUntilMs,
+      nextTickMs: nextTickAfter(spec, due.coveredUntilMs),
+    });
+  }
+  return { created, skipped };
+}
