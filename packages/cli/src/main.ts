@@ -42,6 +42,11 @@ const commands: readonly CommandEntry[] = [
     load: async () => (await import("./commands/inspect.js")).runsCommand,
   },
   {
+    name: "schedules",
+    summary: "list scheduled flows with their next ticks; pause or resume a flow's schedules",
+    load: async () => (await import("./commands/schedules.js")).schedulesCommand,
+  },
+  {
     name: "logs",
     summary: "print what a run's tasks logged (console output included)",
     load: async () => (await import("./commands/logs.js")).logsCommand,

@@ -3,11 +3,11 @@
  * when the flow is defined and kept as JSON in the manifest: a cron expression in a time zone, or
  * an interval anchored to a fixed instant, so that every agent computes the same ticks.
  */
-import { Cron } from "croner";
 import { describe } from "../describe.js";
 import { FlowDefinitionError } from "../errors.js";
 import { toSerializedValue } from "../runner/serialize.js";
 import type { JsonValue } from "../runner/serialized.js";
+import { cronJob } from "./cron.js";
 
 /** What happens to ticks no agent was polling for (the machine was off, the stack had no agent). */
 export type CatchUp = "latest" | "all" | "none";
@@ -66,15 +66,6 @@ const MAX_EVERY_MS = 366 * 86_400_000;
 const UNIT_MS: Readonly<Record<string, number>> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const DEFAULT_ANCHOR = "1970-01-01T00:00:00Z";
 const KEYS = new Set(["cron", "timezone", "every", "anchor", "name", "parameters", "labels", "catchUp"]);
-
-/**
- * The croner job computing a cron schedule's ticks: a time that occurs twice in a DST change runs
- * once, a time that does not exist runs at the first instant after the gap (croner's fixed-time
- * rule, applied to every job without a wildcard or step in its time fields).
- */
-export function cronJob(cron: string, timezone: string): Cron {
-  return new Cron(cron, { timezone, fixedTimeRule: "no-wildcard", paused: true });
-}
 
 /** Checks a flow's `schedule` option; resolves to its schedules as the manifest keeps them. */
 export function checkSchedules(flow: string, input: unknown): ScheduleSpec[] {

@@ -3,7 +3,8 @@
  * same schedule and the same instants gets the same ticks, which is what lets any number of them
  * create each tick's run once (the tick is part of the run's idempotency key).
  */
-import { cronJob, MAX_CATCH_UP_RUNS, type ScheduleSpec } from "./definition.js";
+import { cronJob } from "./cron.js";
+import { MAX_CATCH_UP_RUNS, type ScheduleSpec } from "./definition.js";
 
 /** The first `count` ticks strictly after `afterMs` (epoch ms), in order. */
 export function ticksAfter(spec: ScheduleSpec, afterMs: number, count: number): number[] {

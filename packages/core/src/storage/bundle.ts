@@ -33,10 +33,20 @@ const withoutRegistration = {
         kind: string;
       }) => { path: string; namespace?: string; external?: boolean } | undefined,
     ): void;
-    onLoad(o: { filter: RegExp; namespace: string }, cb: () => { contents: string; loader: "js" }): void;
+    onLoad(
+      o: { filter: RegExp; namespace: string },
+      cb: (a: { path: string }) => { contents: string; loader: "js" },
+    ): void;
   }) {
     build.onResolve({ filter: /^\.\.\/register\.js$/ }, (args) =>
       /[\\/]flow[\\/]flow\.[jt]s$/.test(args.importer) ? { path: "register", namespace: "tern-stub" } : undefined,
+    );
+    // Schedules' ticks are computed by agents from the manifest, never in a runner: bundles get
+    // a cron job that accepts what registration checked and computes nothing (no croner).
+    build.onResolve({ filter: /^\.\/cron\.js$/ }, (args) =>
+      /[\\/]schedule[\\/](definition|ticks)\.[jt]s$/.test(args.importer)
+        ? { path: "cron", namespace: "tern-stub" }
+        : undefined,
     );
     // Storage drivers and the Fargate environment import their cloud SDK dynamically, on first
     // I/O, which never happens inside a bundle (the runner rebuilds its own storage from the flow
@@ -51,9 +61,11 @@ const withoutRegistration = {
         ? { path: args.path, external: true }
         : undefined,
     );
-    build.onLoad({ filter: /.*/, namespace: "tern-stub" }, () => ({
+    build.onLoad({ filter: /.*/, namespace: "tern-stub" }, (args) => ({
       contents:
-        "export async function registerFlow(flow) { throw new Error('flow.register() cannot run inside a flow bundle (flow \"' + flow.name + '\"): register from CI or a script, and guard the call so that loading the file does not run it.'); }",
+        args.path === "cron"
+          ? "export function cronJob() { const none = () => { throw new Error('schedule ticks are computed by agents, not inside a flow bundle'); }; return { nextRuns: none, previousRuns: none }; }"
+          : "export async function registerFlow(flow) { throw new Error('flow.register() cannot run inside a flow bundle (flow \"' + flow.name + '\"): register from CI or a script, and guard the call so that loading the file does not run it.'); }",
       loader: "js",
     }));
   },

@@ -29,6 +29,11 @@ describe("a flow's schedules in its manifest", () => {
         anchor: "1970-01-01T00:00:00.000Z",
       },
     ]);
+    // The bundle leaves croner out (agents compute ticks), and still defines the flow's schedules.
+    const bundle = Buffer.from(await storage.blobs.get(manifest.bundle.key)).toString("utf8");
+    expect(bundle).not.toContain("fixedTimeRule");
+    const { flow: loaded } = await storage.load(result.location, { expectedHash: result.hash });
+    expect(loaded.schedules.map((s) => s.name)).toEqual(["cron 0 3 * * * Europe/Berlin", "every 15m"]);
     const other = new MemoryStorage({ name: "schedule-manifest-plain" });
     other.add(scaled);
     const [plain] = await other.build();
