@@ -43,6 +43,10 @@ describe("tern schedules", () => {
     expect(minutely.length).toBeGreaterThanOrEqual(2);
     expect(new Set(minutely.map((r) => r.scheduledAtMs)).size).toBe(minutely.length);
     expect(minutely.every((r) => r.parameters.n === 3 && r.scheduledAtMs % 60_000 === 0)).toBe(true);
+    // tern runs says which runs a schedule created, and when they are due.
+    const table = (await t.tern(["runs"])).stdout;
+    expect(table.split("\n")[0]).toMatch(/^ID +FLOW +VERSION +STATE +CREATED +FROM +REASON/);
+    expect(table).toMatch(/minutely +1 +Scheduled .* schedule "every 1m" at \d{4}-\d\d-\d\d \d\d:\d\d:00/);
   });
 
   it("pauses and resumes a flow's schedules, and names what it does not know", async () => {

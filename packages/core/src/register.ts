@@ -1,3 +1,4 @@
+import { cancelSupersededRuns } from "./agent/schedule-runs.js";
 import { openBackend } from "./backend/open.js";
 import type { Backend } from "./backend/types.js";
 import { describe } from "./describe.js";
@@ -185,6 +186,7 @@ export async function registerFlow(
       environmentType: manifest.environment.type,
       schedules: manifest.flow.schedules ?? [],
     });
+    if (status === "new") await cancelSupersededRuns(backend, version);
     return {
       name: flow.name,
       project,

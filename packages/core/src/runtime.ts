@@ -35,10 +35,12 @@ export { runnerCommandFromEnv } from "./agent/local-launcher.js";
 export { type ExecuteRunOptions, type ExecuteRunResult, executeRun, RUNNER_LEASE_MS } from "./agent/runner.js";
 export { type ScheduledFlow, type ScheduleRunInput, scheduleRun } from "./agent/schedule.js";
 export {
+  cancelSupersededRuns,
   createScheduledRuns,
   SCHEDULE_AHEAD_MS,
   SCHEDULE_GRACE_MS,
   type ScheduledRuns,
+  scheduleOfRun,
   scheduleRunKey,
 } from "./agent/schedule-runs.js";
 export { type SweepOptions, type SweptRun, sweepRuns } from "./agent/sweep.js";

@@ -1,5 +1,5 @@
 import { isTerminalRunState, type RunState } from "@tern/core/plugin";
-import { explainRun, requireRun, updateRun } from "@tern/core/runtime";
+import { explainRun, requireRun, scheduleOfRun, updateRun } from "@tern/core/runtime";
 import { type Command, formatTime, type Io, intOption, printJson, table, UsageError } from "../cli.js";
 import { RUN_ID_HELP, runIdCommand } from "./run-id.js";
 import { attemptErrorLines, taskRunName } from "./task-errors.js";
@@ -100,8 +100,13 @@ was retried ("attempt 1 failed: ..."; --json: attemptErrors).`,
     return printList(io, runs, {
       json: args.values.json === true,
       empty: "No runs.\n",
-      header: ["ID", "FLOW", "VERSION", "STATE", "CREATED", "REASON"],
-      row: (r) => [r.id, r.flow, String(r.version), r.state, formatTime(r.createdAtMs), r.reason ?? ""],
+      header: ["ID", "FLOW", "VERSION", "STATE", "CREATED", "FROM", "REASON"],
+      row: (r) => {
+        const schedule = scheduleOfRun(r);
+        // A run a schedule created ahead says when it is due.
+        const from = schedule === undefined ? "-" : `schedule "${schedule}" at ${formatTime(r.scheduledAtMs)}`;
+        return [r.id, r.flow, String(r.version), r.state, formatTime(r.createdAtMs), from, r.reason ?? ""];
+      },
     });
   },
 };

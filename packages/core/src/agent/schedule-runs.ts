@@ -29,6 +29,19 @@ export function scheduleRunKey(state: ScheduleState, tickMs: number): string {
   return `schedule:${state.flow}:v${state.version}:${state.spec.name}:${new Date(tickMs).toISOString()}`;
 }
 
+/** The name of the schedule that created `run`, read from its idempotency key; undefined for other runs. */
+export function scheduleOfRun(run: {
+  readonly flow: string;
+  readonly version: number;
+  readonly idempotencyKey?: string;
+}): string | undefined {
+  const prefix = `schedule:${run.flow}:v${run.version}:`;
+  const key = run.idempotencyKey;
+  // The key ends with ":" and the tick as an ISO instant (24 characters).
+  if (key === undefined || !key.startsWith(prefix) || key.length <= prefix.length + 25) return undefined;
+  return key.slice(prefix.length, -25);
+}
+
 /** Creates the runs of the schedules coming due by `nowMs + aheadMs`, and moves their cursors past them. */
 export async function createScheduledRuns(
   backend: Backend,
@@ -93,4 +106,34 @@ export async function createScheduledRuns(
     });
   }
   return { created, skipped };
+}
+
+/**
+ * Cancels the runs an older version's schedules created ahead that have not started: after a
+ * registration of `version`, its own schedules create the ticks to come. Resolves their ids.
+ */
+export async function cancelSupersededRuns(
+  backend: Backend,
+  flow: { readonly project: string; readonly flow: string; readonly version: number },
+  nowMs: number = Date.now(),
+): Promise<string[]> {
+  const prefix = `schedule:${flow.flow}:v`;
+  const cancelled: string[] = [];
+  const runs = await backend.listRuns({ project: flow.project, flow: flow.flow, state: "Scheduled", limit: 1000 });
+  for (const run of runs) {
+    if (run.version >= flow.version || run.scheduledAtMs <= nowMs || !run.idempotencyKey?.startsWith(prefix)) continue;
+    try {
+      await backend.transitionRun({
+        runId: run.id,
+        expectedRevision: run.revision,
+        to: "Cancelled",
+        reason: `replaced: version ${flow.version} of the flow was registered before this tick`,
+      });
+      cancelled.push(run.id);
+    } catch (error) {
+      // Claimed or cancelled meanwhile: it is not waiting any more.
+      if (!isTernError(error, "RUN_CONFLICT")) throw error;
+    }
+  }
+  return cancelled;
 }

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { createScheduledRuns, SqliteBackend } from "@tern/core/runtime";
+import { cancelSupersededRuns, createScheduledRuns, SqliteBackend, scheduleOfRun } from "@tern/core/runtime";
 import { useTempTernHome } from "@tern/test-support/tern-home";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { nightly } from "../fixtures/scheduled-flows.js";
@@ -14,6 +14,14 @@ beforeEach(async () => {
 afterEach(async () => {
   for (const backend of agents) await backend.close();
 });
+
+/**
+ * An instant one minute before a quarter hour, at least `fromNowMs` from now: the "every 15m"
+ * schedule has a tick within the three minutes an agent creates runs ahead for.
+ */
+function beforeAQuarter(fromNowMs: number): number {
+  return Math.ceil((Date.now() + fromNowMs + 61_000) / 900_000) * 900_000 - 60_000;
+}
 
 /** The "every 15m" schedule's runs, by tick. */
 async function quarterRuns(backend: SqliteBackend): Promise<Map<number, number>> {
@@ -37,6 +45,11 @@ describe("the runs an agent's poll creates for schedules", () => {
       await Promise.all([createScheduledRuns(a, { nowMs }), createScheduledRuns(b, { nowMs })]);
     }
     const byTick = await quarterRuns(a);
+    const some = (await a.listRuns({ project: "sched", flow: "nightly", limit: 1 }))[0];
+    expect(some === undefined ? undefined : scheduleOfRun(some)).toMatch(
+      /^(every 15m|cron 0 3 \* \* \* Europe\/Berlin)$/,
+    );
+    expect(scheduleOfRun({ flow: "nightly", version: 1, idempotencyKey: "event-42" })).toBe(undefined);
     expect([...byTick.values()].every((count) => count === 1)).toBe(true);
     // Every quarter hour from registration to 20 minutes plus the 3 ahead, none missing.
     const first = Math.floor(start / 900_000) * 900_000 + 900_000;
@@ -68,15 +81,15 @@ describe("the runs an agent's poll creates for schedules", () => {
     const [a] = agents as [SqliteBackend];
     await nightly.register("sched", { backend: a });
     await a.setSchedulesPaused("sched", "nightly", true);
-    expect((await createScheduledRuns(a, { nowMs: Date.now() + 3_600_000 })).created).toEqual([]);
+    expect((await createScheduledRuns(a, { nowMs: beforeAQuarter(3_600_000) })).created).toEqual([]);
     await a.setSchedulesPaused("sched", "nightly", false);
-    expect((await createScheduledRuns(a, { nowMs: Date.now() + 3_600_000 })).created.length).toBeGreaterThan(0);
+    expect((await createScheduledRuns(a, { nowMs: beforeAQuarter(3_600_000) })).created.length).toBeGreaterThan(0);
   });
 
   it("names the tick in each run's idempotency key, so a second poll at the same instant creates nothing", async () => {
     const [a] = agents as [SqliteBackend];
     await nightly.register("sched", { backend: a });
-    const nowMs = Date.now() + 3_600_000;
+    const nowMs = beforeAQuarter(3_600_000);
     const before = await a.listSchedules("sched");
     const first = await createScheduledRuns(a, { nowMs });
     // As if a second agent's poll had read the schedules before the first one advanced them.
@@ -94,5 +107,22 @@ describe("the runs an agent's poll creates for schedules", () => {
     const again = await createScheduledRuns(a, { nowMs });
     expect(first.created.length).toBeGreaterThan(0);
     expect(again.created).toEqual([]);
+  });
+
+  it("cancels the runs an older version created ahead when a new version is registered", async () => {
+    const [a] = agents as [SqliteBackend];
+    const { version } = await nightly.register("sched", { backend: a });
+    const { created } = await createScheduledRuns(a, { nowMs: beforeAQuarter(0) });
+    expect(created.length).toBeGreaterThan(0);
+    // Nothing is cancelled by a registration of the same version.
+    expect(await cancelSupersededRuns(a, { project: "sched", flow: "nightly", version })).toEqual([]);
+    const cancelled = await cancelSupersededRuns(a, { project: "sched", flow: "nightly", version: version + 1 });
+    expect(cancelled.sort()).toEqual([...created].sort());
+    for (const id of cancelled) {
+      expect(await a.getRun(id)).toMatchObject({
+        state: "Cancelled",
+        reason: `replaced: version ${version + 1} of the flow was registered before this tick`,
+      });
+    }
   });
 });
