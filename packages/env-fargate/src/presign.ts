@@ -1,5 +1,6 @@
 import type { S3Client } from "@aws-sdk/client-s3";
 import { EnvironmentError } from "@tern/core/plugin";
+import { type RegionalClientFactory, regionalClients } from "./clients.js";
 
 /** How long the URL of the runner bundle that a launch passes stays valid (Fargate starts within minutes). */
 export const RUNNER_URL_EXPIRY_SECONDS = 3600;
@@ -7,10 +8,13 @@ export const RUNNER_URL_EXPIRY_SECONDS = 3600;
 type S3Sdk = typeof import("@aws-sdk/client-s3");
 
 /** Makes the S3 client that presigns runner bundle URLs for a region, from the SDK env-fargate loaded. */
-export type S3ClientFactory = (region: string, sdk: S3Sdk) => S3Client | Promise<S3Client>;
+export type S3ClientFactory = RegionalClientFactory<S3Client, S3Sdk>;
 
-let factory: S3ClientFactory | undefined;
-const clients = new Map<string, Promise<S3Client>>();
+// Imported on first use: agents without a runner bundle never load the S3 SDK.
+const s3Clients = regionalClients<S3Client, S3Sdk>(
+  () => import("@aws-sdk/client-s3"),
+  (region, sdk) => new sdk.S3Client({ region }),
+);
 
 /**
  * Replaces how the S3 clients that presign the runner bundle's URL are made (credentials, an
@@ -21,21 +25,7 @@ const clients = new Map<string, Promise<S3Client>>();
  * setS3ClientFactory((region, { S3Client }) => new S3Client({ region, endpoint, forcePathStyle: true }));
  */
 export function setS3ClientFactory(make: S3ClientFactory | undefined): void {
-  factory = make;
-  clients.clear();
-}
-
-function s3Client(region: string): Promise<S3Client> {
-  let client = clients.get(region);
-  if (client === undefined) {
-    client = (async () => {
-      // Imported on first use: agents without a runner bundle never load the S3 SDK.
-      const sdk = await import("@aws-sdk/client-s3");
-      return factory !== undefined ? factory(region, sdk) : new sdk.S3Client({ region });
-    })();
-    clients.set(region, client);
-  }
-  return client;
+  s3Clients.set(make);
 }
 
 /**
@@ -50,7 +40,7 @@ export async function presignRunnerBundle(
 ): Promise<string> {
   try {
     const [client, { GetObjectCommand }, { getSignedUrl }] = await Promise.all([
-      s3Client(region),
+      s3Clients.get(region),
       import("@aws-sdk/client-s3"),
       import("@aws-sdk/s3-request-presigner"),
     ]);

@@ -10,16 +10,20 @@ import {
   EnvironmentError,
   type RunRecord,
 } from "@tern/core/plugin";
+import { type RegionalClientFactory, regionalClients } from "./clients.js";
 import { errorName } from "./ecs.js";
 import { ecsDeployment, taskLogStream } from "./reconcile.js";
 
 type LogsSdk = typeof import("@aws-sdk/client-cloudwatch-logs");
 
 /** Makes the CloudWatch Logs client of a region, from the SDK env-fargate loaded. */
-export type LogsClientFactory = (region: string, sdk: LogsSdk) => CloudWatchLogsClient | Promise<CloudWatchLogsClient>;
+export type LogsClientFactory = RegionalClientFactory<CloudWatchLogsClient, LogsSdk>;
 
-let factory: LogsClientFactory | undefined;
-const clients = new Map<string, Promise<CloudWatchLogsClient>>();
+// Imported on first use: only `tern logs` of an ECS run that never reported loads it.
+const logsClients = regionalClients<CloudWatchLogsClient, LogsSdk>(
+  () => import("@aws-sdk/client-cloudwatch-logs"),
+  (region, sdk) => new sdk.CloudWatchLogsClient({ region, maxAttempts: 3 }),
+);
 
 /**
  * Replaces how CloudWatch Logs clients are made (credentials, an endpoint). The default is
@@ -27,21 +31,7 @@ const clients = new Map<string, Promise<CloudWatchLogsClient>>();
  * usual credential chain. Clears the clients made so far.
  */
 export function setLogsClientFactory(make: LogsClientFactory | undefined): void {
-  factory = make;
-  clients.clear();
-}
-
-function logsClient(region: string): Promise<CloudWatchLogsClient> {
-  let client = clients.get(region);
-  if (client === undefined) {
-    client = (async () => {
-      // Imported on first use: only `tern logs` of an ECS run that never reported loads it.
-      const sdk = await import("@aws-sdk/client-cloudwatch-logs");
-      return factory !== undefined ? factory(region, sdk) : new sdk.CloudWatchLogsClient({ region, maxAttempts: 3 });
-    })();
-    clients.set(region, client);
-  }
-  return client;
+  logsClients.set(make);
 }
 
 /** The most events one GetLogEvents call returns. */
@@ -68,7 +58,7 @@ export const readTaskOutput: DeploymentOutputReader = async (run: RunRecord, { l
   const count = Math.min(Math.max(1, Math.trunc(limit)), MAX_EVENTS);
   try {
     const [client, { GetLogEventsCommand }] = await Promise.all([
-      logsClient(d.region),
+      logsClients.get(d.region),
       import("@aws-sdk/client-cloudwatch-logs"),
     ]);
     const answer = await client.send(
