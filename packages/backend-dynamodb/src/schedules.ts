@@ -115,20 +115,19 @@ export async function listSchedules(db: TableClient, project: string | undefined
   return all.filter((state) => project === undefined || state.project === project).sort(order);
 }
 
+/** One conditional update: the index sort key follows from the input (paused or not, the partition stays). */
 export async function advanceSchedule(db: TableClient, input: AdvanceScheduleInput): Promise<boolean> {
-  const key = keys.schedule(input.project, input.flow, input.name);
-  const current = await db.get(key, "read a schedule");
-  if (current === undefined || current.revision !== input.expectedRevision) return false;
-  const next = { ...toState(current), coveredUntilMs: input.coveredUntilMs, nextTickMs: input.nextTickMs };
+  const next = { project: input.project, flow: input.flow, spec: { name: input.name }, nextTickMs: input.nextTickMs };
   const e = new Expr()
     .set("coveredUntilMs", input.coveredUntilMs)
     .set("nextTickMs", input.nextTickMs)
     .set("revision", input.expectedRevision + 1)
-    .set(INDEXES.claim.sk, scheduleIndexKeys(next)[INDEXES.claim.sk]);
+    .set(INDEXES.claim.sk, scheduleIndexKeys({ ...next, paused: false })[INDEXES.claim.sk]);
+  // A missing item has no revision: the condition fails for it too.
   const condition = `${e.name("revision")} = ${e.value(input.expectedRevision)}`;
   try {
     await db.update(
-      key,
+      keys.schedule(input.project, input.flow, input.name),
       { UpdateExpression: e.update, ConditionExpression: condition, ...e.params() },
       "advance a schedule",
     );
