@@ -47,7 +47,13 @@ describe("tern schedules", () => {
     const table = (await t.tern(["runs"])).stdout;
     expect(table.split("\n")[0]).toMatch(/^ID +FLOW +VERSION +STATE +CREATED +FROM +REASON/);
     expect(table).toMatch(/minutely +1 +Scheduled .* schedule "every 1m" at \d{4}-\d\d-\d\d \d\d:\d\d:00/);
-  });
+    // Once a tick has come, tern schedules names its run as the schedule's last.
+    await new Promise((resolve) =>
+      setTimeout(resolve, Math.min(...minutely.map((r) => r.scheduledAtMs)) - Date.now() + 50),
+    );
+    const [listed] = (await t.json<ScheduleJson[]>(["schedules", "--json"])).filter((s) => s.flow === "minutely");
+    expect(listed?.lastRun).toMatchObject({ state: expect.any(String) });
+  }, 90_000);
 
   it("pauses and resumes a flow's schedules, and names what it does not know", async () => {
     expect(await t.json(["schedules", "pause", "minutely", "--json"])).toEqual({

@@ -1,7 +1,7 @@
 /** `tern schedules`: every scheduled flow with its next ticks and its last run; pause and resume. */
 import type { ScheduleSpec } from "@tern/core";
 import type { Backend, RunRecord, ScheduleState } from "@tern/core/plugin";
-import { scheduleRunKey, ticksAfter } from "@tern/core/runtime";
+import { scheduleOfRun, ticksAfter } from "@tern/core/runtime";
 import { type Command, type Io, printJson, table, UsageError } from "../cli.js";
 
 /** Ticks listed per schedule. */
@@ -103,9 +103,8 @@ async function list(db: Backend, project: string | undefined, json: boolean, io:
 function view(state: ScheduleState, runs: readonly RunRecord[], now: number): ScheduleView {
   const { spec } = state;
   const timezone = "cron" in spec ? spec.timezone : "UTC";
-  const prefix = scheduleRunKey(state, 0).replace(/[^:]*$/, "");
   const last = runs
-    .filter((run) => run.idempotencyKey?.startsWith(prefix) === true && run.scheduledAtMs <= now)
+    .filter((run) => run.version === state.version && scheduleOfRun(run) === spec.name && run.scheduledAtMs <= now)
     .sort((a, b) => b.scheduledAtMs - a.scheduledAtMs)[0];
   return {
     project: state.project,
