@@ -174,7 +174,11 @@ describe("the runner bundle through the bootstrap, on a stock Node image", { tim
       ).run.id;
       const [run] = await drive([id]);
       expect(run?.state, run?.reason).toBe("Success");
-      const output = ecs.output(taskOf(id)[0]?.taskArn as string);
+      // The run is Success before the runner prints its last line and exits: read the output
+      // once the task has stopped.
+      const taskArn = taskOf(id)[0]?.taskArn as string;
+      await ecs.waitForTask(taskArn, "STOPPED");
+      const output = ecs.output(taskArn);
       expect(output).toMatch(/runner: run .* Success/);
       expect(output).not.toMatch(/lease keeper/);
     } finally {
