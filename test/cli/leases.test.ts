@@ -6,7 +6,7 @@
  * meanwhile.
  */
 import type { ChildProcess } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { createTernTable } from "@tern/backend-dynamodb";
@@ -209,14 +209,20 @@ describe.each(["sqlite", "dynamodb"])("runner leases on %s", { timeout: 120_000 
   });
 
   it("records nothing over a run another runner took while its own runner was late", async () => {
-    const { id } = await t.json<{ id: string }>(["run", "spin", "--param", spin(2)], env);
-    // The agent's runner starts 3 s late, as if paused while the run was Submitted.
-    const late = ["sh", "-c", 'sleep 3; exec "$0" "$@"', ...TERN_COMMAND];
-    const agent = background(["agent", "--poll-interval-ms", "500"], { TERN_RUNNER_COMMAND: JSON.stringify(late) });
+    const { id } = await t.json<{ id: string }>(["run", "spin", "--param", spin(4)], env);
+    // The agent's runner starts late, as if paused while the run was Submitted: only once another
+    // runner has taken the run (the test says when, by creating the file `go`).
+    const go = join(t.home, "go");
+    const late = ["sh", "-c", 'while [ ! -e "$TERN_TEST_GO" ]; do sleep 0.1; done; exec "$0" "$@"', ...TERN_COMMAND];
+    const agent = background(["agent", "--poll-interval-ms", "500"], {
+      TERN_RUNNER_COMMAND: JSON.stringify(late),
+      TERN_TEST_GO: go,
+    });
     await expect.poll(async () => (await show(id)).state, { timeout: 30_000, interval: 100 }).toBe("Submitted");
     background(["execute", id]);
-    // The late runner starts from the sources (tsx) 3 s late: on a busy machine that takes a while.
+    await expect.poll(async () => (await show(id)).state, { timeout: 60_000, interval: 100 }).toBe("Running");
     const holds = waitForOutput(agent, /holds the run now/, 90_000);
+    await writeFile(go, "");
     const run = await ended(id);
     expect(run.state, run.reason).toBe("Success");
     await holds;
