@@ -166,6 +166,28 @@ describe("the Lambda bundles cdk synth writes", { timeout: 60_000 }, () => {
     expect(createHash("sha256").update(body).digest("hex")).toBe(environments.agent?.TERN_RUNNER_BUNDLE_SHA256);
   });
 
+  it("agent: a scheduled invocation creates the runs of a flow's schedule (croner is in the bundle)", async () => {
+    const { everyMinute } = (await import("@tern/test-support/fargate-flows")) as { everyMinute: Flow };
+    await everyMinute.register("bundles", { backend });
+    try {
+      const result = await handlers.agent?.({}, { getRemainingTimeInMillis: () => 60_000 });
+      const runs = await backend.listRuns({ project: "bundles", flow: "fargate-every-minute", limit: 100 });
+      // Three minutes ahead: the Lambda polls every minute. Labelled "scheduled", which this agent
+      // is not, so it leaves them for an agent that is.
+      expect(runs.length).toBeGreaterThanOrEqual(3);
+      expect(result).toMatchObject({ scheduled: runs.length, failed: 0 });
+      for (const run of runs) {
+        expect(run).toMatchObject({ state: "Scheduled", labels: ["scheduled"] });
+        expect(run.scheduledAtMs % 60_000).toBe(0);
+        expect(run.idempotencyKey).toBe(
+          `schedule:fargate-every-minute:v1:every 1m:${new Date(run.scheduledAtMs).toISOString()}`,
+        );
+      }
+    } finally {
+      await backend.setSchedulesPaused("bundles", "fargate-every-minute", true);
+    }
+  });
+
   it("task-state: a stopped task's event fails its run", async () => {
     const { run } = await backend.createRun({ project: "bundles", flow: "fargate-etl" });
     await handlers.agent?.({}, { getRemainingTimeInMillis: () => 60_000 });

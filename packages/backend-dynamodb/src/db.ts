@@ -9,10 +9,13 @@ import type { ConsumedCapacity } from "@aws-sdk/client-dynamodb";
 import {
   BatchGetCommand,
   BatchWriteCommand,
+  DeleteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
+  PutCommand,
   QueryCommand,
   type QueryCommandInput,
+  TransactWriteCommand,
   UpdateCommand,
   type UpdateCommandInput,
 } from "@aws-sdk/lib-dynamodb";
@@ -27,6 +30,8 @@ export type Item = Record<string, unknown>;
 export interface DynamoDbUsage {
   /** API calls made (SDK retries of one call are not counted again). */
   requests: number;
+  /** Those of them that write: puts, updates, deletes, transactions and batch writes. */
+  writes: number;
   /** Read and write capacity units DynamoDB reported, table and indexes together. */
   capacityUnits: number;
 }
@@ -48,6 +53,7 @@ export const INLINE_LIMIT_BYTES = 64 * 1024;
 export const CHUNK_BYTES = 256 * 1024;
 
 const BATCH_WRITE_MAX = 25;
+const WRITES = [PutCommand, UpdateCommand, DeleteCommand, TransactWriteCommand, BatchWriteCommand];
 const BATCH_GET_MAX = 100;
 
 /** A command the document client can send. */
@@ -55,7 +61,7 @@ const BATCH_GET_MAX = 100;
 type AnyCommand = any;
 
 export class TableClient {
-  readonly usage: DynamoDbUsage = { requests: 0, capacityUnits: 0 };
+  readonly usage: DynamoDbUsage = { requests: 0, writes: 0, capacityUnits: 0 };
   #closed = false;
 
   constructor(
@@ -83,6 +89,7 @@ export class TableClient {
       );
     }
     this.usage.requests += 1;
+    if (WRITES.some((kind) => command instanceof kind)) this.usage.writes += 1;
     if (capacity) command.input.ReturnConsumedCapacity ??= "TOTAL";
     let output: { ConsumedCapacity?: ConsumedCapacity | ConsumedCapacity[] };
     try {

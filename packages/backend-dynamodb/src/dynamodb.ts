@@ -3,6 +3,7 @@ import { DescribeTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient, PutCommand, TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
 import { isTernError, NotFoundError, type TernErrorCode } from "@tern/core";
 import {
+  type AdvancedSchedule,
   type AdvanceScheduleInput,
   type AgentRecord,
   type Backend,
@@ -32,11 +33,13 @@ import { claimRuns } from "./claim.js";
 import { type ChunkedRef, type DynamoDbUsage, type Item, TableClient } from "./db.js";
 import { ConditionFailed } from "./errors.js";
 import { runFromItem } from "./items.js";
-import { keys, PK, runIndexKeys, SK } from "./keys.js";
+import { keys, PK, SK } from "./keys.js";
+import { newRunItems } from "./new-runs.js";
 import { checkBackendOptions, type DynamoDbBackendOptions } from "./options.js";
 import { ID_PREFIX_MAX_PAGES, listRunsQuery, runIdPrefixQuery } from "./queries.js";
 import * as registry from "./registry.js";
 import { statesAllowedBefore, transitionUpdate } from "./run-writes.js";
+import { advanceWithRuns } from "./schedule-runs.js";
 import * as schedules from "./schedules.js";
 import { checkTernTable } from "./table.js";
 import * as runItems from "./task-runs.js";
@@ -176,32 +179,18 @@ export class DynamoDbBackend implements Backend {
     const id = randomUUID();
     const parameters = JSON.stringify(input.parameters ?? {});
     const packed = await this.#db.pack(keys.runPk(id), "PAR#", parameters, "create a run");
-    const base = {
+    const { item, putRun, putKey } = newRunItems({
+      table: this.#db.table,
       id,
-      project,
-      flow,
-      version: version.version,
-      state: "Scheduled" as const,
-      revision: 1,
-      labels: [...(input.labels ?? version.labels)],
-      environmentType: version.environmentType,
-      ...(packed.ref === undefined ? { parameters } : { parametersRef: packed.ref }),
-      ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
-      scheduledAtMs: input.scheduledAtMs ?? now,
-      createdAtMs: now,
-      updatedAtMs: now,
-      attempts: 0,
-      history: [{ state: "Scheduled", atMs: now }],
-    };
-    const item = { ...keys.run(id), type: "run", ...base, ...runIndexKeys(base) };
+      nowMs: now,
+      run: input,
+      version,
+      parameters,
+      ...(packed.ref === undefined ? {} : { parametersRef: packed.ref }),
+      idempotencyTtlSeconds: this.#idempotencyTtlSeconds,
+    });
     const run = this.#remember(runFromItem(item, { parameters, outputs: undefined }));
-    const putRun = {
-      TableName: this.#db.table,
-      Item: item,
-      ConditionExpression: "attribute_not_exists(#pk)",
-      ExpressionAttributeNames: { "#pk": PK },
-    };
-    if (idempotencyKey === undefined) {
+    if (putKey === undefined) {
       try {
         await this.#db.send(new PutCommand(putRun), "create a run");
       } catch (error) {
@@ -210,15 +199,6 @@ export class DynamoDbBackend implements Backend {
       }
       return { run, created: true };
     }
-    const key = {
-      ...keys.idempotency(project, flow, idempotencyKey),
-      type: "idempotencyKey",
-      project,
-      flow,
-      key: idempotencyKey,
-      runId: id,
-      expiresAt: Math.floor(now / 1000) + this.#idempotencyTtlSeconds,
-    };
     try {
       return await retryWithBackoff(
         {
@@ -231,9 +211,8 @@ export class DynamoDbBackend implements Backend {
           exhausted: (error) => error,
         },
         async () => {
-          const keyPut = { ...putRun, Item: key, ReturnValuesOnConditionCheckFailure: "ALL_OLD" as const };
           await this.#db.send(
-            new TransactWriteCommand({ TransactItems: [{ Put: keyPut }, { Put: putRun }] }),
+            new TransactWriteCommand({ TransactItems: [{ Put: putKey }, { Put: putRun }] }),
             "create a run",
           );
           return { run, created: true };
@@ -425,8 +404,23 @@ export class DynamoDbBackend implements Backend {
     return schedules.listSchedules(this.#db, project);
   }
 
-  advanceSchedule(input: AdvanceScheduleInput): Promise<boolean> {
-    return schedules.advanceSchedule(this.#db, input);
+  async advanceSchedule(input: AdvanceScheduleInput): Promise<AdvancedSchedule> {
+    const runs = input.runs;
+    if (runs === undefined || runs.ticks.length === 0) {
+      return { advanced: await schedules.advanceSchedule(this.#db, input), created: [] };
+    }
+    const version = await this.getFlowVersion(input.project, input.flow, runs.version);
+    if (version === undefined) throw NotFoundError.unregistered(input.project, input.flow, runs.version, this.url);
+    return advanceWithRuns(
+      { ...input, runs },
+      {
+        db: this.#db,
+        version,
+        idempotencyTtlSeconds: this.#idempotencyTtlSeconds,
+        createRun: (run) => this.createRun(run),
+        record: (item, parameters) => this.#remember(runFromItem(item, { parameters, outputs: undefined })),
+      },
+    );
   }
 
   setSchedulesPaused(project: string, flow: string, paused: boolean): Promise<number> {

@@ -115,8 +115,18 @@ export async function listSchedules(db: TableClient, project: string | undefined
   return all.filter((state) => project === undefined || state.project === project).sort(order);
 }
 
-/** One conditional update: the index sort key follows from the input (paused or not, the partition stays). */
-export async function advanceSchedule(db: TableClient, input: AdvanceScheduleInput): Promise<boolean> {
+/**
+ * The conditional update that moves a schedule's cursor: its key and expressions, for one
+ * `UpdateItem` or a transaction's `Update`. The index sort key follows from the input (paused or
+ * not, the partition stays).
+ */
+export function advanceUpdate(input: AdvanceScheduleInput): {
+  readonly Key: Item;
+  readonly UpdateExpression: string;
+  readonly ConditionExpression: string;
+  readonly ExpressionAttributeNames?: Record<string, string>;
+  readonly ExpressionAttributeValues?: Record<string, unknown>;
+} {
   const next = { project: input.project, flow: input.flow, spec: { name: input.name }, nextTickMs: input.nextTickMs };
   const e = new Expr()
     .set("coveredUntilMs", input.coveredUntilMs)
@@ -125,12 +135,19 @@ export async function advanceSchedule(db: TableClient, input: AdvanceScheduleInp
     .set(INDEXES.claim.sk, scheduleIndexKeys({ ...next, paused: false })[INDEXES.claim.sk]);
   // A missing item has no revision: the condition fails for it too.
   const condition = `${e.name("revision")} = ${e.value(input.expectedRevision)}`;
+  return {
+    Key: keys.schedule(input.project, input.flow, input.name),
+    UpdateExpression: e.update,
+    ConditionExpression: condition,
+    ...e.params(),
+  };
+}
+
+/** Moves the cursor alone (one conditional update); false when the revision moved. */
+export async function advanceSchedule(db: TableClient, input: AdvanceScheduleInput): Promise<boolean> {
+  const { Key, ...update } = advanceUpdate(input);
   try {
-    await db.update(
-      keys.schedule(input.project, input.flow, input.name),
-      { UpdateExpression: e.update, ConditionExpression: condition, ...e.params() },
-      "advance a schedule",
-    );
+    await db.update(Key, update, "advance a schedule");
     return true;
   } catch (error) {
     if (error instanceof ConditionFailed) return false;

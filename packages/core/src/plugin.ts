@@ -17,6 +17,7 @@ export {
 } from "./agent/sweep.js";
 export { type BackendOpener, registerBackendScheme } from "./backend/open.js";
 export {
+  type AdvancedSchedule,
   type AdvanceScheduleInput,
   type AgentRecord,
   type Backend,
@@ -46,6 +47,7 @@ export {
   type RunState,
   type RunStateChange,
   requireEndReason,
+  type ScheduleRuns,
   type ScheduleState,
   TERMINAL_RUN_STATES,
   type TransitionInput,

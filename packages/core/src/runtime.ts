@@ -42,6 +42,7 @@ export {
   type ScheduledRuns,
   scheduleOfRun,
   scheduleRunKey,
+  scheduleWindows,
 } from "./agent/schedule-runs.js";
 export { type SweepOptions, type SweptRun, sweepRuns } from "./agent/sweep.js";
 export { updateRun } from "./agent/update-run.js";

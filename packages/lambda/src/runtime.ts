@@ -90,6 +90,8 @@ async function start(
     labels: config.labels,
     environmentTypes: ["FargateTaskEnvironment"],
     submittedGraceMs: config.submittedGraceMs,
+    // The stack's rule invokes the agent every minute: scheduled runs are created that far ahead.
+    pollIntervalMs: 60_000,
     agentId: `lambda:${env.AWS_LAMBDA_FUNCTION_NAME ?? handler}:${randomUUID().slice(0, 8)}`,
     log: (line) => logger.info(line),
   });

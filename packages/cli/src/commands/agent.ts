@@ -10,6 +10,8 @@ type AgentEvent =
   | { readonly event: "stopping"; readonly signal: string; readonly waitingFor: readonly string[] }
   | {
       readonly event: "polled";
+      /** Runs created for schedules' ticks (due now or soon). */
+      readonly scheduled: readonly string[];
       readonly claimed: number;
       readonly submitted: readonly string[];
       readonly failed: ReadonlyArray<{ readonly runId: string; readonly reason: string }>;
@@ -28,7 +30,7 @@ function describeEvent(agentId: string, e: AgentEvent): string {
         ? `agent: ${e.signal}: stopping; claiming no more runs (none of its runs is running)`
         : `agent: ${e.signal}: stopping; claiming no more runs and waiting for the ${e.waitingFor.length === 1 ? "run" : `${e.waitingFor.length} runs`} it started to end (${e.waitingFor.map((id) => id.slice(0, 8)).join(", ")}). Press Ctrl-C again to exit without waiting; the runs go on.`;
     case "polled":
-      return `agent: claimed ${e.claimed}, submitted ${e.submitted.length}, failed to deploy ${e.failed.length}`;
+      return `agent: created ${e.scheduled.length} scheduled, claimed ${e.claimed}, submitted ${e.submitted.length}, failed to deploy ${e.failed.length}`;
     case "stopped":
       return "agent: stopped";
   }
@@ -57,10 +59,13 @@ Options:
   --labels a,b            the agent's labels (default: none)
   --once                  claim what is ready, deploy it, wait for the local runs, then exit
   --concurrency N         most runs at once (default 4)
-  --poll-interval-ms MS   wait between polls (default 2000)
+  --poll-interval-ms MS   wait between polls (default 2000); it also sets how far ahead the runs
+                          of schedules are created (five polls, 10 s to 3 min) and how late a
+                          missed tick is still on time (two polls, 5 s to 2 min): with --once
+                          from cron, give cron's interval
   --json                  print JSON lines on stdout, each { event, agentId, timeMs, ... }:
-                          started (labels), log (message), polled (--once: claimed, submitted,
-                          failed), stopping (signal, waitingFor), stopped`,
+                          started (labels), log (message), polled (--once: scheduled, claimed,
+                          submitted, failed), stopping (signal, waitingFor), stopped`,
   options: {
     labels: { type: "string" },
     once: { type: "boolean" },

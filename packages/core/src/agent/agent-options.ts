@@ -19,7 +19,11 @@ export interface AgentOptions {
    * stays far under ECS's 20 launches per second. @default 8
    */
   readonly dispatchConcurrency?: number;
-  /** Wait between polls in `start()`. @default 2000 */
+  /**
+   * Wait between polls in `start()`; a caller that polls on its own (`pollOnce` every minute, as
+   * the Lambda does) gives its interval. It also sets how far ahead scheduled runs are created and
+   * how late a missed tick may be and still be on time (`scheduleWindows`). @default 2000
+   */
   readonly pollIntervalMs?: number;
   /** How long a claim holds before another agent may take the run over. @default 60000 */
   readonly leaseMs?: number;

@@ -18,7 +18,7 @@ import type { Launcher } from "./launcher.js";
 import { dueByCreatorsClock, isRunnerOwner, LeaseWatch, runnerOwner, runsDueByCreatorsClock } from "./lease.js";
 import { LocalLauncher } from "./local-launcher.js";
 import { exitDescription, lastErrorLine } from "./process-output.js";
-import { createScheduledRuns } from "./schedule-runs.js";
+import { createScheduledRuns, scheduleWindows } from "./schedule-runs.js";
 import { sweepRuns } from "./sweep.js";
 
 export type { AgentOptions, DispatchOptions, LocalAgentOptions, PollResult } from "./agent-options.js";
@@ -102,7 +102,10 @@ export class Agent {
     })) {
       this.log(`${run.to === "Scheduled" ? "handed back" : "ended"} run ${run.runId} ${run.to}: ${run.reason}`);
     }
-    const { created: scheduled } = await createScheduledRuns(backend, { log: this.log });
+    const { created: scheduled } = await createScheduledRuns(backend, {
+      ...scheduleWindows(this.pollIntervalMs),
+      log: this.log,
+    });
     for (const id of scheduled) this.log(`created scheduled run ${id}`);
     const submitted: string[] = [];
     const failed: Array<{ runId: string; reason: string }> = [];

@@ -4,15 +4,31 @@
  * polling side by side create each tick's run once. Runs are created ahead (up to `aheadMs`),
  * with `scheduledAtMs` at the tick: claims take a run only once its tick has come.
  */
-import type { Backend, ScheduleState } from "../backend/types.js";
+import type { AdvancedSchedule, Backend, ScheduleState } from "../backend/types.js";
 import { isTernError } from "../errors.js";
 import { nextTickAfter } from "../schedule/state.js";
 import { dueTicks } from "../schedule/ticks.js";
 
-/** How far ahead runs are created: a one-minute agent tick launches them on time. */
+/** The most runs are created ahead: an agent polling every minute (the Lambda) launches them on time. */
 export const SCHEDULE_AHEAD_MS = 3 * 60_000;
-/** A tick this recent is on time, whatever the catch-up policy (an agent polls every minute). */
+/** The longest a tick stays on time, whatever the catch-up policy (for an agent polling every minute). */
 export const SCHEDULE_GRACE_MS = 2 * 60_000;
+
+/**
+ * The windows of an agent that polls every `pollIntervalMs`: runs are created five polls ahead
+ * (10 s to 3 minutes), and a tick missed by up to two polls (5 s to 2 minutes) is on time,
+ * whatever the catch-up policy. A local agent polling every 2 s thus creates a few runs ahead and
+ * applies `catchUp` to what it missed while stopped; the Lambda, polling every minute, creates
+ * three minutes ahead. Agents with different windows side by side still create each run once
+ * (the tick is in its key).
+ */
+export function scheduleWindows(pollIntervalMs: number): { readonly aheadMs: number; readonly graceMs: number } {
+  const clamp = (value: number, min: number, max: number) => Math.min(max, Math.max(min, value));
+  return {
+    aheadMs: clamp(5 * pollIntervalMs, 10_000, SCHEDULE_AHEAD_MS),
+    graceMs: clamp(2 * pollIntervalMs, 5_000, SCHEDULE_GRACE_MS),
+  };
+}
 /** Schedules handled in one poll, soonest first; the rest wait for the next poll. */
 export const SCHEDULES_PER_POLL = 200;
 
@@ -61,49 +77,40 @@ export async function createScheduledRuns(
   for (const state of await backend.listDueSchedules({ untilMs: nowMs + aheadMs, limit: SCHEDULES_PER_POLL })) {
     const { spec } = state;
     const due = dueTicks(spec, { coveredUntilMs: state.coveredUntilMs, nowMs, aheadMs, graceMs });
+    let advanced: AdvancedSchedule;
     try {
-      const labels =
-        spec.labels === undefined
-          ? undefined
-          : [
-              ...new Set([
-                ...((await backend.getFlowVersion(state.project, state.flow, state.version))?.labels ?? []),
-                ...spec.labels,
-              ]),
-            ];
-      for (const tickMs of [...due.missed, ...due.ahead]) {
-        const { run, created: isNew } = await backend.createRun({
-          project: state.project,
-          flow: state.flow,
+      // The runs and the cursor in one write: a lost race (another agent advanced it first)
+      // writes nothing, and that agent created the same runs (their keys).
+      advanced = await backend.advanceSchedule({
+        project: state.project,
+        flow: state.flow,
+        name: spec.name,
+        expectedRevision: state.revision,
+        coveredUntilMs: due.coveredUntilMs,
+        nextTickMs: nextTickAfter(spec, due.coveredUntilMs),
+        runs: {
           version: state.version,
           parameters: spec.parameters ?? {},
-          ...(labels === undefined ? {} : { labels }),
-          idempotencyKey: scheduleRunKey(state, tickMs),
-          scheduledAtMs: tickMs,
-        });
-        if (isNew) created.push(run.id);
-      }
+          ...(spec.labels === undefined ? {} : { labels: spec.labels }),
+          ticks: [...due.missed, ...due.ahead].map((tickMs) => ({
+            scheduledAtMs: tickMs,
+            idempotencyKey: scheduleRunKey(state, tickMs),
+          })),
+        },
+      });
     } catch (error) {
       // One schedule's trouble (its version gone, say) does not hold up the others or the claims.
       if (!isTernError(error)) throw error;
       log(`schedule "${spec.name}" of ${state.project}/${state.flow}: ${error.message}`);
       continue;
     }
-    if (due.skipped > 0) {
+    created.push(...advanced.created.map((run) => run.id));
+    if (advanced.advanced && due.skipped > 0) {
       skipped += due.skipped;
       log(
         `schedule "${spec.name}" of ${state.project}/${state.flow}: ${due.skipped} missed tick(s) skipped (catchUp: ${spec.catchUp})`,
       );
     }
-    // Lost to another agent that advanced it first: the runs are the same ones (their keys).
-    await backend.advanceSchedule({
-      project: state.project,
-      flow: state.flow,
-      name: spec.name,
-      expectedRevision: state.revision,
-      coveredUntilMs: due.coveredUntilMs,
-      nextTickMs: nextTickAfter(spec, due.coveredUntilMs),
-    });
   }
   return { created, skipped };
 }

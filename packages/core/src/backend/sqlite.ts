@@ -7,6 +7,7 @@ import { openSqliteFile, SqliteConnection } from "./sqlite-connection.js";
 import * as schedules from "./sqlite-schedules.js";
 import { type Row, toAgent, toFlowVersion, toRun, toRunStateChange } from "./sqlite-schema.js";
 import type {
+  AdvancedSchedule,
   AdvanceScheduleInput,
   AgentRecord,
   Backend,
@@ -160,45 +161,48 @@ export class SqliteBackend implements Backend {
   }
 
   async createRun(input: CreateRunInput): Promise<{ run: RunRecord; created: boolean }> {
+    return this.#sql.write("create a run", () => this.#insertRun(input));
+  }
+
+  /** `createRun`, inside the caller's write transaction. */
+  #insertRun(input: CreateRunInput): { run: RunRecord; created: boolean } {
     const { project, flow, idempotencyKey } = input;
-    return this.#sql.write("create a run", () => {
-      if (idempotencyKey !== undefined) {
-        const existing = this.#sql.get("SELECT * FROM runs WHERE project = ? AND flow = ? AND idempotency_key = ?", [
-          project,
-          flow,
-          idempotencyKey,
-        ]);
-        if (existing !== undefined) return { run: toRun(existing), created: false };
-      }
-      const version = this.#versionRow(project, flow, input.version);
-      if (version === undefined) {
-        throw NotFoundError.unregistered(project, flow, input.version, this.url);
-      }
-      const now = Date.now();
-      // The IMMEDIATE transaction already serialises this check-then-insert across processes;
-      // UNIQUE (project, flow, idempotency_key) is the guarantee should that ever change.
-      const row = this.#sql.get(
-        `INSERT INTO runs (id, project, flow, version, state, revision, labels, parameters, idempotency_key,
-           scheduled_at_ms, created_at_ms, updated_at_ms, attempts, environment_type)
-         VALUES (@id, @project, @flow, @version, 'Scheduled', 1, @labels, @parameters, @idempotencyKey,
-           @scheduledAtMs, @now, @now, 0, @environmentType)
-         RETURNING *`,
-        {
-          id: randomUUID(),
-          project,
-          flow,
-          version: version.version,
-          labels: input.labels === undefined ? version.labels : JSON.stringify(input.labels),
-          parameters: JSON.stringify(input.parameters ?? {}),
-          idempotencyKey: idempotencyKey ?? null,
-          scheduledAtMs: input.scheduledAtMs ?? now,
-          now,
-          environmentType: version.environment_type,
-        },
-      )!;
-      this.#appendHistory(row.id as string, "Scheduled", now, undefined);
-      return { run: toRun(row), created: true };
-    });
+    if (idempotencyKey !== undefined) {
+      const existing = this.#sql.get("SELECT * FROM runs WHERE project = ? AND flow = ? AND idempotency_key = ?", [
+        project,
+        flow,
+        idempotencyKey,
+      ]);
+      if (existing !== undefined) return { run: toRun(existing), created: false };
+    }
+    const version = this.#versionRow(project, flow, input.version);
+    if (version === undefined) {
+      throw NotFoundError.unregistered(project, flow, input.version, this.url);
+    }
+    const now = Date.now();
+    // The IMMEDIATE transaction already serialises this check-then-insert across processes;
+    // UNIQUE (project, flow, idempotency_key) is the guarantee should that ever change.
+    const row = this.#sql.get(
+      `INSERT INTO runs (id, project, flow, version, state, revision, labels, parameters, idempotency_key,
+         scheduled_at_ms, created_at_ms, updated_at_ms, attempts, environment_type)
+       VALUES (@id, @project, @flow, @version, 'Scheduled', 1, @labels, @parameters, @idempotencyKey,
+         @scheduledAtMs, @now, @now, 0, @environmentType)
+       RETURNING *`,
+      {
+        id: randomUUID(),
+        project,
+        flow,
+        version: version.version,
+        labels: input.labels === undefined ? version.labels : JSON.stringify(input.labels),
+        parameters: JSON.stringify(input.parameters ?? {}),
+        idempotencyKey: idempotencyKey ?? null,
+        scheduledAtMs: input.scheduledAtMs ?? now,
+        now,
+        environmentType: version.environment_type,
+      },
+    )!;
+    this.#appendHistory(row.id as string, "Scheduled", now, undefined);
+    return { run: toRun(row), created: true };
   }
 
   async getRun(runId: string): Promise<RunRecord | undefined> {
@@ -419,8 +423,28 @@ export class SqliteBackend implements Backend {
     return this.#sql.read("list schedules", () => schedules.listSchedules(this.#sql, project));
   }
 
-  async advanceSchedule(input: AdvanceScheduleInput): Promise<boolean> {
-    return this.#sql.write("advance a schedule", () => schedules.advanceSchedule(this.#sql, input));
+  async advanceSchedule(input: AdvanceScheduleInput): Promise<AdvancedSchedule> {
+    return this.#sql.write("advance a schedule", () => {
+      if (!schedules.advanceSchedule(this.#sql, input)) return { advanced: false, created: [] };
+      const runs = input.runs;
+      if (runs === undefined || runs.ticks.length === 0) return { advanced: true, created: [] };
+      const version = this.#versionRow(input.project, input.flow, runs.version);
+      if (version === undefined) throw NotFoundError.unregistered(input.project, input.flow, runs.version, this.url);
+      const labels = [...new Set([...(JSON.parse(version.labels as string) as string[]), ...(runs.labels ?? [])])];
+      const created: RunRecord[] = [];
+      for (const tick of runs.ticks) {
+        const { run, created: isNew } = this.#insertRun({
+          project: input.project,
+          flow: input.flow,
+          version: runs.version,
+          parameters: runs.parameters,
+          labels,
+          ...tick,
+        });
+        if (isNew) created.push(run);
+      }
+      return { advanced: true, created };
+    });
   }
 
   async setSchedulesPaused(project: string, flow: string, paused: boolean): Promise<number> {

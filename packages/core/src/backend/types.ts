@@ -115,6 +115,25 @@ export interface AdvanceScheduleInput {
   readonly expectedRevision: number;
   readonly coveredUntilMs: number;
   readonly nextTickMs: number;
+  /** The runs of the ticks the advance covers, written with it. @default none */
+  readonly runs?: ScheduleRuns;
+}
+
+/** The runs of a schedule's ticks, one per tick, all of one flow version with the same values. */
+export interface ScheduleRuns {
+  readonly version: number;
+  readonly parameters: Readonly<Record<string, JsonValue>>;
+  /** Added to the flow version's labels. @default none */
+  readonly labels?: readonly string[];
+  readonly ticks: ReadonlyArray<{ readonly scheduledAtMs: number; readonly idempotencyKey: string }>;
+}
+
+/** What `advanceSchedule` did. */
+export interface AdvancedSchedule {
+  /** False when the revision had moved (another agent advanced it) or the schedule is gone. */
+  readonly advanced: boolean;
+  /** The runs it created (a tick whose key already named a run gets no second one). */
+  readonly created: readonly RunRecord[];
 }
 
 /** A flow with its newest version, as `listFlows` returns it. */
@@ -386,8 +405,14 @@ export interface Backend {
   listDueSchedules(input: { readonly untilMs: number; readonly limit: number }): Promise<ScheduleState[]>;
   /** Every schedule state, of one project or all, by project, flow and name. */
   listSchedules(project?: string): Promise<ScheduleState[]>;
-  /** Compare-and-swap on the schedule's revision; resolves false when it moved or is gone. */
-  advanceSchedule(input: AdvanceScheduleInput): Promise<boolean>;
+  /**
+   * Compare-and-swap on the schedule's revision that also creates the runs of the ticks it
+   * covers, so that each due tick costs one write: when the revision moved (or the schedule is
+   * gone) nothing is written. The runs and the advance are one transaction (DynamoDB: up to 49
+   * ticks per transaction, the advance with the last). Throws `NotFoundError` when the runs'
+   * flow version is not registered.
+   */
+  advanceSchedule(input: AdvanceScheduleInput): Promise<AdvancedSchedule>;
   /** Pauses or resumes every schedule of a flow; resolves how many changed. */
   setSchedulesPaused(project: string, flow: string, paused: boolean): Promise<number>;
 

@@ -78,7 +78,9 @@ export function dueTicks(
   const until = at.nowMs + at.aheadMs;
   const ahead = ticksBetween(spec, Math.max(at.coveredUntilMs, at.nowMs), until, MAX_CATCH_UP_RUNS);
   const onTimeFrom = at.nowMs - at.graceMs;
-  const coveredUntilMs = ahead.length === MAX_CATCH_UP_RUNS ? (ahead.at(-1) as number) : until;
+  // Never backwards: an agent with a shorter window than the one that covered the ticks so far.
+  const coveredUntilMs =
+    ahead.length === MAX_CATCH_UP_RUNS ? (ahead.at(-1) as number) : Math.max(until, at.coveredUntilMs);
   if (at.coveredUntilMs >= at.nowMs) return { missed: [], ahead, skipped: 0, coveredUntilMs };
   // Past ticks: the on-time ones always, the late ones as the policy says.
   const onTime = ticksBetween(spec, Math.max(at.coveredUntilMs, onTimeFrom), at.nowMs, MAX_CATCH_UP_RUNS);

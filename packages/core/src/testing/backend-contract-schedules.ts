@@ -62,19 +62,86 @@ export function scheduleContract(context: () => ContractContext): void {
       if (state === undefined) throw new Error("no schedule state");
       const advance = { project: c.project, flow: "etl", name: "often", expectedRevision: state.revision };
       const later = state.nextTickMs + 10 * HOUR;
-      expect(await c.backend.advanceSchedule({ ...advance, coveredUntilMs: later, nextTickMs: later + 60_000 })).toBe(
-        true,
-      );
-      expect(await c.backend.advanceSchedule({ ...advance, coveredUntilMs: later, nextTickMs: later + 60_000 })).toBe(
-        false,
-      );
-      expect(await c.backend.advanceSchedule({ ...advance, name: "missing", coveredUntilMs: 1, nextTickMs: 2 })).toBe(
-        false,
-      );
+      const moved = { advanced: true, created: [] };
+      const lost = { advanced: false, created: [] };
+      expect(
+        await c.backend.advanceSchedule({ ...advance, coveredUntilMs: later, nextTickMs: later + 60_000 }),
+      ).toEqual(moved);
+      expect(
+        await c.backend.advanceSchedule({ ...advance, coveredUntilMs: later, nextTickMs: later + 60_000 }),
+      ).toEqual(lost);
+      expect(
+        await c.backend.advanceSchedule({ ...advance, name: "missing", coveredUntilMs: 1, nextTickMs: 2 }),
+      ).toEqual(lost);
       const [after] = await c.backend.listSchedules(c.project);
       expect(after).toMatchObject({ coveredUntilMs: later, nextTickMs: later + 60_000, revision: state.revision + 1 });
       expect(await mine(c)).toEqual([]);
       expect(await mine(c, later + 60_000)).toHaveLength(1);
+    });
+
+    it("creates the runs of the ticks an advance covers with it, each once, and none when it loses", async () => {
+      const c = context();
+      const { version } = await c.backend.registerFlowVersion(
+        c.version("etl", { labels: ["gpu"], schedules: [every("often", 60)] }),
+      );
+      const [state] = await c.backend.listSchedules(c.project);
+      if (state === undefined) throw new Error("no schedule state");
+      // More ticks than one DynamoDB transaction holds, and one whose key names a run already.
+      const ticks = Array.from({ length: 60 }, (_, i) => ({
+        scheduledAtMs: state.nextTickMs + i * 60_000,
+        idempotencyKey: `schedule:etl:often:${i}`,
+      }));
+      const { run: earlier } = await c.backend.createRun({
+        project: c.project,
+        flow: "etl",
+        idempotencyKey: "schedule:etl:often:55",
+      });
+      const runs = { version: version.version, parameters: { n: 1 }, labels: ["nightly"], ticks };
+      const coveredUntilMs = (ticks.at(-1) as { scheduledAtMs: number }).scheduledAtMs;
+      const advance = {
+        project: c.project,
+        flow: "etl",
+        name: "often",
+        expectedRevision: state.revision,
+        coveredUntilMs,
+        nextTickMs: coveredUntilMs + 60_000,
+      };
+
+      // A flow version that is not registered: refused, and nothing written.
+      await expect(
+        c.backend.advanceSchedule({ ...advance, runs: { ...runs, version: version.version + 9 } }),
+      ).rejects.toMatchObject({ code: "NOT_FOUND" });
+      expect((await c.backend.listSchedules(c.project))[0]?.revision).toBe(state.revision);
+
+      const result = await c.backend.advanceSchedule({ ...advance, runs });
+      expect(result.advanced).toBe(true);
+      expect(result.created).toHaveLength(59);
+      for (const run of result.created) {
+        expect(run).toMatchObject({
+          state: "Scheduled",
+          version: version.version,
+          parameters: { n: 1 },
+          labels: ["gpu", "nightly"],
+        });
+        expect(ticks).toContainEqual({ scheduledAtMs: run.scheduledAtMs, idempotencyKey: run.idempotencyKey });
+      }
+      const all = await c.backend.listRuns({ project: c.project, flow: "etl", limit: 100 });
+      expect(all).toHaveLength(60);
+      expect(new Set(all.map((r) => r.idempotencyKey)).size).toBe(60);
+      expect(all.find((r) => r.idempotencyKey === "schedule:etl:often:55")?.id).toBe(earlier.id);
+      expect((await c.backend.getRun(result.created[0]?.id as string))?.labels).toEqual(["gpu", "nightly"]);
+      expect((await c.backend.listSchedules(c.project))[0]).toMatchObject({
+        coveredUntilMs,
+        revision: state.revision + 1,
+      });
+
+      // Another agent that read the same revision writes nothing: not its cursor, not its runs.
+      const stale = await c.backend.advanceSchedule({
+        ...advance,
+        runs: { ...runs, ticks: [{ scheduledAtMs: coveredUntilMs + 60_000, idempotencyKey: "schedule:etl:often:60" }] },
+      });
+      expect(stale).toEqual({ advanced: false, created: [] });
+      expect(await c.backend.listRuns({ project: c.project, flow: "etl", limit: 100 })).toHaveLength(60);
     });
 
     it("pauses and resumes a flow's schedules, paused across a new version", async () => {

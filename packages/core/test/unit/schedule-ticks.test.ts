@@ -1,6 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { Flow, type FlowOptions, parameter, task } from "../../src/index.js";
-import { dueTicks, MAX_CATCH_UP_RUNS, newestTicks, ticksAfter, ticksBetween } from "../../src/runtime.js";
+import {
+  dueTicks,
+  MAX_CATCH_UP_RUNS,
+  newestTicks,
+  scheduleWindows,
+  ticksAfter,
+  ticksBetween,
+} from "../../src/runtime.js";
 
 /** The first schedule of a flow defined with `schedule`. */
 const spec = (schedule: FlowOptions["schedule"]) => {
@@ -149,6 +156,22 @@ describe("the ticks an agent's poll creates runs for", () => {
     const due = dueTicks(daily, { ...window, coveredUntilMs: at("2026-11-28T12:00:00Z") });
     expect(iso(due.missed)).toEqual(["2026-12-03T08:00:00.000Z"]);
     expect(due.skipped).toBe(4);
+  });
+});
+
+describe("the windows of an agent's poll", () => {
+  it("follow its poll interval, within bounds", () => {
+    expect(scheduleWindows(2_000)).toEqual({ aheadMs: 10_000, graceMs: 5_000 });
+    expect(scheduleWindows(10_000)).toEqual({ aheadMs: 50_000, graceMs: 20_000 });
+    expect(scheduleWindows(60_000)).toEqual({ aheadMs: 180_000, graceMs: 120_000 });
+    expect(scheduleWindows(600_000)).toEqual({ aheadMs: 180_000, graceMs: 120_000 });
+  });
+
+  it("never move the cursor back for an agent with a shorter window than the last one's", () => {
+    const now = at("2026-12-03T12:00:00Z");
+    const second = spec({ every: "1s" });
+    const due = dueTicks(second, { nowMs: now, aheadMs: 10_000, graceMs: 5_000, coveredUntilMs: now + 180_000 });
+    expect(due).toEqual({ missed: [], ahead: [], skipped: 0, coveredUntilMs: now + 180_000 });
   });
 });
 

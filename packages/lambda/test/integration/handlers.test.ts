@@ -170,6 +170,87 @@ describe("the scheduled agent", { timeout: 60_000 }, () => {
   });
 });
 
+describe("the scheduled agent and flows' schedules", { timeout: 60_000 }, () => {
+  const FLOW = "fargate-every-minute";
+  beforeEach(async () => {
+    await resetRuntimes();
+  });
+
+  /** Every run of the flow, by tick, after checking that no tick has two and none two tasks. */
+  const runsByTick = async (): Promise<Map<number, RunRecord>> => {
+    const runs = await runsOf(FLOW);
+    const byTick = new Map(runs.map((run) => [run.scheduledAtMs, run]));
+    expect(byTick.size).toBe(runs.length);
+    for (const run of runs) expect(tasksOf(run.id).length).toBeLessThanOrEqual(1);
+    return byTick;
+  };
+
+  it("creates the runs of the ticks coming due once, and launches those whose tick has come", async () => {
+    const flows = (await import("@tern/test-support/fargate-flows")) as Record<string, Flow>;
+    await flows.everyMinute?.register(PROJECT, { backend });
+    onTestFinished(async () => {
+      // Leave nothing for the other tests' agents.
+      await backend.setSchedulesPaused(PROJECT, FLOW, true);
+      for (const run of await runsOf(FLOW)) {
+        if (run.state !== "Scheduled") continue;
+        await backend.transitionRun({
+          runId: run.id,
+          expectedRevision: run.revision,
+          to: "Cancelled",
+          reason: "test cleanup",
+        });
+      }
+    });
+    // As if the last tick's invocation came 90 s ago: the ticks since are on time (within two
+    // one-minute polls), whatever the catch-up policy.
+    const [state] = (await backend.listSchedules(PROJECT)).filter((s) => s.flow === FLOW);
+    expect(state).toBeDefined();
+    const nowMs = Date.now();
+    const coveredUntilMs = nowMs - 90_000;
+    expect(
+      await backend.advanceSchedule({
+        project: PROJECT,
+        flow: FLOW,
+        name: state?.spec.name as string,
+        expectedRevision: state?.revision as number,
+        coveredUntilMs,
+        nextTickMs: (Math.floor(coveredUntilMs / 60_000) + 1) * 60_000,
+      }),
+    ).toEqual({ advanced: true, created: [] });
+
+    const result = await withEnv({ TERN_AGENT_LABELS: "scheduled" }, () =>
+      agentHandler(scheduledEvent(), context(60_000)),
+    );
+    const doneMs = Date.now();
+    const byTick = await runsByTick();
+    const due = [...byTick.keys()].filter((tick) => tick <= nowMs);
+    // The minutes in the last 90 s, and three minutes ahead (the Lambda polls every minute).
+    expect(due.length).toBeGreaterThanOrEqual(1);
+    expect([...byTick.keys()].every((tick) => tick % 60_000 === 0 && tick > coveredUntilMs)).toBe(true);
+    expect([...byTick.keys()].filter((tick) => tick > doneMs).length).toBeGreaterThanOrEqual(2);
+    expect(result).toMatchObject({ scheduled: byTick.size, failed: 0 });
+    for (const tick of due) {
+      const run = byTick.get(tick) as RunRecord;
+      expect(run.state, run.reason).toBe("Submitted");
+      expect(run.labels).toEqual(["scheduled"]);
+      expect(run.idempotencyKey).toBe(`schedule:${FLOW}:v1:every 1m:${new Date(tick).toISOString()}`);
+      expect(tasksOf(run.id)).toHaveLength(1);
+    }
+    for (const [tick, run] of byTick) if (tick > doneMs) expect(run.state).toBe("Scheduled");
+
+    // Another invocation (another container, say) creates nothing twice and launches nothing twice.
+    const again = await withEnv({ TERN_AGENT_LABELS: "scheduled" }, () =>
+      agentHandler(scheduledEvent(), context(60_000)),
+    );
+    expect(again.failed).toBe(0);
+    const after = await runsByTick();
+    for (const tick of due) expect(after.get(tick)?.id).toBe(byTick.get(tick)?.id);
+    // An agent without the runs' label creates them alike but launches none of them.
+    expect((await agentHandler(scheduledEvent(), context(60_000))).failed).toBe(0);
+    await runsByTick();
+  });
+});
+
 describe("task-state events", { timeout: 60_000 }, () => {
   it("fails a run from an image-pull stop event alone, and ignores tasks that are not tern's", async () => {
     const { run } = await backend.createRun({ project: PROJECT, flow: "fargate-broken-image" });
