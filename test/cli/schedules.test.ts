@@ -20,7 +20,12 @@ interface ScheduleJson {
 describe("tern schedules", () => {
   it("lists the next five ticks in UTC and in the schedule's zone: nine in Berlin is 08:00 UTC in winter", async () => {
     const [morning] = (await t.json<ScheduleJson[]>(["schedules", "--json"])).filter((s) => s.flow === "morning");
-    expect(morning).toMatchObject({ name: "cron 0 9 * * * Europe/Berlin", timezone: "Europe/Berlin", paused: false });
+    expect(morning).toMatchObject({
+      name: "cron 0 9 * * * Europe/Berlin",
+      description: "At 09:00 (Europe/Berlin)",
+      timezone: "Europe/Berlin",
+      paused: false,
+    });
     expect(morning?.nextTicks).toHaveLength(5);
     for (const tick of morning?.nextTicks ?? []) {
       expect(tick.local).toMatch(/T09:00:00\+0[12]:00$/);
@@ -29,9 +34,8 @@ describe("tern schedules", () => {
       if (tick.local.endsWith("+01:00")) expect(tick.utc).toMatch(/T08:00:00\.000Z$/);
     }
     const text = await t.tern(["schedules"]);
-    expect(text.stdout).toMatch(
-      /default\/morning v1 +cron 0 9 \* \* \* Europe\/Berlin +cron 0 9 \* \* \* \(Europe\/Berlin\)/,
-    );
+    expect(text.stdout).toMatch(/default\/morning v1 +cron 0 9 \* \* \* Europe\/Berlin +At 09:00 \(Europe\/Berlin\)/);
+    expect(text.stdout).toMatch(/default\/minutely v1 +every 1m +Every minute /);
   });
 
   it("has the agent create the runs of the ticks coming due, each once", async () => {

@@ -3,6 +3,7 @@ import type { ScheduleSpec } from "@tern/core";
 import type { Backend, RunRecord, ScheduleState } from "@tern/core/plugin";
 import { scheduleOfRun, ticksAfter } from "@tern/core/runtime";
 import { type Command, type Io, printJson, table, UsageError } from "../cli.js";
+import { scheduleInWords } from "./schedule-words.js";
 
 /** Ticks listed per schedule. */
 const NEXT_TICKS = 5;
@@ -16,6 +17,8 @@ interface ScheduleView {
   readonly version: number;
   readonly name: string;
   readonly schedule: string;
+  /** The schedule in words (`At 09:00 (Europe/Berlin)`). */
+  readonly description: string;
   readonly timezone: string;
   readonly catchUp: string;
   readonly paused: boolean;
@@ -30,14 +33,14 @@ Usage: tern schedules [--project P] [--json]
        tern schedules pause <flow> [--project P] [--json]
        tern schedules resume <flow> [--project P] [--json]
 
-Lists every schedule of the flows' newest versions: the schedule, its time zone, the next five
+Lists every schedule of the flows' newest versions: the schedule in words, its time zone, the next five
 ticks (in UTC and in the schedule's zone), whether it is paused, and the last run it created with
 that run's state. pause stops a flow's schedules from creating runs (runs created ahead stay);
 resume starts them again from where they were, by each schedule's catchUp policy.
 
 Options:
   --project P   one project (default: every project for the list, "default" for pause and resume)
-  --json        the list as [{ project, flow, version, name, schedule, timezone, catchUp, paused,
+  --json        the list as [{ project, flow, version, name, schedule, description, timezone, catchUp, paused,
                 nextTicks: [{ utc, local }], lastRun: { id, state, scheduledAt } | null }];
                 pause and resume print { project, flow, paused, changed }`,
   options: { project: { type: "string" }, json: { type: "boolean" } },
@@ -92,7 +95,7 @@ async function list(db: Backend, project: string | undefined, json: boolean, io:
   const rows = views.map((v) => [
     `${v.project}/${v.flow} v${v.version}`,
     v.name,
-    v.schedule,
+    v.description,
     v.paused ? "paused" : (v.nextTicks[0]?.local ?? "-"),
     v.lastRun === null ? "-" : `${v.lastRun.id.slice(0, 8)} ${v.lastRun.state}`,
   ]);
@@ -112,6 +115,7 @@ function view(state: ScheduleState, runs: readonly RunRecord[], now: number): Sc
     version: state.version,
     name: spec.name,
     schedule: describeSchedule(spec),
+    description: scheduleInWords(spec),
     timezone,
     catchUp: spec.catchUp,
     paused: state.paused,
