@@ -3,7 +3,8 @@
  * into projects outside this workspace (an ES module project and a CommonJS one, npm's default),
  * under the machine's Node and under Node 24. There, with the commands of the README's "Use tern
  * in your project": `npx tern register` of `.ts`, `.mts` and `.mjs` flows, `npx tern run`,
- * `npx tern agent --once`, the run's state and outputs; `flow.register()` from a plain `.mjs`
+ * `npx tern agent --once`, the run's state and outputs, a scheduled flow's `npx tern schedules`
+ * and the runs an agent creates for it; `flow.register()` from a plain `.mjs`
  * script; and `npx cdk synth` of a user's CDK app that imports `TernStack` from `@tern/infra`,
  * whose assembly must hold no Docker image asset.
  *
@@ -161,6 +162,27 @@ async function registerAndRun(project: string, runtime: NodeRuntime): Promise<vo
   expect((await show(ids.hello as string)).outputs?.greeting?.value).toBe("hello tern");
   const logs = await npxTern(project, runtime, ["logs", ids.etl as string], env);
   expect(logs.stdout).toContain("loaded 2,4,6");
+
+  // A scheduled flow: its schedules listed in words, and an agent that polls every minute creates
+  // the minutely schedule's runs three minutes ahead.
+  await npxTern(project, runtime, ["register", "flows/nightly.ts", "--project", "demo"], env);
+  const schedules = JSON.parse((await npxTern(project, runtime, ["schedules", "--json"], env)).stdout) as Array<{
+    name: string;
+    description: string;
+    nextTicks: Array<{ utc: string; local: string }>;
+  }>;
+  expect(schedules.map((s) => [s.name, s.description])).toEqual([
+    ["cron 0 3 * * * Europe/Berlin", "At 03:00 (Europe/Berlin)"],
+    ["minutely", "Every minute"],
+  ]);
+  expect(schedules[0]?.nextTicks[0]?.local).toMatch(/T03:00:00\+0[12]:00$/);
+  const polled = await npxTern(project, runtime, ["agent", "--once", "--poll-interval-ms", "60000", "--json"], env);
+  const poll = polled.stdout
+    .trim()
+    .split("\n")
+    .map((line) => JSON.parse(line) as { event: string; scheduled?: string[] })
+    .find((e) => e.event === "polled");
+  expect(poll?.scheduled?.length).toBeGreaterThanOrEqual(3);
 }
 
 /** `npx cdk synth` of the user's app; resolves to the asset manifest of the stack. */
