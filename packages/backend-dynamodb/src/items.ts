@@ -168,6 +168,7 @@ export function versionFromItem(item: Item): FlowVersionRecord {
     environmentType: item.environmentType as string,
     createdAtMs: item.createdAtMs as number,
     ...(annotated ? { annotations } : {}),
+    ...sourceFromItem(item),
   };
 }
 
@@ -179,7 +180,13 @@ export function summaryFromItem(item: Item): FlowSummary {
     labels: item.labels as string[],
     environmentType: item.environmentType as string,
     updatedAtMs: item.updatedAtMs as number,
+    ...sourceFromItem(item),
   };
+}
+
+/** A version's or summary's `source` attribute (JSON), as the record's optional field. */
+function sourceFromItem(item: Item): Pick<FlowVersionRecord, "source"> {
+  return typeof item.source === "string" ? { source: JSON.parse(item.source) as FlowVersionRecord["source"] } : {};
 }
 
 export function agentFromItem(item: Item): AgentRecord {

@@ -60,7 +60,10 @@ export async function registerFlowVersion(
       manifestHash: input.manifestHash,
       environmentType: input.environmentType,
       createdAtMs: Date.now(),
+      ...(input.source === undefined ? {} : { source: input.source }),
     };
+    // The source is JSON in one attribute, as the storage is: read back whole, never queried.
+    const source = version.source === undefined ? {} : { source: JSON.stringify(version.source) };
     const summary = new Expr();
     const summaryCondition = `attribute_not_exists(${summary.name(PK)}) OR ${summary.name("latestVersion")} < ${summary.value(version.version)}`;
     await db.send(
@@ -74,6 +77,7 @@ export async function registerFlowVersion(
                 type: "flowVersion",
                 ...version,
                 storage: JSON.stringify(version.storage),
+                ...source,
               },
               ConditionExpression: "attribute_not_exists(#pk)",
               ExpressionAttributeNames: { "#pk": PK },
@@ -91,6 +95,7 @@ export async function registerFlowVersion(
                 labels: version.labels,
                 environmentType: version.environmentType,
                 updatedAtMs: version.createdAtMs,
+                ...source,
               },
               ConditionExpression: summaryCondition,
               ...summary.params(),

@@ -133,6 +133,8 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
  */
 const CLI_HINTS: Readonly<Record<string, Readonly<Record<string, string>>>> = {
   register: {
+    DIRTY_CHECKOUT:
+      "tern register --require-clean registered nothing (requireClean above). Leave out --require-clean to register from a dirty checkout: the version then records dirty: true.",
     NOT_BUILT:
       "tern register --no-build registers builds made beforehand (build: false above). Leave out --no-build to build and register in one step, or run the step that builds (storage.build(), with the same storage) first.",
   },

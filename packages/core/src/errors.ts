@@ -26,6 +26,7 @@ export type TernErrorCode =
   | "REGISTER"
   | "REGISTER_IN_BUNDLE"
   | "NOT_BUILT"
+  | "DIRTY_CHECKOUT"
   | "BUNDLE"
   | "BUNDLE_INTEGRITY"
   | "MANIFEST"

@@ -1,10 +1,12 @@
 import { cancelSupersededRuns } from "./agent/schedule-runs.js";
 import { openBackend } from "./backend/open.js";
-import type { Backend } from "./backend/types.js";
+import type { Backend, FlowSource } from "./backend/types.js";
 import { describe } from "./describe.js";
 import { checkLabels, type Environment } from "./environment/environment.js";
 import { TernError } from "./errors.js";
 import type { Flow } from "./flow/flow.js";
+import { readGitCheckout } from "./provenance/git.js";
+import { requireCleanCheckout } from "./provenance/source.js";
 import type { JsonValue } from "./runner/serialized.js";
 import { isLoadingBundle } from "./storage/bundle.js";
 import type { LocalStorageOptions, MemoryStorageOptions } from "./storage/local.js";
@@ -28,6 +30,21 @@ export interface RegisterSettings {
   readonly backend?: Backend;
   /** The storage to use when the flow has none. @default a new default storage (`LocalStorage`) */
   readonly storage?: Storage;
+  /**
+   * Where the flow's code came from, recorded on a new version (`false`: record none). A
+   * registration that finds the newest version's manifest unchanged keeps that version and its
+   * source, whatever commit it runs from.
+   * @default read with `git` from the checkout of the flow's file (`flow.sourceFile`): its
+   * `origin` without credentials, `HEAD`, the file's path and whether the work tree is dirty;
+   * none when the file is in no checkout or Git is not installed
+   */
+  readonly source?: FlowSource | false;
+  /**
+   * Refuse to register (a `DIRTY_CHECKOUT` error, before anything is uploaded) when the flow's
+   * checkout has changed, staged or untracked files. A flow outside a checkout is registered.
+   * @default false
+   */
+  readonly requireClean?: boolean;
 }
 
 /**
@@ -68,6 +85,8 @@ export interface RegisterResult {
   readonly labels: readonly string[];
   /** Bytes this registration uploaded (bundle and manifest). */
   readonly bytesUploaded: number;
+  /** The version's source (for `unchanged`, the one recorded when the version was new). */
+  readonly source?: FlowSource;
 }
 
 let defaultStorageType_ = "LocalStorage";
@@ -125,6 +144,8 @@ export async function registerFlow(
     labels: extraLabels = [],
     backend: givenBackend,
     storage: fallback,
+    source: givenSource,
+    requireClean = false,
     ...storageOptions
   } = options;
   if (typeof project !== "string" || project.trim() === "" || project.trim() !== project) {
@@ -155,6 +176,7 @@ export async function registerFlow(
       `register("${project}"): options ${optionNames} configure the default storage, but ${usedInstead}. Remove them or configure that storage.`,
     );
   }
+  const source = await flowSource(flow, givenSource, requireClean);
   storage ??= fallback ?? (await defaultStorage(storageOptions));
   let bundleUploaded = 0;
   if (build) {
@@ -185,6 +207,7 @@ export async function registerFlow(
       manifestHash: stored.hash,
       environmentType: manifest.environment.type,
       schedules: manifest.flow.schedules ?? [],
+      ...(source === undefined ? {} : { source }),
     });
     if (status === "new") await cancelSupersededRuns(backend, version);
     return {
@@ -196,6 +219,7 @@ export async function registerFlow(
       location: stored.location,
       labels,
       bytesUploaded: bundleUploaded + stored.bytesUploaded,
+      ...(version.source === undefined ? {} : { source: version.source }),
     };
   } catch (error) {
     // Leave storage as it was: remove what this registration created (content-addressed objects
@@ -207,4 +231,20 @@ export async function registerFlow(
   } finally {
     if (givenBackend === undefined) await backend?.close();
   }
+}
+
+/** The source to record for `flow`: the one given, else its file's checkout; refused when dirty and required clean. */
+async function flowSource(
+  flow: Flow,
+  given: FlowSource | false | undefined,
+  requireClean: boolean,
+): Promise<FlowSource | undefined> {
+  if (given === false) return undefined;
+  if (given !== undefined) {
+    if (requireClean) requireCleanCheckout(flow.name, { source: given });
+    return given;
+  }
+  const checkout = flow.sourceFile === undefined ? undefined : await readGitCheckout(flow.sourceFile);
+  if (requireClean) requireCleanCheckout(flow.name, checkout);
+  return checkout?.source;
 }

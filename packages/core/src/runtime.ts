@@ -53,6 +53,8 @@ export { checkSqliteDatabase, type SqliteCheckOptions, type SqliteCheckResult } 
 export { readDeploymentOutput } from "./environment/deployment-output.js";
 export type { FlowEdgeInfo, FlowTaskInfo } from "./flow/flow.js";
 export { ternHome } from "./home.js";
+export { readGitCheckout } from "./provenance/git.js";
+export { type GitCheckout, requireCleanCheckout, scrubRemoteUrl } from "./provenance/source.js";
 export {
   defaultStorage,
   defaultStorageOptionsFromText,

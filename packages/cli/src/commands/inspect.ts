@@ -1,4 +1,4 @@
-import { isTerminalRunState, type RunState } from "@tern/core/plugin";
+import { type FlowVersionRecord, isTerminalRunState, type RunState } from "@tern/core/plugin";
 import { explainRun, requireRun, scheduleOfRun, updateRun } from "@tern/core/runtime";
 import { type Command, formatTime, type Io, intOption, printJson, table, UsageError } from "../cli.js";
 import { RUN_ID_HELP, runIdCommand } from "./run-id.js";
@@ -13,6 +13,17 @@ const RUN_STATES: readonly RunState[] = [
   "Cancelling",
   "Cancelled",
 ];
+
+/**
+ * A version's Git source in a line: `abc1234 flows/etl.ts (dirty)`, the commit shortened unless
+ * `full`, the repository after `in` when `full` and known; `-` for none.
+ */
+function describeSource(source: FlowVersionRecord["source"], full = false): string {
+  if (source === undefined) return "-";
+  const commit = full ? source.commit : source.commit.slice(0, 7);
+  const where = full && source.repository !== undefined ? ` in ${source.repository}` : "";
+  return `${commit} ${source.path}${source.dirty ? " (dirty)" : ""}${where}`;
+}
 
 /** A list as JSON (`--json`), else as a table under a header, or a line saying it is empty. */
 function printList<T>(
@@ -34,7 +45,12 @@ function printList<T>(
 export const flowsCommand: Command = {
   name: "flows",
   help: `
-Usage: tern flows [--project P] [--json]`,
+Usage: tern flows [--project P] [--json]
+
+Each flow with its newest version. SOURCE is the Git checkout that version was registered
+from: the commit's first 7 digits and the flow file's path, "(dirty)" when the checkout had
+uncommitted changes, "-" when the file was in no checkout (--json: source, with the commit in
+full and the repository).`,
   options: { project: { type: "string" }, json: { type: "boolean" } },
   positionals: [0, 0],
   async run(args, { io, backend }) {
@@ -42,7 +58,7 @@ Usage: tern flows [--project P] [--json]`,
     return printList(io, flows, {
       json: args.values.json === true,
       empty: "No flows registered yet. Register one: tern register <file>\n",
-      header: ["PROJECT", "FLOW", "VERSION", "ENVIRONMENT", "LABELS", "UPDATED"],
+      header: ["PROJECT", "FLOW", "VERSION", "ENVIRONMENT", "LABELS", "UPDATED", "SOURCE"],
       row: (f) => [
         f.project,
         f.flow,
@@ -50,6 +66,7 @@ Usage: tern flows [--project P] [--json]`,
         f.environmentType,
         f.labels.join(",") || "-",
         formatTime(f.updatedAtMs),
+        describeSource(f.source),
       ],
     });
   },
@@ -64,7 +81,8 @@ Usage: tern runs [--project P] [--flow F] [--state S] [--limit N] [--json]
 ${RUN_ID_HELP}
 
 States: ${RUN_STATES.join(", ")}.
-"runs show" prints id, flow, version, state, reason, labels, parameters, where the run was
+"runs show" prints id, flow, version, the version's Git source (commit, file, "(dirty)",
+repository; --json: source), state, reason, labels, parameters, where the run was
 deployed (an ECS task and its log stream, or a local process), outputs, the state history and
 the task runs (slug, state, attempts), each followed by its earlier attempts' errors when it
 was retried ("attempt 1 failed: ..."; --json: attemptErrors).`,
@@ -139,9 +157,11 @@ async function showRun(
   const { id } = run;
   const taskRuns = await backend.getTaskRuns(id);
   const history = await backend.getRunHistory(id);
+  const { source } = (await backend.getFlowVersion(run.project, run.flow, run.version)) ?? {};
   if (json) {
     printJson(io, {
       ...run,
+      ...(source === undefined ? {} : { source }),
       taskRuns: taskRuns.map(({ logs: _logs, ...t }) => t),
       history,
     });
@@ -150,6 +170,7 @@ async function showRun(
   const lines = [
     `Run ${run.id}`,
     `  flow        ${run.flow} v${run.version} (project ${run.project})`,
+    `  source      ${describeSource(source, true)}`,
     `  state       ${run.state}${run.reason ? ` (${run.reason})` : ""}`,
     `  labels      ${run.labels.join(", ") || "-"}`,
     `  parameters  ${JSON.stringify(run.parameters)}`,

@@ -2,17 +2,30 @@ import { access } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { Flow, RegisterResult, Storage } from "@tern/core";
 import { BundleError, checkLabels, flowExports, type PlannedFlow } from "@tern/core/plugin";
-import { defaultStorage, defaultStorageOptionsFromText, importFlowFile } from "@tern/core/runtime";
+import {
+  defaultStorage,
+  defaultStorageOptionsFromText,
+  type GitCheckout,
+  importFlowFile,
+  readGitCheckout,
+  requireCleanCheckout,
+} from "@tern/core/runtime";
 import { type Command, printJson, projectOption, splitLabels, UsageError } from "../cli.js";
 
 export const registerCommand: Command = {
   name: "register",
   help: `
-Usage: tern register <files...> [--project P] [--labels a,b] [--storage-option k=v]... [--no-build] [--json]
+Usage: tern register <files...> [--project P] [--labels a,b] [--storage-option k=v]... [--no-build]
+                     [--require-clean] [--json]
 
 Bundles every flow exported by each file, uploads bundle and manifest to the flow's storage
 (LocalStorage under TERN_HOME by default) and records a flow version. A flow whose manifest is
 unchanged records no version (status "unchanged") and uploads nothing.
+
+A flow file inside a Git checkout gives a new version its source: the origin remote's URL
+(without credentials), the commit (HEAD), the file's path in the checkout, and whether the
+checkout was dirty (changed, staged or untracked files; ignored ones do not count). "tern flows"
+and "tern runs show" print it. An unchanged flow keeps its version and that version's source.
 
 Options:
   --project P   project to register into (default: TERN_PROJECT, else "default")
@@ -23,12 +36,16 @@ Options:
                 v is parsed as the storage expects (conditionalWrites=false, external=a,b)
   --no-build    register builds made beforehand by storage.build(): in the file itself, or
                 in an earlier step that shares the storage (found in the storage, verified)
-  --json        print [{ "name", "project", "version", "status", "hash" }]`,
+  --require-clean
+                refuse, registering nothing, when a flow file's Git checkout is dirty
+                (exit 1); a file outside any checkout is registered, without a source
+  --json        print [{ "name", "project", "version", "status", "hash", "source"? }]`,
   options: {
     project: { type: "string" },
     labels: { type: "string" },
     "storage-option": { type: "string", multiple: true },
     build: { type: "boolean", default: true },
+    "require-clean": { type: "boolean" },
     json: { type: "boolean" },
   },
   positionals: [1, Number.POSITIVE_INFINITY],
@@ -59,6 +76,13 @@ Options:
         }
         flows.push({ file, flow });
       }
+    }
+    // Each flow file's checkout, read once per file, and refused when dirty before anything is written.
+    const checkouts = new Map<string, GitCheckout | undefined>();
+    for (const { file, flow } of flows) {
+      const source = flow.sourceFile ?? file;
+      if (!checkouts.has(source)) checkouts.set(source, await readGitCheckout(source));
+      if (args.values["require-clean"] === true) requireCleanCheckout(flow.name, checkouts.get(source));
     }
     const storageOptions = await defaultStorageOptionsFromText((args.values["storage-option"] as string[]) ?? []);
     const own = flows.find(({ flow }) => flow.storage !== undefined);
@@ -93,11 +117,12 @@ Options:
           if (bytes > 0) created.push({ storage, key: plan.manifest.bundle.key });
         }
       }
-      for (const { flow } of flows) {
+      for (const { file, flow } of flows) {
         const result = await flow.register(project, {
           build: false,
           backend: db,
           storage: shared,
+          source: checkouts.get(flow.sourceFile ?? file)?.source ?? false,
           ...(labels === undefined ? {} : { labels }),
         });
         results.push(result);
@@ -124,7 +149,14 @@ Options:
     if (args.values.json === true) {
       printJson(
         io,
-        results.map((r) => ({ name: r.name, project: r.project, version: r.version, status: r.status, hash: r.hash })),
+        results.map(({ name, project, version, status, hash, source }) => ({
+          name,
+          project,
+          version,
+          status,
+          hash,
+          ...(source === undefined ? {} : { source }),
+        })),
       );
     }
     return 0;

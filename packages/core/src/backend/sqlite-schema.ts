@@ -1,6 +1,6 @@
 import type BetterSqlite3 from "better-sqlite3";
 import { BackendError } from "../errors.js";
-import type { AgentRecord, FlowVersionRecord, RunRecord, RunState, RunStateChange } from "./types.js";
+import type { AgentRecord, FlowSource, FlowVersionRecord, RunRecord, RunState, RunStateChange } from "./types.js";
 
 /** A row as better-sqlite3 returns it. */
 export type Row = Record<string, unknown>;
@@ -9,7 +9,7 @@ export type Row = Record<string, unknown>;
  * The schema version this code writes, kept in `PRAGMA user_version`. `MIGRATIONS[i]` takes a
  * database from version `i` to `i + 1`; append a step (never edit a shipped one) to change it.
  */
-export const SQLITE_SCHEMA_VERSION = 4;
+export const SQLITE_SCHEMA_VERSION = 5;
 
 const MIGRATIONS: readonly string[] = [
   `
@@ -105,6 +105,8 @@ const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (project, flow, name)
   );
   CREATE INDEX schedules_due ON schedules (paused, next_tick_ms);`,
+  // 4 -> 5: the Git checkout a flow version was registered from (JSON; NULL: none recorded).
+  `ALTER TABLE flow_versions ADD COLUMN source TEXT;`,
 ];
 
 /**
@@ -149,6 +151,7 @@ export function toFlowVersion(row: Row): FlowVersionRecord {
     ...(typeof row.annotations === "string"
       ? { annotations: JSON.parse(row.annotations) as NonNullable<FlowVersionRecord["annotations"]> }
       : {}),
+    ...(typeof row.source === "string" ? { source: JSON.parse(row.source) as FlowSource } : {}),
   };
 }
 

@@ -93,8 +93,8 @@ export class SqliteBackend implements Backend {
       }
       const row = this.#sql.get(
         `INSERT INTO flow_versions (project, flow, version, labels, storage, location, manifest_hash,
-           environment_type, created_at_ms)
-         VALUES (@project, @flow, @version, @labels, @storage, @location, @manifestHash, @environmentType, @now)
+           environment_type, created_at_ms, source)
+         VALUES (@project, @flow, @version, @labels, @storage, @location, @manifestHash, @environmentType, @now, @source)
          RETURNING *`,
         {
           project: input.project,
@@ -106,6 +106,7 @@ export class SqliteBackend implements Backend {
           manifestHash: input.manifestHash,
           environmentType: input.environmentType,
           now,
+          source: input.source === undefined ? null : JSON.stringify(input.source),
         },
       );
       const version = toFlowVersion(row!);
@@ -154,8 +155,9 @@ export class SqliteBackend implements Backend {
         )
         .map((row) => {
           const v = toFlowVersion(row);
-          const { project, flow, version, labels, environmentType, createdAtMs } = v;
-          return { project, flow, latestVersion: version, labels, environmentType, updatedAtMs: createdAtMs };
+          const { project, flow, version, labels, environmentType, createdAtMs, source } = v;
+          const summary = { project, flow, latestVersion: version, labels, environmentType, updatedAtMs: createdAtMs };
+          return source === undefined ? summary : { ...summary, source };
         }),
     );
   }

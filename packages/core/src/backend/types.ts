@@ -58,6 +58,24 @@ export interface TypedConfig {
   readonly options: Readonly<Record<string, JsonValue>>;
 }
 
+/**
+ * Where a flow version's code came from: the Git checkout its flow file was registered from.
+ * Recorded by registration when the file is inside a Git work tree with at least one commit.
+ */
+export interface FlowSource {
+  /**
+   * The `origin` remote's URL without user info, password, query or fragment (an scp-like
+   * `git@github.com:org/repo.git` as is); absent when the checkout has no `origin`.
+   */
+  readonly repository?: string;
+  /** The checked-out commit (`git rev-parse HEAD`), 40 hex digits (64 in a SHA-256 repository). */
+  readonly commit: string;
+  /** The flow file, relative to the work tree's root, with `/`. */
+  readonly path: string;
+  /** Whether the work tree differed from `commit`: changed, staged or untracked files. */
+  readonly dirty: boolean;
+}
+
 /** One registered version of a flow. */
 export interface FlowVersionRecord {
   readonly project: string;
@@ -74,6 +92,11 @@ export interface FlowVersionRecord {
   /** The environment's type name, for listings (the manifest holds its options). */
   readonly environmentType: string;
   readonly createdAtMs: number;
+  /**
+   * The Git checkout the version was registered from, when there was one. A registration of the
+   * same manifest from another commit keeps the version (`unchanged`) and this source.
+   */
+  readonly source?: FlowSource;
   /**
    * What environments remembered about this version (a task definition's ARN...), by key;
    * written with `annotateFlowVersion`, never part of the manifest.
@@ -144,6 +167,8 @@ export interface FlowSummary {
   readonly labels: readonly string[];
   readonly environmentType: string;
   readonly updatedAtMs: number;
+  /** The newest version's source, when it has one. */
+  readonly source?: FlowSource;
 }
 
 /** An agent's claim on a run. */

@@ -3,6 +3,7 @@ import { claimAndTransitionContract } from "./backend-contract-claims.js";
 import type { ContractContext } from "./backend-contract-context.js";
 import { flowAndRunContract } from "./backend-contract-runs.js";
 import { scheduleContract } from "./backend-contract-schedules.js";
+import { sourceContract } from "./backend-contract-sources.js";
 import { type ContractOptions, contractSuite } from "./contract-suite.js";
 
 export type { ContractContext } from "./backend-contract-context.js";
@@ -48,6 +49,7 @@ export function backendContract(
     };
 
     flowAndRunContract(context);
+    sourceContract(context);
     claimAndTransitionContract(context);
     scheduleContract(context);
   });

@@ -54,7 +54,7 @@ describe("SqliteBackend", () => {
     await expect(attempt).rejects.toMatchObject({ cause: { code: "ENOTDIR" } });
   });
 
-  it("migrates a schema-1 file (before annotations, run environment types and schedules) and keeps its versions and runs", async () => {
+  it("migrates a schema-1 file (before annotations, run environment types, schedules and sources) and keeps its versions and runs", async () => {
     const path = join(dir, "old.db");
     const { default: Database } = await import("better-sqlite3");
     const { SQLITE_SCHEMA_VERSION } = await import("../../src/backend/sqlite-schema.js");
@@ -65,6 +65,7 @@ describe("SqliteBackend", () => {
     await current.close();
     const raw = new Database(path);
     raw.exec("ALTER TABLE flow_versions DROP COLUMN annotations");
+    raw.exec("ALTER TABLE flow_versions DROP COLUMN source");
     raw.exec("ALTER TABLE runs DROP COLUMN environment_type");
     raw.exec("DROP TABLE schedules");
     raw.pragma("user_version = 1");
@@ -76,6 +77,11 @@ describe("SqliteBackend", () => {
     // Runs get their flow version's environment type.
     expect((await reopened.getRun(run.id))?.environmentType).toBe("LocalEnvironment");
     expect(await reopened.listSchedules()).toEqual([]);
+    // Old versions have no source; new ones record theirs.
+    expect(await reopened.getFlowVersion("p", "etl", 1)).not.toHaveProperty("source");
+    const source = { commit: "c".repeat(40), path: "etl.ts", dirty: false };
+    const v2 = await registerTestFlow(reopened, { manifestHash: "d".repeat(64), source });
+    expect((await reopened.getFlowVersion("p", "etl", v2.version))?.source).toEqual(source);
     await reopened.close();
     const check = new Database(path, { readonly: true });
     expect(check.pragma("user_version", { simple: true })).toBe(SQLITE_SCHEMA_VERSION);
