@@ -220,7 +220,12 @@ describe.each(["sqlite", "dynamodb"])("runner leases on %s", { timeout: 120_000 
     });
     await expect.poll(async () => (await show(id)).state, { timeout: 30_000, interval: 100 }).toBe("Submitted");
     background(["execute", id]);
-    await expect.poll(async () => (await show(id)).state, { timeout: 60_000, interval: 100 }).toBe("Running");
+    // The state with its reason: a run that ended instead says why.
+    const stateOf = async () => {
+      const run = await show(id);
+      return `${run.state} ${run.reason ?? ""}`.trim();
+    };
+    await expect.poll(stateOf, { timeout: 60_000, interval: 100 }).toBe("Running");
     const holds = waitForOutput(agent, /holds the run now/, 90_000);
     await writeFile(go, "");
     const run = await ended(id);

@@ -10,10 +10,11 @@ import {
 // support would otherwise be printed by every command that touches S3.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 
-// Cloud storages load their SDK only when a flow stored there is used.
+// Cloud and Git storages load their SDK only when a flow stored there is used.
 registerStorageLoader("S3Storage", () => import("@tern/storage-cloud/s3"));
 registerStorageLoader("GCSStorage", () => import("@tern/storage-cloud/gcs"));
 registerStorageLoader("AzureStorage", () => import("@tern/storage-cloud/azure"));
+registerStorageLoader("GitStorage", () => import("@tern/storage-git"));
 // FargateTaskEnvironment (and the sweep's view of ECS tasks) loads the ECS SDK only when a flow
 // or a run uses it.
 registerEnvironmentLoader("FargateTaskEnvironment", () => import("@tern/env-fargate"));

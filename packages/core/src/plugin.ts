@@ -28,6 +28,7 @@ export {
   checkTransition,
   DEFAULT_LOG_PAGE_SIZE,
   environmentMatches,
+  type FlowSource,
   type FlowSummary,
   type FlowVersionInput,
   type FlowVersionRecord,
@@ -95,6 +96,7 @@ export {
 } from "./flow/parameter-schema.js";
 export { isRef, type ParameterDeclaration } from "./flow/ref.js";
 export { type AnyTask, isTask, type ResolvedTaskOptions } from "./flow/task-types.js";
+export { ternHome } from "./home.js";
 export type { DefaultStorageOptions, RegisterSettings, StorageOptionsByType } from "./register.js";
 export { type BackoffRetryOptions, backoffMs, retryWithBackoff } from "./retry/backoff.js";
 export { type ExecutorConfig, executorFromJSON } from "./runner/executor.js";
@@ -115,6 +117,7 @@ export {
   type BlobHead,
   type BlobStore,
   checkKey,
+  existingObject,
   type PutOptions,
   sha256Hex,
 } from "./storage/blob-store.js";

@@ -21,6 +21,7 @@ export const PACKAGE_DIRS = [
   "packages/core",
   "packages/cli",
   "packages/storage-cloud",
+  "packages/storage-git",
   "packages/backend-dynamodb",
   "packages/env-fargate",
   "packages/lambda",

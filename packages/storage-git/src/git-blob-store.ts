@@ -1,0 +1,139 @@
+/**
+ * `GitBlobStore`: objects as files on one branch of a Git repository. A write is a commit on the
+ * branch's tip with the one file added or removed, made the new tip by compare-and-swap; a writer
+ * that lost the race (another process pushed first) reads the new tip and tries again, so
+ * concurrent writers all land and nothing is overwritten. Within a process, operations on one
+ * store take turns (they share its local objects).
+ */
+import * as fs from "node:fs";
+import { NotFoundError, TernError } from "@tern/core";
+import type { BlobHead, BlobStore, PutOptions } from "@tern/core/plugin";
+import { checkKey, existingObject } from "@tern/core/plugin";
+import type { Branch } from "./branch.js";
+import { type ErrorContext, gitError } from "./errors.js";
+import { isogit } from "./git.js";
+import { findBlob, listFiles, withPath } from "./tree.js";
+
+/** Tries of a write that keeps losing the race to other writers, with a growing pause between them. */
+const MAX_TRIES = 12;
+const AUTHOR = { name: "tern", email: "tern@localhost" };
+
+export class GitBlobStore implements BlobStore {
+  readonly url: string;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    readonly branch: Branch,
+    readonly context: ErrorContext,
+  ) {
+    this.url = `${context.url}#${context.branch}`;
+  }
+
+  describe(key: string): string {
+    return `${this.url}:${key}`;
+  }
+
+  async put(key: string, body: Uint8Array, _options: PutOptions): Promise<"created" | "exists"> {
+    checkKey(key);
+    return this.#turn(`write ${key}`, async () => {
+      const { git } = await isogit();
+      const blob = await git.writeBlob({ fs, gitdir: this.branch.gitdir, blob: body });
+      for (let attempt = 1; ; attempt++) {
+        const tip = await this.branch.sync();
+        const existing = tip === undefined ? undefined : await findBlob(this.branch, tip, key);
+        if (existing !== undefined)
+          // Git names a blob by its content: the same id is the same bytes.
+          return existingObject(this.describe(key), existing === blob);
+        if ((await this.#commit(tip, key, blob, `tern: add ${key}`)) === "advanced") return "created";
+        await this.#lost(attempt, key);
+      }
+    });
+  }
+
+  async get(key: string): Promise<Uint8Array> {
+    checkKey(key);
+    return this.#turn(`read ${key}`, async () => {
+      const blob = await this.#find(key);
+      if (blob === undefined) throw NotFoundError.blob(key, this.describe(key));
+      return this.#read(blob);
+    });
+  }
+
+  async head(key: string): Promise<BlobHead | undefined> {
+    checkKey(key);
+    return this.#turn(`read ${key}`, async () => {
+      const blob = await this.#find(key);
+      return blob === undefined ? undefined : { sizeBytes: (await this.#read(blob)).byteLength };
+    });
+  }
+
+  list(prefix: string): Promise<string[]> {
+    return this.#turn(`list ${prefix}`, async () => {
+      const tip = await this.branch.sync();
+      return tip === undefined ? [] : listFiles(this.branch, tip, prefix);
+    });
+  }
+
+  async delete(key: string): Promise<void> {
+    checkKey(key);
+    return this.#turn(`delete ${key}`, async () => {
+      for (let attempt = 1; ; attempt++) {
+        const tip = await this.branch.sync();
+        if (tip === undefined || (await findBlob(this.branch, tip, key)) === undefined) return;
+        if ((await this.#commit(tip, key, undefined, `tern: remove ${key}`)) === "advanced") return;
+        await this.#lost(attempt, key);
+      }
+    });
+  }
+
+  async #find(key: string): Promise<string | undefined> {
+    const tip = await this.branch.sync();
+    return tip === undefined ? undefined : findBlob(this.branch, tip, key);
+  }
+
+  async #read(blob: string): Promise<Uint8Array> {
+    const { git } = await isogit();
+    return (await git.readBlob({ fs, gitdir: this.branch.gitdir, cache: this.branch.cache, oid: blob })).blob;
+  }
+
+  /** A commit on `tip` with `key` set to `blob` (or removed), made the branch's tip if it still is `tip`. */
+  async #commit(tip: string | undefined, key: string, blob: string | undefined, message: string) {
+    const { git } = await isogit();
+    const tree =
+      (await withPath(this.branch, tip, key, blob)) ??
+      (await git.writeTree({ fs, gitdir: this.branch.gitdir, tree: [] }));
+    const who = { ...AUTHOR, timestamp: Math.floor(Date.now() / 1000), timezoneOffset: 0 };
+    const commit = await git.writeCommit({
+      fs,
+      gitdir: this.branch.gitdir,
+      commit: { tree, parent: tip === undefined ? [] : [tip], author: who, committer: who, message: `${message}\n` },
+    });
+    return this.branch.advance(commit, tip);
+  }
+
+  /** After a lost race: a pause that grows with the tries, or the error once they are spent. */
+  async #lost(attempt: number, key: string): Promise<void> {
+    if (attempt >= MAX_TRIES) {
+      throw new TernError(
+        "STORAGE_UNAVAILABLE",
+        `${this.describe(key)}: other writers moved the branch ${attempt} times while this write tried to land; try again.`,
+        { retryable: true },
+      );
+    }
+    const capMs = Math.min(2_000, 25 * 2 ** attempt);
+    await new Promise((resolve) => setTimeout(resolve, capMs / 2 + Math.random() * (capMs / 2)));
+  }
+
+  /** Runs `work` after the store's earlier operations, mapping its errors. */
+  #turn<T>(what: string, work: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(async () => {
+      try {
+        return await work();
+      } catch (error) {
+        throw gitError(error, what, this.context);
+      }
+    });
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+}
