@@ -15,6 +15,7 @@ import {
   type RunRecord,
   retryWithBackoff,
   type ScheduleRuns,
+  scheduleRunInputs,
 } from "@tern/core/plugin";
 import { INLINE_LIMIT_BYTES, type Item, type TableClient } from "./db.js";
 import { ConditionFailed } from "./errors.js";
@@ -42,28 +43,20 @@ export async function advanceWithRuns(
 ): Promise<AdvancedSchedule> {
   const { db, version, runs } = { ...deps, runs: input.runs };
   const parameters = JSON.stringify(runs.parameters);
-  const labels = [...new Set([...version.labels, ...(runs.labels ?? [])])];
-  const runInput = (tick: ScheduleRuns["ticks"][number]): CreateRunInput => ({
-    project: input.project,
-    flow: input.flow,
-    version: runs.version,
-    parameters: runs.parameters,
-    labels,
-    ...tick,
-  });
+  const all = scheduleRunInputs(input, runs, version.labels);
   // Parameters too large for the run's item are written as chunks first: one run at a time.
-  if (Buffer.byteLength(parameters) > INLINE_LIMIT_BYTES) return oneByOne(input, runs.ticks, [], deps, runInput);
+  if (Buffer.byteLength(parameters) > INLINE_LIMIT_BYTES) return oneByOne(input, all, [], deps);
   const created: RunRecord[] = [];
-  for (let from = 0; from < runs.ticks.length; from += TICKS_PER_TRANSACTION) {
-    const ticks = runs.ticks.slice(from, from + TICKS_PER_TRANSACTION);
-    const last = from + TICKS_PER_TRANSACTION >= runs.ticks.length;
+  for (let from = 0; from < all.length; from += TICKS_PER_TRANSACTION) {
+    const batch = all.slice(from, from + TICKS_PER_TRANSACTION);
+    const last = from + TICKS_PER_TRANSACTION >= all.length;
     const now = Date.now();
-    const built = ticks.map((tick) =>
+    const built = batch.map((run) =>
       newRunItems({
         table: db.table,
         id: randomUUID(),
         nowMs: now,
-        run: runInput(tick),
+        run,
         version,
         parameters,
         idempotencyTtlSeconds: deps.idempotencyTtlSeconds,
@@ -98,7 +91,7 @@ export async function advanceWithRuns(
       // (then there is nothing left to do), or another writer (then run by run from here).
       const current = await db.get(keys.schedule(input.project, input.flow, input.name), "read a schedule");
       if (current?.revision !== input.expectedRevision) return { advanced: false, created };
-      return oneByOne(input, runs.ticks.slice(from), created, deps, runInput);
+      return oneByOne(input, all.slice(from), created, deps);
     }
     created.push(...built.map((b) => deps.record(b.item, parameters)));
   }
@@ -108,14 +101,13 @@ export async function advanceWithRuns(
 /** Creates the runs one at a time (each idempotent), then moves the cursor. */
 async function oneByOne(
   input: AdvanceScheduleInput,
-  ticks: ScheduleRuns["ticks"],
+  runs: readonly CreateRunInput[],
   created: RunRecord[],
   deps: ScheduleRunsDeps,
-  runInput: (tick: ScheduleRuns["ticks"][number]) => CreateRunInput,
 ): Promise<AdvancedSchedule> {
-  for (const tick of ticks) {
-    const { run, created: isNew } = await deps.createRun(runInput(tick));
-    if (isNew) created.push(run);
+  for (const run of runs) {
+    const result = await deps.createRun(run);
+    if (result.created) created.push(result.run);
   }
   return { advanced: await advanceSchedule(deps.db, input), created };
 }

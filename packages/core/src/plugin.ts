@@ -111,6 +111,7 @@ export {
   serializeTaskRun,
   toSerializedValue,
 } from "./runner/serialize.js";
+export { scheduleRunInputs } from "./schedule/runs.js";
 export { NEVER_MS, nextTickAfter, type ScheduleChanges, scheduleChanges } from "./schedule/state.js";
 export {
   BlobConflictError,

@@ -84,14 +84,8 @@ export class RemoteBranch implements Branch {
     }
   }
 
-  async #local(): Promise<string | undefined> {
-    const { git } = await isogit();
-    try {
-      return await git.resolveRef({ fs, gitdir: this.gitdir, ref: this.#ref });
-    } catch (error) {
-      if (gitCode(error) === "NotFoundError") return undefined;
-      throw error;
-    }
+  #local(): Promise<string | undefined> {
+    return resolveBranch(this.gitdir, this.#ref);
   }
 
   #init(): Promise<void> {
@@ -135,14 +129,8 @@ export class LocalBranch implements Branch {
     this.#ref = `refs/heads/${branch}`;
   }
 
-  async sync(): Promise<string | undefined> {
-    const { git } = await isogit();
-    try {
-      return await git.resolveRef({ fs, gitdir: this.gitdir, ref: this.#ref });
-    } catch (error) {
-      if (gitCode(error) === "NotFoundError") return undefined;
-      throw error;
-    }
+  sync(): Promise<string | undefined> {
+    return resolveBranch(this.gitdir, this.#ref);
   }
 
   /** git's own protocol: create `<ref>.lock` exclusively, check the tip, write, rename over the ref. */
@@ -182,5 +170,16 @@ export async function isBareRepository(gitdir: string): Promise<boolean> {
     return /bare\s*=\s*true/.test(config);
   } catch {
     return false;
+  }
+}
+
+/** The commit `ref` names in `gitdir` (packed refs included), or undefined when it does not exist. */
+async function resolveBranch(gitdir: string, ref: string): Promise<string | undefined> {
+  const { git } = await isogit();
+  try {
+    return await git.resolveRef({ fs, gitdir, ref });
+  } catch (error) {
+    if (gitCode(error) === "NotFoundError") return undefined;
+    throw error;
   }
 }

@@ -3,6 +3,7 @@ import { resolve } from "node:path";
 import type BetterSqlite3 from "better-sqlite3";
 import { BackendError, NotFoundError, RunConflictError, TernError } from "../errors.js";
 import type { JsonValue, SerializedTaskRun } from "../runner/serialized.js";
+import { scheduleRunInputs } from "../schedule/runs.js";
 import { openSqliteFile, SqliteConnection } from "./sqlite-connection.js";
 import * as schedules from "./sqlite-schedules.js";
 import { type Row, toAgent, toFlowVersion, toRun, toRunStateChange } from "./sqlite-schema.js";
@@ -432,18 +433,10 @@ export class SqliteBackend implements Backend {
       if (runs === undefined || runs.ticks.length === 0) return { advanced: true, created: [] };
       const version = this.#versionRow(input.project, input.flow, runs.version);
       if (version === undefined) throw NotFoundError.unregistered(input.project, input.flow, runs.version, this.url);
-      const labels = [...new Set([...(JSON.parse(version.labels as string) as string[]), ...(runs.labels ?? [])])];
       const created: RunRecord[] = [];
-      for (const tick of runs.ticks) {
-        const { run, created: isNew } = this.#insertRun({
-          project: input.project,
-          flow: input.flow,
-          version: runs.version,
-          parameters: runs.parameters,
-          labels,
-          ...tick,
-        });
-        if (isNew) created.push(run);
+      for (const run of scheduleRunInputs(input, runs, JSON.parse(version.labels as string) as string[])) {
+        const inserted = this.#insertRun(run);
+        if (inserted.created) created.push(inserted.run);
       }
       return { advanced: true, created };
     });
