@@ -1,14 +1,16 @@
 /**
  * One branch of one repository, as the store reads and writes it: brought up to its tip, and
  * moved to a new commit by compare-and-swap. Over HTTP(S) the objects live in a local cache
- * gitdir and the swap is a fast-forward push (the server refuses it when the branch moved); for a
- * `file://` repository the bare repository itself is the gitdir and the swap takes git's own
- * `<ref>.lock`, so it also holds against the git CLI writing there.
+ * gitdir and the swap is a fast-forward push of the commit itself (the server refuses it when
+ * the branch moved); for a `file://` repository the bare repository itself is the gitdir and the
+ * swap takes git's own `<ref>.lock`, so it also holds against the git CLI writing there.
  */
 import * as fs from "node:fs";
-import { mkdir, open, readFile, rename, rm } from "node:fs/promises";
+import { access, mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { gitCode, isogit } from "./git.js";
+import { TernError } from "@tern/core";
+import { atomicFs, gitCode, isogit, timedHttp } from "./git.js";
+import { exclusive } from "./lock.js";
 import type { ObjectDb } from "./tree.js";
 
 export interface Branch extends ObjectDb {
@@ -16,13 +18,16 @@ export interface Branch extends ObjectDb {
   sync(): Promise<string | undefined>;
   /** Makes `commit` the tip if the tip is still `parent`: "stale" when another writer moved it first. */
   advance(commit: string, parent: string | undefined): Promise<"advanced" | "stale">;
+  /** Runs `work` with this machine's other processes kept out of the branch's local objects. */
+  exclusive<T>(work: () => Promise<T>): Promise<T>;
 }
 
 /** A branch of a repository served over smart HTTP(S), cached in `gitdir`. */
 export class RemoteBranch implements Branch {
-  readonly cache = {};
+  /** Parsed packs, kept while the tip stays the same (dropped at each fetch, so memory does not grow). */
+  cache: object = {};
+  readonly fs = atomicFs;
   readonly #ref: string;
-  #ready: Promise<void> | undefined;
 
   constructor(
     readonly url: string,
@@ -34,102 +39,127 @@ export class RemoteBranch implements Branch {
     this.#ref = `refs/heads/${branch}`;
   }
 
+  exclusive<T>(work: () => Promise<T>): Promise<T> {
+    return exclusive(`${this.gitdir}.lock`, work);
+  }
+
   async sync(): Promise<string | undefined> {
     const { git, http } = await isogit();
     await this.#init();
-    const refs = await git.listServerRefs({ http, url: this.url, prefix: this.#ref, headers: await this.headers() });
+    const refs = await git.listServerRefs({
+      http: timedHttp(http),
+      url: this.url,
+      prefix: this.#ref,
+      headers: await this.headers(),
+    });
     const tip = refs.find((r) => r.ref === this.#ref)?.oid;
     if (tip === undefined) return undefined;
     const local = await this.#local();
     if (tip === local) return tip;
-    // The first fetch takes only the tip's snapshot; later ones send the local tip as what we
-    // have, so only the new commits come. By the tip's id, so that a remote HEAD naming a
-    // branch that does not exist (a repository whose only branch is this one) does not matter.
-    await git.fetch({
-      fs,
-      http,
+    // By the branch's name, so that the local branch is what we "have": only new commits come.
+    // The first fetch takes only the tip's snapshot.
+    const fetched = await git.fetch({
+      fs: this.fs,
+      http: timedHttp(http),
       gitdir: this.gitdir,
       cache: this.cache,
       remote: "origin",
-      ref: tip,
+      ref: this.branch,
       singleBranch: true,
       tags: false,
       headers: await this.headers(),
       ...(local === undefined ? { depth: 1 } : {}),
     });
-    await git.writeRef({ fs, gitdir: this.gitdir, ref: this.#ref, value: tip, force: true });
-    return tip;
+    const head = fetched.fetchHead ?? tip;
+    // The local branch names only objects that are here: it moves once the fetch is complete.
+    await git.writeRef({ fs: this.fs, gitdir: this.gitdir, ref: this.#ref, value: head, force: true });
+    this.cache = {};
+    return head;
   }
 
   async advance(commit: string, parent: string | undefined): Promise<"advanced" | "stale"> {
     const { git, http } = await isogit();
-    await git.writeRef({ fs, gitdir: this.gitdir, ref: this.#ref, value: commit, force: true });
     try {
+      // The commit itself, not a local ref another write could move in between.
       await git.push({
-        fs,
-        http,
+        fs: this.fs,
+        http: timedHttp(http),
         gitdir: this.gitdir,
         cache: this.cache,
         url: this.url,
-        ref: this.#ref,
+        ref: commit,
         remoteRef: this.#ref,
         headers: await this.headers(),
       });
-      return "advanced";
     } catch (error) {
-      if (parent === undefined) await rm(join(this.gitdir, this.#ref), { force: true });
-      else await git.writeRef({ fs, gitdir: this.gitdir, ref: this.#ref, value: parent, force: true });
-      if (lostRace(error, this.#ref)) return "stale";
+      if (gitCode(error) === "PushRejectedError") return "stale";
+      // receive-pack says "failed to update ref" for a lost race and for its own troubles alike:
+      // the branch tells which.
+      if (gitCode(error) === "GitPushError" && (await this.#remoteTip()) !== parent) return "stale";
       throw error;
+    }
+    await git.writeRef({ fs: this.fs, gitdir: this.gitdir, ref: this.#ref, value: commit, force: true });
+    return "advanced";
+  }
+
+  async #remoteTip(): Promise<string | undefined> {
+    const { git, http } = await isogit();
+    const refs = await git.listServerRefs({
+      http: timedHttp(http),
+      url: this.url,
+      prefix: this.#ref,
+      headers: await this.headers(),
+    });
+    return refs.find((r) => r.ref === this.#ref)?.oid;
+  }
+
+  /** The local branch, a hint of what is here: unreadable is the same as absent. */
+  async #local(): Promise<string | undefined> {
+    try {
+      return await resolveBranch(this.gitdir, this.#ref);
+    } catch {
+      return undefined;
     }
   }
 
-  #local(): Promise<string | undefined> {
-    return resolveBranch(this.gitdir, this.#ref);
-  }
-
-  #init(): Promise<void> {
-    this.#ready ??= (async () => {
-      const { git } = await isogit();
-      await mkdir(this.gitdir, { recursive: true });
-      await git.init({ fs, gitdir: this.gitdir, bare: true, defaultBranch: this.branch });
-      // fetch needs a remote to read its refspec from, even when given the URL.
-      await git.addRemote({ fs, gitdir: this.gitdir, remote: "origin", url: this.url, force: true });
-    })();
-    return this.#ready;
+  /** Makes the cache gitdir (again, when it was deleted): bare, with the remote to fetch from. */
+  async #init(): Promise<void> {
+    const config = join(this.gitdir, "config");
+    if (await exists(config)) return;
+    const { git } = await isogit();
+    await mkdir(this.gitdir, { recursive: true });
+    await git.init({ fs: this.fs, gitdir: this.gitdir, bare: true, defaultBranch: this.branch });
+    // fetch reads the URL from the remote's configuration.
+    await git.addRemote({ fs: this.fs, gitdir: this.gitdir, remote: "origin", url: this.url, force: true });
   }
 }
 
-/** Whether a push failed because the branch moved since it was read (another writer pushed first). */
-function lostRace(error: unknown, ref: string): boolean {
-  if (gitCode(error) === "PushRejectedError") return true;
-  if (gitCode(error) === "GitPushError") {
-    const refs = (
-      (error as { data?: unknown }).data as { result?: { refs?: Record<string, { ok: boolean; error?: string }> } }
-    ).result?.refs;
-    const outcome = refs?.[ref];
-    return (
-      outcome !== undefined &&
-      !outcome.ok &&
-      /failed to update ref|non-fast-forward|fetch first/.test(outcome.error ?? "")
-    );
-  }
-  return false;
-}
+/** A lock file older than this was left by a writer that died. */
+const STALE_REF_LOCK_MS = 60_000;
 
 /** A branch of a bare repository on this machine's disk (a `file://` URL), read and written in place. */
 export class LocalBranch implements Branch {
   readonly cache = {};
+  readonly fs = atomicFs;
   readonly #ref: string;
+  #checked: Promise<void> | undefined;
 
   constructor(
     readonly gitdir: string,
     readonly branch: string,
+    readonly url: string,
   ) {
     this.#ref = `refs/heads/${branch}`;
   }
 
-  sync(): Promise<string | undefined> {
+  /** Writers on other machines share the disk: the ref's lock is what keeps them apart. */
+  exclusive<T>(work: () => Promise<T>): Promise<T> {
+    return work();
+  }
+
+  async sync(): Promise<string | undefined> {
+    this.#checked ??= this.#check();
+    await this.#checked;
     return resolveBranch(this.gitdir, this.#ref);
   }
 
@@ -141,13 +171,20 @@ export class LocalBranch implements Branch {
     try {
       lock = await open(`${path}.lock`, "wx");
     } catch (error) {
-      // Another writer holds the ref: it is moving it, so our parent is about to be stale.
-      if ((error as NodeJS.ErrnoException).code === "EEXIST") return "stale";
-      throw error;
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      const age = Date.now() - (await stat(`${path}.lock`).catch(() => ({ mtimeMs: Date.now() }))).mtimeMs;
+      if (age > STALE_REF_LOCK_MS) {
+        throw new TernError(
+          "STORAGE",
+          `${path}.lock has been there for ${Math.round(age / 1000)} s: a writer died while moving the branch. Remove the file once no git process is using the repository.`,
+        );
+      }
+      // Another writer is moving the ref: our parent is about to be stale.
+      return "stale";
     }
     let renamed = false;
     try {
-      if ((await this.sync()) !== parent) return "stale";
+      if ((await resolveBranch(this.gitdir, this.#ref)) !== parent) return "stale";
       await lock.writeFile(`${commit}\n`);
       await lock.sync();
       await lock.close();
@@ -161,15 +198,21 @@ export class LocalBranch implements Branch {
       }
     }
   }
-}
 
-/** Whether `gitdir` looks like a bare repository (for the error when a file:// URL names something else). */
-export async function isBareRepository(gitdir: string): Promise<boolean> {
-  try {
-    const config = await readFile(join(gitdir, "config"), "utf8");
-    return /bare\s*=\s*true/.test(config);
-  } catch {
-    return false;
+  /** A file:// URL must name a bare repository: a mistyped path would otherwise become one. */
+  async #check(): Promise<void> {
+    let config = "";
+    try {
+      config = await readFile(join(this.gitdir, "config"), "utf8");
+    } catch {
+      // Checked below.
+    }
+    if (!/bare\s*=\s*true/.test(config)) {
+      throw new TernError(
+        "STORAGE_BUCKET",
+        `${this.url} is not a bare Git repository. Create it with git init --bare ${this.gitdir}, or fix the url option.`,
+      );
+    }
   }
 }
 
@@ -181,5 +224,14 @@ async function resolveBranch(gitdir: string, ref: string): Promise<string | unde
   } catch (error) {
     if (gitCode(error) === "NotFoundError") return undefined;
     throw error;
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
   }
 }

@@ -41,20 +41,24 @@ export function gitError(error: unknown, what: string, context: ErrorContext): E
     if (status === 403) {
       return new TernError(
         "STORAGE_ACCESS",
-        `${where}: cannot ${what}: access denied (403)${context.auth === undefined ? "" : ` with ${context.auth}`}. The token needs read access to fetch and write access (contents: write) to push.`,
+        context.auth === undefined
+          ? `${where}: cannot ${what}: access denied (403). Give GitStorage an auth option with a token that may read (and, to register, push to) the repository.`
+          : `${where}: cannot ${what}: access denied (403) with ${context.auth}. The token needs read access to fetch and write access (GitHub: contents write) to push.`,
         { cause: error },
       );
     }
     if (status === 404) {
       return new TernError(
         "STORAGE_BUCKET",
-        `${where}: cannot ${what}: no repository at this URL (404). Check the url option${context.auth === undefined ? "; a private repository also answers 404 without credentials" : ""}.`,
+        context.auth === undefined
+          ? `${where}: cannot ${what}: no repository at this URL (404). Check the url option; a private repository also answers 404 without credentials (give auth).`
+          : `${where}: cannot ${what}: no repository at this URL (404). Check the url option, and that ${context.auth} may see the repository (hosting services answer 404 to a token without access).`,
         { cause: error },
       );
     }
     return new TernError("STORAGE_UNAVAILABLE", `${where}: cannot ${what}: the server answered ${status}.`, {
       cause: error,
-      retryable: status !== undefined && status >= 500,
+      retryable: status !== undefined && (status >= 500 || status === 429),
     });
   }
   if (gitCode(error) === "NotFoundError" && (error as { data?: { what?: string } }).data?.what === "HEAD") {
@@ -65,6 +69,13 @@ export function gitError(error: unknown, what: string, context: ErrorContext): E
     );
   }
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  const name = (error as Error | undefined)?.name;
+  if (code === "ABORT_ERR" || name === "TimeoutError" || name === "AbortError") {
+    return new TernError("STORAGE_UNAVAILABLE", `${where}: cannot ${what}: the server did not answer in time.`, {
+      cause: error,
+      retryable: true,
+    });
+  }
   if (code !== undefined && UNREACHABLE.has(code)) {
     return new TernError("STORAGE_UNAVAILABLE", `${where}: cannot ${what}: the server cannot be reached (${code}).`, {
       cause: error,

@@ -5,14 +5,13 @@
  * concurrent writers all land and nothing is overwritten. Within a process, operations on one
  * store take turns (they share its local objects).
  */
-import * as fs from "node:fs";
 import { NotFoundError, TernError } from "@tern/core";
 import type { BlobHead, BlobStore, PutOptions } from "@tern/core/plugin";
-import { checkKey, existingObject } from "@tern/core/plugin";
+import { BlobConflictError, checkKey, existingObject } from "@tern/core/plugin";
 import type { Branch } from "./branch.js";
 import { type ErrorContext, gitError } from "./errors.js";
 import { isogit } from "./git.js";
-import { findBlob, listFiles, withPath } from "./tree.js";
+import { findBlob, listFiles, pathTaken, withPath } from "./tree.js";
 
 /** Tries of a write that keeps losing the race to other writers, with a growing pause between them. */
 const MAX_TRIES = 12;
@@ -37,9 +36,11 @@ export class GitBlobStore implements BlobStore {
     checkKey(key);
     return this.#turn(`write ${key}`, async () => {
       const { git } = await isogit();
-      const blob = await git.writeBlob({ fs, gitdir: this.branch.gitdir, blob: body });
+      const blob = await git.writeBlob({ fs: this.branch.fs, gitdir: this.branch.gitdir, blob: body });
       for (let attempt = 1; ; attempt++) {
         const tip = await this.branch.sync();
+        if (tip !== undefined && (await pathTaken(this.branch, tip, key)))
+          throw new BlobConflictError(this.describe(key));
         const existing = tip === undefined ? undefined : await findBlob(this.branch, tip, key);
         if (existing !== undefined)
           // Git names a blob by its content: the same id is the same bytes.
@@ -93,7 +94,8 @@ export class GitBlobStore implements BlobStore {
 
   async #read(blob: string): Promise<Uint8Array> {
     const { git } = await isogit();
-    return (await git.readBlob({ fs, gitdir: this.branch.gitdir, cache: this.branch.cache, oid: blob })).blob;
+    return (await git.readBlob({ fs: this.branch.fs, gitdir: this.branch.gitdir, cache: this.branch.cache, oid: blob }))
+      .blob;
   }
 
   /** A commit on `tip` with `key` set to `blob` (or removed), made the branch's tip if it still is `tip`. */
@@ -101,10 +103,10 @@ export class GitBlobStore implements BlobStore {
     const { git } = await isogit();
     const tree =
       (await withPath(this.branch, tip, key, blob)) ??
-      (await git.writeTree({ fs, gitdir: this.branch.gitdir, tree: [] }));
+      (await git.writeTree({ fs: this.branch.fs, gitdir: this.branch.gitdir, tree: [] }));
     const who = { ...AUTHOR, timestamp: Math.floor(Date.now() / 1000), timezoneOffset: 0 };
     const commit = await git.writeCommit({
-      fs,
+      fs: this.branch.fs,
       gitdir: this.branch.gitdir,
       commit: { tree, parent: tip === undefined ? [] : [tip], author: who, committer: who, message: `${message}\n` },
     });
@@ -128,7 +130,7 @@ export class GitBlobStore implements BlobStore {
   #turn<T>(what: string, work: () => Promise<T>): Promise<T> {
     const run = this.#queue.then(async () => {
       try {
-        return await work();
+        return await this.branch.exclusive(work);
       } catch (error) {
         throw gitError(error, what, this.context);
       }

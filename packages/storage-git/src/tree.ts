@@ -3,23 +3,23 @@
  * root tree with one path set or removed (each directory on the path rewritten, bottom up). The
  * objects are read from and written to one gitdir with isomorphic-git; nothing is checked out.
  */
-import * as fs from "node:fs";
-import type { TreeEntry } from "isomorphic-git";
+import type { PromiseFsClient, TreeEntry } from "isomorphic-git";
 import { isogit } from "./git.js";
 
-/** The gitdir the objects live in, and a pack cache shared by its reads. */
+/** The gitdir the objects live in, the file system to reach it, and a pack cache shared by its reads. */
 export interface ObjectDb {
   readonly gitdir: string;
   readonly cache: object;
+  readonly fs: PromiseFsClient;
 }
 
 /** The blob at `path` in `commit`'s tree, or undefined. */
 export async function findBlob(db: ObjectDb, commit: string, path: string): Promise<string | undefined> {
   const { git } = await isogit();
   const segments = path.split("/");
-  let tree = (await git.readCommit({ fs, ...db, oid: commit })).commit.tree;
+  let tree = (await git.readCommit({ ...db, oid: commit })).commit.tree;
   for (const [i, name] of segments.entries()) {
-    const entry = (await git.readTree({ fs, ...db, oid: tree })).tree.find((e) => e.path === name);
+    const entry = (await git.readTree({ ...db, oid: tree })).tree.find((e) => e.path === name);
     if (entry === undefined) return undefined;
     if (i === segments.length - 1) return entry.type === "blob" ? entry.oid : undefined;
     if (entry.type !== "tree") return undefined;
@@ -28,12 +28,30 @@ export async function findBlob(db: ObjectDb, commit: string, path: string): Prom
   return undefined;
 }
 
+/**
+ * Whether `path` cannot hold a file in `commit`'s tree: a directory is there, or a file is where
+ * one of its parent directories would be. Writing it would drop what is there.
+ */
+export async function pathTaken(db: ObjectDb, commit: string, path: string): Promise<boolean> {
+  const { git } = await isogit();
+  const segments = path.split("/");
+  let tree = (await git.readCommit({ ...db, oid: commit })).commit.tree;
+  for (const [i, name] of segments.entries()) {
+    const entry = (await git.readTree({ ...db, oid: tree })).tree.find((e) => e.path === name);
+    if (entry === undefined) return false;
+    if (i === segments.length - 1) return entry.type !== "blob";
+    if (entry.type !== "tree") return true;
+    tree = entry.oid;
+  }
+  return false;
+}
+
 /** Every file path under `prefix` (a key prefix, not only whole directories) in `commit`'s tree, sorted. */
 export async function listFiles(db: ObjectDb, commit: string, prefix: string): Promise<string[]> {
   const { git } = await isogit();
   const found: string[] = [];
   const walk = async (tree: string, base: string): Promise<void> => {
-    for (const entry of (await git.readTree({ fs, ...db, oid: tree })).tree) {
+    for (const entry of (await git.readTree({ ...db, oid: tree })).tree) {
       const path = base === "" ? entry.path : `${base}/${entry.path}`;
       // Only directories that may hold a match: a prefix of the path, or the path a prefix of it.
       if (!path.startsWith(prefix) && !prefix.startsWith(`${path}/`) && prefix !== path) continue;
@@ -41,7 +59,7 @@ export async function listFiles(db: ObjectDb, commit: string, prefix: string): P
       else if (entry.type === "blob" && path.startsWith(prefix)) found.push(path);
     }
   };
-  const root = (await git.readCommit({ fs, ...db, oid: commit })).commit.tree;
+  const root = (await git.readCommit({ ...db, oid: commit })).commit.tree;
   await walk(root, "");
   return found.sort();
 }
@@ -58,7 +76,7 @@ export async function withPath(
   blob: string | undefined,
 ): Promise<string | undefined> {
   const { git } = await isogit();
-  const root = commit === undefined ? undefined : (await git.readCommit({ fs, ...db, oid: commit })).commit.tree;
+  const root = commit === undefined ? undefined : (await git.readCommit({ ...db, oid: commit })).commit.tree;
   return rewrite(db, root, path.split("/"), blob);
 }
 
@@ -71,7 +89,7 @@ async function rewrite(
   const { git } = await isogit();
   const [name, ...rest] = segments as [string, ...string[]];
   const entries: TreeEntry[] =
-    tree === undefined ? [] : (await git.readTree({ fs, ...db, oid: tree })).tree.filter((e) => e.path !== name);
+    tree === undefined ? [] : (await git.readTree({ ...db, oid: tree })).tree.filter((e) => e.path !== name);
   let child: TreeEntry | undefined;
   if (rest.length === 0) {
     if (blob !== undefined) child = { mode: "100644", path: name, oid: blob, type: "blob" };
@@ -79,11 +97,11 @@ async function rewrite(
     const existing =
       tree === undefined
         ? undefined
-        : (await git.readTree({ fs, ...db, oid: tree })).tree.find((e) => e.path === name && e.type === "tree");
+        : (await git.readTree({ ...db, oid: tree })).tree.find((e) => e.path === name && e.type === "tree");
     const sub = await rewrite(db, existing?.oid, rest, blob);
     if (sub !== undefined) child = { mode: "040000", path: name, oid: sub, type: "tree" };
   }
   if (child !== undefined) entries.push(child);
   if (entries.length === 0) return undefined;
-  return git.writeTree({ fs, gitdir: db.gitdir, tree: entries });
+  return git.writeTree({ fs: db.fs, gitdir: db.gitdir, tree: entries });
 }

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
-import { sha256Hex, storageFromJSON } from "@tern/core/plugin";
+import { type BlobStore, sha256Hex, storageFromJSON } from "@tern/core/plugin";
 import { blobStoreContract } from "@tern/core/testing";
 import { GitStorage } from "@tern/storage-git";
 import { type GitServer, startGitServer } from "@tern/test-support/git-server";
@@ -66,6 +66,25 @@ describe("GitStorage over HTTP", { timeout: 120_000 }, () => {
     expect(await server.git("race", ["rev-list", "--count", "tern-flows"])).toBe("6\n");
   });
 
+  it("lands every write of two stores sharing one cache directory (two processes of one machine)", async () => {
+    const url = await server.createRepository("shared-cache");
+    const cacheDirectory = join(work, "shared-cache");
+    const [a, b] = [0, 1].map(() => new GitStorage({ url, cacheDirectory }).blobs);
+    await Promise.all(
+      Array.from({ length: 6 }, (_, i) => put((i % 2 === 0 ? a : b) as BlobStore, `flows/s-${i}.json`, `${i}`)),
+    );
+    expect(await httpStore(url).list("flows/")).toEqual(Array.from({ length: 6 }, (_, i) => `flows/s-${i}.json`));
+  });
+
+  it("refuses a key where a directory is, or under a file, dropping nothing", async () => {
+    const store = httpStore(await server.createRepository("collide"));
+    await put(store, "flows/a/x.json", "{}");
+    await put(store, "flows/b", "file");
+    await expect(put(store, "flows/a", "{}")).rejects.toMatchObject({ code: "BLOB_CONFLICT" });
+    await expect(put(store, "flows/b/y.json", "{}")).rejects.toMatchObject({ code: "BLOB_CONFLICT" });
+    expect(await store.list("flows/")).toEqual(["flows/a/x.json", "flows/b"]);
+  });
+
   it("says which option to set when the server asks for credentials, and refuses a wrong token", async () => {
     const locked = await startGitServer({ token: { username: "x-access-token", password: "s3cret-token" } });
     try {
@@ -120,6 +139,17 @@ describe("GitStorage over HTTP", { timeout: 120_000 }, () => {
       options: { prefix: "flows", url: repository, branch: "flows/tern", auth: { tokenEnv: "GITHUB_TOKEN" } },
     });
     expect(storageFromJSON(json)).toBeInstanceOf(GitStorage);
+  });
+});
+
+describe("GitStorage on a file:// URL", () => {
+  it("refuses a path that is not a bare repository, creating nothing", async () => {
+    const missing = join(work, "no-such.git");
+    const store = new GitStorage({ url: pathToFileURL(missing).href }).blobs;
+    await expect(put(store, "flows/a.json", "{}")).rejects.toThrow(
+      /is not a bare Git repository\. Create it with git init --bare/,
+    );
+    await expect(store.list("flows/")).rejects.toMatchObject({ code: "STORAGE_BUCKET" });
   });
 });
 

@@ -88,6 +88,8 @@ function serveCgi(root: string, request: IncomingMessage, response: ServerRespon
   };
   if (request.headers["content-length"] !== undefined) env.CONTENT_LENGTH = request.headers["content-length"];
   const cgi = spawn("git", ["http-backend"], { env, stdio: ["pipe", "pipe", "ignore"] });
+  // A CGI that ends before reading the whole body closes its stdin: not this server's failure.
+  cgi.stdin.on("error", () => {});
   request.pipe(cgi.stdin);
   let head = Buffer.alloc(0);
   let started = false;
@@ -115,7 +117,11 @@ function serveCgi(root: string, request: IncomingMessage, response: ServerRespon
     const rest = head.subarray(end + (crlf >= 0 ? 4 : 2));
     if (rest.length > 0) response.write(rest);
   });
-  cgi.stdout.on("end", () => response.end());
+  cgi.stdout.on("end", () => {
+    // A CGI that died before its headers: a gateway error, not an empty success.
+    if (!started) response.writeHead(502, { "Content-Type": "text/plain" });
+    response.end();
+  });
   cgi.on("error", (error) => {
     if (!response.headersSent) response.writeHead(500, { "Content-Type": "text/plain" });
     response.end(String(error));
