@@ -11,7 +11,7 @@ import { BlobConflictError, checkKey, existingObject } from "@tern/core/plugin";
 import type { Branch } from "./branch.js";
 import { type ErrorContext, gitError } from "./errors.js";
 import { isogit } from "./git.js";
-import { findBlob, listFiles, pathTaken, withPath } from "./tree.js";
+import { findBlob, listFiles, lookupPath, withPath } from "./tree.js";
 
 /** Tries of a write that keeps losing the race to other writers, with a growing pause between them. */
 const MAX_TRIES = 12;
@@ -39,12 +39,11 @@ export class GitBlobStore implements BlobStore {
       const blob = await git.writeBlob({ fs: this.branch.fs, gitdir: this.branch.gitdir, blob: body });
       for (let attempt = 1; ; attempt++) {
         const tip = await this.branch.sync();
-        if (tip !== undefined && (await pathTaken(this.branch, tip, key)))
-          throw new BlobConflictError(this.describe(key));
-        const existing = tip === undefined ? undefined : await findBlob(this.branch, tip, key);
-        if (existing !== undefined)
-          // Git names a blob by its content: the same id is the same bytes.
-          return existingObject(this.describe(key), existing === blob);
+        const existing = tip === undefined ? undefined : await lookupPath(this.branch, tip, key);
+        // A directory there (or a file above) would be dropped by the write.
+        if (existing === "taken") throw new BlobConflictError(this.describe(key));
+        // Git names a blob by its content: the same id is the same bytes.
+        if (existing !== undefined) return existingObject(this.describe(key), existing.blob === blob);
         if ((await this.#commit(tip, key, blob, `tern: add ${key}`)) === "advanced") return "created";
         await this.#lost(attempt, key);
       }

@@ -13,37 +13,32 @@ export interface ObjectDb {
   readonly fs: PromiseFsClient;
 }
 
-/** The blob at `path` in `commit`'s tree, or undefined. */
-export async function findBlob(db: ObjectDb, commit: string, path: string): Promise<string | undefined> {
+/**
+ * What is at `path` in `commit`'s tree: a file (its blob), nothing, or "taken" when `path`
+ * cannot hold a file (a directory is there, or a file where one of its parents would be).
+ */
+export async function lookupPath(
+  db: ObjectDb,
+  commit: string,
+  path: string,
+): Promise<{ readonly blob: string } | "taken" | undefined> {
   const { git } = await isogit();
   const segments = path.split("/");
   let tree = (await git.readCommit({ ...db, oid: commit })).commit.tree;
   for (const [i, name] of segments.entries()) {
     const entry = (await git.readTree({ ...db, oid: tree })).tree.find((e) => e.path === name);
     if (entry === undefined) return undefined;
-    if (i === segments.length - 1) return entry.type === "blob" ? entry.oid : undefined;
-    if (entry.type !== "tree") return undefined;
+    if (i === segments.length - 1) return entry.type === "blob" ? { blob: entry.oid } : "taken";
+    if (entry.type !== "tree") return "taken";
     tree = entry.oid;
   }
   return undefined;
 }
 
-/**
- * Whether `path` cannot hold a file in `commit`'s tree: a directory is there, or a file is where
- * one of its parent directories would be. Writing it would drop what is there.
- */
-export async function pathTaken(db: ObjectDb, commit: string, path: string): Promise<boolean> {
-  const { git } = await isogit();
-  const segments = path.split("/");
-  let tree = (await git.readCommit({ ...db, oid: commit })).commit.tree;
-  for (const [i, name] of segments.entries()) {
-    const entry = (await git.readTree({ ...db, oid: tree })).tree.find((e) => e.path === name);
-    if (entry === undefined) return false;
-    if (i === segments.length - 1) return entry.type !== "blob";
-    if (entry.type !== "tree") return true;
-    tree = entry.oid;
-  }
-  return false;
+/** The blob at `path` in `commit`'s tree, or undefined. */
+export async function findBlob(db: ObjectDb, commit: string, path: string): Promise<string | undefined> {
+  const found = await lookupPath(db, commit, path);
+  return typeof found === "object" ? found.blob : undefined;
 }
 
 /** Every file path under `prefix` (a key prefix, not only whole directories) in `commit`'s tree, sorted. */
