@@ -3,7 +3,7 @@
  * credentials), what failed and the option that fixes it.
  */
 import { isTernError, TernError } from "@tern/core";
-import { gitCode } from "./git.js";
+import { gitCode, RequestTimeoutError } from "./git.js";
 
 /** What the messages say about the repository and its auth. */
 export interface ErrorContext {
@@ -66,6 +66,13 @@ export function gitError(error: unknown, what: string, context: ErrorContext): E
       "STORAGE",
       `${where}: cannot ${what}: the repository's HEAD names a branch that does not exist, and isomorphic-git cannot fetch from such a repository. Make HEAD name an existing branch on the server (git symbolic-ref HEAD refs/heads/${context.branch}, or the repository's default branch setting).`,
       { cause: error },
+    );
+  }
+  if (error instanceof RequestTimeoutError) {
+    return new TernError(
+      "STORAGE_UNAVAILABLE",
+      `${where}: cannot ${what}: the server did not complete its answer within ${error.timeoutMs / 1000} s, so the request was given up.`,
+      { cause: error, retryable: true },
     );
   }
   const code = (error as NodeJS.ErrnoException | undefined)?.code;

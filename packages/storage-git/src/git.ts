@@ -6,7 +6,7 @@
  */
 import { randomUUID } from "node:crypto";
 import * as fs from "node:fs";
-import type { HttpClient, PromiseFsClient } from "isomorphic-git";
+import type { GitHttpRequest, GitHttpResponse, HttpClient, PromiseFsClient } from "isomorphic-git";
 
 type Git = typeof import("isomorphic-git").default;
 
@@ -65,10 +65,66 @@ export const atomicFs: PromiseFsClient = {
 /** How long one HTTP request may take before it is given up (a stalled server would hang the store). */
 export const REQUEST_TIMEOUT_MS = 120_000;
 
-/** `http` with a deadline on every request. */
-export function timedHttp(http: HttpClient): HttpClient {
+let requestTimeoutMs = REQUEST_TIMEOUT_MS;
+
+/**
+ * Sets the deadline {@link timedHttp} gives requests by default (undefined: back to
+ * {@link REQUEST_TIMEOUT_MS}). For this package's tests, which cannot wait two minutes for a
+ * stalled server; the package does not export it.
+ */
+export function setRequestTimeout(ms: number | undefined): void {
+  requestTimeoutMs = ms ?? REQUEST_TIMEOUT_MS;
+}
+
+/** A request given up at its deadline: the server accepted it but did not answer (or finish answering) in time. */
+export class RequestTimeoutError extends Error {
+  override readonly name = "RequestTimeoutError";
+
+  constructor(readonly timeoutMs: number) {
+    super(`no complete answer within ${timeoutMs / 1000} s`);
+  }
+}
+
+/**
+ * `http` with a deadline on every request, reading its answer included. The answer is read whole
+ * before isomorphic-git sees it: isomorphic-git's reader of ref lists takes a body that fails
+ * halfway (the deadline's abort, a reset connection) for one that ended, so a cut answer would read
+ * as a branch with no commits. Whatever an aborted request fails with comes out as a
+ * {@link RequestTimeoutError}.
+ */
+export function timedHttp(http: HttpClient, timeoutMs = requestTimeoutMs): HttpClient {
   return {
-    request: (request) =>
-      http.request({ ...request, signal: request.signal ?? AbortSignal.timeout(REQUEST_TIMEOUT_MS) }),
+    async request(request) {
+      const deadline = AbortSignal.timeout(timeoutMs);
+      const signal = request.signal === undefined ? deadline : AbortSignal.any([request.signal, deadline]);
+      let expire = () => {};
+      // Also ends a read that the abort leaves waiting (a stream error between two reads is lost).
+      const expired = new Promise<never>((_, reject) => {
+        expire = () => reject(new RequestTimeoutError(timeoutMs));
+        deadline.addEventListener("abort", expire, { once: true });
+      });
+      expired.catch(() => {});
+      try {
+        return await Promise.race([readWhole(http, { ...request, signal }), expired]);
+      } catch (error) {
+        throw deadline.aborted ? new RequestTimeoutError(timeoutMs) : error;
+      } finally {
+        deadline.removeEventListener("abort", expire);
+      }
+    },
+  };
+}
+
+/** The answer to `request`, its body read to the end (an error while reading is the request's). */
+async function readWhole(http: HttpClient, request: GitHttpRequest): Promise<GitHttpResponse> {
+  const response = await http.request(request);
+  if (response.body === undefined) return response;
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of response.body) chunks.push(chunk);
+  return {
+    ...response,
+    body: (async function* () {
+      yield* chunks;
+    })(),
   };
 }
