@@ -4,8 +4,9 @@
  * under the machine's Node and under Node 24. There, with the commands of the README's "Use tern
  * in your project": `npx tern register` of `.ts`, `.mts` and `.mjs` flows, `npx tern run`,
  * `npx tern agent --once`, the run's state and outputs, a scheduled flow's `npx tern schedules`
- * and the runs an agent creates for it; `flow.register()` from a plain `.mjs`
- * script; and `npx cdk synth` of a user's CDK app that imports `TernStack` from `@tern/infra`,
+ * and the runs an agent creates for it; a flow kept in a Git repository (`@tern/storage-git`,
+ * against git http-backend) run with the Git cache emptied first; `flow.register()` from a plain
+ * `.mjs` script; and `npx cdk synth` of a user's CDK app that imports `TernStack` from `@tern/infra`,
  * whose assembly must hold no Docker image asset.
  *
  * The slow part is npm building better-sqlite3 from source once per Node version; the CommonJS
@@ -14,6 +15,7 @@
 import { cp, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { type GitServer, startGitServer } from "@tern/test-support/git-server";
 import {
   CURRENT_NODE,
   createProject,
@@ -45,6 +47,8 @@ interface Projects {
 }
 
 let work: string;
+let git: GitServer;
+let repositories = 0;
 /** Each runtime's projects, installing in the background from the start (both at once). */
 const projects = new Map<string, Promise<Projects>>();
 
@@ -74,6 +78,7 @@ async function install(runtime: () => Promise<NodeRuntime>, tarballs: readonly s
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), "tern-packed-"));
+  git = await startGitServer();
   const tarballs = await packWorkspace(join(work, "pack"));
   // npm compiles better-sqlite3 for each Node, one C file at a time: the two installs run side
   // by side, and the second runtime's is done by the time the first one's tests are.
@@ -86,6 +91,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.allSettled(projects.values());
+  await git?.stop();
   if (work !== undefined) await rm(work, { recursive: true, force: true });
 });
 
@@ -183,6 +189,16 @@ async function registerAndRun(project: string, runtime: NodeRuntime): Promise<vo
     .map((line) => JSON.parse(line) as { event: string; scheduled?: string[] })
     .find((e) => e.event === "polled");
   expect(poll?.scheduled?.length).toBeGreaterThanOrEqual(3);
+
+  // A flow kept on a branch of a Git repository, run by an agent whose Git cache was emptied.
+  const gitEnv = { ...env, TERN_FLOWS_GIT_URL: await git.createRepository(`user-${++repositories}`) };
+  await npxTern(project, runtime, ["register", "flows/kept-in-git.ts", "--project", "demo"], gitEnv);
+  await rm(join(project, ".tern", "cache", "git"), { recursive: true, force: true });
+  const created = await npxTern(project, runtime, ["run", "kept-in-git", "--project", "demo", "--json"], gitEnv);
+  await npxTern(project, runtime, ["agent", "--once"], gitEnv);
+  const kept = await show((JSON.parse(created.stdout) as { id: string }).id);
+  expect(kept.state, kept.reason).toBe("Success");
+  expect(kept.outputs?.doubled?.value).toBe(42);
 }
 
 /** `npx cdk synth` of the user's app; resolves to the asset manifest of the stack. */

@@ -33,6 +33,7 @@ import {
   startFargateServers,
   useFakeEcs,
 } from "@tern/test-support/fargate-setup";
+import { type GitServer, startGitServer } from "@tern/test-support/git-server";
 import { type LocalServer, S3RVER_CREDENTIALS } from "@tern/test-support/servers";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { runTern } from "./support/cli.js";
@@ -42,6 +43,7 @@ const ASSETS = "tern-assets";
 const KEY = "runner/runner.mjs";
 
 let servers: FargateServers;
+let git: GitServer;
 let s3: LocalServer;
 let backend: Backend;
 let ecs: FakeEcs;
@@ -111,6 +113,7 @@ beforeAll(async () => {
   );
   const { etl } = (await import("@tern/test-support/fargate-flows")) as { etl: Flow };
   await etl.register("bootstrap", { backend });
+  git = await startGitServer();
   // No runner substitution: the task definition's own command runs, "node" being this Node.
   // The task's working directory is outside the workspace, so nothing resolves from its node_modules.
   ecs = await FakeEcs.start({
@@ -123,6 +126,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await ecs?.close();
+  await git?.stop();
   setEcsClientFactory(undefined);
   setS3ClientFactory(undefined);
   await servers?.close();
@@ -161,6 +165,20 @@ describe("the runner bundle through the bootstrap, on a stock Node image", { tim
     const [fresh] = (await readdir(join(dir, "task-home"))).filter((name) => name.startsWith("tern-runner-"));
     expect(fresh).toBeDefined();
     expect(await readFile(join(dir, "task-home", fresh as string, "runner.mjs"))).toEqual(bundle);
+  });
+
+  it("runs a flow kept in a Git repository: the runner loads GitStorage by its type", async () => {
+    process.env.TERN_TEST_GIT_URL = await git.createRepository("runner-flows");
+    const { fargateGit } = (await import("@tern/test-support/fargate-git-flow")) as { fargateGit: Flow };
+    await fargateGit.register("bootstrap", { backend });
+    const { run: scheduled } = await scheduleRun(backend, { project: "bootstrap", flow: "fargate-git" });
+    const [run] = await drive([scheduled.id]);
+    expect(run?.state, run?.reason).toBe("Success");
+    expect(run?.outputs?.answer).toEqual({ kind: "json", value: 42 });
+    const taskArn = taskOf(scheduled.id)[0]?.taskArn as string;
+    await ecs.waitForTask(taskArn, "STOPPED");
+    // The task fetched the branch into a cache of its own, under the task's TERN_HOME.
+    expect(await readdir(join(dir, "task-home", "cache", "git"))).toHaveLength(1);
   });
 
   it("keeps the lease from the bundle's own worker thread, under the bootstrap's node flags", async () => {

@@ -40,6 +40,11 @@ export interface TernConfig {
   readonly cloudEvents?: { readonly auth: "iam" | "hmac" };
   /** Secrets Manager secret ARNs flows may name in `secrets` (the execution role may read them). @default [] */
   readonly secrets?: string[];
+  /**
+   * Secrets Manager secret ARNs storages read at use (GitStorage's `auth.secretArn`): the task
+   * roles and the handlers, which load flows, may read them. @default []
+   */
+  readonly storageSecrets?: string[];
   /** Retention of the runs' logs and the functions' logs. @default 30 */
   readonly logRetentionDays?: number;
   /** Server access logs of the flow bucket go to this bucket, if given. @default none */
@@ -74,6 +79,16 @@ const MANAGED_POLICY_ARN = /^arn:aws[a-z-]*:iam::(\d{12}|aws):policy\/.+$/;
 const RETENTIONS = [
   1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
 ];
+
+/** A complete Secrets Manager secret ARN: IAM grants name secrets by their full ARN. */
+const secretArn = z
+  .string()
+  .check(
+    z.regex(
+      /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+-[A-Za-z0-9]{6}$/,
+      "complete Secrets Manager secret ARNs (ending in the 6-character suffix)",
+    ),
+  );
 
 const schema = z.strictObject({
   vpc: z.optional(
@@ -112,18 +127,8 @@ const schema = z.strictObject({
   agentLabels: z.optional(z.array(z.string().check(z.minLength(1)))),
   triggers: z.optional(z.array(z.record(z.string(), z.unknown()))),
   cloudEvents: z.optional(z.strictObject({ auth: z.enum(["iam", "hmac"]) })),
-  secrets: z.optional(
-    z.array(
-      z
-        .string()
-        .check(
-          z.regex(
-            /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+-[A-Za-z0-9]{6}$/,
-            "complete Secrets Manager secret ARNs (ending in the 6-character suffix)",
-          ),
-        ),
-    ),
-  ),
+  secrets: z.optional(z.array(secretArn)),
+  storageSecrets: z.optional(z.array(secretArn)),
   logRetentionDays: z.optional(
     z.int().check(z.refine((d) => RETENTIONS.includes(d), `one of ${RETENTIONS.join(", ")}`)),
   ),

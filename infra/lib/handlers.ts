@@ -24,6 +24,7 @@ import * as sqs from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
 import { type HandlerName, handlerCode } from "./handler-code.js";
 import type { RunnerBundle } from "./runner-image.js";
+import { grantStorageSecrets } from "./runtime.js";
 
 /** Reading the rules asset: that one object, not the whole assets bucket. */
 function readRules(asset: s3assets.Asset): iam.PolicyStatement {
@@ -68,6 +69,8 @@ export interface TernHandlersProps {
    */
   readonly runnerBundle?: Pick<RunnerBundle, "s3Url" | "objectArn" | "sha256">;
   readonly runLogs: logs.ILogGroup;
+  /** Secrets Manager secret ARNs storages read at use (GitStorage's `auth.secretArn`): the functions load flows, so they may read them. @default [] */
+  readonly storageSecrets?: readonly string[];
   readonly agentLabels?: readonly string[];
   readonly triggers?: readonly TriggerRuleInput[];
   readonly cloudEvents?: { readonly auth: "iam" | "hmac" };
@@ -209,6 +212,7 @@ export class TernHandlers extends Construct {
       });
       props.table.grantReadWriteData(fn);
       props.bucket.grantRead(fn);
+      grantStorageSecrets(fn, props.storageSecrets);
       this.grantLaunch(fn, props);
       this.alarm(
         `${name}-errors`,

@@ -15,6 +15,7 @@ export {
 } from "./runner-image.js";
 export {
   grantRunnerState,
+  grantStorageSecrets,
   RUNNER_PARTITIONS,
   TernNetwork,
   type TernNetworkProps,

@@ -160,6 +160,8 @@ export interface TernRunnerProps {
   readonly runLogs: logs.ILogGroup;
   /** Secrets Manager secret ARNs flows may name in `secrets`. @default [] */
   readonly secrets?: readonly string[];
+  /** Secrets Manager secret ARNs storages read at use (GitStorage's `auth.secretArn`): the task roles may read them. @default [] */
+  readonly storageSecrets?: readonly string[];
   /**
    * Per-project task roles: a role each, that reads only its project's flow versions (besides
    * the runs' partitions every runner needs), with the managed policies given (what that
@@ -167,6 +169,14 @@ export interface TernRunnerProps {
    * @default none (every project runs with the shared task role)
    */
   readonly projectTaskRoles?: Readonly<Record<string, { readonly managedPolicyArns?: readonly string[] }>>;
+}
+
+/** Lets `grantee` read the storages' secrets named (GetSecretValue on those ARNs only), if any. */
+export function grantStorageSecrets(grantee: iam.IGrantable, arns: readonly string[] = []): void {
+  if (arns.length === 0) return;
+  grantee.grantPrincipal.addToPrincipalPolicy(
+    new iam.PolicyStatement({ actions: ["secretsmanager:GetSecretValue"], resources: [...arns] }),
+  );
 }
 
 /**
@@ -309,6 +319,7 @@ export class TernRunner extends Construct {
     }
     props.bucket.grantRead(this.taskRole);
     grantRunnerState(this.taskRole, props.table);
+    grantStorageSecrets(this.taskRole, props.storageSecrets);
     const projectRoles: Record<string, iam.Role> = {};
     for (const [project, options] of Object.entries(props.projectTaskRoles ?? {})) {
       const role = new iam.Role(this, `TaskRole-${project}`, {
@@ -317,6 +328,7 @@ export class TernRunner extends Construct {
       });
       props.bucket.grantRead(role);
       grantRunnerState(role, props.table, project);
+      grantStorageSecrets(role, props.storageSecrets);
       for (const arn of options.managedPolicyArns ?? []) {
         role.addManagedPolicy(
           iam.ManagedPolicy.fromManagedPolicyArn(this, `TaskPolicy-${project}-${arn.slice(-12)}`, arn),

@@ -51,6 +51,7 @@ export class TernStack extends Stack {
       table: this.state.table,
       runLogs: this.network.runLogs,
       secrets: config.secrets ?? [],
+      storageSecrets: config.storageSecrets ?? [],
       ...(config.projectTaskRoles === undefined ? {} : { projectTaskRoles: config.projectTaskRoles }),
     });
     this.handlers = new TernHandlers(this, "Handlers", {
@@ -66,6 +67,7 @@ export class TernStack extends Stack {
       ...(this.runner.imageArchitectures === undefined ? {} : { imageArchitectures: this.runner.imageArchitectures }),
       ...(this.runner.bundle === undefined ? {} : { runnerBundle: this.runner.bundle }),
       runLogs: this.network.runLogs,
+      storageSecrets: config.storageSecrets ?? [],
       agentLabels: config.agentLabels ?? [],
       triggers: config.triggers ?? [],
       ...(config.cloudEvents === undefined ? {} : { cloudEvents: config.cloudEvents }),

@@ -6,7 +6,7 @@
  * from the runtime's.
  */
 import { createHash, randomUUID } from "node:crypto";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -14,6 +14,7 @@ import type { Flow } from "@tern/core";
 import type { Backend } from "@tern/core/plugin";
 import { type DynamoDbLocal, startDynamoDbLocal } from "@tern/test-support/dynamodb-local";
 import { FakeEcs } from "@tern/test-support/fake-ecs";
+import { startGitServer } from "@tern/test-support/git-server";
 import {
   objectCreatedEvent,
   openLocalTable,
@@ -185,6 +186,25 @@ describe("the Lambda bundles cdk synth writes", { timeout: 60_000 }, () => {
       }
     } finally {
       await backend.setSchedulesPaused("bundles", "fargate-every-minute", true);
+    }
+  });
+
+  it("agent: launches a run of a flow kept in a Git repository (GitStorage is in the bundle, its cache in TERN_HOME)", async () => {
+    const git = await startGitServer();
+    try {
+      process.env.TERN_TEST_GIT_URL = await git.createRepository("agent-flows");
+      const { fargateGit } = (await import("@tern/test-support/fargate-git-flow")) as { fargateGit: Flow };
+      await fargateGit.register("bundles", { backend });
+      const { run } = await backend.createRun({ project: "bundles", flow: "fargate-git" });
+      // The registration's copy of the branch is gone: the agent fetches its own.
+      await rm(join(home, "cache", "git"), { recursive: true, force: true });
+      const result = await handlers.agent?.({}, { getRemainingTimeInMillis: () => 60_000 });
+      expect(result).toMatchObject({ failed: 0 });
+      // The agent read the version's manifest from the branch to launch its task.
+      expect(await backend.getRun(run.id)).toMatchObject({ state: "Submitted", deployment: { kind: "ecs-task" } });
+      expect(await readdir(join(home, "cache", "git"))).toHaveLength(1);
+    } finally {
+      await git.stop();
     }
   });
 

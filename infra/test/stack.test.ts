@@ -79,6 +79,8 @@ function assetManifest(app: App): {
   return JSON.parse(readFileSync(join(assembly.directory, "Tern.assets.json"), "utf8"));
 }
 
+const GIT_TOKEN_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:git-token-AbCdEf";
+
 const sha256 = (bytes: Buffer) => createHash("sha256").update(bytes).digest("hex");
 
 const actionsOf = (s: Statement) => (Array.isArray(s.Action) ? s.Action : [s.Action]);
@@ -943,5 +945,29 @@ describe("cdk synth (the CLI, as a user runs it)", { timeout: 120_000 }, () => {
       await rm(out, { recursive: true, force: true });
       await rm(bin, { recursive: true, force: true });
     }
+  });
+});
+
+describe("TernStack with storages' secrets", { timeout: 60_000 }, () => {
+  it("lets what loads flows (the task roles, the agent and the task-state handler) read the storages' secrets, and nothing else", () => {
+    const readers = statements(
+      synth({ runnerImage: { uri: IMAGE }, storageSecrets: [GIT_TOKEN_SECRET], projectTaskRoles: { billing: {} } })
+        .template,
+    )
+      .filter((st) => resourcesOf(st).includes(GIT_TOKEN_SECRET))
+      .map((st) => {
+        expect(actionsOf(st)).toEqual(["secretsmanager:GetSecretValue"]);
+        return st.policy.replace(/[0-9A-F]{8}$/, "");
+      })
+      .sort();
+    expect(readers).toEqual([
+      "HandlersagentroleDefaultPolicy",
+      "HandlerstaskstateroleDefaultPolicy",
+      "RunnerTaskRoleDefaultPolicy",
+      "RunnerTaskRolebillingDefaultPolicy",
+    ]);
+    expect(() =>
+      parseConfig({ storageSecrets: ["arn:aws:secretsmanager:eu-west-1:123456789012:secret:git"] }, "test"),
+    ).toThrow(/storageSecrets.*complete Secrets Manager secret ARNs/s);
   });
 });

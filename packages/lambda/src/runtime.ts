@@ -1,4 +1,6 @@
 import { randomUUID } from "node:crypto";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Logger } from "@aws-lambda-powertools/logger";
 import { DynamoDbBackend, parseDynamoDbUrl } from "@tern/backend-dynamodb";
 import { isTernError } from "@tern/core";
@@ -9,9 +11,13 @@ import { type ConfigNeeds, type LambdaConfig, loadConfig } from "./config.js";
 import { parseRules, RulesError, type TriggerRule } from "./rules.js";
 import { SigningKeys, signingKeySource } from "./signing-keys.js";
 
-// Flows in S3 are what a Lambda agent loads; the S3 driver is imported on first use.
+// The drivers of the storages a Lambda agent loads flows from (the stack's bucket, or a Git
+// repository), each imported on first use.
 registerStorageLoader("S3Storage", () => import("@tern/storage-cloud/s3"));
+registerStorageLoader("GitStorage", () => import("@tern/storage-git"));
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+// Only /tmp is writable in Lambda: storages keep their caches (a Git repository's objects) there.
+process.env.TERN_HOME ??= join(tmpdir(), "tern");
 
 /** Structured JSON logs (one object per line, with run ids), as CloudWatch Logs Insights reads them. */
 export const logger = new Logger({ serviceName: "tern" });

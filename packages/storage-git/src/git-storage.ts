@@ -10,11 +10,12 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Storage, TernError } from "@tern/core";
+import { Storage } from "@tern/core";
 import { type BlobStore, type JsonValue, ternHome } from "@tern/core/plugin";
+import { authHeader, describeAuth, type GitAuthOptions } from "./auth.js";
 import { type Branch, LocalBranch, RemoteBranch } from "./branch.js";
 import { GitBlobStore } from "./git-blob-store.js";
-import { checkGitStorageOptions, DEFAULT_BRANCH, type GitAuthOptions, type GitStorageOptions } from "./options.js";
+import { checkGitStorageOptions, DEFAULT_BRANCH, type GitStorageOptions } from "./options.js";
 
 declare module "@tern/core/plugin" {
   interface StorageOptionsByType {
@@ -43,7 +44,7 @@ export class GitStorage extends Storage {
     const context = {
       url: this.url,
       branch: this.branch,
-      auth: auth === undefined ? undefined : `the token in $${auth.tokenEnv}`,
+      auth: auth === undefined ? undefined : describeAuth(auth),
     };
     let branch: Branch;
     if (this.url.startsWith("file:")) {
@@ -62,24 +63,14 @@ export class GitStorage extends Storage {
     const out: Record<string, JsonValue> = { url: this.url };
     if (this.branch !== DEFAULT_BRANCH) out.branch = this.branch;
     if (this.auth !== undefined) {
+      // Where the token is, never the token.
+      const { tokenEnv, secretArn, username } = this.auth;
       out.auth = {
-        tokenEnv: this.auth.tokenEnv,
-        ...(this.auth.username === undefined ? {} : { username: this.auth.username }),
+        ...(tokenEnv === undefined ? {} : { tokenEnv }),
+        ...(secretArn === undefined ? {} : { secretArn }),
+        ...(username === undefined ? {} : { username }),
       };
     }
     return out;
   }
-}
-
-/** The Authorization header for `auth`, from its environment variable, read now. */
-function authHeader(auth: GitAuthOptions): Record<string, string> {
-  const token = process.env[auth.tokenEnv];
-  if (token === undefined || token === "") {
-    throw new TernError(
-      "STORAGE_CREDENTIALS",
-      `GitStorage: auth.tokenEnv names ${auth.tokenEnv}, which is not set in this process's environment. Set it to a token that can read (and, to register, push to) the repository.`,
-    );
-  }
-  const basic = Buffer.from(`${auth.username ?? "x-access-token"}:${token}`).toString("base64");
-  return { Authorization: `Basic ${basic}` };
 }

@@ -14,6 +14,8 @@ export interface HostedGitOptions extends Omit<GitStorageOptions, "url" | "auth"
   readonly repo: string;
   /** The environment variable holding the token, read at each use (default: the service's usual one). */
   readonly tokenEnv?: string;
+  /** A Secrets Manager secret holding the token (its ARN), instead of `tokenEnv`; read at use. */
+  readonly tokenSecretArn?: string;
   /** A self-hosted instance (GitHub Enterprise Server, GitLab): its host name. */
   readonly host?: string;
 }
@@ -54,37 +56,48 @@ const SERVICES = {
 } as const satisfies Record<string, Service>;
 
 function schemaOf(service: Service) {
-  const schema = z.strictObject({
-    prefix: z.optional(z.string()),
-    external: z.optional(z.readonly(z.array(z.string()))),
-    repo: z.string().check(
-      z.superRefine((repo, context) => {
-        if (!service.repo.test(repo) || repo.split("/").some((part) => part === "." || part === "..")) {
-          context.addIssue({
-            code: "custom",
-            message: `repo must be "owner/name" on ${service.host}, got ${JSON.stringify(repo)}.`,
-          });
-        }
-      }),
-    ),
-    tokenEnv: z.optional(z.string()),
-    host: z.optional(
-      z.string().check(z.regex(/^[A-Za-z0-9.-]+(:\d+)?$/, "host must be a host name, such as github.example.com.")),
-    ),
-    branch: z.optional(z.string()),
-    cacheDirectory: z.optional(z.string()),
-  });
+  const schema = z
+    .strictObject({
+      prefix: z.optional(z.string()),
+      external: z.optional(z.readonly(z.array(z.string()))),
+      repo: z.string().check(
+        z.superRefine((repo, context) => {
+          if (!service.repo.test(repo) || repo.split("/").some((part) => part === "." || part === "..")) {
+            context.addIssue({
+              code: "custom",
+              message: `repo must be "owner/name" on ${service.host}, got ${JSON.stringify(repo)}.`,
+            });
+          }
+        }),
+      ),
+      tokenEnv: z.optional(z.string()),
+      tokenSecretArn: z.optional(z.string()),
+      host: z.optional(
+        z.string().check(z.regex(/^[A-Za-z0-9.-]+(:\d+)?$/, "host must be a host name, such as github.example.com.")),
+      ),
+      branch: z.optional(z.string()),
+      cacheDirectory: z.optional(z.string()),
+    })
+    .check(
+      z.refine(
+        (options) => options.tokenEnv === undefined || options.tokenSecretArn === undefined,
+        "give tokenEnv or tokenSecretArn, not both.",
+      ),
+    );
   registerStorageOptionsSchema(service.name, schema);
   return schema;
 }
 
 /** The `GitStorage` options a hosting service's options stand for. */
 function gitOptions(service: Service, options: HostedGitOptions): GitStorageOptions {
-  const { repo, tokenEnv, host, ...rest } = options;
+  const { repo, tokenEnv, tokenSecretArn, host, ...rest } = options;
   return {
     ...rest,
     url: `https://${host ?? service.host}/${repo.replace(/\.git$/, "")}.git`,
-    auth: { tokenEnv: tokenEnv ?? service.tokenEnv, username: service.username },
+    auth:
+      tokenSecretArn === undefined
+        ? { tokenEnv: tokenEnv ?? service.tokenEnv, username: service.username }
+        : { secretArn: tokenSecretArn, username: service.username },
   };
 }
 

@@ -3,17 +3,9 @@
 import type { StorageOptions } from "@tern/core";
 import { checkStorageOptions, registerStorageOptionsSchema } from "@tern/core/plugin";
 import * as z from "zod/mini";
+import type { GitAuthOptions } from "./auth.js";
 
-/** How GitStorage authenticates to the repository's server. */
-export interface GitAuthOptions {
-  /** The environment variable holding the token, read at each use: the token is never stored. */
-  readonly tokenEnv: string;
-  /**
-   * The user name sent with the token (HTTP basic auth).
-   * @default "x-access-token" (GitHub; GitLab takes "oauth2", Bitbucket "x-token-auth")
-   */
-  readonly username?: string;
-}
+export type { GitAuthOptions } from "./auth.js";
 
 /** Options of `GitStorage`. */
 export interface GitStorageOptions extends StorageOptions {
@@ -65,6 +57,20 @@ export function branchProblem(name: string): string | undefined {
     : undefined;
 }
 
+/** What is wrong with an environment variable's name; undefined when nothing. */
+function envNameProblem(name: string): string | undefined {
+  return /^[A-Za-z_][A-Za-z0-9_]*$/.test(name)
+    ? undefined
+    : `auth.tokenEnv must name an environment variable, got ${JSON.stringify(name)}.`;
+}
+
+/** What is wrong with a Secrets Manager secret's ARN; undefined when nothing. */
+export function secretArnProblem(arn: string): string | undefined {
+  return /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$/.test(arn)
+    ? undefined
+    : `auth.secretArn must be a Secrets Manager secret's ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>), got ${JSON.stringify(arn)}.`;
+}
+
 const checked = (problem: (value: string) => string | undefined) =>
   z.string().check(
     z.superRefine((value, context) => {
@@ -79,14 +85,18 @@ const schema = z.strictObject({
   url: checked(urlProblem),
   branch: z.optional(checked(branchProblem)),
   auth: z.optional(
-    z.strictObject({
-      tokenEnv: checked((name) =>
-        /^[A-Za-z_][A-Za-z0-9_]*$/.test(name)
-          ? undefined
-          : `auth.tokenEnv must name an environment variable, got ${JSON.stringify(name)}.`,
+    z
+      .strictObject({
+        tokenEnv: z.optional(checked(envNameProblem)),
+        secretArn: z.optional(checked(secretArnProblem)),
+        username: z.optional(z.string()),
+      })
+      .check(
+        z.refine(
+          (auth) => (auth.tokenEnv === undefined) !== (auth.secretArn === undefined),
+          "auth takes one of tokenEnv (an environment variable) and secretArn (a Secrets Manager secret).",
+        ),
       ),
-      username: z.optional(z.string()),
-    }),
   ),
   cacheDirectory: z.optional(z.string()),
 });
