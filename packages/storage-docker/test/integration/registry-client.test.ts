@@ -2,8 +2,10 @@
  * The registry client against the real Distribution server (Debian's docker-registry), with images
  * made here: gzip layers, an OCI config, manifests and a two-platform index.
  */
+import { writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { isTernError } from "@tern/core";
 import { freePort } from "@tern/test-support/ports";
@@ -168,6 +170,20 @@ describe("RegistryClient against docker-registry", () => {
     expect(await client.statManifest("tern/nothing-here", "1.0")).toBeUndefined();
     await expect(client.readBlob("tern/nothing-here", sha256Digest(text("none")))).rejects.toThrow(
       /cannot get blob sha256:[a-f0-9]{64} \(404 BLOB_UNKNOWN/,
+    );
+  });
+
+  it("fails with an integrity error when the registry serves a blob whose bytes do not have its digest", async () => {
+    const content = text("the bytes pushed");
+    const { digest } = await client.uploadBlob("tern/tampered", content);
+    // The registry's own file for the blob, changed behind its back (same length).
+    const hex = digest.slice("sha256:".length);
+    const file = join(registry.root, "data/docker/registry/v2/blobs/sha256", hex.slice(0, 2), hex, "data");
+    await writeFile(file, text("the bytes CHANGED"));
+    const error = await client.readBlob("tern/tampered", digest).catch((caught: unknown) => caught);
+    expect(isTernError(error, "STORAGE_INTEGRITY")).toBe(true);
+    expect((error as Error).message).toContain(
+      `Registry ${registry.host}, repository "tern/tampered": cannot get blob ${digest}: the 17 bytes received have digest ${sha256Digest(text("the bytes CHANGED"))}.`,
     );
   });
 
