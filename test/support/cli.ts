@@ -55,9 +55,14 @@ export function runTern(
 /** The command line that runs the CLI from its sources (what a runner command is made of). */
 export const TERN_COMMAND: readonly string[] = [process.execPath, "--conditions=@tern/source", "--import", "tsx", CLI];
 
+/** Children started under a wrapper, each the leader of a process group of its own. */
+const grouped = new WeakSet<ChildProcess>();
+
 /**
  * Starts a long-running `tern` (e.g. an agent) in the background; stop it with `stopTern`.
- * `wrapper` goes before the command (for instance `["faketime", "-f", "+90s"]`).
+ * `wrapper` goes before the command (for instance `["faketime", "-f", "+90s"]`). faketime runs
+ * tern as a child of its own and does not pass signals on, so a wrapped tern gets a process group
+ * that `stopTern` signals whole: otherwise the agent would outlive the test, polling for ever.
  */
 export function spawnTern(
   args: readonly string[],
@@ -66,11 +71,27 @@ export function spawnTern(
 ): ChildProcess {
   const childEnv = cliEnv(env);
   const [command, ...rest] = [...wrapper, ...TERN_COMMAND, ...args] as [string, ...string[]];
-  return spawn(command, rest, {
+  const child = spawn(command, rest, {
     cwd: ROOT,
     env: childEnv as NodeJS.ProcessEnv,
     stdio: ["ignore", "pipe", "pipe"],
+    detached: wrapper.length > 0,
   });
+  if (wrapper.length > 0) grouped.add(child);
+  return child;
+}
+
+/** Sends `signal` to `child`, and to everything in its process group when it leads one. */
+export function signalTern(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (grouped.has(child) && child.pid !== undefined) {
+    try {
+      process.kill(-child.pid, signal);
+      return;
+    } catch {
+      // The group is gone already.
+    }
+  }
+  child.kill(signal);
 }
 
 /** Waits until `child` printed a line matching `pattern` on stderr. */
@@ -93,7 +114,7 @@ export function stopTern(child: ChildProcess): Promise<number | null> {
   return new Promise((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode);
     child.once("exit", (code) => resolve(code));
-    child.kill("SIGTERM");
+    signalTern(child, "SIGTERM");
   });
 }
 
