@@ -13,9 +13,18 @@ import { atomicFs, gitCode, isogit, timedHttp } from "./git.js";
 import { exclusive } from "./lock.js";
 import type { ObjectDb } from "./tree.js";
 
+/** A tip of the branch, and whether it was read from the repository just now. */
+export interface View {
+  readonly tip: string | undefined;
+  /** False for the tip this machine saw last, which may have moved since (`advance` finds out). */
+  readonly current: boolean;
+}
+
 export interface Branch extends ObjectDb {
   /** The branch's tip once its objects are here; undefined while the branch does not exist. */
   sync(): Promise<string | undefined>;
+  /** The tip as this machine last saw it, without a request when it has one; else as `sync` finds it. */
+  known(): Promise<View>;
   /** Makes `commit` the tip if the tip is still `parent`: "stale" when another writer moved it first. */
   advance(commit: string, parent: string | undefined): Promise<"advanced" | "stale">;
   /** Runs `work` with this machine's other processes kept out of the branch's local objects. */
@@ -43,34 +52,49 @@ export class RemoteBranch implements Branch {
     return exclusive(`${this.gitdir}.lock`, work);
   }
 
+  async known(): Promise<View> {
+    await this.#init();
+    const local = await this.#local();
+    return local === undefined ? { tip: await this.sync(), current: true } : { tip: local, current: false };
+  }
+
   async sync(): Promise<string | undefined> {
     const { git, http } = await isogit();
     await this.#init();
-    const refs = await git.listServerRefs({
-      http: timedHttp(http),
-      url: this.url,
-      prefix: this.#ref,
-      headers: await this.headers(),
-    });
-    const tip = refs.find((r) => r.ref === this.#ref)?.oid;
-    if (tip === undefined) return undefined;
     const local = await this.#local();
-    if (tip === local) return tip;
-    // By the branch's name, so that the local branch is what we "have": only new commits come.
-    // The first fetch takes only the tip's snapshot.
-    const fetched = await git.fetch({
-      fs: this.fs,
-      http: timedHttp(http),
-      gitdir: this.gitdir,
-      cache: this.cache,
-      remote: "origin",
-      ref: this.branch,
-      singleBranch: true,
-      tags: false,
-      headers: await this.headers(),
-      ...(local === undefined ? { depth: 1 } : {}),
-    });
-    const head = fetched.fetchHead ?? tip;
+    // With nothing here, the fetch itself finds the tip (asking first would be two requests more).
+    if (local !== undefined) {
+      const tip = await this.#remoteTip();
+      if (tip === undefined || tip === local) return tip;
+    }
+    // By the branch's name, so that the local branch is what we "have": only new commits come; the
+    // remote ref in full, so that a tag of the same name is never what comes. The first fetch
+    // takes only the tip's snapshot.
+    let fetched: Awaited<ReturnType<typeof git.fetch>>;
+    try {
+      fetched = await git.fetch({
+        fs: this.fs,
+        http: timedHttp(http),
+        gitdir: this.gitdir,
+        cache: this.cache,
+        remote: "origin",
+        ref: this.branch,
+        remoteRef: this.#ref,
+        singleBranch: true,
+        tags: false,
+        headers: await this.headers(),
+        ...(local === undefined ? { depth: 1 } : {}),
+      });
+    } catch (error) {
+      // The server has no such branch (yet).
+      if (gitCode(error) === "NotFoundError" && (error as { data?: { what?: string } }).data?.what === this.#ref) {
+        return undefined;
+      }
+      throw error;
+    }
+    // An empty repository: no branch at all.
+    if (fetched.fetchHead === null) return undefined;
+    const head = fetched.fetchHead;
     // The local branch names only objects that are here: it moves once the fetch is complete.
     await git.writeRef({ fs: this.fs, gitdir: this.gitdir, ref: this.#ref, value: head, force: true });
     this.cache = {};
@@ -79,6 +103,7 @@ export class RemoteBranch implements Branch {
 
   async advance(commit: string, parent: string | undefined): Promise<"advanced" | "stale"> {
     const { git, http } = await isogit();
+    let moved = false;
     try {
       // The commit itself, not a local ref another write could move in between.
       await git.push({
@@ -90,8 +115,15 @@ export class RemoteBranch implements Branch {
         ref: commit,
         remoteRef: this.#ref,
         headers: await this.headers(),
+        // The server's tip as its advertisement says, before anything is sent: pushed only when it
+        // is `parent`, and receive-pack then moves the branch only if it is still that tip.
+        onPrePush: ({ remoteRef }) => {
+          moved = remoteRef.oid !== (parent ?? NO_COMMIT);
+          return !moved;
+        },
       });
     } catch (error) {
+      if (moved && gitCode(error) === "UserCanceledError") return "stale";
       if (gitCode(error) === "PushRejectedError") return "stale";
       // receive-pack says "failed to update ref" for a lost race and for its own troubles alike:
       // the branch tells which.
@@ -134,6 +166,9 @@ export class RemoteBranch implements Branch {
   }
 }
 
+/** The id git's protocol gives a ref that does not exist. */
+const NO_COMMIT = "0".repeat(40);
+
 /** A lock file older than this was left by a writer that died. */
 const STALE_REF_LOCK_MS = 60_000;
 
@@ -155,6 +190,11 @@ export class LocalBranch implements Branch {
   /** Writers on other machines share the disk: the ref's lock is what keeps them apart. */
   exclusive<T>(work: () => Promise<T>): Promise<T> {
     return work();
+  }
+
+  /** The repository is here: its tip is always the current one. */
+  async known(): Promise<View> {
+    return { tip: await this.sync(), current: true };
   }
 
   async sync(): Promise<string | undefined> {

@@ -17,6 +17,9 @@ import { findBlob, listFiles, lookupPath, withPath } from "./tree.js";
 const MAX_TRIES = 12;
 const AUTHOR = { name: "tern", email: "tern@localhost" };
 
+/** What a tip holds at a key (see `lookupPath`). */
+type Existing = Awaited<ReturnType<typeof lookupPath>>;
+
 export class GitBlobStore implements BlobStore {
   readonly url: string;
   #queue: Promise<unknown> = Promise.resolve();
@@ -37,16 +40,13 @@ export class GitBlobStore implements BlobStore {
     return this.#turn(`write ${key}`, async () => {
       const { git } = await isogit();
       const blob = await git.writeBlob({ fs: this.branch.fs, gitdir: this.branch.gitdir, blob: body });
-      for (let attempt = 1; ; attempt++) {
-        const tip = await this.branch.sync();
-        const existing = tip === undefined ? undefined : await lookupPath(this.branch, tip, key);
+      return this.#write(key, `tern: add ${key}`, "created", (existing) => {
+        if (existing === undefined) return { set: blob };
         // A directory there (or a file above) would be dropped by the write.
-        if (existing === "taken") throw new BlobConflictError(this.describe(key));
+        if (existing === "taken") return { done: () => Promise.reject(new BlobConflictError(this.describe(key))) };
         // Git names a blob by its content: the same id is the same bytes.
-        if (existing !== undefined) return existingObject(this.describe(key), existing.blob === blob);
-        if ((await this.#commit(tip, key, blob, `tern: add ${key}`)) === "advanced") return "created";
-        await this.#lost(attempt, key);
-      }
+        return { done: async () => existingObject(this.describe(key), existing.blob === blob) };
+      });
     });
   }
 
@@ -76,14 +76,39 @@ export class GitBlobStore implements BlobStore {
 
   async delete(key: string): Promise<void> {
     checkKey(key);
-    return this.#turn(`delete ${key}`, async () => {
-      for (let attempt = 1; ; attempt++) {
-        const tip = await this.branch.sync();
-        if (tip === undefined || (await findBlob(this.branch, tip, key)) === undefined) return;
-        if ((await this.#commit(tip, key, undefined, `tern: remove ${key}`)) === "advanced") return;
-        await this.#lost(attempt, key);
+    return this.#turn(`delete ${key}`, () =>
+      this.#write(key, `tern: remove ${key}`, undefined, (existing) =>
+        typeof existing === "object" ? { set: undefined } : { done: async () => undefined },
+      ),
+    );
+  }
+
+  /**
+   * Changes `key` on the branch: `plan` sees what the tip holds there and answers the blob to set
+   * (undefined: remove the key), or what to answer without writing. The first try trusts this
+   * machine's copy of the branch, with no request: its commit is pushed only onto the tip it was
+   * made on (a moved tip makes it "stale"), and an answer that writes nothing is given only once a
+   * current tip says the same. A swap lost on a current tip is a race with another writer, which
+   * pauses before the next try.
+   */
+  async #write<R>(
+    key: string,
+    message: string,
+    written: R,
+    plan: (existing: Existing) => { readonly set: string | undefined } | { readonly done: () => Promise<R> },
+  ): Promise<R> {
+    let view = await this.branch.known();
+    for (let lost = 0; ; ) {
+      const existing = view.tip === undefined ? undefined : await lookupPath(this.branch, view.tip, key);
+      const step = plan(existing);
+      if ("set" in step) {
+        if ((await this.#commit(view.tip, key, step.set, message)) === "advanced") return written;
+        if (view.current) await this.#lost(++lost, key);
+      } else if (view.current) {
+        return step.done();
       }
-    });
+      view = { tip: await this.branch.sync(), current: true };
+    }
   }
 
   async #find(key: string): Promise<string | undefined> {
