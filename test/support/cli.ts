@@ -82,7 +82,7 @@ export function spawnTern(
 }
 
 /** Sends `signal` to `child`, and to everything in its process group when it leads one. */
-export function signalTern(child: ChildProcess, signal: NodeJS.Signals): void {
+function signalTern(child: ChildProcess, signal: NodeJS.Signals): void {
   if (grouped.has(child) && child.pid !== undefined) {
     try {
       process.kill(-child.pid, signal);

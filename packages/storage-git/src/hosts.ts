@@ -6,7 +6,7 @@
 import { checkStorageOptions, registerStorageOptionsSchema } from "@tern/core/plugin";
 import * as z from "zod/mini";
 import { GitStorage } from "./git-storage.js";
-import type { GitStorageOptions } from "./options.js";
+import { checked, type GitStorageOptions, secretArnProblem } from "./options.js";
 
 /** Options of the hosting services' storages. */
 export interface HostedGitOptions extends Omit<GitStorageOptions, "url" | "auth"> {
@@ -71,7 +71,7 @@ function schemaOf(service: Service) {
         }),
       ),
       tokenEnv: z.optional(z.string()),
-      tokenSecretArn: z.optional(z.string()),
+      tokenSecretArn: z.optional(checked((arn) => secretArnProblem(arn, "tokenSecretArn"))),
       host: z.optional(
         z.string().check(z.regex(/^[A-Za-z0-9.-]+(:\d+)?$/, "host must be a host name, such as github.example.com.")),
       ),

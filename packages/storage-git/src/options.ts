@@ -64,14 +64,15 @@ function envNameProblem(name: string): string | undefined {
     : `auth.tokenEnv must name an environment variable, got ${JSON.stringify(name)}.`;
 }
 
-/** What is wrong with a Secrets Manager secret's ARN; undefined when nothing. */
-export function secretArnProblem(arn: string): string | undefined {
+/** What is wrong with a Secrets Manager secret's ARN given as `option`; undefined when nothing. */
+export function secretArnProblem(arn: string, option = "auth.secretArn"): string | undefined {
   return /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$/.test(arn)
     ? undefined
-    : `auth.secretArn must be a Secrets Manager secret's ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>), got ${JSON.stringify(arn)}.`;
+    : `${option} must be a Secrets Manager secret's ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>), got ${JSON.stringify(arn)}.`;
 }
 
-const checked = (problem: (value: string) => string | undefined) =>
+/** A string that `problem` finds nothing wrong with (its message is the issue). */
+export const checked = (problem: (value: string) => string | undefined) =>
   z.string().check(
     z.superRefine((value, context) => {
       const message = problem(value);
@@ -88,7 +89,7 @@ const schema = z.strictObject({
     z
       .strictObject({
         tokenEnv: z.optional(checked(envNameProblem)),
-        secretArn: z.optional(checked(secretArnProblem)),
+        secretArn: z.optional(checked((arn) => secretArnProblem(arn))),
         username: z.optional(z.string()),
       })
       .check(

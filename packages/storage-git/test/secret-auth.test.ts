@@ -126,6 +126,9 @@ describe("auth options", () => {
     expect(() => new GitHubStorage({ repo: "acme/flows", tokenEnv: "T", tokenSecretArn: ARN })).toThrow(
       /give tokenEnv or tokenSecretArn, not both/,
     );
+    expect(() => new GitHubStorage({ repo: "acme/flows", tokenSecretArn: "git-token" })).toThrow(
+      /tokenSecretArn must be a Secrets Manager secret's ARN .*got "git-token"/,
+    );
   });
 });
 
