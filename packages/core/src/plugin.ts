@@ -143,6 +143,7 @@ export {
 export {
   type BuiltFlow,
   BundleIntegrityError,
+  type FlowImage,
   flowExports,
   isFlow,
   type LoadedFlow,

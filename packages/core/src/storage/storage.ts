@@ -57,6 +57,14 @@ export interface LoadOptions {
   readonly cacheDir?: string;
 }
 
+/** A container image that holds a flow version: what `Storage.containerImage` answers. */
+export interface FlowImage {
+  /** The image by digest: `<registry>/<repository>@sha256:<hex>`. */
+  readonly reference: string;
+  /** The platform it was built for: `linux/amd64` or `linux/arm64`. */
+  readonly platform: string;
+}
+
 /** A flow loaded from storage: the bundle's own Flow object and its manifest. */
 export interface LoadedFlow {
   readonly flow: Flow;
@@ -129,6 +137,15 @@ export abstract class Storage {
     const options: Record<string, JsonValue> = { prefix: this.prefix, ...this.jsonOptions() };
     if (this.external.length > 0) options.external = [...this.external];
     return { type: this.type, options };
+  }
+
+  /**
+   * The container image that holds the flow version stored at `location`, when this storage keeps
+   * flows in images (Docker storage); undefined for storages of bundles. An environment that runs
+   * containers (Fargate) runs that image, whose runner finds the bundle in its own file system.
+   */
+  containerImage(_location: string): FlowImage | undefined {
+    return undefined;
   }
 
   /** Adds a flow to be built; several flows can share one storage. Returns the flow's name. */
