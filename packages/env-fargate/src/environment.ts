@@ -5,6 +5,7 @@ import {
   type Deployment,
   EnvironmentError,
   type ExecuteContext,
+  type FlowImage,
   type JsonValue,
   LaunchUncertainError,
   type SetupContext,
@@ -45,6 +46,15 @@ interface Prepared {
   readonly config: ResolvedFargateConfig;
   readonly hash: string;
   taskDefinitionArn: string;
+}
+
+/**
+ * The image `storage` keeps the flow version at `location` in, when it keeps flows in images
+ * (Docker storage); undefined for storages of bundles, and for a storage without the hook (one
+ * from an older tern, or a user's class).
+ */
+export function flowImageOf(storage: Storage, location: string): FlowImage | undefined {
+  return storage.containerImage?.(location) ?? undefined;
 }
 
 /** The `clientToken` of a run's launch number `launch`: at most 64 characters, stable across agents. */
@@ -91,29 +101,40 @@ export class FargateTaskEnvironment extends Environment {
     return { ...(this.options as Record<string, JsonValue>) };
   }
 
-  /** The options with the agent's defaults filled in, for a flow named `flow` of `project`. */
+  /**
+   * The options with the agent's defaults filled in, for a flow named `flow` of `project`; with
+   * `flowImage` (the version's storage keeps it in an image), the task runs that image.
+   */
   resolve(
     flow: string,
     env: Readonly<Record<string, string | undefined>> = process.env,
     project?: string,
+    flowImage?: FlowImage,
   ): ResolvedFargateConfig {
-    return resolveConfig(this.options, flow, env, project === undefined ? {} : { project });
+    return resolveConfig(this.options, flow, env, {
+      ...(project === undefined ? {} : { project }),
+      ...(flowImage === undefined ? {} : { flowImage }),
+    });
   }
 
   /**
    * Finds or registers the task definition for this configuration. Order: the flow version's
    * annotation (no call), this process's cache (no call), an ACTIVE revision tagged with the
-   * content hash (DescribeTaskDefinition), and only then RegisterTaskDefinition.
+   * content hash (DescribeTaskDefinition), and only then RegisterTaskDefinition. A flow version
+   * its storage keeps in an image (`Storage.containerImage`) runs that image by digest: a new
+   * image is a new content hash, so a new revision.
    */
-  override async setup(_storage: Storage, context?: SetupContext): Promise<void> {
+  override async setup(storage: Storage, context?: SetupContext): Promise<void> {
     const flow = context?.manifest.flow.name;
     if (flow === undefined && this.options.family === undefined) {
       throw new EnvironmentError(
         "FargateTaskEnvironment: setup needs the flow (an agent passes it) or a family option.",
       );
     }
-    // The project picks its own task role when the stack gives projects their own.
-    const config = this.resolve(flow ?? "", process.env, context?.flowVersion.project);
+    // The project picks its own task role when the stack gives projects their own; a flow kept
+    // in an image runs in it (checked against the task before any call).
+    const flowImage = context === undefined ? undefined : flowImageOf(storage, context.flowVersion.location);
+    const config = this.resolve(flow ?? "", process.env, context?.flowVersion.project, flowImage);
     const definition = desiredTaskDefinition(config);
     const hash = definitionHash(definition, config.tags);
     const annotated = context?.flowVersion.annotations?.[TASK_DEFINITION_ANNOTATION] as
@@ -156,7 +177,9 @@ export class FargateTaskEnvironment extends Environment {
   }
 
   override async execute(storage: Storage, _location: string, context: ExecuteContext): Promise<Deployment> {
-    if (this.#prepared === undefined) {
+    // Set up here when setup did not run, or ran for a version kept in another image.
+    const flowImage = flowImageOf(storage, context.flowVersion.location);
+    if (this.#prepared === undefined || this.#prepared.config.flowImage?.reference !== flowImage?.reference) {
       await this.setup(storage, {
         flowVersion: context.flowVersion,
         manifest: context.manifest,
@@ -325,6 +348,7 @@ export class FargateTaskEnvironment extends Environment {
           clientToken: token,
           containerName: config.containerName,
           memory: config.memory,
+          ...(config.flowImage === undefined ? {} : { flowImage: config.flowImage.reference }),
           ...(config.runner === undefined ? {} : { runnerBundleSha256: config.runner.sha256 }),
           ...(config.log === undefined ? {} : { logGroup: config.log.group, logStreamPrefix: config.log.streamPrefix }),
         };

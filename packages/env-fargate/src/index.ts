@@ -46,6 +46,7 @@ export {
 } from "./environment.js";
 export {
   AWS_ID_PATTERNS,
+  checkFlowImage,
   checkGuardrails,
   defaultFamily,
   ECS_ENV_SCHEMA,
@@ -59,8 +60,10 @@ export {
   type FargateJsonOptions,
   type FargateLogConfiguration,
   type FargateTaskEnvironmentOptions,
+  FLOW_IMAGE_ARCHITECTURES,
   GUARDRAIL_VARIABLES,
   guardrailsFromEnv,
+  isEcrImage,
   type LaunchGuardrails,
   overridesLength,
   parseRunnerBundle,

@@ -21,6 +21,7 @@ export {
   splitList,
 } from "./options/ecs-env.js";
 export { EXTRA_KEYS } from "./options/extras.js";
+export { checkFlowImage, FLOW_IMAGE_ARCHITECTURES, isEcrImage } from "./options/flow-image.js";
 export { checkGuardrails, guardrailsFromEnv, type LaunchGuardrails, STACK_TAG } from "./options/guardrails.js";
 export { defaultFamily, resolveConfig } from "./options/resolve.js";
 export { FARGATE_SIZES, validateOptions } from "./options/schema.js";

@@ -27,6 +27,8 @@ export interface EcsDeployment {
   readonly logStreamPrefix?: string;
   /** The task's CloudWatch Logs stream in `logGroup` (awslogs names it `prefix/container/task-id`). */
   readonly logStream?: string;
+  /** The flow version's own image the task runs, by digest (Docker storage); absent: the runner image. */
+  readonly flowImage?: string;
   /** The sha256 of the runner bundle the task's bootstrap runs; absent: the image runs `tern execute`. */
   readonly runnerBundleSha256?: string;
   /** Tasks of earlier launches and why each ended. */
@@ -106,18 +108,26 @@ export function diagnoseStoppedTask(task: Task, deployment: EcsDeployment): Task
   const exitCode = container?.exitCode;
   const all = `${task.stopCode ?? ""} ${stopped} ${containerReason}`;
   const where = `ECS task ${taskId(arn)}`;
+  // The image the task ran: the flow's own (Docker storage) or the runner image.
+  const flowImage = deployment.flowImage !== undefined;
+  const imageRef = container?.image ?? deployment.flowImage;
+  const image = `${flowImage ? "the flow's image" : "the runner image"}${imageRef === undefined ? "" : ` ${imageRef}`}`;
   if (/no matching manifest for linux\/(arm64|amd64)|exec format error|image platform/i.test(all)) {
     return {
       transient: false,
       started: false,
-      reason: `${where} could not run the runner image${container?.image === undefined ? "" : ` ${container.image}`} on this CPU architecture: ${containerReason || stopped}. The image has no variant for the task's runtimePlatform.cpuArchitecture: use a multi-architecture image (or one built for that architecture), or change cpuArchitecture.`,
+      reason: flowImage
+        ? `${where} could not run ${image} on this CPU architecture: ${containerReason || stopped}. The image (or a native module in it) was not built for the task's runtimePlatform.cpuArchitecture: build the flow's image for that platform (DockerStorage's platform option: linux/amd64 for X86_64, linux/arm64 for ARM64) and register the flow again, or change cpuArchitecture.`
+        : `${where} could not run ${image} on this CPU architecture: ${containerReason || stopped}. The image has no variant for the task's runtimePlatform.cpuArchitecture: use a multi-architecture image (or one built for that architecture), or change cpuArchitecture.`,
     };
   }
   if (/CannotPullContainerError|pull image manifest|failed to resolve ref|ImagePull/i.test(all)) {
     return {
       transient: false,
       started: false,
-      reason: `${where} could not pull the runner image${container?.image === undefined ? "" : ` ${container.image}`}: ${containerReason || stopped}. Check that the image exists, that the execution role may pull it (ecr:GetAuthorizationToken, ecr:BatchGetImage), and that the subnets reach ECR (a NAT gateway or VPC endpoints).`,
+      reason: flowImage
+        ? `${where} could not pull ${image}: ${containerReason || stopped}. Check that the image still exists in its repository (a lifecycle rule must keep the images that flow versions record), that the execution role may pull it (ecr:GetAuthorizationToken, ecr:BatchGetImage on the flow images' repository), and that the subnets reach its registry (a NAT gateway, or ECR's VPC endpoints).`
+        : `${where} could not pull ${image}: ${containerReason || stopped}. Check that the image exists, that the execution role may pull it (ecr:GetAuthorizationToken, ecr:BatchGetImage), and that the subnets reach ECR (a NAT gateway or VPC endpoints).`,
     };
   }
   if (

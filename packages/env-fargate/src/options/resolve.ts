@@ -1,6 +1,7 @@
-import { EnvironmentError } from "@tern/core/plugin";
+import { EnvironmentError, type FlowImage } from "@tern/core/plugin";
 import { parseRunnerBundle } from "./aws-ids.js";
 import { type EcsVariable, ENVIRONMENT_DEFAULTS, GUARDRAIL_VARIABLES, presentVariables, splitList } from "./ecs-env.js";
+import { checkFlowImage, isEcrImage } from "./flow-image.js";
 import { checkGuardrails, ecsVariables, guardrailsFromEnv, STACK_TAG } from "./guardrails.js";
 import { optionError, show, WHERE } from "./option-error.js";
 import { validateOptions } from "./schema.js";
@@ -31,11 +32,15 @@ const LAUNCH_VARIABLES: readonly EcsVariable[] = [
   GUARDRAIL_VARIABLES.projectTaskRoles,
 ];
 
-/** The defaults of the options not given, from the agent's environment. */
+/**
+ * The defaults of the options not given, from the agent's environment. With a flow image, the
+ * agent's runner image is not used, so not read (nor checked).
+ */
 function defaultsFromEnv(
   options: FargateJsonOptions,
   raw: Readonly<Record<string, string>>,
   projectRole: string | undefined,
+  flowImage: FlowImage | undefined,
 ): Record<string, unknown> {
   const defaults: Record<string, unknown> = {};
   for (const key of ["subnets", "securityGroups"] as const) {
@@ -45,6 +50,7 @@ function defaultsFromEnv(
   // A project with its own task role (the stack's per-project option) runs with it by default.
   if (options.taskRoleArn === undefined && projectRole !== undefined) defaults.taskRoleArn = projectRole;
   for (const key of ["cluster", "taskRoleArn", "executionRoleArn", "image"] as const) {
+    if (key === "image" && flowImage !== undefined) continue;
     const value = raw[ENVIRONMENT_DEFAULTS[key]];
     if (!(key in defaults) && options[key] === undefined && value !== undefined) defaults[key] = value;
   }
@@ -84,24 +90,29 @@ function withDefaults(options: FargateJsonOptions, defaults: Record<string, unkn
 
 /**
  * Fills the defaults from the agent's environment variables and checks that everything a launch
- * needs is there, naming the option and the variable for whatever is missing.
+ * needs is there, naming the option and the variable for whatever is missing. With `flowImage`
+ * (the flow version's storage keeps it in an image: `Storage.containerImage`), the task runs that
+ * image instead of the runner image, once it is checked against the task (`checkFlowImage`).
  */
 export function resolveConfig(
   options: FargateJsonOptions,
   flow: string,
   env: Readonly<Record<string, string | undefined>> = process.env,
-  context: { readonly project?: string } = {},
+  context: { readonly project?: string; readonly flowImage?: FlowImage } = {},
 ): ResolvedFargateConfig {
+  const { flowImage } = context;
   // Variables that stand for options go through the options' checks (the message names both);
   // the others through the TERN_ECS_* schema.
   const raw = presentVariables([...OPTION_VARIABLES, "AWS_REGION", "AWS_DEFAULT_REGION"], env);
   const values = ecsVariables(env, LAUNCH_VARIABLES);
   const projectRole = context.project === undefined ? undefined : values.TERN_ECS_PROJECT_TASK_ROLES?.[context.project];
-  const merged = withDefaults(options, defaultsFromEnv(options, raw, projectRole));
+  const merged = withDefaults(options, defaultsFromEnv(options, raw, projectRole, flowImage));
   // The agent's image: its architectures are known when the stack built or chose it.
   const architectures = values.TERN_RUNNER_IMAGE_ARCHITECTURES;
   const architecture = merged.runtimePlatform?.cpuArchitecture ?? "X86_64";
-  if (options.image === undefined && architectures !== undefined && !architectures.includes(architecture)) {
+  // The flow's own image, when it has one, is what runs: its platform is known exactly.
+  if (flowImage !== undefined) checkFlowImage(flowImage, architecture);
+  else if (options.image === undefined && architectures !== undefined && !architectures.includes(architecture)) {
     throw optionError(
       "runtimePlatform",
       `${architecture}, but the agent's runner image ${show(merged.image)} (${ENVIRONMENT_DEFAULTS.image}) has ${architectures.join(" and ")} only (${GUARDRAIL_VARIABLES.imageArchitectures}): use cpuArchitecture ${show(architectures[0])}, or an image with a ${architecture} variant.`,
@@ -111,7 +122,9 @@ export function resolveConfig(
     new EnvironmentError(
       `${WHERE}: no ${option}: ${why}. Pass ${option} in the environment's options, or set ${variable} where the agent runs (the CDK stack sets it).`,
     );
-  if (merged.image === undefined)
+  // The image the task runs: the flow's own, else the runner image.
+  const image = flowImage?.reference ?? merged.image;
+  if (image === undefined)
     throw missing(
       "image",
       ENVIRONMENT_DEFAULTS.image,
@@ -145,8 +158,14 @@ export function resolveConfig(
     }
     log = { group, streamPrefix: logOption?.streamPrefix ?? "tern" };
   }
-  const needsExecutionRole =
-    log !== undefined || Object.keys(merged.secrets ?? {}).length > 0 || /\.dkr\.ecr\./.test(merged.image);
+  if (flowImage !== undefined && isEcrImage(image) && merged.executionRoleArn === undefined) {
+    throw missing(
+      "executionRoleArn",
+      ENVIRONMENT_DEFAULTS.executionRoleArn,
+      `the flow's image ${image} is in Amazon ECR, and ECS pulls ECR images with the task's execution role (which needs ecr:GetAuthorizationToken, and ecr:BatchGetImage and ecr:GetDownloadUrlForLayer on the flow images' repository)`,
+    );
+  }
+  const needsExecutionRole = log !== undefined || Object.keys(merged.secrets ?? {}).length > 0 || isEcrImage(image);
   if (needsExecutionRole && merged.executionRoleArn === undefined) {
     throw missing(
       "executionRoleArn",
@@ -159,7 +178,8 @@ export function resolveConfig(
     family: merged.family ?? defaultFamily(flow),
     cluster: merged.cluster ?? "default",
     region: merged.region,
-    image: merged.image,
+    image,
+    ...(flowImage === undefined ? {} : { flowImage: { reference: flowImage.reference, platform: flowImage.platform } }),
     ...(merged.runnerBundle === undefined || merged.runnerBundle === "none"
       ? {}
       : {

@@ -4,7 +4,7 @@
  * would lose the readonly arrays and records users pass, and the JSDoc defaults they read.
  */
 import type { EnvironmentOptions } from "@tern/core";
-import type { JsonValue } from "@tern/core/plugin";
+import type { FlowImage, JsonValue } from "@tern/core/plugin";
 
 /** A capacity provider of a Fargate cluster. */
 export interface FargateCapacityProvider {
@@ -103,7 +103,10 @@ export interface ResolvedFargateConfig {
   readonly family: string;
   readonly cluster: string;
   readonly region: string;
+  /** The image the task runs: the flow version's own image (`flowImage`) when it has one, else the runner image. */
   readonly image: string;
+  /** The image the flow version is kept in (Docker storage), by digest; undefined: the runner image runs. */
+  readonly flowImage?: FlowImage;
   /** The runner bundle the bootstrap runs; undefined: the image's `tern execute`. */
   readonly runner?: { readonly bucket: string; readonly key: string; readonly sha256: string };
   readonly cpu: number;
