@@ -15,6 +15,7 @@ registerStorageLoader("S3Storage", () => import("@tern/storage-cloud/s3"));
 registerStorageLoader("GCSStorage", () => import("@tern/storage-cloud/gcs"));
 registerStorageLoader("AzureStorage", () => import("@tern/storage-cloud/azure"));
 registerStorageLoader("GitStorage", () => import("@tern/storage-git"));
+registerStorageLoader("DockerStorage", () => import("@tern/storage-docker"));
 // FargateTaskEnvironment (and the sweep's view of ECS tasks) loads the ECS SDK only when a flow
 // or a run uses it.
 registerEnvironmentLoader("FargateTaskEnvironment", () => import("@tern/env-fargate"));

@@ -123,8 +123,16 @@ export {
   sha256Hex,
 } from "./storage/blob-store.js";
 export { BundleError, bundleFlowModule, isLoadingBundle } from "./storage/bundle.js";
+export { checkSha256 } from "./storage/integrity.js";
 export { LocalBlobStore } from "./storage/local-blob-store.js";
-export { decodeManifest, MANIFEST_FORMAT, type Manifest, ManifestError, parseManifest } from "./storage/manifest.js";
+export {
+  decodeManifest,
+  encodeManifest,
+  MANIFEST_FORMAT,
+  type Manifest,
+  ManifestError,
+  parseManifest,
+} from "./storage/manifest.js";
 export { MemoryBlobStore } from "./storage/memory-blob-store.js";
 export {
   checkStorageOptions,
@@ -145,6 +153,7 @@ export {
   BundleIntegrityError,
   type FlowImage,
   flowExports,
+  importFlowBundle,
   isFlow,
   type LoadedFlow,
   type LoadOptions,

@@ -15,6 +15,7 @@ import { SigningKeys, signingKeySource } from "./signing-keys.js";
 // repository), each imported on first use.
 registerStorageLoader("S3Storage", () => import("@tern/storage-cloud/s3"));
 registerStorageLoader("GitStorage", () => import("@tern/storage-git"));
+registerStorageLoader("DockerStorage", () => import("@tern/storage-docker"));
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 // Only /tmp is writable in Lambda: storages keep their caches (a Git repository's objects) there.
 process.env.TERN_HOME ??= join(tmpdir(), "tern");

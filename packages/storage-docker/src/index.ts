@@ -1,14 +1,21 @@
 /**
- * `@tern/storage-docker`: for now, the registry client that Docker storage will push flow images
- * with (the Distribution API v2 over `fetch`: blobs, mounts, manifests, indexes, platforms, basic
- * and bearer-token auth). `DockerStorage` itself comes next (issue 19).
+ * `@tern/storage-docker`: `DockerStorage` (flows baked into OCI images, built and pushed with no
+ * Docker daemon) and the registry client it pushes with (the Distribution API v2 over `fetch`).
+ * Importing it registers the `DockerStorage` type, so that stored flows rebuild their storage from
+ * its JSON.
  *
  * @example
- * import { RegistryClient } from "@tern/storage-docker";
- * const client = new RegistryClient({ registry: "127.0.0.1:5000" });
- * await client.ping();
+ * import { DockerStorage } from "@tern/storage-docker";
+ * new Flow("etl", { storage: new DockerStorage({ registry: "ghcr.io", repository: "acme/flows", auth: { username: "ci", passwordEnv: "GHCR_TOKEN" } }) }, build);
  */
+import { registerStorageType } from "@tern/core/plugin";
+import { DockerStorage } from "./docker-storage.js";
+import type { DockerStorageOptions } from "./options.js";
+
+export { DockerStorage } from "./docker-storage.js";
 export { RegistryError, type RegistryErrorContext } from "./errors.js";
+export { BUNDLE_PATH, FLOW_DIR, MANIFEST_PATH } from "./flow-image.js";
+export type { DockerStorageOptions } from "./options.js";
 export type { RegistryAuth } from "./registry/auth.js";
 export type { BlobPush, BlobRef } from "./registry/blobs.js";
 export { RegistryClient, type RegistryClientOptions } from "./registry/client.js";
@@ -31,3 +38,5 @@ export {
   type Platform,
 } from "./registry/media-types.js";
 export { formatPlatform, type PlatformWanted, parsePlatform, selectPlatform } from "./registry/platform.js";
+
+registerStorageType(DockerStorage.type, (options) => new DockerStorage(options as unknown as DockerStorageOptions));

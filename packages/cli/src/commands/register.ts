@@ -149,12 +149,14 @@ Options:
     if (args.values.json === true) {
       printJson(
         io,
-        results.map(({ name, project, version, status, hash, source }) => ({
+        results.map(({ name, project, version, status, hash, location, bytesUploaded, source }) => ({
           name,
           project,
           version,
           status,
           hash,
+          location,
+          bytesUploaded: bytesUploaded + (bundleBytes.get(name) ?? 0),
           ...(source === undefined ? {} : { source }),
         })),
       );

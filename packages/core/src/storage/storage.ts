@@ -293,15 +293,11 @@ export abstract class Storage {
     const manifest = await this.readManifest(location, options);
     const what = options.label ?? `"${manifest.flow.name}"`;
     const bytes = await this.#get(manifest.bundle.key, what, "bundle");
-    const url = this.blobs.describe(manifest.bundle.key);
-    const actual = checkSha256(bytes, manifest.bundle.sha256, { what, kind: "bundle", url });
-    const exports = await importBundle(bytes, actual, options.cacheDir ?? join(ternHome(), "cache", "bundles"));
-    const flow = exports[manifest.exportName];
-    if (!isFlow(flow) || flow.name !== manifest.flow.name) {
-      throw new BundleError(
-        `Flow ${what}: the bundle's export "${manifest.exportName}" is not the flow "${manifest.flow.name}". Register the flow again.`,
-      );
-    }
+    const flow = await importFlowBundle(bytes, manifest, {
+      what,
+      url: this.blobs.describe(manifest.bundle.key),
+      ...(options.cacheDir === undefined ? {} : { cacheDir: options.cacheDir }),
+    });
     return { flow, manifest };
   }
 
@@ -328,6 +324,28 @@ export abstract class Storage {
       throw error;
     }
   }
+}
+
+/**
+ * The flow of a bundle read from storage: its sha256 checked against the manifest before anything
+ * is imported, then imported from a private file, then its export checked. `what` names the flow
+ * version and `url` where the bytes came from, for messages.
+ */
+export async function importFlowBundle(
+  bytes: Uint8Array,
+  manifest: Manifest,
+  where: { readonly what: string; readonly url: string; readonly cacheDir?: string },
+): Promise<Flow> {
+  const { what, url } = where;
+  const actual = checkSha256(bytes, manifest.bundle.sha256, { what, kind: "bundle", url });
+  const exports = await importBundle(bytes, actual, where.cacheDir ?? join(ternHome(), "cache", "bundles"));
+  const flow = exports[manifest.exportName];
+  if (!isFlow(flow) || flow.name !== manifest.flow.name) {
+    throw new BundleError(
+      `Flow ${what}: the bundle's export "${manifest.exportName}" is not the flow "${manifest.flow.name}". Register the flow again.`,
+    );
+  }
+  return flow;
 }
 
 /** The flows a bundle exports; two with one name, or none, are errors. */

@@ -1,0 +1,126 @@
+/**
+ * Pushing a flow image with no daemon: read the base's manifest (for the platform) and config,
+ * plan the image, and when its content-derived tag is not in the repository yet, make sure every
+ * blob is there (the base's layers by a cross-repository mount within one registry, or copied from
+ * the base's registry, each only when missing) before putting the manifest under the tag.
+ */
+import { RegistryError } from "../errors.js";
+import type { RegistryClient } from "../registry/client.js";
+import { formatPlatform, type PlatformWanted } from "../registry/platform.js";
+import { type AddedLayer, type FlowImageLabels, planFlowImage } from "./config.js";
+import type { ImageReference } from "./reference.js";
+
+/** What to push. */
+export interface FlowImagePush {
+  readonly target: RegistryClient;
+  readonly repository: string;
+  /** A client of the base's registry (the target's when they are one). */
+  readonly baseClient: RegistryClient;
+  readonly base: ImageReference;
+  readonly platform: PlatformWanted;
+  readonly layers: readonly AddedLayer[];
+  readonly env: Readonly<Record<string, string>>;
+  readonly labels: FlowImageLabels;
+  readonly tagPrefix: string;
+  readonly onProgress?: (line: string) => void;
+}
+
+/** What a push did. */
+export interface PushedImage {
+  readonly digest: string;
+  readonly tag: string;
+  /** Bytes sent: blobs uploaded and the manifest; 0 when the image was there already. */
+  readonly bytesUploaded: number;
+  /** How each blob got there, for tests and benchmarks. */
+  readonly blobs: { readonly uploaded: number; readonly mounted: number; readonly existing: number };
+}
+
+export async function pushFlowImage(push: FlowImagePush): Promise<PushedImage> {
+  const { target, repository, baseClient, base, platform } = push;
+  const baseImage = await baseClient.getImageManifest(base.repository, base.reference, platform).catch((error) => {
+    throw baseError(error, push);
+  });
+  const configBytes = await baseClient.readBlob(base.repository, baseImage.manifest.config.digest);
+  checkBasePlatform(configBytes, push);
+  const plan = planFlowImage(
+    { manifest: baseImage.manifest, mediaType: baseImage.mediaType, configBytes },
+    push.layers,
+    push.env,
+    push.labels,
+    push.tagPrefix,
+  );
+  const existing = await target.statManifest(repository, plan.tag);
+  if (existing !== undefined) {
+    return { digest: existing, tag: plan.tag, bytesUploaded: 0, blobs: { uploaded: 0, mounted: 0, existing: 0 } };
+  }
+  const counts = { uploaded: 0, mounted: 0, existing: 0 };
+  let bytesUploaded = 0;
+  const sameRegistry = baseClient.registry === target.registry;
+  const baseLayers = baseImage.manifest.layers;
+  for (const [i, layer] of baseLayers.entries()) {
+    if ((await target.statBlob(repository, layer.digest)) !== undefined) {
+      counts.existing++;
+      continue;
+    }
+    if (sameRegistry && (await target.mountBlob(repository, layer.digest, base.repository))) {
+      counts.mounted++;
+      continue;
+    }
+    push.onProgress?.(
+      `copying base layer ${i + 1}/${baseLayers.length} (${megabytes(layer.size)}) from ${base.registry}/${base.repository}...`,
+    );
+    const bytes = await baseClient.readBlob(base.repository, layer.digest);
+    await target.uploadBlob(repository, bytes);
+    counts.uploaded++;
+    bytesUploaded += bytes.byteLength;
+  }
+  for (const added of push.layers) {
+    if (added.layer.sizeBytes > 1024 * 1024)
+      push.onProgress?.(`pushing ${added.createdBy} (${megabytes(added.layer.sizeBytes)})...`);
+    const pushed = await target.pushBlob(repository, added.layer.bytes);
+    counts[pushed.outcome === "exists" ? "existing" : pushed.outcome]++;
+    if (pushed.outcome === "uploaded") bytesUploaded += pushed.sizeBytes;
+  }
+  const config = await target.pushBlob(repository, plan.configBytes);
+  counts[config.outcome === "exists" ? "existing" : config.outcome]++;
+  if (config.outcome === "uploaded") bytesUploaded += config.sizeBytes;
+  const descriptor = await target.putManifest(repository, plan.tag, plan.manifest, plan.mediaType);
+  bytesUploaded += descriptor.size;
+  return { digest: descriptor.digest, tag: plan.tag, bytesUploaded, blobs: counts };
+}
+
+/** A base that cannot be read, said as the base option's problem. */
+function baseError(error: unknown, push: FlowImagePush): unknown {
+  if (!(error instanceof RegistryError)) return error;
+  const image = `${push.base.registry}/${push.base.repository}:${push.base.reference}`;
+  if (error.status === 404) {
+    return new RegistryError(
+      "STORAGE_OPTIONS",
+      `DockerStorage: the base image ${image} does not exist (${error.registryCode ?? "404"}). Check baseImage's repository and tag, and that the registry holds it.`,
+      { registry: push.base.registry, repository: push.base.repository },
+      {
+        cause: error,
+        status: error.status,
+        ...(error.registryCode === undefined ? {} : { registryCode: error.registryCode }),
+      },
+    );
+  }
+  return error;
+}
+
+/** A single-platform base (no index) must be of the platform asked for: its config says which it is. */
+function checkBasePlatform(configBytes: Uint8Array, push: FlowImagePush): void {
+  const config = JSON.parse(new TextDecoder().decode(configBytes)) as { os?: unknown; architecture?: unknown };
+  const { os, architecture } = push.platform;
+  if (config.os === os && config.architecture === architecture) return;
+  const image = `${push.base.registry}/${push.base.repository}:${push.base.reference}`;
+  throw new RegistryError(
+    "STORAGE_OPTIONS",
+    `DockerStorage: the base image ${image} is for ${String(config.os)}/${String(config.architecture)}, not ${formatPlatform(push.platform)}. Set platform to ${String(config.os)}/${String(config.architecture)}, or use a base built for ${formatPlatform(push.platform)} (or a multi-platform one).`,
+    { registry: push.base.registry, repository: push.base.repository },
+  );
+}
+
+function megabytes(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
