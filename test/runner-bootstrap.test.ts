@@ -8,11 +8,13 @@
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { once } from "node:events";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { buffer } from "node:stream/consumers";
+import { gunzipSync } from "node:zlib";
 import { bundleRunner } from "@tern/cli/bundle-runner";
 import type { Flow } from "@tern/core";
 import type { Backend } from "@tern/core/plugin";
@@ -33,8 +35,12 @@ import {
   startFargateServers,
   useFakeEcs,
 } from "@tern/test-support/fargate-setup";
+import { type ForwardingProxy, startProxy } from "@tern/test-support/fault-proxy";
 import { type GitServer, startGitServer } from "@tern/test-support/git-server";
+import { type Registry, startRegistry } from "@tern/test-support/registry";
+import { pushBaseImage } from "@tern/test-support/registry-images";
 import { type LocalServer, S3RVER_CREDENTIALS } from "@tern/test-support/servers";
+import { extract } from "tar-stream";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { runTern } from "./support/cli.js";
 
@@ -44,6 +50,9 @@ const KEY = "runner/runner.mjs";
 
 let servers: FargateServers;
 let git: GitServer;
+let registry: Registry;
+let registryProxy: ForwardingProxy;
+const registryRequests: string[] = [];
 let s3: LocalServer;
 let backend: Backend;
 let ecs: FakeEcs;
@@ -71,6 +80,23 @@ const drive = (ids: readonly string[], timeoutMs = 60_000) => driveRuns(backend,
 
 const schedule = async () => (await scheduleRun(backend, { project: "bootstrap", flow: "fargate-etl" })).run.id;
 const taskOf = (runId: string) => ecs.launchedTasks.filter((t) => t.environment?.TERN_RUN_ID === runId);
+
+/** Writes a gzipped layer's files under `root`, as a container's file system would hold them. */
+async function unpackLayer(gzipped: Uint8Array, root: string): Promise<void> {
+  const tar = extract();
+  const writing = (async () => {
+    for await (const entry of tar) {
+      const path = join(root, entry.header.name);
+      if (entry.header.type === "directory") await mkdir(path, { recursive: true });
+      else if (entry.header.type === "file") {
+        await mkdir(dirname(path), { recursive: true });
+        await writeFile(path, await buffer(entry));
+      } else entry.resume();
+    }
+  })();
+  tar.end(gunzipSync(gzipped));
+  await writing;
+}
 
 /** Runs the bootstrap as the task definition's command does, outside ECS. */
 function bootstrap(env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
@@ -114,12 +140,23 @@ beforeAll(async () => {
   const { etl } = (await import("@tern/test-support/fargate-flows")) as { etl: Flow };
   await etl.register("bootstrap", { backend });
   git = await startGitServer();
+  registry = await startRegistry();
+  registryProxy = await startProxy(registry.endpoint, (req) => {
+    registryRequests.push(`${req.method} ${req.url}`);
+    return "forward";
+  });
+  const registryHost = new URL(registryProxy.endpoint).host;
   // No runner substitution: the task definition's own command runs, "node" being this Node.
   // The task's working directory is outside the workspace, so nothing resolves from its node_modules.
   ecs = await FakeEcs.start({
     clusters: ["tern"],
-    runner: { command: [], cwd: dir, env: { TERN_HOME: join(dir, "task-home") } },
-    pullableImages: (image) => image === NODE_IMAGE,
+    // A task of a flow image sees the image's files: the test puts its flow layer's at TERN_FLOW_DIR.
+    runner: {
+      command: [],
+      cwd: dir,
+      env: { TERN_HOME: join(dir, "task-home"), TERN_FLOW_DIR: join(dir, "image-root", "tern", "flow") },
+    },
+    pullableImages: (image) => image === NODE_IMAGE || image.startsWith(`${registryHost}/`),
   });
   useFakeEcs(ecs);
 }, 120_000);
@@ -127,6 +164,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await ecs?.close();
   await git?.stop();
+  await registryProxy?.close();
+  await registry?.stop();
   setEcsClientFactory(undefined);
   setS3ClientFactory(undefined);
   await servers?.close();
@@ -179,6 +218,43 @@ describe("the runner bundle through the bootstrap, on a stock Node image", { tim
     await ecs.waitForTask(taskArn, "STOPPED");
     // The task fetched the branch into a cache of its own, under the task's TERN_HOME.
     expect(await readdir(join(dir, "task-home", "cache", "git"))).toHaveLength(1);
+  });
+
+  it("runs a flow kept in a container image: the task definition names it by digest, the runner reads its own files", async () => {
+    process.env.TERN_TEST_REGISTRY = new URL(registryProxy.endpoint).host;
+    process.env.TERN_TEST_BASE_IMAGE = (
+      await pushBaseImage(registryProxy.endpoint, "base/node", { tag: "22" })
+    ).reference;
+    const { fargateDocker } = (await import("@tern/test-support/fargate-docker-flow")) as { fargateDocker: Flow };
+    const registered = await fargateDocker.register("bootstrap", { backend });
+    expect(registered.location).toMatch(/^127\.0\.0\.1:\d+\/tern\/flows@sha256:[0-9a-f]{64}$/);
+    // What the container's file system holds: the image's flow layer (its last), unpacked.
+    const [name, digest] = registered.location.slice(registered.location.indexOf("/") + 1).split("@") as [
+      string,
+      string,
+    ];
+    const manifest = (await (
+      await fetch(`${registry.endpoint}/v2/${name}/manifests/${digest}`, {
+        headers: { Accept: "application/vnd.oci.image.manifest.v1+json" },
+      })
+    ).json()) as { layers: Array<{ digest: string }> };
+    const flowLayer = manifest.layers.at(-1)?.digest as string;
+    const layer = new Uint8Array(
+      await (await fetch(`${registry.endpoint}/v2/${name}/blobs/${flowLayer}`)).arrayBuffer(),
+    );
+    await unpackLayer(layer, join(dir, "image-root"));
+
+    registryRequests.length = 0;
+    const { run: scheduled } = await scheduleRun(backend, { project: "bootstrap", flow: "fargate-docker" });
+    const [run] = await drive([scheduled.id]);
+    expect(run?.state, run?.reason).toBe("Success");
+    expect(run?.outputs?.answer).toEqual({ kind: "json", value: 42 });
+    const [definition] = ecs.taskDefinitions("tern-fargate-docker");
+    expect(definition?.containerDefinitions?.[0]?.image).toBe(registered.location);
+    const taskArn = taskOf(scheduled.id)[0]?.taskArn as string;
+    await ecs.waitForTask(taskArn, "STOPPED");
+    // The agent read the flow's layer from the registry once (its manifest); the runner read none.
+    expect(registryRequests.filter((r) => r.startsWith("GET") && r.includes(flowLayer))).toHaveLength(1);
   });
 
   it("keeps the lease from the bundle's own worker thread, under the bootstrap's node flags", async () => {
