@@ -43,6 +43,21 @@ async function layerFiles(gzipped: Uint8Array): Promise<Map<string, Buffer>> {
   return files;
 }
 
+/** The symbolic links of a gzipped layer: path → target. */
+async function symlinks(gzipped: Uint8Array): Promise<Record<string, string>> {
+  const links: Record<string, string> = {};
+  const tar = extract();
+  const reading = (async () => {
+    for await (const entry of tar) {
+      if (entry.header.type === "symlink") links[`/${entry.header.name}`] = entry.header.linkname ?? "";
+      entry.resume();
+    }
+  })();
+  tar.end(gunzipSync(gzipped));
+  await reading;
+  return links;
+}
+
 describe("a flow stored in a container image (DockerStorage)", { timeout: 180_000 }, () => {
   let registry: Registry;
   let proxy: ForwardingProxy;
@@ -148,6 +163,30 @@ describe("a flow stored in a container image (DockerStorage)", { timeout: 180_00
     const { manifest, config } = await image(result?.location as string);
     expect(config.architecture).toBe("arm64");
     expect(manifest.layers.slice(0, 2).map((l) => l.digest)).toEqual(base.layers["linux/arm64"]);
+  });
+
+  it("installs a native dependency's Linux build for the image's platform into a layer, and leaves it out of the bundle", async () => {
+    const extra = {
+      TERN_TEST_PLATFORM: "linux/arm64",
+      TERN_TEST_DOCKER_FLOW: "docker-native",
+      TERN_TEST_DOCKER_DEPS: "esbuild",
+    };
+    const registered = await t.tern(["register", FLOW, "--json"], env(extra));
+    expect(registered.code, registered.stderr).toBe(0);
+    const [result] = JSON.parse(registered.stdout) as Array<{ location: string }>;
+    const { config, layers } = await image(result?.location as string);
+    // Base (2), dependencies, files, flow.
+    expect(layers).toHaveLength(5);
+    const dependencies = await layerFiles(layers[2] as Uint8Array);
+    const binary = dependencies.get("/tern/node_modules/@esbuild/linux-arm64/bin/esbuild") as Buffer;
+    // An ELF for AArch64 (e_machine 183), not this machine's build.
+    expect(binary.subarray(0, 4).toString("latin1")).toBe("\x7fELF");
+    expect(binary.readUInt16LE(18)).toBe(183);
+    expect([...dependencies.keys()].some((path) => path.includes("@esbuild/linux-x64"))).toBe(false);
+    expect(config.history.at(-3).created_by).toMatch(/^tern: dependencies esbuild@\d+\.\d+\.\d+$/);
+    // The flow's layer links /node_modules to them: the bundle, imported from anywhere, resolves them.
+    const flowLayer = layers.at(-1) as Uint8Array;
+    expect(await symlinks(flowLayer)).toEqual({ "/node_modules": "tern/node_modules" });
   });
 
   describe("refuses bad input naming it, and records nothing", () => {

@@ -23,7 +23,7 @@ import {
   sha256Hex,
   slugify,
 } from "@tern/core/plugin";
-import { type DockerAuthOptions, registryCredentials } from "./credentials.js";
+import { CredentialCache, type DockerAuthOptions, type RegistryCredentials } from "./credentials.js";
 import {
   BUNDLE_PATH,
   FLOW_DIR,
@@ -76,7 +76,10 @@ export class DockerStorage extends Storage {
   readonly #builtHere = new Map<string, BuiltFlow>();
   /** The directory of each added flow's file: bare dependency names take the version installed there. */
   readonly #flowDirs = new Map<string, string>();
-  readonly #clients = new Map<string, { client: RegistryClient; expiresAtMs: number }>();
+  readonly #clients = new Map<
+    string,
+    { credentials: CredentialCache; client: RegistryClient | undefined; of: RegistryCredentials | undefined }
+  >();
 
   constructor(options: DockerStorageOptions) {
     checkDockerStorageOptions(options);
@@ -170,14 +173,14 @@ export class DockerStorage extends Storage {
       const { layer, packages } = await dependenciesLayer({
         dependencies: this.dependencies,
         projectDir: this.#flowDirs.get(manifest.flow.name) ?? process.cwd(),
-        platform: { os: "linux", architecture: platform.architecture as "amd64" | "arm64" },
+        platform,
         onProgress: progress,
       });
       layers.push({
         layer,
         createdBy: `tern: dependencies ${Object.entries(packages)
           .map(([n, v]) => `${n}@${v}`)
-          .join(" ")} (flow ${manifest.flow.name})`,
+          .join(" ")}`,
       });
     }
     const fileEntries: LayerEntry[] = [];
@@ -251,17 +254,22 @@ export class DockerStorage extends Storage {
     return files;
   }
 
-  /** A client of `registry` with its credentials, renewed when they expire (ECR's last 12 hours). */
+  /** A client of `registry` with its credentials, made again when they are renewed (ECR's last 12 hours). */
   async #client(registry: string, auth: DockerAuthOptions | undefined): Promise<RegistryClient> {
-    const cached = this.#clients.get(registry);
-    if (cached !== undefined && cached.expiresAtMs > Date.now()) return cached.client;
-    const credentials = await registryCredentials(registry, auth);
-    const client = new RegistryClient({
-      registry,
-      ...(credentials.auth === undefined ? {} : { auth: credentials.auth }),
-    });
-    this.#clients.set(registry, { client, expiresAtMs: credentials.expiresAtMs });
-    return client;
+    let entry = this.#clients.get(registry);
+    if (entry === undefined) {
+      entry = { credentials: new CredentialCache(registry, auth), client: undefined, of: undefined };
+      this.#clients.set(registry, entry);
+    }
+    const credentials = await entry.credentials.get();
+    if (entry.client === undefined || entry.of !== credentials) {
+      entry.client = new RegistryClient({
+        registry,
+        ...(credentials.auth === undefined ? {} : { auth: credentials.auth }),
+      });
+      entry.of = credentials;
+    }
+    return entry.client;
   }
 }
 

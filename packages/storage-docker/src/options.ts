@@ -1,8 +1,9 @@
 /** `DockerStorage`'s options and their checks (one zod schema; messages name the value and the fix). */
 import type { StorageOptions } from "@tern/core";
+import { TernError } from "@tern/core";
 import { checkStorageOptions, registerStorageOptionsSchema } from "@tern/core/plugin";
 import * as z from "zod/mini";
-import { type DockerAuthOptions, dockerAuthSchema } from "./credentials.js";
+import { type DockerAuthOptions, dockerAuthSchema, registryAuthProblem } from "./credentials.js";
 import { parseImageReference } from "./image/reference.js";
 
 /** Options of `DockerStorage`. */
@@ -116,7 +117,19 @@ const schema = z.strictObject({
   tag: z.optional(checked(tagProblem)),
   dependencies: z.optional(z.readonly(z.array(checked(dependencyProblem)))),
   files: z.optional(z.readonly(z.record(z.string().check(z.minLength(1)), checked(imagePathProblem)))),
-  env: z.optional(z.readonly(z.record(checked(envNameProblem), z.string()))),
+  // Names are checked on the whole record: zod reports a bad record key without its message.
+  env: z.optional(
+    z.readonly(
+      z.record(z.string(), z.string()).check(
+        z.superRefine((env, context) => {
+          for (const name of Object.keys(env)) {
+            const message = envNameProblem(name);
+            if (message !== undefined) context.addIssue({ code: "custom", message });
+          }
+        }),
+      ),
+    ),
+  ),
   platform: z.optional(z.enum(["linux/amd64", "linux/arm64"])),
   auth: z.optional(dockerAuthSchema),
 });
@@ -125,6 +138,8 @@ registerStorageOptionsSchema("DockerStorage", schema);
 /** The options, checked: a `STORAGE_OPTIONS` error names every problem. */
 export function checkDockerStorageOptions(options: DockerStorageOptions): DockerStorageOptions {
   checkStorageOptions("DockerStorage", schema, options);
+  const problem = registryAuthProblem(options.registry, options.auth);
+  if (problem !== undefined) throw new TernError("STORAGE_OPTIONS", `DockerStorage: ${problem}`);
   return options;
 }
 
