@@ -2,6 +2,7 @@ import { AWS_ID_PATTERNS } from "@tern/env-fargate";
 import { parseRules, type TriggerRuleInput } from "@tern/lambda";
 import { en } from "zod/locales";
 import * as z from "zod/mini";
+import { DEFAULT_FLOW_IMAGE_MAX_COUNT, ECR_REPOSITORY_ARN } from "./flow-images.js";
 import { type RunnerImage, type RunnerSource, type StockImageOptions, stockImageProblems } from "./runner-image.js";
 import type { VpcSpec } from "./runtime.js";
 
@@ -70,6 +71,19 @@ export interface TernConfig {
    * Projects not named run with the shared task role. @default {}
    */
   readonly projectTaskRoles?: Record<string, { readonly managedPolicyArns?: string[] }>;
+  /**
+   * Tagged flow images the flow-image repository keeps (the most recently pushed; older ones
+   * expire), or `false` to keep them all. A version names its image by digest: a version whose
+   * image expired cannot run again. @default 1000
+   */
+  readonly flowImageMaxCount?: number | false;
+  /**
+   * ECR repository ARNs of base images `DockerStorage` builds on, in this account's registry: CI
+   * may pull from them (to read the base, and to mount its layers instead of uploading them).
+   * Bases in other registries (ECR Public, Docker Hub) are read from those registries and need
+   * nothing here. @default []
+   */
+  readonly flowImageBaseRepositories?: string[];
 }
 
 /** Project names a per-project task role can be made for (a role's construct id, an IAM condition value). */
@@ -163,6 +177,32 @@ const schema = z.strictObject({
           }
         }),
       ),
+  ),
+  flowImageMaxCount: z.optional(
+    z.unknown().check(
+      z.superRefine((value, ctx) => {
+        if (value === false || (typeof value === "number" && Number.isInteger(value) && value >= 1)) return;
+        ctx.issues.push({
+          code: "custom",
+          input: value,
+          message: `${JSON.stringify(value)} is not a count of flow images: use a whole number of 1 or more (default ${DEFAULT_FLOW_IMAGE_MAX_COUNT}), or false to keep every tagged image`,
+        });
+      }),
+    ),
+  ),
+  flowImageBaseRepositories: z.optional(
+    z.array(
+      z.unknown().check(
+        z.superRefine((value, ctx) => {
+          if (typeof value === "string" && ECR_REPOSITORY_ARN.test(value)) return;
+          ctx.issues.push({
+            code: "custom",
+            input: value,
+            message: `${JSON.stringify(value)} is not an ECR repository ARN (e.g. "arn:aws:ecr:eu-west-1:123456789012:repository/acme/node-base")`,
+          });
+        }),
+      ),
+    ),
   ),
 });
 

@@ -8,6 +8,7 @@ import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
 import * as cloudwatchActions from "aws-cdk-lib/aws-cloudwatch-actions";
 import type * as dynamodb from "aws-cdk-lib/aws-dynamodb";
 import type * as ec2 from "aws-cdk-lib/aws-ec2";
+import type * as ecr from "aws-cdk-lib/aws-ecr";
 import type * as ecs from "aws-cdk-lib/aws-ecs";
 import * as events from "aws-cdk-lib/aws-events";
 import * as targets from "aws-cdk-lib/aws-events-targets";
@@ -22,6 +23,7 @@ import * as sns from "aws-cdk-lib/aws-sns";
 import * as subscriptions from "aws-cdk-lib/aws-sns-subscriptions";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
+import { grantFlowImageRead } from "./flow-images.js";
 import { type HandlerName, handlerCode } from "./handler-code.js";
 import type { RunnerBundle } from "./runner-image.js";
 import { grantStorageSecrets } from "./runtime.js";
@@ -71,6 +73,13 @@ export interface TernHandlersProps {
   readonly runLogs: logs.ILogGroup;
   /** Secrets Manager secret ARNs storages read at use (GitStorage's `auth.secretArn`): the functions load flows, so they may read them. @default [] */
   readonly storageSecrets?: readonly string[];
+  /**
+   * The repository of flow images (`FlowImages.repository`): the functions load flows, and a
+   * Docker-stored flow's manifest is read from its image's flow layer, so they may read its
+   * manifests and blobs (`ecr:BatchGetImage`, `ecr:GetDownloadUrlForLayer`, and
+   * `ecr:GetAuthorizationToken`). @default none
+   */
+  readonly flowImages?: ecr.IRepository;
   readonly agentLabels?: readonly string[];
   readonly triggers?: readonly TriggerRuleInput[];
   readonly cloudEvents?: { readonly auth: "iam" | "hmac" };
@@ -213,6 +222,7 @@ export class TernHandlers extends Construct {
       props.table.grantReadWriteData(fn);
       props.bucket.grantRead(fn);
       grantStorageSecrets(fn, props.storageSecrets);
+      if (props.flowImages !== undefined) grantFlowImageRead(fn, props.flowImages);
       this.grantLaunch(fn, props);
       this.alarm(
         `${name}-errors`,

@@ -3,6 +3,16 @@
  * deploys all of it; the constructs compose it in a stack of your own.
  */
 export { parseConfig, type TernConfig, TernConfigError } from "./config.js";
+export {
+  DEFAULT_FLOW_IMAGE_MAX_COUNT,
+  DEFAULT_UNTAGGED_IMAGE_DAYS,
+  ECR_PULL_ACTIONS,
+  ECR_PUSH_ACTIONS,
+  FlowImages,
+  type FlowImagesProps,
+  grantFlowImagePull,
+  grantFlowImageRead,
+} from "./flow-images.js";
 export { TernHandlers, type TernHandlersProps } from "./handlers.js";
 export {
   type BuildImageOptions,

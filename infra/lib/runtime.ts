@@ -11,6 +11,7 @@ import * as iam from "aws-cdk-lib/aws-iam";
 import * as logs from "aws-cdk-lib/aws-logs";
 import type * as s3 from "aws-cdk-lib/aws-s3";
 import { Construct } from "constructs";
+import { grantFlowImagePull } from "./flow-images.js";
 import {
   type BuildImageOptions,
   DEFAULT_CACHE_PREFIX,
@@ -169,6 +170,13 @@ export interface TernRunnerProps {
    * @default none (every project runs with the shared task role)
    */
   readonly projectTaskRoles?: Readonly<Record<string, { readonly managedPolicyArns?: readonly string[] }>>;
+  /**
+   * The repository of flow images (`FlowImages.repository`): the execution role may pull from it
+   * (tasks of Docker-stored flows start from their version's image, by digest), and log in to
+   * ECR whatever the runner image is.
+   * @default none
+   */
+  readonly flowImages?: ecr.IRepository;
 }
 
 /** Lets `grantee` read the storages' secrets named (GetSecretValue on those ARNs only), if any. */
@@ -227,9 +235,10 @@ const ECR_PULL = ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer
 /**
  * The runner: its image, its code and its two roles. The execution role pulls the image (and,
  * for the stock image, lets ECR import it into the pull-through cache's repository: that
- * repository only), writes the log group and reads the named secrets; the task role (what the
- * flow's code runs as) reads the flow bucket and does on the state table only what a runner does
- * ({@link grantRunnerState}); per-project task roles the same, for one project's flow versions.
+ * repository only) and the flow images (`flowImages`), writes the log group and reads the named
+ * secrets; the task role (what the flow's code runs as) reads the flow bucket and does on the
+ * state table only what a runner does ({@link grantRunnerState}); per-project task roles the
+ * same, for one project's flow versions.
  * Nothing wider.
  * With `runner: "bundle"` the runner bundle is an S3 asset ({@link TernRunner.bundle}) that the
  * launching functions presign for each task; the task itself needs no permission for it.
@@ -256,7 +265,8 @@ export class TernRunner extends Construct {
     super(scope, id);
     this.executionRole = new iam.Role(this, "ExecutionRole", {
       assumedBy: new iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
-      description: "tern runner tasks' execution role: pull the runner image, write its logs, read named secrets",
+      description:
+        "tern runner tasks' execution role: pull the runner image and flow images, write its logs, read named secrets",
     });
     this.taskRole = new iam.Role(this, "TaskRole", {
       assumedBy: new iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
@@ -311,6 +321,7 @@ export class TernRunner extends Construct {
       throw new Error(`TernRunner runner: ${JSON.stringify(this.runner)} is neither "bundle" nor "image".`);
     }
     if (this.runner === "bundle") this.bundle = runnerBundle(this, "Bundle");
+    if (props.flowImages !== undefined) grantFlowImagePull(this.executionRole, props.flowImages);
     props.runLogs.grantWrite(this.executionRole);
     if ((props.secrets ?? []).length > 0) {
       this.executionRole.addToPolicy(

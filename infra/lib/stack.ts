@@ -4,6 +4,7 @@ import type * as logs from "aws-cdk-lib/aws-logs";
 import * as s3 from "aws-cdk-lib/aws-s3";
 import type { Construct } from "constructs";
 import { parseConfig, type TernConfig } from "./config.js";
+import { FlowImages } from "./flow-images.js";
 import { TernHandlers } from "./handlers.js";
 import { TernNetwork, TernRunner } from "./runtime.js";
 import { FlowBucket, StateTable } from "./storage.js";
@@ -14,12 +15,14 @@ export interface TernStackProps extends StackProps {
 }
 
 /**
- * Everything a team needs to run tern serverless: the flow bucket, the state table, the
- * network and cluster, the runner (image, bundle and roles), and the Lambda handlers with their
+ * Everything a team needs to run tern serverless: the flow bucket, the flow-image repository,
+ * the state table, the network and cluster, the runner (image, bundle and roles), and the Lambda handlers with their
  * schedule and rules. Outputs what `tern register` needs in CI.
  */
 export class TernStack extends Stack {
   readonly storage: FlowBucket;
+  /** The ECR repository of flow images (`DockerStorage`): `flowImages.repository` to grant more. */
+  readonly flowImages: FlowImages;
   readonly state: StateTable;
   readonly network: TernNetwork;
   readonly runner: TernRunner;
@@ -39,6 +42,9 @@ export class TernStack extends Stack {
         ? {}
         : { accessLogsBucket: s3.Bucket.fromBucketName(this, "AccessLogs", config.accessLogsBucket) }),
     });
+    this.flowImages = new FlowImages(this, "FlowImages", {
+      ...(config.flowImageMaxCount === undefined ? {} : { maxImageCount: config.flowImageMaxCount }),
+    });
     this.state = new StateTable(this, "State", { deletionProtection: config.tableDeletionProtection ?? true });
     this.network = new TernNetwork(this, "Network", {
       ...(config.vpc === undefined ? {} : { vpc: config.vpc }),
@@ -53,6 +59,7 @@ export class TernStack extends Stack {
       secrets: config.secrets ?? [],
       storageSecrets: config.storageSecrets ?? [],
       ...(config.projectTaskRoles === undefined ? {} : { projectTaskRoles: config.projectTaskRoles }),
+      flowImages: this.flowImages.repository,
     });
     this.handlers = new TernHandlers(this, "Handlers", {
       table: this.state.table,
@@ -68,6 +75,7 @@ export class TernStack extends Stack {
       ...(this.runner.bundle === undefined ? {} : { runnerBundle: this.runner.bundle }),
       runLogs: this.network.runLogs,
       storageSecrets: config.storageSecrets ?? [],
+      flowImages: this.flowImages.repository,
       agentLabels: config.agentLabels ?? [],
       triggers: config.triggers ?? [],
       ...(config.cloudEvents === undefined ? {} : { cloudEvents: config.cloudEvents }),
@@ -80,10 +88,12 @@ export class TernStack extends Stack {
         iam.ManagedPolicy.fromManagedPolicyArn(this, `TaskPolicy${arn.slice(-12)}`, arn),
       );
     }
-    // What CI needs to register flows and start or inspect runs: write the flow bucket, read and
-    // write the state table, read the run log group's streams. Attach it to the CI role (an OIDC role, see infra/README.md).
+    // What CI needs to register flows and start or inspect runs: write the flow bucket, push to
+    // the flow-image repository, read and write the state table, read the run log group's
+    // streams. Attach it to the CI role (an OIDC role, see infra/README.md).
     this.ciPolicy = new iam.ManagedPolicy(this, "CiPolicy", {
-      description: "tern CI: register flows (flow bucket), start or inspect runs (state table, run logs)",
+      description:
+        "tern CI: register flows (flow bucket, flow-image repository), start or inspect runs (state table, run logs)",
       statements: [
         new iam.PolicyStatement({
           actions: ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
@@ -107,6 +117,9 @@ export class TernStack extends Stack {
         }),
         // `tern logs` reads the end of a run's task output when its runner never reported.
         new iam.PolicyStatement({ actions: ["logs:GetLogEvents"], resources: [this.network.runLogs.logGroupArn] }),
+        // DockerStorage: push flow images (and read their tags) in the flow-image repository only;
+        // pull from the base images' repositories named in this registry.
+        ...this.flowImages.pushStatements(config.flowImageBaseRepositories ?? []),
       ],
     });
 
@@ -117,6 +130,10 @@ export class TernStack extends Stack {
     new CfnOutput(this, "CiPolicyArn", {
       value: this.ciPolicy.managedPolicyArn,
       description: "Managed policy to attach to the CI role that runs tern register",
+    });
+    new CfnOutput(this, "FlowImageRepositoryUri", {
+      value: this.flowImages.repositoryUri,
+      description: "ECR repository DockerStorage pushes flow images to (<registry>/<repository>)",
     });
     new CfnOutput(this, "StateTableName", { value: this.state.table.tableName, description: "DynamoDB state table" });
     new CfnOutput(this, "Region", { value: this.region, description: "Region of the bucket, table and cluster" });
@@ -190,7 +207,7 @@ export class TernStack extends Stack {
           ...readsFlows,
           [
             "AwsSolutions-IAM5[Resource::*]",
-            'ecs:RegisterTaskDefinition, ecs:DescribeTaskDefinition and ecs:ListTaskDefinitions support no resource-level permissions; AWS requires Resource "*" for them (and only them in this statement).',
+            'ecs:RegisterTaskDefinition, ecs:DescribeTaskDefinition, ecs:ListTaskDefinitions and ecr:GetAuthorizationToken support no resource-level permissions; AWS requires Resource "*" for them (and only them in those statements).',
           ],
           [
             `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecs:${regionAccount}:task-definition/tern-*:*]`,
@@ -218,10 +235,14 @@ export class TernStack extends Stack {
         `AwsSolutions-IAM5[Resource::${tableArn}/index/*]`,
         "tern run, tern runs and registration query the state table's indexes.",
       ],
+      [
+        "AwsSolutions-IAM5[Resource::*]",
+        'ecr:GetAuthorizationToken supports no resource-level permissions; AWS requires Resource "*". Pushes and pulls are on the flow-image repository (and the base repositories named) only.',
+      ],
     );
     ack(this.runner.executionRole, [
       "AwsSolutions-IAM5[Resource::*]",
-      'ecr:GetAuthorizationToken supports no resource-level permissions; AWS requires Resource "*". Image layers are pulled from the runner\'s repository only.',
+      'ecr:GetAuthorizationToken supports no resource-level permissions; AWS requires Resource "*". Image layers are pulled from the runner\'s repository and the flow-image repository only.',
     ]);
     ack(this.storage.bucket, [
       "AwsSolutions-S1",

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { INDEXES, TTL_ATTRIBUTE } from "@tern/backend-dynamodb";
-import { App, Validations } from "aws-cdk-lib";
+import { App, type CfnElement, Validations } from "aws-cdk-lib";
 import { Match, Template } from "aws-cdk-lib/assertions";
 import { DockerImageAsset } from "aws-cdk-lib/aws-ecr-assets";
 import { AwsSolutionsChecks } from "cdk-nag";
@@ -345,7 +345,8 @@ describe("TernStack with triggers and a CloudEvents endpoint", { timeout: 60_000
   it("gives the execution role image pulls, its log group and nothing else; the task role the bucket and table", () => {
     const all = statements(result.template);
     const execution = all.filter((s) => s.policy.startsWith("RunnerExecutionRole"));
-    expect(execution.flatMap(actionsOf).sort()).toEqual(
+    // Pulls from two repositories (the runner image's and the flow images'), one ECR login.
+    expect([...new Set(execution.flatMap(actionsOf))].sort()).toEqual(
       [
         "ecr:BatchCheckLayerAvailability",
         "ecr:BatchGetImage",
@@ -373,6 +374,7 @@ describe("TernStack with triggers and a CloudEvents endpoint", { timeout: 60_000
         "TernBackend",
         "CloudEventsUrl",
         "CiPolicyArn",
+        "FlowImageRepositoryUri",
       ]),
     );
     const ci = Object.values(result.template.findResources("AWS::IAM::ManagedPolicy"))[0]?.Properties.PolicyDocument
@@ -382,9 +384,15 @@ describe("TernStack with triggers and a CloudEvents endpoint", { timeout: 60_000
       ["s3:ListBucket"],
       expect.arrayContaining(["dynamodb:DescribeTable", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"]),
       ["logs:GetLogEvents"],
+      ["ecr:GetAuthorizationToken"],
+      expect.arrayContaining(["ecr:PutImage", "ecr:CompleteLayerUpload", "ecr:BatchGetImage"]),
     ]);
-    for (const st of ci)
-      for (const resource of resourcesOf(st)) expect(JSON.stringify(resource)).toMatch(/Flows|State|RunLogs/);
+    for (const st of ci) {
+      // The ECR login takes no resource; everything else names the stack's own.
+      if (actionsOf(st).includes("ecr:GetAuthorizationToken")) continue;
+      for (const resource of resourcesOf(st))
+        expect(JSON.stringify(resource)).toMatch(/Flows|FlowImages|State|RunLogs/);
+    }
   });
 
   it("lets the execution role read only the secrets named, and adds the task role's extra policies", () => {
@@ -712,7 +720,7 @@ describe("new TernStack(app, id, { env }) with nothing else: the stock image and
     expect(STOCK_NODE_IMAGE.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
   });
 
-  it("lets the execution role pull, create and import that one cached repository, and nothing else of ECR", () => {
+  it("lets the execution role pull, create and import that one cached repository, pull flow images, and nothing else of ECR", () => {
     const execution = statements(template).filter((s) => s.policy.startsWith("RunnerExecutionRole"));
     const ecrStatements = execution.filter((s) => actionsOf(s).some((a) => a.startsWith("ecr:")));
     expect(
@@ -738,6 +746,12 @@ describe("new TernStack(app, id, { env }) with nothing else: the stock image and
         },
       },
       { actions: ["ecr:GetAuthorizationToken"], resource: "*" },
+      {
+        actions: ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+        resource: {
+          "Fn::GetAtt": [stack.getLogicalId(stack.flowImages.repository.node.defaultChild as CfnElement), "Arn"],
+        },
+      },
     ]);
   });
 
