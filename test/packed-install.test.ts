@@ -5,9 +5,13 @@
  * in your project": `npx tern register` of `.ts`, `.mts` and `.mjs` flows, `npx tern run`,
  * `npx tern agent --once`, the run's state and outputs, a scheduled flow's `npx tern schedules`
  * and the runs an agent creates for it; a flow kept in a Git repository (`@tern/storage-git`,
- * against git http-backend) run with the Git cache emptied first; `flow.register()` from a plain
- * `.mjs` script; and `npx cdk synth` of a user's CDK app that imports `TernStack` from `@tern/infra`,
- * whose assembly must hold no Docker image asset.
+ * against git http-backend) run with the Git cache emptied first; a flow kept in a container image
+ * (`@tern/storage-docker`, built with no Docker daemon on a base pushed to Debian's docker-registry)
+ * registered, registered again unchanged, and run from the image's flow layer on the registry (in
+ * the ES module project, once per Node); `flow.register()` from a plain `.mjs` script; and
+ * `npx cdk synth` of a user's CDK app that imports `TernStack` from `@tern/infra`, whose assembly
+ * must hold no Docker image asset. The packed `@tern/storage-docker` is checked for what it ships:
+ * its build and README, the dependencies it needs at run time, and its index as a side effect.
  *
  * The slow part is npm building better-sqlite3 from source once per Node version; the CommonJS
  * project starts from the ES module project's `node_modules` so that it builds nothing again.
@@ -26,6 +30,8 @@ import {
   packWorkspace,
   projectEnv,
 } from "@tern/test-support/packed";
+import { type Registry, startRegistry } from "@tern/test-support/registry";
+import { type BaseImage, pushBaseImage } from "@tern/test-support/registry-images";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROOT } from "./support/cli.js";
 
@@ -48,6 +54,9 @@ interface Projects {
 
 let work: string;
 let git: GitServer;
+let registry: Registry;
+let base: BaseImage;
+let tarballs: string[];
 let repositories = 0;
 /** Each runtime's projects, installing in the background from the start (both at once). */
 const projects = new Map<string, Promise<Projects>>();
@@ -79,7 +88,9 @@ async function install(runtime: () => Promise<NodeRuntime>, tarballs: readonly s
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), "tern-packed-"));
   git = await startGitServer();
-  const tarballs = await packWorkspace(join(work, "pack"));
+  registry = await startRegistry();
+  base = await pushBaseImage(registry.endpoint, "base/node", { tag: "22", platforms: ["linux/amd64"] });
+  tarballs = await packWorkspace(join(work, "pack"));
   // npm compiles better-sqlite3 for each Node, one C file at a time: the two installs run side
   // by side, and the second runtime's is done by the time the first one's tests are.
   for (const [name, runtime] of RUNTIMES) {
@@ -92,6 +103,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.allSettled(projects.values());
   await git?.stop();
+  await registry?.stop();
   if (work !== undefined) await rm(work, { recursive: true, force: true });
 });
 
@@ -201,6 +213,72 @@ async function registerAndRun(project: string, runtime: NodeRuntime): Promise<vo
   expect(kept.outputs?.doubled?.value).toBe(42);
 }
 
+/**
+ * A flow kept in a container image on the test registry: built on the base with no Docker daemon
+ * and pushed (an unchanged flow sends nothing), then run by an agent that reads the image's flow
+ * layer from the registry.
+ */
+async function registerAndRunInImage(project: string, runtime: NodeRuntime): Promise<void> {
+  const repository = `user-${++repositories}/flows`;
+  const env = {
+    TERN_HOME: join(project, ".tern"),
+    TERN_FLOWS_REGISTRY: registry.host,
+    TERN_FLOWS_REPOSITORY: repository,
+    TERN_FLOWS_BASE_IMAGE: base.reference,
+  };
+  const registerDocker = async () => {
+    const args = ["register", "flows/kept-in-docker.ts", "--project", "demo", "--json"];
+    const out = await npxTern(project, runtime, args, env);
+    const results = JSON.parse(out.stdout) as Array<{
+      name: string;
+      status: string;
+      location: string;
+      bytesUploaded: number;
+    }>;
+    expect(results).toHaveLength(1);
+    return results[0] as (typeof results)[number];
+  };
+  const baked = await registerDocker();
+  expect(baked).toMatchObject({ name: "kept-in-docker", status: "new" });
+  expect(baked.bytesUploaded).toBeGreaterThan(0);
+  expect(baked.location).toMatch(new RegExp(`^${registry.host}/${repository}@sha256:[0-9a-f]{64}$`));
+  expect(await registerDocker()).toMatchObject({ status: "unchanged", bytesUploaded: 0, location: baked.location });
+  // The image the version names: the base's layers, then the flow's; the base's config and the flow's Env.
+  const image = await imageOf(repository, baked.location.slice(baked.location.indexOf("@") + 1));
+  expect(image.layers.slice(0, -1)).toEqual(base.layers["linux/amd64"]);
+  expect(image.config.config.Env).toEqual([...base.env, "FLOW_TEAM=data"]);
+  expect(image.config.config.Entrypoint).toEqual(base.entrypoint);
+
+  const created = await npxTern(project, runtime, ["run", "kept-in-docker", "--project", "demo", "--json"], env);
+  await npxTern(project, runtime, ["agent", "--once"], env);
+  const { id } = JSON.parse(created.stdout) as { id: string };
+  const ran = JSON.parse((await npxTern(project, runtime, ["runs", "show", id, "--json"], env)).stdout) as RunView;
+  expect(ran.state, ran.reason).toBe("Success");
+  expect(ran.outputs?.tripled?.value).toBe(42);
+}
+
+/** An image's layer digests and config, read from the test registry by digest. */
+async function imageOf(
+  repository: string,
+  digest: string,
+): Promise<{ layers: string[]; config: { config: { Env: string[]; Entrypoint: string[] } } }> {
+  const get = async (path: string, accept?: string) => {
+    const response = await fetch(`${registry.endpoint}/v2/${repository}/${path}`, {
+      headers: accept === undefined ? {} : { Accept: accept },
+    });
+    expect(response.status, path).toBe(200);
+    return response.json();
+  };
+  const manifest = (await get(`manifests/${digest}`, "application/vnd.oci.image.manifest.v1+json")) as {
+    config: { digest: string };
+    layers: Array<{ digest: string }>;
+  };
+  return {
+    layers: manifest.layers.map((l) => l.digest),
+    config: (await get(`blobs/${manifest.config.digest}`)) as { config: { Env: string[]; Entrypoint: string[] } },
+  };
+}
+
 /** `npx cdk synth` of the user's app; resolves to the asset manifest of the stack. */
 async function synth(project: string, runtime: NodeRuntime): Promise<{ files: object; dockerImages: object }> {
   const out = join(project, "cdk.out");
@@ -214,6 +292,33 @@ async function synth(project: string, runtime: NodeRuntime): Promise<{ files: ob
   expect(manifests).toEqual(["Tern.assets.json"]);
   return JSON.parse(await readFile(join(out, "Tern.assets.json"), "utf8")) as { files: object; dockerImages: object };
 }
+
+it("packs @tern/storage-docker with its build and README only, and the dependencies it runs with", async () => {
+  const tarball = tarballs.find((t) => /[\\/]tern-storage-docker-[^\\/]+\.tgz$/.test(t)) as string;
+  expect(tarball).toBeDefined();
+  const entries = (await exec("tar", ["-tzf", tarball], { cwd: work })).stdout.trim().split("\n");
+  expect(entries).toContain("package/package.json");
+  expect(entries).toContain("package/README.md");
+  expect(entries).toContain("package/dist/index.js");
+  expect(entries).toContain("package/dist/index.d.ts");
+  const outside = entries.filter((e) => !/^package\/(dist\/|README\.md$|package\.json$|LICENSE$)/.test(e));
+  expect(outside).toEqual([]);
+  expect(entries.filter((e) => /\.test\.|[\\/](src|test)[\\/]/.test(e))).toEqual([]);
+  const manifest = JSON.parse(
+    (await exec("tar", ["-xzOf", tarball, "package/package.json"], { cwd: work })).stdout,
+  ) as {
+    dependencies: Record<string, string>;
+    sideEffects: unknown;
+  };
+  expect(Object.keys(manifest.dependencies).sort()).toEqual(["@aws-sdk/client-ecr", "@tern/core", "tar-stream", "zod"]);
+  // Importing the package registers DockerStorage's type: a bundler must keep `import "@tern/storage-docker"`.
+  expect(manifest.sideEffects).toContain("./dist/index.js");
+  // workspace:* replaced by the version published beside it.
+  const core = JSON.parse(await readFile(join(ROOT, "packages", "core", "package.json"), "utf8")) as {
+    version: string;
+  };
+  expect(manifest.dependencies["@tern/core"]).toBe(core.version);
+});
 
 describe.each(RUNTIMES)("tern installed from its tarballs, under %s", (name) => {
   let node: NodeRuntime;
@@ -231,6 +336,11 @@ describe.each(RUNTIMES)("tern installed from its tarballs, under %s", (name) => 
   it("registers, runs and reports flows in a CommonJS project", async () => {
     await registerAndRun(cjs, node);
   }, 240_000);
+
+  // Once per Node, in the ES module project: the flow file is bundled the same way in either kind.
+  it("registers a flow kept in a container image on a registry and runs it from there", async () => {
+    await registerAndRunInImage(esm, node);
+  }, 120_000);
 
   it("synthesizes a user's CDK app (ES module) with TernStack and no Docker image asset", async () => {
     const assets = await synth(esm, node);

@@ -22,6 +22,7 @@ export const PACKAGE_DIRS = [
   "packages/cli",
   "packages/storage-cloud",
   "packages/storage-git",
+  "packages/storage-docker",
   "packages/backend-dynamodb",
   "packages/env-fargate",
   "packages/lambda",
