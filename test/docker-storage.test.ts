@@ -138,6 +138,9 @@ describe("a flow stored in a container image (DockerStorage)", { timeout: 180_00
     expect(sha256(stored)).toBe(result?.hash);
     const bundle = flowLayer.get("/tern/flow/bundle.mjs") as Buffer;
     expect(sha256(bundle)).toBe(JSON.parse(stored.toString()).bundle.sha256);
+    // The storage's SDK is imported on first I/O, which never happens in a bundle: it stays out.
+    expect(bundle.toString()).toMatch(/import\(\s*"@aws-sdk\/client-ecr"\s*\)/);
+    expect(bundle.toString()).not.toContain("class ECRClient");
     expect(config.config.Labels["dev.tern.manifest-sha256"]).toBe(result?.hash);
   });
 
@@ -187,6 +190,28 @@ describe("a flow stored in a container image (DockerStorage)", { timeout: 180_00
     // The flow's layer links /node_modules to them: the bundle, imported from anywhere, resolves them.
     const flowLayer = layers.at(-1) as Uint8Array;
     expect(await symlinks(flowLayer)).toEqual({ "/node_modules": "tern/node_modules" });
+  });
+
+  it("copies a base from another registry into the repository once, streamed, and finds it there afterwards", async () => {
+    const other = await startRegistry();
+    try {
+      const elsewhere = await pushBaseImage(other.endpoint, "library/node", { tag: "22", marker: "elsewhere" });
+      const extra = (flow: string) => ({ TERN_TEST_BASE_IMAGE: elsewhere.reference, TERN_TEST_DOCKER_FLOW: flow });
+      const [first] = await t.json<Array<{ location: string }>>(["register", FLOW], env(extra("docker-copied-1")));
+      const amd64 = elsewhere.layers["linux/amd64"] as string[];
+      const uploaded = requests.filter(
+        (r) => r.method === "PUT" && amd64.some((d) => r.url.includes(encodeURIComponent(d))),
+      );
+      expect(uploaded).toHaveLength(2);
+      expect((await image(first?.location as string)).manifest.layers.slice(0, 2).map((l) => l.digest)).toEqual(amd64);
+      requests.length = 0;
+      await t.json(["register", FLOW], env(extra("docker-copied-2")));
+      expect(
+        requests.filter((r) => r.method === "PUT" && amd64.some((d) => r.url.includes(encodeURIComponent(d)))),
+      ).toEqual([]);
+    } finally {
+      await other.stop();
+    }
   });
 
   describe("refuses bad input naming it, and records nothing", () => {

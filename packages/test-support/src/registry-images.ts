@@ -73,7 +73,8 @@ async function putManifest(endpoint: string, repository: string, tag: string, me
 export async function pushBaseImage(
   endpoint: string,
   repository: string,
-  options: { readonly tag?: string; readonly platforms?: readonly string[] } = {},
+  /** `marker` goes into the layers, so that bases of one shape get layers of their own. */
+  options: { readonly tag?: string; readonly platforms?: readonly string[]; readonly marker?: string } = {},
 ): Promise<BaseImage> {
   const tag = options.tag ?? "latest";
   const platforms = options.platforms ?? ["linux/amd64", "linux/arm64"];
@@ -85,8 +86,8 @@ export async function pushBaseImage(
   for (const platform of platforms) {
     const [os, architecture] = platform.split("/") as [string, string];
     const tars = [
-      await tarOf({ "etc/base-release": `test base for ${platform}\n` }),
-      await tarOf({ "usr/local/bin/docker-entrypoint.sh": '#!/bin/sh\nexec "$@"\n' }),
+      await tarOf({ "etc/base-release": `test base for ${platform}${options.marker ?? ""}\n` }),
+      await tarOf({ "usr/local/bin/docker-entrypoint.sh": `#!/bin/sh\n# ${options.marker ?? ""}\nexec "$@"\n` }),
     ];
     const gzipped = tars.map((t) => new Uint8Array(gzipSync(t)));
     layers[platform] = [];

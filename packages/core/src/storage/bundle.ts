@@ -56,7 +56,9 @@ const withoutRegistration = {
     // out (their static imports, such as the options' schema library, are inlined).
     build.onResolve({ filter: /^[^./]/ }, (args) =>
       args.kind === "dynamic-import" &&
-      /[\\/](storage-cloud|storage-git|env-fargate)[\\/](src|dist)[\\/][^\\/]+\.[jt]s$/.test(args.importer) &&
+      /[\\/](storage-cloud|storage-git|storage-docker|env-fargate)[\\/](src|dist)[\\/][^\\/]+\.[jt]s$/.test(
+        args.importer,
+      ) &&
       !args.path.startsWith("@tern/")
         ? { path: args.path, external: true }
         : undefined,

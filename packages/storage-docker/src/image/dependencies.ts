@@ -33,7 +33,7 @@ import { tmpdir } from "node:os";
 import { basename, delimiter, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { TernError } from "@tern/core";
 import { ternHome } from "@tern/core/plugin";
-import { z } from "zod";
+import * as z from "zod/mini";
 import { DIGEST_PATTERN, sha256Digest } from "../registry/digest.js";
 import { formatPlatform, type PlatformWanted } from "../registry/platform.js";
 import { buildLayer, type Layer, type LayerEntry } from "./layer.js";
@@ -445,9 +445,9 @@ export function dependenciesCacheKey(
 }
 
 const CacheRecord = z.object({
-  digest: z.string().regex(DIGEST_PATTERN),
-  diffId: z.string().regex(DIGEST_PATTERN),
-  sizeBytes: z.number().int().nonnegative(),
+  digest: z.string().check(z.regex(DIGEST_PATTERN)),
+  diffId: z.string().check(z.regex(DIGEST_PATTERN)),
+  sizeBytes: z.int().check(z.nonnegative()),
   packages: z.record(z.string(), z.string()),
   scriptsNotRun: z.array(z.string()),
 });

@@ -69,10 +69,14 @@ export async function pushFlowImage(push: FlowImagePush): Promise<PushedImage> {
     push.onProgress?.(
       `copying base layer ${i + 1}/${baseLayers.length} (${megabytes(layer.size)}) from ${base.registry}/${base.repository}...`,
     );
-    const bytes = await baseClient.readBlob(base.repository, layer.digest);
-    await target.uploadBlob(repository, bytes);
+    // Streamed from one registry to the other: a base's layer can be larger than memory allows.
+    const copied = await target.uploadBlobStream(
+      repository,
+      layer.digest,
+      await baseClient.openBlob(base.repository, layer.digest),
+    );
     counts.uploaded++;
-    bytesUploaded += bytes.byteLength;
+    bytesUploaded += copied.sizeBytes;
   }
   for (const added of push.layers) {
     if (added.layer.sizeBytes > 1024 * 1024)

@@ -88,7 +88,21 @@ export async function uploadBlob(
   content: Uint8Array,
   chunkBytes = DEFAULT_CHUNK_BYTES,
 ): Promise<BlobRef> {
-  const digest = sha256Digest(content);
+  return uploadBlobStream(transport, repository, sha256Digest(content), [content], chunkBytes);
+}
+
+/**
+ * Uploads a blob of digest `digest` from `chunks` as they come, holding at most `chunkBytes` of it:
+ * one PUT when it all fits in that, else PATCHes of `chunkBytes` and a closing PUT. A stream that
+ * fails (for instance `openBlob`'s, at a digest mismatch) cancels the upload session.
+ */
+export async function uploadBlobStream(
+  transport: RegistryTransport,
+  repository: string,
+  digest: string,
+  chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  chunkBytes = DEFAULT_CHUNK_BYTES,
+): Promise<BlobRef> {
   const scopes = [repositoryScope(repository, "pull,push")];
   const what = `upload blob ${digest}`;
   const start = await transport.send({
@@ -101,29 +115,60 @@ export async function uploadBlob(
   });
   await start.body?.cancel();
   let location = uploadLocation(transport, repository, start, what);
-  let body: Uint8Array = content;
-  if (content.byteLength > chunkBytes) {
-    for (let offset = 0; offset < content.byteLength; offset += chunkBytes) {
-      const chunk = content.subarray(offset, Math.min(offset + chunkBytes, content.byteLength));
-      const patched = await transport.send({
-        what,
-        repository,
-        scopes,
-        method: "PATCH",
-        url: location,
-        headers: {
-          "Content-Type": "application/octet-stream",
-          "Content-Range": `${offset}-${offset + chunk.byteLength - 1}`,
-          "Content-Length": String(chunk.byteLength),
-        },
-        body: chunk,
-        accept: [202],
-      });
-      await patched.body?.cancel();
-      location = uploadLocation(transport, repository, patched, what);
+  let pending: Uint8Array[] = [];
+  let pendingBytes = 0;
+  let sent = 0;
+  const take = (bytes: number): Uint8Array => {
+    const out = new Uint8Array(bytes);
+    let filled = 0;
+    while (filled < bytes) {
+      const head = pending[0] as Uint8Array;
+      const part = head.subarray(0, Math.min(head.byteLength, bytes - filled));
+      out.set(part, filled);
+      filled += part.byteLength;
+      if (part.byteLength === head.byteLength) pending.shift();
+      else pending[0] = head.subarray(part.byteLength);
     }
-    body = new Uint8Array(0);
+    pendingBytes -= bytes;
+    return out;
+  };
+  const patch = async (chunk: Uint8Array) => {
+    const patched = await transport.send({
+      what,
+      repository,
+      scopes,
+      method: "PATCH",
+      url: location,
+      headers: {
+        "Content-Type": "application/octet-stream",
+        "Content-Range": `${sent}-${sent + chunk.byteLength - 1}`,
+        "Content-Length": String(chunk.byteLength),
+      },
+      body: chunk,
+      accept: [202],
+    });
+    await patched.body?.cancel();
+    location = uploadLocation(transport, repository, patched, what);
+    sent += chunk.byteLength;
+  };
+  try {
+    for await (const chunk of chunks) {
+      pending.push(chunk);
+      pendingBytes += chunk.byteLength;
+      // More than a chunk held: send one (a blob of exactly one chunk still goes in one PUT).
+      while (pendingBytes > chunkBytes) await patch(take(chunkBytes));
+    }
+    if (sent > 0 && pendingBytes > 0) await patch(take(pendingBytes));
+  } catch (error) {
+    // Leave no upload session behind (the registry would expire it, later).
+    await transport
+      .send({ what: `cancel ${what}`, repository, scopes, method: "DELETE", url: location, accept: [204, 404] })
+      .then((response) => response.body?.cancel())
+      .catch(() => undefined);
+    throw error;
   }
+  const body = take(pendingBytes);
+  pending = [];
   location.searchParams.set("digest", digest);
   const done = await transport.send({
     what,
@@ -137,7 +182,7 @@ export async function uploadBlob(
   });
   await done.body?.cancel();
   checkDigestHeader(transport, repository, done, digest, what);
-  return { digest, sizeBytes: content.byteLength };
+  return { digest, sizeBytes: sent + body.byteLength };
 }
 
 /**

@@ -5,7 +5,17 @@
  */
 import { RegistryError } from "../errors.js";
 import type { RegistryAuth } from "./auth.js";
-import { type BlobPush, type BlobRef, mountBlob, openBlob, pushBlob, readBlob, statBlob, uploadBlob } from "./blobs.js";
+import {
+  type BlobPush,
+  type BlobRef,
+  mountBlob,
+  openBlob,
+  pushBlob,
+  readBlob,
+  statBlob,
+  uploadBlob,
+  uploadBlobStream,
+} from "./blobs.js";
 import { DIGEST_PATTERN } from "./digest.js";
 import { type FetchedManifest, getImageManifest, getManifest, putManifest, statManifest } from "./manifests.js";
 import type { Descriptor, ImageIndex, ImageManifest, ManifestMediaType } from "./media-types.js";
@@ -68,6 +78,21 @@ export class RegistryClient {
   /** Uploads bytes as a blob, without checking whether the repository has them. */
   uploadBlob(repository: string, content: Uint8Array): Promise<BlobRef> {
     return uploadBlob(this.#transport, this.#repository(repository), content, this.#chunkBytes);
+  }
+
+  /** Uploads a blob of `digest` from a stream (another registry's `openBlob`), holding at most one chunk of it. */
+  uploadBlobStream(
+    repository: string,
+    digest: string,
+    chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  ): Promise<BlobRef> {
+    return uploadBlobStream(
+      this.#transport,
+      this.#repository(repository),
+      this.#digest(repository, digest),
+      chunks,
+      this.#chunkBytes,
+    );
   }
 
   /** Links a blob of repository `from` into `repository` without sending it; false when the registry could not. */

@@ -160,6 +160,35 @@ describe("RegistryClient against docker-registry", () => {
     expect(Buffer.from(await client.readBlob("tern/chunked", sha256Digest(content)))).toEqual(Buffer.from(content));
   });
 
+  it("streams a blob from one repository's read into another's upload, in PATCHes of the chunk size", async () => {
+    const chunked = new RegistryClient({ registry: registry.host, chunkBytes: 1000 });
+    const content = new Uint8Array(3500).map((_, i) => (i * 7) % 253);
+    const { digest } = await client.uploadBlob("tern/stream-from", content);
+    expect(
+      await chunked.uploadBlobStream("tern/stream-to", digest, await client.openBlob("tern/stream-from", digest)),
+    ).toEqual({
+      digest,
+      sizeBytes: 3500,
+    });
+    expect(Buffer.from(await client.readBlob("tern/stream-to", digest))).toEqual(Buffer.from(content));
+  });
+
+  it("cancels a streamed upload whose source fails its digest check, leaving no blob", async () => {
+    const content = text("bytes to be copied");
+    const { digest } = await client.uploadBlob("tern/stream-bad", content);
+    const hex = digest.slice("sha256:".length);
+    await writeFile(
+      join(registry.root, "data/docker/registry/v2/blobs/sha256", hex.slice(0, 2), hex, "data"),
+      text("bytes TO BE changed"),
+    );
+    const chunked = new RegistryClient({ registry: registry.host, chunkBytes: 4 });
+    const error = await chunked
+      .uploadBlobStream("tern/stream-bad-to", digest, await client.openBlob("tern/stream-bad", digest))
+      .catch((caught: unknown) => caught);
+    expect(isTernError(error, "STORAGE_INTEGRITY"), String(error)).toBe(true);
+    expect(await client.statBlob("tern/stream-bad-to", digest)).toBeUndefined();
+  });
+
   it("fails naming the repository and tag when the manifest or repository does not exist", async () => {
     const missing = await client.getManifest("tern/nothing-here", "1.0").catch((error: unknown) => error);
     expect(missing).toBeInstanceOf(RegistryError);
