@@ -15,6 +15,8 @@ import type { Backend } from "@tern/core/plugin";
 import { type DynamoDbLocal, startDynamoDbLocal } from "@tern/test-support/dynamodb-local";
 import { FakeEcs } from "@tern/test-support/fake-ecs";
 import { startGitServer } from "@tern/test-support/git-server";
+import { startRegistry } from "@tern/test-support/registry";
+import { pushBaseImage } from "@tern/test-support/registry-images";
 import {
   objectCreatedEvent,
   openLocalTable,
@@ -205,6 +207,24 @@ describe("the Lambda bundles cdk synth writes", { timeout: 60_000 }, () => {
       expect(await readdir(join(home, "cache", "git"))).toHaveLength(1);
     } finally {
       await git.stop();
+    }
+  });
+
+  it("agent: launches a run of a flow kept in a container image in that image, by digest (DockerStorage is in the bundle)", async () => {
+    const registry = await startRegistry();
+    try {
+      process.env.TERN_TEST_REGISTRY = new URL(registry.endpoint).host;
+      process.env.TERN_TEST_BASE_IMAGE = (await pushBaseImage(registry.endpoint, "base/node", { tag: "22" })).reference;
+      const { fargateDocker } = (await import("@tern/test-support/fargate-docker-flow")) as { fargateDocker: Flow };
+      const { location } = await fargateDocker.register("bundles", { backend });
+      const { run } = await backend.createRun({ project: "bundles", flow: "fargate-docker" });
+      const result = await handlers.agent?.({}, { getRemainingTimeInMillis: () => 60_000 });
+      expect(result).toMatchObject({ failed: 0 });
+      // The agent read the version's manifest from the image's flow layer, and runs the image.
+      expect(await backend.getRun(run.id)).toMatchObject({ state: "Submitted", deployment: { kind: "ecs-task" } });
+      expect(ecs.taskDefinitions("tern-fargate-docker")[0]?.containerDefinitions?.[0]?.image).toBe(location);
+    } finally {
+      await registry.stop();
     }
   });
 
