@@ -10,9 +10,9 @@ import { type Registry, startRegistry } from "@tern/test-support/registry";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { CredentialCache, registryCredentials } from "../../src/credentials.js";
-import { RegistryError } from "../../src/errors.js";
 import { RegistryClient } from "../../src/registry/client.js";
 import { type ImageManifest, OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST } from "../../src/registry/media-types.js";
+import { failure } from "../support/failure.js";
 
 const text = (value: string) => new TextEncoder().encode(value);
 
@@ -32,15 +32,6 @@ async function pushAndRead(client: RegistryClient, repository: string, tag: stri
   const descriptor = await client.putManifest(repository, tag, manifest, OCI_MANIFEST);
   expect(await client.statManifest(repository, tag)).toBe(descriptor.digest);
   expect(Buffer.from(await client.readBlob(repository, pushedLayer.digest))).toEqual(layer);
-}
-
-async function failure(promise: Promise<unknown>): Promise<RegistryError> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(error).toBeInstanceOf(RegistryError);
-  return error as RegistryError;
 }
 
 describe("credentials from environment variables against docker-registry", () => {

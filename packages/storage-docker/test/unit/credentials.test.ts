@@ -27,7 +27,7 @@ import {
   registryAuthProblem,
   registryCredentials,
 } from "../../src/credentials.js";
-import { RegistryError } from "../../src/errors.js";
+import { failure } from "../support/failure.js";
 
 const ECR_HOST = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
 const GITHUB_TOKEN = `ghp_${"aB3dE6gH9jK2mN5pQ8sT1vW4yZ7bC0eF3hJ6"}`;
@@ -44,15 +44,6 @@ function problem(value: unknown): string {
   const messages = problems(value);
   expect(messages, `the problems of ${JSON.stringify(value)}`).toHaveLength(1);
   return messages[0] as string;
-}
-
-async function failure(promise: Promise<unknown>): Promise<RegistryError> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(error).toBeInstanceOf(RegistryError);
-  return error as RegistryError;
 }
 
 describe("dockerAuthSchema", () => {
