@@ -39,7 +39,8 @@ Options:
   --require-clean
                 refuse, registering nothing, when a flow file's Git checkout is dirty
                 (exit 1); a file outside any checkout is registered, without a source
-  --json        print [{ "name", "project", "version", "status", "hash", "source"? }]`,
+  --json        print [{ "name", "project", "version", "status", "hash", "location",
+                "bytesUploaded", "source"? }]`,
   options: {
     project: { type: "string" },
     labels: { type: "string" },
