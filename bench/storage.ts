@@ -2,7 +2,9 @@
  * `pnpm bench storage [server...]`: tern's storage path for a 1 MB and a 10 MB bundle on each
  * local server (s3rver, azurite, the Cloud Storage emulator, a Git server over HTTP and a bare Git
  * repository on disk), beside the raw library's put and get of the same bytes in the same run.
- * Naming servers runs those only (`pnpm bench storage git-http git-file`).
+ * Naming servers runs those only (`pnpm bench storage git-http git-file`). The Docker case
+ * (`docker-registry`, a flow image's push beside the same image pushed with bare Distribution API
+ * calls, and an unchanged flow's registration) is in bench/storage-docker.ts.
  *
  * tern's path is what registration and loading do with a bundle: `put` (existence check,
  * checksummed create-if-absent write) and `get` with the sha256 check. The raw path is one
@@ -40,6 +42,8 @@ import { pathToFileURL } from "node:url";
 import type { BlobStore } from "@tern/core/plugin";
 import { sha256Hex } from "@tern/core/plugin";
 import type { LocalServer } from "@tern/test-support/servers";
+import { DOCKER_SERVER, dockerCases } from "./storage-docker.js";
+import { measured, median, round } from "./support/measure.js";
 
 const SIZES_MB = [1, 10];
 const REPEATS = 9;
@@ -241,44 +245,6 @@ async function gitFileTarget(): Promise<Target> {
   };
 }
 
-/** Collects garbage, when the benchmark runs with --expose-gc (`pnpm bench` does). */
-function collect(): void {
-  (globalThis as { gc?: () => void }).gc?.();
-}
-
-/**
- * Samples memory while `fn` runs, from a collected heap: garbage left by the other side (or by
- * the previous server, whose Git cases leave hundreds of MB) would otherwise be collected on
- * this one's time.
- */
-async function measured<T>(
-  fn: () => Promise<T>,
-): Promise<{ ms: number; peakRss: number; peakArrayBuffers: number; value: T }> {
-  collect();
-  let peakRss = 0;
-  let peakArrayBuffers = 0;
-  const sample = () => {
-    const m = process.memoryUsage();
-    peakRss = Math.max(peakRss, m.rss);
-    peakArrayBuffers = Math.max(peakArrayBuffers, m.arrayBuffers);
-  };
-  const timer = setInterval(sample, 5);
-  sample();
-  const t0 = performance.now();
-  try {
-    const value = await fn();
-    return { ms: performance.now() - t0, peakRss, peakArrayBuffers, value };
-  } finally {
-    clearInterval(timer);
-    sample();
-  }
-}
-
-function median(xs: number[]): number {
-  const sorted = [...xs].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] as number;
-}
-
 export async function main(args: string[] = []): Promise<void> {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
   const targets: Target[] = [await s3Target()];
@@ -291,10 +257,10 @@ export async function main(args: string[] = []): Promise<void> {
     }
   }
   targets.push(await gitHttpTarget(), await gitFileTarget());
+  const servers = [...targets.map((t) => t.server), DOCKER_SERVER];
+  const unknown = args.filter((a) => !servers.includes(a));
+  if (unknown.length > 0) throw new Error(`no storage server ${unknown.join(", ")}; servers: ${servers.join(", ")}`);
   const chosen = args.length === 0 ? targets : targets.filter((t) => args.includes(t.server));
-  if (chosen.length === 0) {
-    throw new Error(`no storage server ${args.join(", ")}; servers: ${targets.map((t) => t.server).join(", ")}`);
-  }
   for (const target of chosen) {
     // Dirty pages the previous server left (the Git cases write hundreds of MB) would otherwise
     // be flushed during this one's fsyncs.
@@ -353,8 +319,8 @@ export async function main(args: string[] = []): Promise<void> {
       await server.stop();
     }
   }
-}
-
-function round(x: number): number {
-  return Math.round(x * 100) / 100;
+  if (args.length === 0 || args.includes(DOCKER_SERVER)) {
+    spawnSync("sync");
+    await dockerCases(SIZES_MB, REPEATS);
+  }
 }
