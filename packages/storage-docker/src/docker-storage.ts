@@ -34,11 +34,10 @@ import {
   ownImageFlow,
   registryFlow,
 } from "./flow-image.js";
-import type { AddedLayer } from "./image/config.js";
 import { dependenciesLayer } from "./image/dependencies.js";
 import { treeEntries } from "./image/files.js";
-import { buildLayer, type LayerEntry } from "./image/layer.js";
-import { pushFlowImage } from "./image/push.js";
+import { compressLayer, type Layer, type LayerEntry, type TarLayer, tarLayer } from "./image/layer.js";
+import { type LayerToAdd, pushFlowImage } from "./image/push.js";
 import { parseImageReference } from "./image/reference.js";
 import { NoObjects } from "./no-objects.js";
 import {
@@ -71,8 +70,8 @@ export class DockerStorage extends Storage {
   readonly env: Readonly<Record<string, string>>;
   readonly platform: "linux/amd64" | "linux/arm64";
   readonly auth: DockerAuthOptions | undefined;
-  /** Bundles planned in this process, by sha256, until their image is pushed. */
-  readonly #bundles = new Map<string, Uint8Array>();
+  /** Bundles planned in this process, by flow, until their image is pushed. */
+  readonly #bundles = new Map<string, { readonly sha256: string; readonly bytes: Uint8Array }>();
   readonly #builtHere = new Map<string, BuiltFlow>();
   /** The directory of each added flow's file: bare dependency names take the version installed there. */
   readonly #flowDirs = new Map<string, string>();
@@ -136,7 +135,7 @@ export class DockerStorage extends Storage {
   /** Keeps the bundles for their images: an image holds its manifest, so it is pushed by {@link writeManifest}. */
   override async upload(planned: readonly PlannedFlow[]): Promise<BuiltFlow[]> {
     return planned.map((plan) => {
-      this.#bundles.set(plan.manifest.bundle.sha256, plan.bytes);
+      this.#bundles.set(plan.name, { sha256: plan.manifest.bundle.sha256, bytes: plan.bytes });
       const built: BuiltFlow = { name: plan.name, manifest: plan.manifest, bytesUploaded: 0 };
       this.#builtHere.set(plan.name, built);
       return built;
@@ -160,7 +159,8 @@ export class DockerStorage extends Storage {
   override async writeManifest(manifest: Manifest): Promise<StoredManifest> {
     const bytes = await encodeManifest(manifest);
     const hash = sha256Hex(bytes);
-    const bundle = this.#bundles.get(manifest.bundle.sha256);
+    const planned = this.#bundles.get(manifest.flow.name);
+    const bundle = planned?.sha256 === manifest.bundle.sha256 ? planned.bytes : undefined;
     if (bundle === undefined) {
       throw new TernError(
         "NOT_BUILT",
@@ -168,7 +168,7 @@ export class DockerStorage extends Storage {
       );
     }
     const platform = parsePlatform(this.platform);
-    const layers: AddedLayer[] = [];
+    const layers: LayerToAdd[] = [];
     if (this.dependencies.length > 0) {
       const { layer, packages } = await dependenciesLayer({
         dependencies: this.dependencies,
@@ -177,20 +177,20 @@ export class DockerStorage extends Storage {
         onProgress: progress,
       });
       layers.push({
-        layer,
+        diffId: layer.diffId,
         createdBy: `tern: dependencies ${Object.entries(packages)
           .map(([n, v]) => `${n}@${v}`)
           .join(" ")}`,
+        compressed: async () => layer,
+        mayExist: true,
       });
     }
     const fileEntries: LayerEntry[] = [];
     for (const [local, inImage] of Object.entries(this.files)) fileEntries.push(...(await treeEntries(local, inImage)));
-    if (fileEntries.length > 0)
-      layers.push({
-        layer: await buildLayer(fileEntries),
-        createdBy: `tern: files ${Object.values(this.files).join(" ")}`,
-      });
-    const flowLayer = await buildLayer([
+    if (fileEntries.length > 0) {
+      layers.push(toAdd(await tarLayer(fileEntries), `tern: files ${Object.values(this.files).join(" ")}`, true));
+    }
+    const flowLayer = await tarLayer([
       { kind: "file", path: BUNDLE_PATH, content: bundle },
       { kind: "file", path: MANIFEST_PATH, content: bytes },
       // ES modules resolve packages from the directories above the importing file, up to the root:
@@ -199,7 +199,7 @@ export class DockerStorage extends Storage {
         ? [{ kind: "symlink" as const, path: "/node_modules", target: "tern/node_modules" }]
         : []),
     ]);
-    layers.push({ layer: flowLayer, createdBy: `tern: flow ${manifest.flow.name} in ${FLOW_DIR}` });
+    layers.push(toAdd(flowLayer, `tern: flow ${manifest.flow.name} in ${FLOW_DIR}`, false));
     const base = parseImageReference(this.baseImage ?? DEFAULT_BASE_IMAGE, "baseImage");
     const target = await this.#client(this.registry, this.auth);
     const baseClient = base.registry === this.registry ? target : await this.#client(base.registry, undefined);
@@ -215,6 +215,7 @@ export class DockerStorage extends Storage {
       tagPrefix: (this.tag ?? slugify(manifest.flow.name)).slice(0, 64),
       onProgress: progress,
     });
+    this.#bundles.delete(manifest.flow.name);
     return {
       location: imageLocation(this.registry, this.repository, pushed.digest),
       hash,
@@ -271,6 +272,12 @@ export class DockerStorage extends Storage {
     }
     return entry.client;
   }
+}
+
+/** A layer for the image, compressed once when (and only if) the image is pushed. */
+function toAdd(layer: TarLayer, createdBy: string, mayExist: boolean): LayerToAdd {
+  let compressed: Promise<Layer> | undefined;
+  return { diffId: layer.diffId, createdBy, mayExist, compressed: () => (compressed ??= compressLayer(layer)) };
 }
 
 function progress(line: string): void {

@@ -26,19 +26,20 @@ export interface BaseImage {
   readonly configBytes: Uint8Array;
 }
 
-/** A layer tern adds, with the words its history entry gives. */
+/** A layer tern adds, by its uncompressed content's digest, with the words its history entry gives. */
 export interface AddedLayer {
-  readonly layer: Layer;
+  readonly diffId: string;
   readonly createdBy: string;
 }
 
-/** The image to push. */
+/** The image's config and tag: known before any layer is compressed. */
 export interface FlowImagePlan {
   readonly configBytes: Uint8Array;
   readonly configDigest: string;
-  readonly manifest: ImageManifest;
   readonly mediaType: ManifestMediaType;
   readonly tag: string;
+  /** The base's manifest and media type family, for {@link flowImageManifest}. */
+  readonly base: BaseImage;
 }
 
 const EPOCH = "1970-01-01T00:00:00Z";
@@ -50,7 +51,7 @@ export interface FlowImageLabels {
   readonly bundleSha256: string;
 }
 
-/** The flow image on `base` with `layers` appended, `env` added and tagged `<tagPrefix>-<hash>`. */
+/** The flow image's config on `base` with `layers` appended and `env` added, tagged `<tagPrefix>-<hash>`. */
 export function planFlowImage(
   base: BaseImage,
   layers: readonly AddedLayer[],
@@ -72,7 +73,7 @@ export function planFlowImage(
     ...parsed,
     created: EPOCH,
     config: runConfig,
-    rootfs: { type: "layers", diff_ids: [...(rootfs.diff_ids ?? []), ...layers.map((l) => l.layer.diffId)] },
+    rootfs: { type: "layers", diff_ids: [...(rootfs.diff_ids ?? []), ...layers.map((l) => l.diffId)] },
     history: [
       ...((parsed.history as unknown[] | undefined) ?? []),
       ...layers.map((l) => ({ created: EPOCH, created_by: l.createdBy, comment: "tern" })),
@@ -80,26 +81,35 @@ export function planFlowImage(
   };
   const configBytes = new TextEncoder().encode(JSON.stringify(config));
   const configDigest = sha256Digest(configBytes);
-  // The base's family of media types: a Docker v2 manifest gets Docker's layer and config types.
   const docker = base.mediaType === DOCKER_MANIFEST;
-  const manifest: ImageManifest = {
-    schemaVersion: 2,
-    config: { mediaType: docker ? DOCKER_CONFIG : OCI_CONFIG, digest: configDigest, size: configBytes.byteLength },
-    layers: [
-      ...base.manifest.layers,
-      ...layers.map((l) => ({
-        mediaType: docker ? DOCKER_LAYER_GZIP : OCI_LAYER_GZIP,
-        digest: l.layer.digest,
-        size: l.layer.sizeBytes,
-      })),
-    ],
-  };
   return {
     configBytes,
     configDigest,
-    manifest,
     mediaType: docker ? DOCKER_MANIFEST : OCI_MANIFEST,
     tag: `${tagPrefix}-${configDigest.slice("sha256:".length, "sha256:".length + 32)}`,
+    base,
+  };
+}
+
+/** The image manifest of a plan, once its layers are compressed (in the plan's order). */
+export function flowImageManifest(plan: FlowImagePlan, layers: readonly Layer[]): ImageManifest {
+  // The base's family of media types: a Docker v2 manifest gets Docker's layer and config types.
+  const docker = plan.mediaType === DOCKER_MANIFEST;
+  return {
+    schemaVersion: 2,
+    config: {
+      mediaType: docker ? DOCKER_CONFIG : OCI_CONFIG,
+      digest: plan.configDigest,
+      size: plan.configBytes.byteLength,
+    },
+    layers: [
+      ...plan.base.manifest.layers,
+      ...layers.map((layer) => ({
+        mediaType: docker ? DOCKER_LAYER_GZIP : OCI_LAYER_GZIP,
+        digest: layer.digest,
+        size: layer.sizeBytes,
+      })),
+    ],
   };
 }
 

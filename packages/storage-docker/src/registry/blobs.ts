@@ -87,8 +87,9 @@ export async function uploadBlob(
   repository: string,
   content: Uint8Array,
   chunkBytes = DEFAULT_CHUNK_BYTES,
+  digest = sha256Digest(content),
 ): Promise<BlobRef> {
-  return uploadBlobStream(transport, repository, sha256Digest(content), [content], chunkBytes);
+  return uploadBlobStream(transport, repository, digest, [content], chunkBytes);
 }
 
 /**
@@ -193,9 +194,10 @@ export async function pushBlob(
   transport: RegistryTransport,
   repository: string,
   content: Uint8Array,
-  options: { readonly mountFrom?: readonly string[]; readonly chunkBytes?: number } = {},
+  options: { readonly mountFrom?: readonly string[]; readonly chunkBytes?: number; readonly digest?: string } = {},
 ): Promise<BlobPush> {
-  const digest = sha256Digest(content);
+  // A digest the caller computed from these bytes spares hashing them again (the registry checks it).
+  const digest = options.digest ?? sha256Digest(content);
   const sizeBytes = content.byteLength;
   if ((await statBlob(transport, repository, digest)) !== undefined) return { digest, sizeBytes, outcome: "exists" };
   for (const from of options.mountFrom ?? []) {
@@ -203,7 +205,7 @@ export async function pushBlob(
       return { digest, sizeBytes, outcome: "mounted" };
     }
   }
-  await uploadBlob(transport, repository, content, options.chunkBytes);
+  await uploadBlob(transport, repository, content, options.chunkBytes, digest);
   return { digest, sizeBytes, outcome: "uploaded" };
 }
 

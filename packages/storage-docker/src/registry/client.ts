@@ -76,8 +76,9 @@ export class RegistryClient {
   }
 
   /** Uploads bytes as a blob, without checking whether the repository has them. */
-  uploadBlob(repository: string, content: Uint8Array): Promise<BlobRef> {
-    return uploadBlob(this.#transport, this.#repository(repository), content, this.#chunkBytes);
+  uploadBlob(repository: string, content: Uint8Array, options: { readonly digest?: string } = {}): Promise<BlobRef> {
+    const digest = options.digest === undefined ? undefined : this.#digest(repository, options.digest);
+    return uploadBlob(this.#transport, this.#repository(repository), content, this.#chunkBytes, digest);
   }
 
   /** Uploads a blob of `digest` from a stream (another registry's `openBlob`), holding at most one chunk of it. */
@@ -109,12 +110,13 @@ export class RegistryClient {
   pushBlob(
     repository: string,
     content: Uint8Array,
-    options: { readonly mountFrom?: readonly string[] } = {},
+    options: { readonly mountFrom?: readonly string[]; readonly digest?: string } = {},
   ): Promise<BlobPush> {
     const mountFrom = options.mountFrom?.map((from) => this.#repository(from));
     return pushBlob(this.#transport, this.#repository(repository), content, {
       mountFrom,
       chunkBytes: this.#chunkBytes,
+      ...(options.digest === undefined ? {} : { digest: this.#digest(repository, options.digest) }),
     });
   }
 

@@ -5,7 +5,7 @@
 import { isTernError } from "@tern/core";
 import { storageFromJSON } from "@tern/core/plugin";
 import { describe, expect, it } from "vitest";
-import { planFlowImage } from "../../src/image/config.js";
+import { flowImageManifest, planFlowImage } from "../../src/image/config.js";
 import { buildLayer } from "../../src/image/layer.js";
 import { formatImageReference, parseImageReference } from "../../src/image/reference.js";
 import {
@@ -75,7 +75,7 @@ describe("the flow image's config and manifest", () => {
     const layer = await buildLayer([{ kind: "file", path: "/tern/flow/bundle.mjs", content: text("x") }]);
     const plan = planFlowImage(
       base(),
-      [{ layer, createdBy: "tern: flow" }],
+      [{ diffId: layer.diffId, createdBy: "tern: flow" }],
       { NODE_ENV: "production", A: "1" },
       labels,
       "etl",
@@ -92,7 +92,13 @@ describe("the flow image's config and manifest", () => {
     expect(config.unknownField).toEqual({ kept: true });
     expect(config.rootfs.diff_ids).toEqual([...baseConfig.rootfs.diff_ids, layer.diffId]);
     expect(config.history.map((h: { created_by: string }) => h.created_by)).toEqual(["base", "tern: flow"]);
-    expect(plan.manifest.layers.map((l) => l.digest)).toEqual([sha256Digest(text("l")), layer.digest]);
+    const manifest = flowImageManifest(plan, [layer]);
+    expect(manifest.layers.map((l) => l.digest)).toEqual([sha256Digest(text("l")), layer.digest]);
+    expect(manifest.config).toEqual({
+      mediaType: "application/vnd.oci.image.config.v1+json",
+      digest: plan.configDigest,
+      size: plan.configBytes.byteLength,
+    });
     expect(plan.configDigest).toBe(sha256Digest(plan.configBytes));
     expect(plan.tag).toMatch(/^etl-[0-9a-f]{32}$/);
     expect(plan.mediaType).toBe(OCI_MANIFEST);
@@ -102,17 +108,29 @@ describe("the flow image's config and manifest", () => {
     const layer = (content: string) =>
       buildLayer([{ kind: "file", path: "/tern/flow/bundle.mjs", content: text(content) }]);
     const plan = async (content: string) =>
-      planFlowImage(base(), [{ layer: await layer(content), createdBy: "tern: flow" }], {}, labels, "etl");
+      planFlowImage(base(), [{ diffId: (await layer(content)).diffId, createdBy: "tern: flow" }], {}, labels, "etl");
     expect((await plan("a")).tag).toBe((await plan("a")).tag);
     expect((await plan("a")).tag).not.toBe((await plan("b")).tag);
   });
 
   it("uses Docker's media types on a Docker v2 base", async () => {
     const layer = await buildLayer([{ kind: "directory", path: "/tern" }]);
-    const plan = planFlowImage(base(DOCKER_MANIFEST), [{ layer, createdBy: "x" }], {}, labels, "etl");
+    const plan = planFlowImage(base(DOCKER_MANIFEST), [{ diffId: layer.diffId, createdBy: "x" }], {}, labels, "etl");
     expect(plan.mediaType).toBe(DOCKER_MANIFEST);
-    expect(plan.manifest.config.mediaType).toBe("application/vnd.docker.container.image.v1+json");
-    expect(plan.manifest.layers.at(-1)?.mediaType).toBe("application/vnd.docker.image.rootfs.diff.tar.gzip");
+    const manifest = flowImageManifest(plan, [layer]);
+    expect(manifest.config.mediaType).toBe("application/vnd.docker.container.image.v1+json");
+    expect(manifest.layers.at(-1)?.mediaType).toBe("application/vnd.docker.image.rootfs.diff.tar.gzip");
+  });
+
+  it("compresses what compresses, and stores what does not, the same bytes every time", async () => {
+    const text64k = text("export const value = 1;\n".repeat(20_000));
+    const random = new Uint8Array(300_000).map(() => Math.floor(Math.random() * 256));
+    const js = await buildLayer([{ kind: "file", path: "/tern/flow/bundle.mjs", content: text64k }]);
+    expect(js.sizeBytes).toBeLessThan(text64k.byteLength / 10);
+    const noise = await buildLayer([{ kind: "file", path: "/tern/flow/bundle.mjs", content: random }]);
+    expect(noise.sizeBytes).toBeGreaterThan(random.byteLength);
+    const again = await buildLayer([{ kind: "file", path: "/tern/flow/bundle.mjs", content: random }]);
+    expect(again.digest).toBe(noise.digest);
   });
 });
 
