@@ -34,7 +34,7 @@ import {
   ownImageFlow,
   registryFlow,
 } from "./flow-image.js";
-import { dependenciesLayer } from "./image/dependencies.js";
+import { dependenciesLayer, parseDependency } from "./image/dependencies.js";
 import { treeEntries } from "./image/files.js";
 import { compressLayer, type Layer, type LayerEntry, type TarLayer, tarLayer } from "./image/layer.js";
 import { type LayerToAdd, pushFlowImage } from "./image/push.js";
@@ -45,7 +45,6 @@ import {
   DEFAULT_BASE_IMAGE,
   DEFAULT_PLATFORM,
   type DockerStorageOptions,
-  dependencyName,
 } from "./options.js";
 import { RegistryClient } from "./registry/client.js";
 import { parsePlatform } from "./registry/platform.js";
@@ -84,7 +83,9 @@ export class DockerStorage extends Storage {
     checkDockerStorageOptions(options);
     const dependencies = [...(options.dependencies ?? [])];
     // Dependencies are installed in the image: the bundle imports them instead of inlining them.
-    const external = [...new Set([...(options.external ?? []), ...dependencies.map(dependencyName)])];
+    const external = [
+      ...new Set([...(options.external ?? []), ...dependencies.map((spec) => parseDependency(spec).name)]),
+    ];
     super({ ...(options.prefix === undefined ? {} : { prefix: options.prefix }), external });
     this.registry = options.registry;
     this.repository = options.repository;

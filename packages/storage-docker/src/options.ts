@@ -4,6 +4,7 @@ import { TernError } from "@tern/core";
 import { checkStorageOptions, registerStorageOptionsSchema } from "@tern/core/plugin";
 import * as z from "zod/mini";
 import { type DockerAuthOptions, dockerAuthSchema, registryAuthProblem } from "./credentials.js";
+import { parseDependency } from "./image/dependencies.js";
 import { parseImageReference } from "./image/reference.js";
 
 /** Options of `DockerStorage`. */
@@ -85,11 +86,14 @@ function tagProblem(value: string): string | undefined {
     : `tag ${JSON.stringify(value)} is not a tag start (up to 64 letters, digits, ".", "_" and "-", not starting with "." or "-").`;
 }
 
+/** What `parseDependency` (the dependencies layer's own reading of a spec) finds wrong with one. */
 function dependencyProblem(value: string): string | undefined {
-  return /^(?:@[a-z0-9][a-z0-9._~-]*\/)?[a-z0-9][a-z0-9._~-]*(?:@[A-Za-z0-9.^~<>=|*+ _-]+)?$/.test(value) &&
-    value.length <= 214
-    ? undefined
-    : `dependencies: ${JSON.stringify(value)} is not an npm package (name or name@version, for example sharp or sharp@0.33.5).`;
+  try {
+    parseDependency(value);
+    return undefined;
+  } catch (error) {
+    return `dependencies: ${JSON.stringify(value)} is not an npm package. ${(error as Error).message}`;
+  }
 }
 
 function imagePathProblem(value: string): string | undefined {
@@ -141,10 +145,4 @@ export function checkDockerStorageOptions(options: DockerStorageOptions): Docker
   const problem = registryAuthProblem(options.registry, options.auth);
   if (problem !== undefined) throw new TernError("STORAGE_OPTIONS", `DockerStorage: ${problem}`);
   return options;
-}
-
-/** The package name of a dependency spec: `sharp@0.33.5` → `sharp`, `@img/x@1` → `@img/x`. */
-export function dependencyName(spec: string): string {
-  const at = spec.indexOf("@", 1);
-  return at === -1 ? spec : spec.slice(0, at);
 }

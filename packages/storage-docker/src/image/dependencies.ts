@@ -14,28 +14,15 @@
 import { spawn } from "node:child_process";
 import { createHash, randomUUID } from "node:crypto";
 import { constants } from "node:fs";
-import {
-  access,
-  copyFile,
-  lstat,
-  mkdir,
-  mkdtemp,
-  readdir,
-  readFile,
-  readlink,
-  realpath,
-  rename,
-  rm,
-  stat,
-  writeFile,
-} from "node:fs/promises";
+import { access, copyFile, mkdir, mkdtemp, readFile, realpath, rename, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { basename, delimiter, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
+import { basename, delimiter, dirname, isAbsolute, join, resolve } from "node:path";
 import { TernError } from "@tern/core";
 import { ternHome } from "@tern/core/plugin";
 import * as z from "zod/mini";
 import { DIGEST_PATTERN, sha256Digest } from "../registry/digest.js";
 import { formatPlatform, type PlatformWanted } from "../registry/platform.js";
+import { treeEntries } from "./files.js";
 import { buildLayer, type Layer, type LayerEntry } from "./layer.js";
 
 /** Where the installed packages are in the image. */
@@ -498,44 +485,15 @@ async function writeCache(cacheDir: string, key: string, layer: Layer, record: C
 }
 
 /**
- * The entries of the layer: everything under `nodeModules`, at `/tern/node_modules/...`: regular
- * files with their executable bit, directories, symlinks as symlinks (a target given as an
- * absolute path inside `nodeModules` is made relative, so it holds in the image). npm's hidden
- * lockfile (`.package-lock.json`) is left out: Node never reads it, and it records registry URLs.
+ * The entries of the layer: everything under `nodeModules`, at `/tern/node_modules/...`. npm's
+ * hidden lockfile (`.package-lock.json`) is left out: Node never reads it, and it records
+ * registry URLs.
  */
-async function collectEntries(nodeModules: string): Promise<LayerEntry[]> {
-  const entries: LayerEntry[] = [{ kind: "directory", path: DEPENDENCIES_DIR }];
-  const walk = async (dir: string): Promise<void> => {
-    for (const dirent of await readdir(dir, { withFileTypes: true })) {
-      const full = join(dir, dirent.name);
-      const rel = relative(nodeModules, full);
-      if (rel === ".package-lock.json") continue;
-      const path = `${DEPENDENCIES_DIR}/${rel.split(sep).join("/")}`;
-      const stats = await lstat(full);
-      if (stats.isDirectory()) {
-        entries.push({ kind: "directory", path });
-        await walk(full);
-      } else if (stats.isSymbolicLink()) {
-        let target = await readlink(full);
-        if (isAbsolute(target)) {
-          const inside = relative(nodeModules, target);
-          if (inside.startsWith("..") || isAbsolute(inside)) {
-            throw new TernError(
-              "DEPENDENCY",
-              `npm installed ${rel} as a link to ${target}, outside the installed packages, which the image would not have. Give the dependency as a version from the registry.`,
-            );
-          }
-          target = relative(dirname(full), target).split(sep).join("/");
-        }
-        entries.push({ kind: "symlink", path, target });
-      } else if (stats.isFile()) {
-        entries.push({ kind: "file", path, content: new Uint8Array(await readFile(full)), mode: stats.mode & 0o777 });
-      }
-      // Sockets, FIFOs and devices have no place in a package: skipped.
-    }
-  };
-  await walk(nodeModules);
-  return entries;
+function dependencyEntries(nodeModules: string): Promise<LayerEntry[]> {
+  return treeEntries(nodeModules, DEPENDENCIES_DIR, {
+    skip: (path) => path === ".package-lock.json",
+    outsideLinkFix: "give the dependency as a version from the registry",
+  });
 }
 
 /** Installed packages npm marks as having install scripts (from its hidden lockfile), as `name@version`. */
@@ -683,7 +641,7 @@ export async function dependenciesLayer(options: DependenciesLayerOptions): Prom
           "a package whose native binary comes only from its install script will not load in the image",
       );
     }
-    const layer = await buildLayer(await collectEntries(nodeModules));
+    const layer = await buildLayer(await dependencyEntries(nodeModules));
     progress(
       `dependencies layer ${layer.digest} (${(layer.sizeBytes / 1_048_576).toFixed(1)} MB): ${Object.entries(packages)
         .map(([name, v]) => `${name}@${v}`)
