@@ -1,22 +1,7 @@
-/**
- * The dependencies layer of a flow image: the npm packages a flow needs at run time that its
- * bundle cannot carry (native modules such as `sharp`, `canvas`, database drivers; the bundle
- * leaves them out as externals), installed by npm for the image's platform into a fresh
- * directory and laid out under `/tern/node_modules`, where a bare import from a file under
- * `/tern` resolves them.
- *
- * A dependency is a package name with an optional version (`sharp`, `sharp@0.33.5`,
- * `@scope/pkg@^1`); a bare name takes the exact version installed in the flow's project, so the
- * image gets what the flow was tested with. Built layers are cached under
- * `<TERN_HOME>/cache/docker-deps/` by the resolved specs, the platform and npm's major version: an
- * unchanged re-registration installs nothing.
- */
-import { spawn } from "node:child_process";
 import { createHash, randomUUID } from "node:crypto";
-import { constants } from "node:fs";
-import { access, copyFile, mkdir, mkdtemp, readFile, realpath, rename, rm, stat, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { basename, delimiter, dirname, isAbsolute, join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { TernError } from "@tern/core";
 import { ternHome } from "@tern/core/plugin";
 import * as z from "zod/mini";
@@ -24,6 +9,18 @@ import { DIGEST_PATTERN, sha256Digest } from "../registry/digest.js";
 import { formatPlatform, type PlatformWanted } from "../registry/platform.js";
 import { treeEntries } from "./files.js";
 import { buildLayer, type Layer, type LayerEntry } from "./layer.js";
+import {
+  findNpm,
+  inWords,
+  isFile,
+  lastLines,
+  type NpmCommand,
+  npmEnv,
+  npmMissing,
+  npmVersion,
+  type Ran,
+  runNpm,
+} from "./npm.js";
 
 /** Where the installed packages are in the image. */
 export const DEPENDENCIES_DIR = "/tern/node_modules";
@@ -41,14 +38,6 @@ export interface ResolvedDependency {
   readonly version: string;
   /** `project` when the version is the one installed in the flow's project; `given` when the spec named it. */
   readonly from: "project" | "given";
-}
-
-/** How to run npm: a command and the arguments before npm's own (`node /…/npm-cli.js`). */
-export interface NpmCommand {
-  readonly command: string;
-  readonly args: readonly string[];
-  /** npm's version when it is known without running it (read from npm's package.json). */
-  readonly version?: string;
 }
 
 export interface DependenciesLayerOptions {
@@ -236,179 +225,6 @@ export function npmCpu(platform: PlatformWanted): string {
     );
   }
   return cpu;
-}
-
-/** Whether `path` is a file (or a link to one). */
-async function isFile(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isFile();
-  } catch {
-    return false;
-  }
-}
-
-/** npm's version from the package.json above its `bin/npm-cli.js`, when that is where `cli` leads. */
-async function npmVersionBeside(cli: string): Promise<string | undefined> {
-  try {
-    const real = await realpath(cli);
-    const manifest = JSON.parse(await readFile(join(dirname(real), "..", "package.json"), "utf8")) as {
-      name?: unknown;
-      version?: unknown;
-    };
-    return manifest.name === "npm" && typeof manifest.version === "string" ? manifest.version : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * The npm that comes with the running Node: `npm-cli.js` in Node's own install (beside the `node`
- * binary on Windows, `../lib/node_modules/npm` on Unix), run with that Node; else `npm` on PATH.
- * Undefined when there is none.
- */
-export async function findNpm(
-  execPath: string = process.execPath,
-  env: NodeJS.ProcessEnv = process.env,
-): Promise<NpmCommand | undefined> {
-  const bin = dirname(execPath);
-  for (const cli of [
-    join(bin, "..", "lib", "node_modules", "npm", "bin", "npm-cli.js"),
-    join(bin, "node_modules", "npm", "bin", "npm-cli.js"),
-  ]) {
-    if (await isFile(cli)) {
-      const version = await npmVersionBeside(cli);
-      return version === undefined ? { command: execPath, args: [cli] } : { command: execPath, args: [cli], version };
-    }
-  }
-  // On Windows npm on PATH is npm.cmd, which only a shell runs: Node's own install is the one used there.
-  if (process.platform === "win32") return undefined;
-  for (const dir of (env.PATH ?? "").split(delimiter)) {
-    if (dir === "" || !isAbsolute(dir)) continue;
-    const npm = join(dir, "npm");
-    try {
-      await access(npm, constants.X_OK);
-    } catch {
-      continue;
-    }
-    const real = await realpath(npm).catch(() => npm);
-    const version = basename(real) === "npm-cli.js" ? await npmVersionBeside(real) : undefined;
-    return version === undefined ? { command: npm, args: [] } : { command: npm, args: [], version };
-  }
-  return undefined;
-}
-
-/** `npm install --os=linux …` as a reader would type it. */
-function inWords(npm: NpmCommand, args: readonly string[]): string {
-  const program = npm.args.length > 0 && basename(npm.args[0] as string) === "npm-cli.js" ? "npm" : npm.command;
-  return [program, ...args].join(" ");
-}
-
-interface Ran {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-  readonly stdout: string;
-  /** The end of stderr (at most 64 KiB). */
-  readonly stderr: string;
-}
-
-/** Runs `npm` with an argument array (never a shell); `onLine` sees each stderr line as it comes. */
-function runNpm(
-  npm: NpmCommand,
-  args: readonly string[],
-  cwd: string,
-  env: NodeJS.ProcessEnv,
-  onLine?: (line: string) => void,
-): Promise<Ran> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(npm.command, [...npm.args, ...args], {
-      cwd,
-      env,
-      stdio: ["ignore", "pipe", "pipe"],
-      windowsHide: true,
-      shell: false,
-    });
-    let stdout = "";
-    let stderr = "";
-    let partial = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-      stdout = (stdout + chunk).slice(-65_536);
-    });
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-      stderr = (stderr + chunk).slice(-65_536);
-      const lines = (partial + chunk).split(/\r?\n/);
-      partial = lines.pop() ?? "";
-      for (const line of lines) onLine?.(line);
-    });
-    child.on("error", reject);
-    child.on("close", (code, signal) => {
-      if (partial !== "") onLine?.(partial);
-      resolvePromise({ code, signal, stdout, stderr });
-    });
-  });
-}
-
-/**
- * The environment npm runs in: the caller's (registry settings and tokens in `npm_config_*`
- * variables are kept), without what a package manager running this process sets for its own
- * scripts (`pnpm exec` passes `npm_config_user_agent` and pnpm-only settings, which npm would
- * take as its own or warn about).
- */
-function npmEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    const lower = key.toLowerCase();
-    if (
-      lower === "npm_config_user_agent" ||
-      lower === "npm_config_verify_deps_before_run" ||
-      lower === "npm_command" ||
-      lower === "npm_execpath" ||
-      lower === "npm_node_execpath" ||
-      lower.startsWith("npm_lifecycle_") ||
-      lower.startsWith("npm_package_") ||
-      lower.startsWith("pnpm_")
-    ) {
-      continue;
-    }
-    env[key] = value;
-  }
-  return env;
-}
-
-async function npmVersion(npm: NpmCommand): Promise<string> {
-  if (npm.version !== undefined) return npm.version;
-  let ran: Ran;
-  try {
-    ran = await runNpm(npm, ["--version"], tmpdir(), npmEnv());
-  } catch (error) {
-    throw npmMissing(npm, error);
-  }
-  const version = ran.stdout.trim();
-  if (ran.code !== 0 || !/^\d+\.\d+\.\d+/.test(version)) {
-    throw new TernError(
-      "DEPENDENCY",
-      `\`${inWords(npm, ["--version"])}\` did not give npm's version (exit ${ran.code ?? ran.signal}): ${lastLines(ran.stderr) || ran.stdout.trim()}. ` +
-        "Check that npm works on this machine (npm --version).",
-    );
-  }
-  return version;
-}
-
-function npmMissing(npm: NpmCommand | undefined, cause?: unknown): TernError {
-  return new TernError(
-    "DEPENDENCY",
-    npm === undefined
-      ? `npm is needed to install the Docker storage's dependencies, and there is none beside this Node (${process.execPath}) nor on PATH. Install npm (it comes with Node.js), or remove the dependencies.`
-      : `npm (${[npm.command, ...npm.args].join(" ")}) could not be started: ${(cause as Error | undefined)?.message ?? String(cause)}. Install npm (it comes with Node.js), or fix PATH.`,
-    { cause },
-  );
-}
-
-function lastLines(text: string, count = 15): string {
-  return text
-    .split(/\r?\n/)
-    .filter((line) => line.trim() !== "")
-    .slice(-count)
-    .join("\n");
 }
 
 /** The cache key: the resolved specs, the platform, the C library and npm's major version. */

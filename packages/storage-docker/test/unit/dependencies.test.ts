@@ -10,15 +10,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   dependenciesCacheKey,
   dependenciesLayer,
-  findNpm,
   installedVersion,
-  type NpmCommand,
   npmCpu,
   packageNameProblem,
   parseDependency,
   resolveDependencies,
 } from "../../src/image/dependencies.js";
 import { readLayerFiles } from "../../src/image/layer.js";
+import { findNpm, type NpmCommand } from "../../src/image/npm.js";
 
 let root: string;
 
