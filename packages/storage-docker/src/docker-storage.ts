@@ -23,7 +23,8 @@ import {
   sha256Hex,
   slugify,
 } from "@tern/core/plugin";
-import { CredentialCache, type DockerAuthOptions, type RegistryCredentials } from "./credentials.js";
+import type { DockerAuthOptions } from "./auth-options.js";
+import { CredentialCache, type RegistryCredentials } from "./credentials.js";
 import {
   BUNDLE_PATH,
   FLOW_DIR,

@@ -3,7 +3,7 @@ import type { StorageOptions } from "@tern/core";
 import { TernError } from "@tern/core";
 import { checkStorageOptions, registerStorageOptionsSchema } from "@tern/core/plugin";
 import * as z from "zod/mini";
-import { type DockerAuthOptions, dockerAuthSchema, registryAuthProblem } from "./credentials.js";
+import { type DockerAuthOptions, dockerAuthSchema, registryAuthProblem } from "./auth-options.js";
 import { parseDependency } from "./image/dependencies.js";
 import { parseImageReference } from "./image/reference.js";
 

@@ -16,15 +16,17 @@ import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import * as z from "zod/mini";
 import {
-  CredentialCache,
   type DockerAuthOptions,
   describeDockerAuth,
   dockerAuthSchema,
-  ECR_TOKEN_MARGIN_MS,
   ecrRegistryOf,
   looksLikeSecret,
-  type RegistryCredentials,
   registryAuthProblem,
+} from "../../src/auth-options.js";
+import {
+  CredentialCache,
+  ECR_TOKEN_MARGIN_MS,
+  type RegistryCredentials,
   registryCredentials,
 } from "../../src/credentials.js";
 import { failure } from "../support/failure.js";
